@@ -1,0 +1,3 @@
+from evpcli.cli import entry
+
+entry()

@@ -1,0 +1,85 @@
+"""The audio front end: MFCC features, per-video-frame windows, per-frame energy.
+
+All functions take 16 kHz mono float32 audio as loaded by :func:`evpcli.media.load_audio`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evpcli.config import AudioConfig
+
+DEFAULT_AUDIO = AudioConfig()
+
+
+def pad_audio(wav: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+    """Add ``cfg.pad_seconds`` of silence at each end (EVP pads 120 ms)."""
+    pad = int(round(cfg.pad_seconds * cfg.sample_rate))
+    return np.pad(np.asarray(wav, dtype=np.float32), (pad, pad))
+
+
+def mfcc(wav: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO, pad: bool = True) -> np.ndarray:
+    """MFCC of a clip as EVP computes it: (N, 12) float32, one row per 10 ms, c0 dropped.
+
+    Pre-emphasis 0.97, 25 ms (periodic) Hamming frames every 10 ms (row k is samples 160 k .. 160 k + 400 of the
+    padded signal), power spectrum with n_fft 512, 26 HTK mel filters over 0-8 kHz, natural log (floored at
+    1e-10, so exact silence gives all-zero coefficients 1..12), orthonormal DCT-II, cepstral lifter 22; c0
+    (the energy term) is dropped. With ``pad`` (default) 120 ms of silence is added at each end first, so row
+    ``4 t`` starts 3 video frames before video frame t and :func:`frame_windows` can centre windows on frames.
+    """
+    import librosa
+    import scipy.fft
+
+    x = pad_audio(wav, cfg) if pad else np.asarray(wav, dtype=np.float32)
+    if len(x) < cfg.win_length:
+        x = np.pad(x, (0, cfg.win_length - len(x)))
+    x = np.append(x[0], x[1:] - cfg.preemphasis * x[:-1]).astype(np.float64)
+    frames = librosa.util.frame(x, frame_length=cfg.win_length, hop_length=cfg.hop_length, axis=0)  # (N, 400)
+    window = librosa.filters.get_window("hamming", cfg.win_length, fftbins=True)
+    power = (np.abs(np.fft.rfft(frames * window, n=cfg.n_fft, axis=1)) ** 2).T  # (n_fft/2+1, N)
+    mel_fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=0.0,
+                                 fmax=cfg.sample_rate / 2, htk=True, norm=None)
+    log_mel = np.log(np.maximum(mel_fb @ power, 1e-10))  # (26, N)
+    cep = scipy.fft.dct(log_mel, type=2, axis=0, norm="ortho")[: cfg.n_cepstra]
+    n = np.arange(cfg.n_cepstra)
+    cep *= (1 + cfg.lifter / 2 * np.sin(np.pi * n / cfg.lifter))[:, None]
+    return np.ascontiguousarray(cep[1:].T, dtype=np.float32)
+
+
+def n_video_frames(n_samples: int, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
+    """Video frames covered by ``n_samples`` of audio: 3.0 s at 25 fps -> 75."""
+    return int(np.floor(n_samples * cfg.fps / cfg.sample_rate + 1e-6))
+
+
+def frame_windows(m: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+    """One MFCC window per video frame: (n_frames, 28, 12) float32.
+
+    ``m`` is :func:`mfcc` of a padded clip. The window of video frame t covers MFCC rows
+    ``t*h - 3*h .. t*h + 4*h`` of the unpadded clip (h = 4 rows per frame at 25 fps), i.e. rows
+    ``t*h .. t*h + 28`` of the padded one. Rows past either end are silence (zeros: the MFCC of exact silence).
+    With ``fps`` other than 25, the start row is ``round(t * 100 / fps)``.
+    """
+    m = np.asarray(m, dtype=np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"mfcc must be (N, coeffs), got shape {m.shape}")
+    rows_per_second = cfg.sample_rate / cfg.hop_length
+    starts = np.round(np.arange(n_frames) * rows_per_second / fps).astype(np.int64)
+    need = int(starts[-1]) + cfg.window if n_frames else 0
+    if need > len(m):
+        m = np.concatenate([m, np.zeros((need - len(m), m.shape[1]), np.float32)])
+    idx = starts[:, None] + np.arange(cfg.window)[None, :]
+    return np.ascontiguousarray(m[idx])
+
+
+def frame_rms(wav: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+    """RMS energy of the (unpadded) audio under each video frame: (n_frames,) float32.
+
+    Frame t covers samples ``[t, t+1) * sr / fps``; samples past the end count as silence.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    edges = np.round(np.arange(n_frames + 1) * cfg.sample_rate / fps).astype(np.int64)
+    if edges[-1] > len(wav):
+        wav = np.pad(wav, (0, int(edges[-1]) - len(wav)))
+    sq = np.concatenate([[0.0], np.cumsum(wav.astype(np.float64) ** 2)])
+    counts = np.maximum(np.diff(edges), 1)
+    return np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / counts).astype(np.float32)

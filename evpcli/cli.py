@@ -1,0 +1,301 @@
+"""The ``evp`` command: a thin Typer shell over the stage functions.
+
+Each subcommand parses options, calls one library function and prints its result (a rich summary on stderr,
+or JSON on stdout with ``--json``). Exit codes: 0 success, 1 the work failed or an input is bad, 2 usage error
+(including a stage this version does not build yet), 130 interrupted. Errors are one line; ``-v`` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from evpcli import __version__
+from evpcli.errors import EvpError, NotBuiltError
+from evpcli.progress import Progress, RichProgress
+from evpcli.workspace import DEFAULT_WORKSPACE, Workspace
+
+
+@dataclass
+class State:
+    workspace: Path = Path(DEFAULT_WORKSPACE)
+    device: str = "auto"
+    verbose: bool = False
+    quiet: bool = False
+
+    @property
+    def ws(self) -> Workspace:
+        return Workspace(self.workspace)
+
+    @property
+    def console(self) -> Console:
+        return Console(stderr=True, quiet=self.quiet)
+
+    @property
+    def progress(self) -> Progress:
+        return Progress() if self.quiet else RichProgress(self.console)
+
+
+state = State()
+
+app = typer.Typer(
+    name="evp",
+    help=(
+        "Emotional talking-portrait videos from speech (EVP, CVPR 2021), on a CPU.\n\n"
+        "Typical use:\n\n"
+        "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
+        "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
+        "Every subcommand shares one workspace (--workspace, env EVP_WORKSPACE) of cached MFCCs, landmarks, "
+        "pairs, models and 3D fits; re-running a stage reuses what is cached. Exit codes: 0 ok, 1 failed or "
+        "bad input, 2 usage error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"evp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", envvar="EVP_WORKSPACE",
+                                   help="Workspace folder shared by all subcommands (cache of features, "
+                                        "pairs, models, fits).", show_default=True),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="Where torch runs: auto picks CUDA "
+                                        "when this torch build sees a GPU, else the CPU."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail; full tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries (errors still shown)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    state.workspace, state.device, state.verbose, state.quiet = workspace, device.value, verbose, quiet
+
+
+def _emit(result: Any, as_json: bool, human: str | None = None) -> None:
+    """Print a command's result: JSON on stdout for scripts, else a human summary on stderr."""
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    elif human is not None:
+        state.console.print(human)
+
+
+def _not_built(stage: str) -> None:
+    raise NotBuiltError(f"`evp {stage}` is not built in this version yet; see the README for what works")
+
+
+def _require_file(path: Path | None, option: str) -> Path:
+    if path is None:
+        raise typer.BadParameter(f"{option} is required")
+    if not path.exists():
+        raise EvpError(f"{path}: file not found (given as {option})")
+    return path
+
+
+# --------------------------------------------------------------------------- status
+@app.command(epilog="Example:  evp status --json | jq .clips.total")
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Summarise what the workspace holds: clips by actor and emotion, pairs, models, fitted targets."""
+    info = state.ws.status()
+    if as_json:
+        _emit(info, True)
+        return
+    from rich.table import Table
+
+    con = state.console
+    if not info["exists"]:
+        con.print(f"workspace [bold]{info['workspace']}[/] is empty (run `evp prepare-dataset` to fill it)")
+        return
+    c = info["clips"]
+    con.print(f"workspace [bold]{info['workspace']}[/]: {c['ok']} clips ready, {c['failed']} failed, "
+              f"{info['pairs']} pairs, {len(info['models'])} models, {len(info['fitted_targets'])} fitted targets")
+    if c["by_actor"]:
+        emotions = sorted({e for d in c["by_actor"].values() for e in d})
+        t = Table("actor", *emotions)
+        for actor, d in sorted(c["by_actor"].items()):
+            t.add_row(actor, *[str(d.get(e, 0)) for e in emotions])
+        con.print(t)
+
+
+# --------------------------------------------------------------------------- stages
+class Layout(str, Enum):
+    mead = "mead"
+    manifest = "manifest"
+
+
+@app.command("synth-corpus", epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
+def synth_corpus(
+    out: Path = typer.Argument(..., help="Folder to write the corpus into (MEAD layout)."),
+    actors: int = typer.Option(2, help="Number of synthetic actors (voices x faces)."),
+    sentences: int = typer.Option(6, help="Sentences per emotion and level (the same texts in every emotion)."),
+    emotions: str = typer.Option("all", help="Comma-separated emotion names, or 'all' for MEAD's eight."),
+    levels: str = typer.Option("1,3", help="Comma-separated intensity levels (neutral always has level 1)."),
+    size: int = typer.Option(256, help="Frame size in pixels (square)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same bytes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
+    preview: Path | None = typer.Option(None, help="Also write a contact sheet PNG (one frame per emotion and level)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Write a MEAD-shaped emotional talking-face corpus with ground truth (speech, video, landmarks, pose)."""
+    _not_built("synth-corpus")
+
+
+@app.command("prepare-dataset", epilog=(
+    "Examples:\n\n"
+    "  evp prepare-dataset --layout mead ~/MEAD --actors M003,W009 --jobs 2\n\n"
+    "  evp prepare-dataset --layout manifest clips.csv"))
+def prepare_dataset(
+    source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
+    layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
+                                  "video,audio,actor,emotion,level,sentence."),
+    view: str = typer.Option("front", help="MEAD camera view."),
+    actors: str | None = typer.Option(None, help="Comma-separated actors to include (default all)."),
+    emotions: str | None = typer.Option(None, help="Comma-separated emotions to include (default all)."),
+    sentence_map: Path | None = typer.Option(None, help="Sentence map file (which clips share a sentence)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
+    strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace."""
+    _not_built("prepare-dataset")
+
+
+@app.command("build-pairs", epilog="Example:  evp build-pairs --max-pairs-per-sentence 20")
+def build_pairs(
+    max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs)."""
+    _not_built("build-pairs")
+
+
+class Stage(str, Enum):
+    disentangle = "disentangle"
+    audio2lm = "audio2lm"
+    renderer = "renderer"
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp train --stage disentangle --epochs 30\n\n"
+    "  evp train --stage audio2lm --resume\n\n"
+    "  evp train --stage renderer --target me.mp4"))
+def train(
+    stage: Stage = typer.Option(..., help="Which model to train."),
+    epochs: int | None = typer.Option(None, help="Epochs (default from the stage's config)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default from the stage's config)."),
+    resume: bool = typer.Option(False, help="Continue from the last checkpoint of this stage."),
+    seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    ablate: str | None = typer.Option(None, help="disentangle only: turn one loss off (cross|self|cla|con)."),
+    target: Path | None = typer.Option(None, help="renderer only: the target video to train a renderer for."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues)."""
+    _not_built(f"train --stage {stage.value}")
+
+
+@app.command("fit-pose", epilog="Example:  evp fit-pose --target me.mp4 --preview fit.mp4")
+def fit_pose(
+    target: Path = typer.Option(..., help="Target video of the person."),
+    preview: Path | None = typer.Option(None, help="Write a video with fitted landmarks and a pose axis drawn."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
+) -> None:
+    """Track the target's landmarks and fit a 3D face per frame (head pose), cached in the workspace."""
+    _require_file(target, "--target")
+    _not_built("fit-pose")
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4\n\n"
+    "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4"))
+def render(
+    audio: Path = typer.Option(..., help="Speech to say (any format ffmpeg reads)."),
+    emotion_audio: Path | None = typer.Option(None, help="A clip spoken with the wanted emotion."),
+    emotion: str | None = typer.Option(None, help="An emotion name instead: angry, contempt, disgusted, fear, "
+                                          "happy, neutral, sad, surprised."),
+    target: Path = typer.Option(..., help="Video of the person (their head motion and background are kept)."),
+    out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Make a video of the target person saying --audio with the emotion of --emotion-audio or --emotion."""
+    _require_file(audio, "--audio")
+    _require_file(target, "--target")
+    if emotion_audio is not None:
+        _require_file(emotion_audio, "--emotion-audio")
+    _not_built("render")
+
+
+@app.command(epilog="Example:  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4")
+def interpolate(
+    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start (a name or an audio file)."),
+    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end (a name or an audio file)."),
+    audio: Path = typer.Option(..., help="Speech to say."),
+    target: Path = typer.Option(..., help="Video of the person."),
+    out: Path = typer.Option(Path("interpolate.mp4"), help="Output mp4."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Render with the emotion code moving from one emotion to another (alpha*E_from + (1-alpha)*E_to)."""
+    _not_built("interpolate")
+
+
+@app.command(epilog="Example:  evp evaluate --json > metrics.json")
+def evaluate(
+    ablations: bool = typer.Option(False, help="Also evaluate models trained with each loss turned off."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Landmark metrics (M-LD, M-LVD, F-LD, F-LVD) and emotion accuracy on held-out clips."""
+    _not_built("evaluate")
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (``evp`` exits with it)."""
+    try:
+        rv = app(args=argv, prog_name="evp", standalone_mode=False)
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print("evp: interrupted; the workspace is consistent and a re-run resumes", file=sys.stderr)
+        return 130
+    except EvpError as exc:
+        if state.verbose:
+            traceback.print_exc()
+        print(f"evp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors (bad option, missing arg)
+            exc.show()
+            return exc.exit_code
+        if state.verbose:  # a bug: still one line unless -v
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"evp: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Every default of the pipeline, as frozen dataclasses. Saved beside each model that uses them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+"""MEAD's eight emotions; the index in this tuple is the class label everywhere."""
+
+LEVELS: tuple[int, ...] = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The audio front end of EVP (see EVP-NOTES, "Audio front end").
+
+    MFCC: 25 ms window, 10 ms hop, 26 mel filters, n_fft 512, 13 cepstra, c0 dropped -> 12 per 10 ms.
+    One video frame at 25 fps spans ``hop_per_frame`` = 4 MFCC frames; the network input for video frame t
+    is a window of ``window`` = 28 MFCC frames centred on it (3 frames of context before, 4 after).
+    """
+
+    sample_rate: int = 16000
+    pad_seconds: float = 0.12  # silence added at each end before MFCC
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms
+    n_fft: int = 512
+    n_mels: int = 26
+    n_cepstra: int = 13  # c0 is dropped afterwards -> 12 coefficients
+    preemphasis: float = 0.97
+    lifter: int = 22
+    fps: float = 25.0
+    window: int = 28  # MFCC frames per video-frame window (280 ms)
+
+    @property
+    def n_coeffs(self) -> int:
+        return self.n_cepstra - 1
+
+    @property
+    def hop_per_frame(self) -> int:
+        """MFCC frames per video frame (4 at 25 fps and 10 ms hop)."""
+        return int(round(self.sample_rate / self.fps / self.hop_length))
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

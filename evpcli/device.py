@@ -1,0 +1,19 @@
+"""``--device auto|cpu|cuda`` -> a torch device. Tensors move at the edge of each loop, never inside nets."""
+
+from __future__ import annotations
+
+from evpcli.errors import EvpError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto"):
+    import torch
+
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise EvpError(f"unknown device {name!r}; use one of auto, cpu, cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EvpError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu")
+    return torch.device(name)

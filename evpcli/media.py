@@ -1,0 +1,240 @@
+"""Media in and out, through the ffmpeg that imageio-ffmpeg bundles (no system ffmpeg needed).
+
+- :func:`read_video` -> :class:`Video` (frames RGB uint8 (T, H, W, 3), fps), optionally resampled to 25 fps.
+- :func:`load_audio` -> 16 kHz mono float32 from any file soundfile or ffmpeg reads (wav, flac, m4a, mp3,
+  or a video's audio track).
+- :func:`write_video` -> H.264 (yuv420p) mp4 with an AAC track, playable in browsers; written atomically.
+
+Every failure raises :class:`~evpcli.errors.MediaError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evpcli.errors import MediaError
+
+SAMPLE_RATE = 16000
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{p}: file not found")
+    if p.is_dir():
+        raise MediaError(f"{p}: is a folder, expected a media file")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{p}: file is empty")
+    return p
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """The most telling line of an ffmpeg error output."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if any(k in ln for k in ("Invalid data", "does not contain any stream", "matches no streams",
+                                 "moov atom not found", "No such file", "Error")):
+            return ln
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+@dataclass
+class VideoInfo:
+    fps: float
+    size: tuple[int, int]  # (width, height)
+    duration: float  # seconds
+    n_frames: int  # estimated from duration * fps
+    has_audio: bool
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Frame rate, size, duration and whether an audio stream exists, from ffmpeg's header dump."""
+    p = _check_file(path)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(p)], capture_output=True, text=True,
+                          errors="replace")
+    err = proc.stderr
+    m_video = re.search(r"Stream #\S+.*Video: .*?(\d{2,5})x(\d{2,5})", err)
+    if m_video is None:
+        raise MediaError(f"{p}: not a video file ({_ffmpeg_reason(err)})")
+    w, h = int(m_video.group(1)), int(m_video.group(2))
+    m_fps = re.search(r"([\d.]+) fps", err) or re.search(r"([\d.]+) tbr", err)
+    fps = float(m_fps.group(1)) if m_fps else 25.0
+    m_dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err)
+    dur = (int(m_dur.group(1)) * 3600 + int(m_dur.group(2)) * 60 + float(m_dur.group(3))) if m_dur else 0.0
+    has_audio = re.search(r"Stream #\S+.*Audio:", err) is not None
+    return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=has_audio)
+
+
+@dataclass
+class Video:
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    fps: float
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.frames.shape[2], self.frames.shape[1]
+
+
+def iter_frames(path: str | os.PathLike, fps: float | None = None) -> Iterator[np.ndarray]:
+    """Yield RGB uint8 frames (H, W, 3) one at a time; ``fps`` resamples (frames dropped or repeated)."""
+    import imageio_ffmpeg
+
+    p = _check_file(path)
+    info = probe(p)
+    w, h = info.size
+    out = ["-vf", f"fps={fps}"] if fps else None
+    try:
+        gen = imageio_ffmpeg.read_frames(str(p), output_params=out)
+        meta = next(gen)
+        w, h = meta.get("size", (w, h))
+        for raw in gen:
+            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+    except (RuntimeError, OSError, StopIteration) as exc:
+        raise MediaError(f"{p}: cannot decode video ({str(exc).splitlines()[0] if str(exc) else 'ffmpeg failed'})") from None
+
+
+def read_video(path: str | os.PathLike, fps: float | None = None, max_frames: int | None = None) -> Video:
+    """All frames of a video. ``fps=25`` resamples to 25 fps (as training data is); None keeps the source rate."""
+    info = probe(path)
+    frames = []
+    for i, f in enumerate(iter_frames(path, fps)):
+        if max_frames is not None and i >= max_frames:
+            break
+        frames.append(f)
+    if not frames:
+        raise MediaError(f"{path}: video has no frames")
+    expected = info.duration * (fps or info.fps)
+    if max_frames is None and expected > 0 and len(frames) < 0.9 * expected - 1:
+        raise MediaError(f"{path}: truncated or corrupt video (decoded {len(frames)} of about "
+                         f"{int(round(expected))} frames)")
+    return Video(np.stack(frames), float(fps or info.fps))
+
+
+def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Audio of any file (wav, flac, ogg, m4a, mp3, or a video's audio track) as mono float32 at ``sr``."""
+    p = _check_file(path)
+    try:
+        import soundfile as sf
+
+        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        wav = data.mean(axis=1)
+        if rate != sr:
+            import librosa
+
+            wav = librosa.resample(wav, orig_sr=rate, target_sr=sr)
+        wav = np.ascontiguousarray(wav, dtype=np.float32)
+    except Exception:
+        wav = _ffmpeg_audio(p, sr)
+    if wav.size == 0:
+        raise MediaError(f"{p}: audio is empty")
+    return wav
+
+
+def _ffmpeg_audio(p: Path, sr: int) -> np.ndarray:
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p), "-vn", "-ac", "1", "-ar", str(sr),
+         "-f", "f32le", "-"], capture_output=True)
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0 or not proc.stdout:
+        if "does not contain any stream" in err or "matches no streams" in err or (
+                proc.returncode == 0 and "Audio:" not in err):
+            raise MediaError(f"{p}: no audio track")
+        if "Audio:" not in err and "Video:" in err:
+            raise MediaError(f"{p}: no audio track")
+        raise MediaError(f"{p}: not an audio or video file ({_ffmpeg_reason(err)})")
+    return np.frombuffer(proc.stdout, np.float32).copy()
+
+
+def extract_audio(video_path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """The audio track of a video as mono float32 at ``sr``; MediaError if it has none."""
+    p = _check_file(video_path)
+    return _ffmpeg_audio(p, sr)
+
+
+def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
+    """Write 16-bit PCM wav atomically."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(np.asarray(wav, np.float32), -1, 1), sr, subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,
+                sr: int = SAMPLE_RATE, quality: int = 7) -> Path:
+    """Write frames (iterable of (H, W, 3) uint8 RGB) as H.264 yuv420p mp4, with ``audio`` muxed as AAC.
+
+    Odd sizes are padded to even (yuv420p needs it). The file appears only when complete (temp + rename), and
+    is cut to the shorter of video and audio. ``+faststart`` puts the index first so browsers stream it.
+    """
+    import imageio_ffmpeg
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    wav_tmp = None
+    writer = None
+    try:
+        audio_args = {}
+        if audio is not None:
+            wav_tmp = save_wav(Path(tmp).with_suffix(".wav"), audio, sr)
+            audio_args = {"audio_path": str(wav_tmp), "audio_codec": "aac"}
+        for frame in frames:
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+            h, w = frame.shape[:2]
+            if h % 2 or w % 2:
+                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            if writer is None:
+                size = (frame.shape[1], frame.shape[0])
+                writer = imageio_ffmpeg.write_frames(
+                    tmp, size, fps=fps, codec="libx264", quality=quality, macro_block_size=2,
+                    ffmpeg_log_level="error",
+                    output_params=["-movflags", "+faststart", "-shortest"] + (["-b:a", "96k"] if audio is not None else []),
+                    **audio_args)
+                writer.send(None)
+            writer.send(np.ascontiguousarray(frame))
+        if writer is None:
+            raise MediaError(f"{path}: no frames to write")
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:  # failed half-way: stop ffmpeg before removing its output
+            try:
+                writer.close()
+            except Exception:
+                pass
+        for t in (tmp, wav_tmp):
+            if t is not None and os.path.exists(t):
+                os.unlink(t)
+    return path

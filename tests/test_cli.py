@@ -1,0 +1,46 @@
+import json
+import subprocess
+import sys
+
+from evpcli.cli import main
+
+SUBCOMMANDS = ["prepare-dataset", "build-pairs", "train", "fit-pose", "render", "interpolate", "evaluate", "status"]
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert name in out
+
+
+def test_render_help_shows_its_options(capsys):
+    assert main(["render", "--help"]) == 0
+    out = capsys.readouterr().out
+    for opt in ("--audio", "--emotion-audio", "--emotion", "--target", "--out"):
+        assert opt in out
+
+
+def test_status_json_on_empty_workspace(tmp_path, capsys):
+    assert main(["--workspace", str(tmp_path / "ws"), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["clips"]["total"] == 0 and data["models"] == []
+
+
+def test_usage_error_exits_2(capsys):
+    assert main(["render", "--audio", "a.wav"]) == 2  # --target missing
+    assert main(["no-such-command"]) == 2
+
+
+def test_missing_input_file_exits_1_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "evpcli", "--workspace", str(tmp_path / "ws"), "fit-pose",
+                           "--target", str(tmp_path / "missing.mp4")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.mp4: file not found" in lines[0]
+
+
+def test_env_var_sets_workspace(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVP_WORKSPACE", str(tmp_path / "from-env"))
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["workspace"] == str(tmp_path / "from-env")
