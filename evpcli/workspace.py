@@ -311,6 +311,18 @@ class Workspace:
                 return a
         return None
 
+    def clip_artifact(self, kind: str, clip_id: str) -> dict | None:
+        """The newest artifact of ``kind`` recorded for a clip, or None."""
+        rows = self.artifacts(kind, clip_id=clip_id)
+        return rows[-1] if rows else None
+
+    def load_clip_feature(self, kind: str, clip_id: str) -> dict[str, np.ndarray]:
+        """Arrays of the newest ``kind`` artifact of a clip (e.g. ``mfcc``, ``landmarks``)."""
+        row = self.clip_artifact(kind, clip_id)
+        if row is None:
+            raise EvpError(f"no {kind} for clip {clip_id} in {self.root}; run `evp prepare-dataset` first")
+        return load_npz(row["path"])
+
     # ---------------------------------------------------------------- summary
     def status(self) -> dict:
         """What the workspace holds, as plain JSON-able data (``evp status``)."""

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,7 @@ def test_killed_writer_leaves_no_corrupt_artifact(tmp_path, existing):
 
 INDEX_WRITER = r"""
 import sys
+import time
 from evpcli.workspace import ClipRecord, Workspace
 ws = Workspace(sys.argv[1]); who = sys.argv[2]
 for i in range(150):
@@ -113,3 +115,14 @@ def test_status_summary(tmp_path):
     json.dumps(s)
     assert [c.clip_id for c in ws.clips(emotion="sad")] == ["M1/sad/level_1/001"]
     assert ws.get_clip("M1/sad/level_1/002").message == "no face"
+
+
+def test_clip_feature_is_the_newest(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(EvpError, match="no mfcc for clip X/happy/level_1/001"):
+        ws.load_clip_feature("mfcc", "X/happy/level_1/001")
+    for i, key in enumerate(["old", "new"]):
+        p = save_npz(ws.path("mfcc", f"{key}.npz"), mfcc=np.full((2, 12), i, np.float32))
+        ws.put_artifact("mfcc", key, p, clip_id="X/happy/level_1/001")
+        time.sleep(0.01)
+    assert ws.load_clip_feature("mfcc", "X/happy/level_1/001")["mfcc"][0, 0] == 1
