@@ -229,3 +229,30 @@ def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, 
         p.unlink()
     report = prepare_dataset(Workspace(ws.root), mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy")
     assert report.cached == 4 and report.prepared == 0 and report.frames == 0
+
+
+def test_synthetic_corpus_acceptance(tmp_path):
+    """Issue acceptance: on the synthetic corpus (evpcli.corpus.synth) tracked landmarks lie within a mean of 4 px
+    of the ground truth (256 px frames), and every clip is indexed with the right actor, emotion, level and
+    sentence (from the corpus's sentences.csv)."""
+    from evpcli.corpus.synth import synth_corpus
+    from evpcli.workspace import load_npz
+
+    root = tmp_path / "corpus"
+    synth_corpus(root, actors=2, sentences=1, emotions=("neutral", "happy"), levels=(3,), size=256, seed=0, jobs=1)
+    smap = {r["clip"]: r for r in csv.DictReader(open(root / "sentences.csv"))}
+    ws = Workspace(tmp_path / "ws")
+    report = prepare_dataset(ws, root, "mead")
+    assert report.ok == len(smap) >= 4 and not report.failed and not report.warnings
+    clips = {c.clip_id: c for c in ws.clips()}
+    assert set(clips) == set(smap)
+    errors = []
+    for cid, c in clips.items():
+        actor, emotion, level, number = cid.split("/")
+        assert (c.actor, c.emotion, f"level_{c.level}") == (actor, emotion, level)
+        assert (c.sentence, c.text) == (smap[cid]["sentence"], smap[cid]["text"])
+        truth = load_npz(root / actor / "groundtruth" / emotion / level / f"{number}.npz")["landmarks"]
+        lm = ws.load_clip_feature("landmarks", cid)["landmarks"]
+        assert lm.shape == truth.shape
+        errors.append(float(np.linalg.norm(lm - truth, axis=-1).mean()))
+    assert np.mean(errors) <= 4.0, errors
