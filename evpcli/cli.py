@@ -245,8 +245,21 @@ def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs)."""
-    _not_built("build-pairs")
+    """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
+
+    For every actor and sentence, each two clips in different emotions are aligned by DTW over their MFCC rows
+    (L1 frame cost, dtaidistance's C implementation); the pairs of aligned windows are cached in the workspace.
+    """
+    from evpcli.pairs import build_pairs as run
+
+    if max_pairs_per_sentence < 0:
+        raise typer.BadParameter("--max-pairs-per-sentence must be 0 (all) or more")
+    s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress)
+    skipped = f"; {len(s.skipped_sentences)} sentences had one emotion only" if s.skipped_sentences else ""
+    _emit(s.to_dict(), as_json,
+          f"{s.pairs} pairs in {s.groups} actor/sentence groups ({s.pairs_computed} aligned now at "
+          f"{s.pairs_per_second:.1f} pairs/s, {s.groups_cached} groups cached); {s.aligned_windows} aligned windows, "
+          f"mean warp ratio {s.mean_warp_ratio:.3f}{skipped}")
 
 
 class Stage(str, Enum):
@@ -268,10 +281,49 @@ def train(
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
     ablate: str | None = typer.Option(None, help="disentangle only: turn one loss off (cross|self|cla|con)."),
     target: Path | None = typer.Option(None, help="renderer only: the target video to train a renderer for."),
+    steps_per_epoch: int | None = typer.Option(None, help="disentangle: batches per epoch (default from config)."),
+    holdout_sentences: int | None = typer.Option(None, help="disentangle: hold out the last N sentence ids (never "
+                                                 "trained on) for the held-out metrics (default 2)."),
+    pretrain_steps: int | None = typer.Option(None, help="disentangle: batches of emotion-classifier pre-training "
+                                              "of the emotion encoder (0: none)."),
+    device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
-    """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues)."""
-    _not_built(f"train --stage {stage.value}")
+    """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
+
+    disentangle: content encoder, emotion encoder, decoder and emotion classifier on the DTW pairs of
+    `evp build-pairs` (cross-reconstruction); prints held-out emotion accuracy, the cross-reconstruction
+    distances and the content-invariance ratio at the end.
+    """
+    if stage is not Stage.disentangle:
+        _not_built(f"train --stage {stage.value}")
+    import dataclasses
+
+    from evpcli.config import DisentangleTrainConfig
+    from evpcli.train.disentangle import train_disentangle
+
+    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                 "holdout_sentences": holdout_sentences, "pretrain_steps": pretrain_steps}
+    for name, value in overrides.items():
+        if value is not None and value < (0 if name in ("holdout_sentences", "pretrain_steps") else 1):
+            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least "
+                                     f"{0 if name in ('holdout_sentences', 'pretrain_steps') else 1}")
+    cfg = dataclasses.replace(DisentangleTrainConfig(), seed=seed, ablate=ablate or "",
+                              **{k: v for k, v in overrides.items() if v is not None})
+    r = train_disentangle(state.ws, cfg, device=(device.value if device else state.device), resume=resume,
+                          progress=state.progress)
+    m = r.metrics
+    on = m["on"]
+    human = (f"trained {r.steps} steps in {r.seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
+             f"{f', resumed after epoch {r.resumed_from}' if r.resumed_from else ''}; model {r.checkpoint}\n"
+             f"{on} emotion accuracy {100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
+             f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
+             f"chance {100 * m['chance']:.1f} %)\n"
+             f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "
+             f"to x_im {m['cross_to_source']:.3f}\n"
+             f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}\n"
+             f"log {r.log_csv}, plots {r.loss_png} {r.embedding_png}")
+    _emit(r.to_dict(), as_json, human)
 
 
 @app.command("fit-pose", epilog="Example:  evp fit-pose --target me.mp4 --preview fit.mp4")

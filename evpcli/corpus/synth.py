@@ -165,13 +165,13 @@ class EmotionStyle:
 
 STYLES: dict[str, EmotionStyle] = {
     "neutral": EmotionStyle(),
-    "angry": EmotionStyle(rate=1.12, pitch=14, range=30, volume=1.7, bright=1.2, drive=2.5, open_mul=1.15,
+    "angry": EmotionStyle(rate=1.17, pitch=14, range=30, volume=1.7, bright=1.2, drive=2.5, open_mul=1.15,
                           width_bias=0.2, pitch_deg=3, motion=1.4),
     "happy": EmotionStyle(rate=1.1, pitch=20, range=40, volume=1.25, bright=0.4, open_mul=1.1, open_bias=0.12,
                           width_bias=0.5, pitch_deg=-2, roll_deg=3, motion=1.3),
     "sad": EmotionStyle(rate=0.7, pitch=-22, range=-35, volume=0.6, wordgap=8, dark=0.75, breath=0.012,
                         tremolo=0.08, open_mul=0.65, pitch_deg=7, roll_deg=-2, motion=0.5),
-    "fear": EmotionStyle(rate=1.22, pitch=26, range=10, volume=0.85, dark=0.15, tremolo=0.45, breath=0.015,
+    "fear": EmotionStyle(rate=1.28, pitch=26, range=10, volume=0.85, dark=0.15, tremolo=0.45, breath=0.015,
                          open_bias=0.15, width_bias=0.6, pitch_deg=2, motion=1.2),
     "surprised": EmotionStyle(rate=0.95, pitch=30, range=55, volume=1.35, bright=0.3, open_mul=1.1,
                               open_bias=0.45, round_bias=0.25, pitch_deg=-5, motion=1.1),
