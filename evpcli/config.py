@@ -73,6 +73,9 @@ class LandmarkConfig:
     smooth_order_stable: int = 2
     smooth_order_eyes: int = 2
     smooth_order_mouth: int = 4
+
+
+@dataclass(frozen=True)
 class PairsConfig:
     """build-pairs: DTW over MFCC rows with an L1 frame cost and the steps (i+1,j), (i,j+1), (i+1,j+1).
 
