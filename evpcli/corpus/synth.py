@@ -831,6 +831,14 @@ def save_npz_deterministic(path: str | os.PathLike, arrays: dict[str, np.ndarray
     return Path(path)
 
 
+def _share(*paths: Path) -> None:
+    """Give written files the usual permissions (temp files are created owner-only): 0666 minus the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~mask)
+
+
 def clip_paths(out: Path, clip_id_: str) -> dict[str, Path]:
     """MEAD-layout paths of a clip: ``video`` (.mp4), ``audio`` (.wav), ``groundtruth`` (.npz)."""
     actor, emotion, level, num = clip_id_.split("/")
@@ -849,6 +857,7 @@ def write_clip(out: str | os.PathLike, clip: SynthClip) -> dict[str, Path]:
     save_wav(paths["audio"], clip.wav, SAMPLE_RATE)
     save_npz_deterministic(paths["groundtruth"], clip.gt)
     write_video(paths["video"], clip.frames, fps=clip.fps, audio=clip.wav, sr=SAMPLE_RATE)
+    _share(*paths.values())
     return paths
 
 
@@ -915,6 +924,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(params, indent=2) + "\n")
+    _share(meta_path)
 
     clips = corpus_clips(actors, sentences, emotions, levels)
     todo = [c for c in clips if not all(p.exists() for p in clip_paths(out, clip_id(*c)).values())]
@@ -945,6 +955,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
         writer.writerow(["clip", "sentence", "text"])
         for ai, e, k, si in clips:
             writer.writerow([clip_id(ai, e, k, si), si + 1, SENTENCES[si]])
+    _share(out / "sentences.csv")
     return {"out": str(out), "clips": len(clips), "generated": len(todo), "kept": len(clips) - len(todo),
             "actors": [actor_name(i) for i in range(actors)], "emotions": list(emotions), "levels": list(levels),
             "sentences": sentences, "frames_generated": frames, "seconds_generated": round(seconds, 2),
@@ -981,11 +992,11 @@ def _face_crop(frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
 
 def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Sequence[str] = EMOTIONS,
                   levels: Sequence[int] = (1, 2, 3), tile: int = 128, sentence_index: int = 0, seed: int = 0,
-                  size: int = 256) -> Path:
+                  size: int = 256, palette: bool = False) -> Path:
     """Write a PNG grid: one frame per emotion (columns) and level (rows) of one actor, labelled.
 
     Frames are generated at ``size``, cropped to the face and shrunk to ``tile`` pixels; neutral (one level) sits
-    in the first row.
+    in the first row. ``palette`` writes a 256-colour PNG (smaller, for documentation).
     """
     levels = tuple(sorted(set(levels)))
     label_h, pad = max(14, tile // 7), 2
@@ -1010,6 +1021,11 @@ def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Seque
         cv2.putText(sheet, f"L{level}", (2, y), font, fscale, (0, 0, 0), 1, cv2.LINE_AA)
     path = Path(path)
     with atomic_path(path) as tmp:
-        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        tmp.write_bytes(png.tobytes())
+        if palette:  # 256 colours: a third of the bytes, fine for a README
+            from PIL import Image
+
+            Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
+        else:
+            tmp.write_bytes(cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
+    _share(path)
     return path
