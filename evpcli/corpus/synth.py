@@ -633,11 +633,49 @@ def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
                  head3d=head3d, image_head=_head_ring(lm), colour=(float(gain), float(da), float(db)))
 
 
+def _skin_points(lm: np.ndarray) -> np.ndarray:
+    """(K, 2) extra control points on the cheeks, chin and forehead (pixels), so that the warp bends smoothly
+    there instead of along the edges of long thin triangles."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    pts = [lm[k] + f * (lm[33] - lm[k]) for k in (1, 2, 3, 4, 12, 13, 14, 15) for f in (0.3, 0.6)]
+    pts += [0.5 * (lm[a] + lm[b]) for a, b in ((57, 8), (58, 7), (56, 9), (59, 6), (55, 10))]
+    pts += [lm[k] - [0, 0.35 * iod] for k in (17, 19, 24, 26)] + [0.5 * (lm[21] + lm[22]) - [0, 0.4 * iod]]
+    pts += [0.5 * (lm[k] + lm[j]) for k, j in ((31, 3), (35, 13), (48, 4), (54, 12))]
+    pts = np.array(pts)
+    keep = [i for i, p in enumerate(pts) if np.linalg.norm(lm - p, axis=1).min() > 0.06 * iod]
+    return pts[keep]
+
+
+@dataclass
+class _Rig:
+    """How an actor's portrait is warped: control points in the portrait (68 landmarks, head ring, skin points,
+    border) and the weights that move each skin point with a smooth blend of the landmark and ring motion."""
+
+    warp: PiecewiseAffineWarp
+    n_face: int  # 68 landmarks + head ring: the points the driving geometry gives
+    skin_src: np.ndarray  # (K, 2)
+    skin_weights: np.ndarray  # (K, n_face), rows sum to 1
+    border: np.ndarray  # (B, 2) fixed
+
+    def dst_points(self, face_dst: np.ndarray) -> np.ndarray:
+        """All destination control points for the (n_face, 2) landmark + ring positions of one frame."""
+        moved = self.skin_src + self.skin_weights @ (face_dst - self.warp.src[:self.n_face])
+        return np.concatenate([face_dst, moved, self.border])
+
+
 @lru_cache(maxsize=16)
-def _warper(index: int, size: int, seed: int) -> PiecewiseAffineWarp:
+def _rig(index: int, size: int, seed: int) -> _Rig:
     actor = make_actor(index, size, seed)
-    src = np.concatenate([actor.image_landmarks, actor.image_head, border_points(size, size, 5)])
-    return PiecewiseAffineWarp(src, (size, size))
+    face = np.concatenate([actor.image_landmarks, actor.image_head])
+    skin = _skin_points(actor.image_landmarks)
+    iod = np.linalg.norm(actor.image_landmarks[45] - actor.image_landmarks[36])
+    d2 = ((skin[:, None, :] - face[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-0.5 * d2 / (0.22 * iod) ** 2)
+    w[:, 60:68] = 0.0  # the inner lips open the mouth, not the cheeks
+    w /= w.sum(1, keepdims=True)
+    border = border_points(size, size, 5)
+    warp = PiecewiseAffineWarp(np.concatenate([face, skin, border]), (size, size))
+    return _Rig(warp=warp, n_face=len(face), skin_src=skin, skin_weights=w, border=border)
 
 
 # ---------------------------------------------------------------------------------------------- motion
@@ -778,13 +816,11 @@ def make_clip(actor_index: int, emotion: str, level: int, sentence_index: int, s
     landmarks = scale[:, None, None] * rotated[..., :2] + translation[:, None]
     head = scale[:, None, None] * np.einsum("tij,kj->tki", rotation, actor.head3d)[..., :2] + translation[:, None]
 
-    warper = _warper(actor_index, size, seed)
-    border = warper.src[68 + len(actor.head3d):]
+    rig = _rig(actor_index, size, seed)
     iod_px = actor.scale * np.linalg.norm(shape[45] - shape[36])
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
-        dst = np.concatenate([landmarks[t], head[t], border])
-        frames[t] = warper.warp(actor.image, dst)
+        frames[t] = rig.warp.warp(actor.image, rig.dst_points(np.concatenate([landmarks[t], head[t]])))
         _draw_mouth(frames[t], landmarks[t], iod_px)
 
     gap = frames3d[:, [67, 66, 65], 1] - frames3d[:, [61, 62, 63], 1]
