@@ -385,6 +385,7 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
         d[49:54, 1] += 1.5  # lips pressed and narrowed
         d[55:60, 1] -= 1.5
         d[[48, 54, 60, 64], 0] -= 2.0 * side[[48, 54, 60, 64]]
+        d[[48, 54, 60, 64], 1] += 1.5  # pressed lips turn down a little at the corners
         d[[31, 35], 0] += 1.5 * side[[31, 35]]
         d[[31, 35], 1] -= 0.8
     elif emotion == "surprised":
@@ -743,7 +744,7 @@ def _draw_mouth(frame: np.ndarray, lm: np.ndarray, iod_px: float) -> None:
         teeth = np.zeros_like(mouth)
         cv2.fillPoly(teeth, [np.round((teeth_poly - off) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         a_m = mouth.astype(np.float32)[..., None] / 255 * min(1.0, gap / 1.5)
-        a_t = teeth.astype(np.float32)[..., None] / 255 * a_m
+        a_t = teeth.astype(np.float32)[..., None] / 255 * a_m * float(np.clip((gap - 1.5) / 2.5, 0, 1))
         roi = roi * (1 - a_m) + np.array([52, 18, 22], np.float32) * (a_m - a_t) + np.array([200, 192, 180], np.float32) * a_t
     frame[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
 
@@ -1012,7 +1013,7 @@ def _most_frontal_frame(clip: SynthClip) -> int:
     lo, hi = n // 4, max(n // 4 + 1, 3 * n // 4)
     e = clip.gt["euler_deg"][lo:hi]
     mo = clip.gt["mouth_open"][lo:hi]
-    cost = np.abs(e[:, 0]) + np.abs(e[:, 1]) + 0.3 * np.abs(mo - np.median(mo)) + 5 * clip.gt["blink"][lo:hi]
+    cost = np.abs(e[:, 0]) + np.abs(e[:, 1]) + 0.3 * np.abs(mo - np.percentile(mo, 35)) + 5 * clip.gt["blink"][lo:hi]
     return lo + int(np.argmin(cost))
 
 
