@@ -145,3 +145,63 @@ class DisentangleTrainConfig:
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Audio2LandmarkConfig:
+    """The audio-to-landmark network (EVP section 3.2): identity MLP identity_in -> 256 -> 512, a 3-layer LSTM
+    (hidden 256) over [identity, content 256, emotion 128] per frame, Linear 256 -> pca_dim coefficients.
+
+    ``identity_in`` = 136: the actor's reference landmarks minus the canonical template, flattened and divided by
+    the displacement scale. (EVP-NOTES feeds 16 PCA coefficients of the reference; with a per-actor PCA the
+    actor's own reference maps to zero, so we feed the landmarks themselves.)
+    """
+
+    identity_in: int = 136
+    identity_hidden: int = 256
+    identity_dim: int = 512
+    content_dim: int = 256
+    emotion_dim: int = 128
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    pca_dim: int = 16
+
+
+@dataclass(frozen=True)
+class Audio2LandmarkTrainConfig:
+    """Training of the audio-to-landmark stage: sequences of ``seq_len`` frames, loss MSE on PCA coefficients
+    + ``landmark_weight`` x MSE on landmarks (in units of ``disp_scale`` pixels). The disentanglement encoders are
+    fine-tuned at ``encoder_lr`` unless ``freeze_encoders``. An epoch is ``steps_per_epoch`` batches."""
+
+    epochs: int = 15
+    steps_per_epoch: int = 60
+    batch_size: int = 16
+    seq_len: int = 16
+    lr: float = 1e-3
+    encoder_lr: float = 5e-5
+    freeze_encoders: bool = False
+    landmark_weight: float = 10.0
+    disp_scale: float = 8.0  # pixels of the 256 frame per unit
+    emotion_windows: int = 12  # windows drawn from a clip for its emotion code during training
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LandmarkEmotionConfig:
+    """The evaluation's emotion classifier of landmark sequences (temporal convs + mean/max pooling)."""
+
+    n_points: int = 68
+    hidden: int = 128
+    n_classes: int = 8
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class SilenceGate:
+    """Where speech is silent the mouth closes smoothly: per-frame weight from the frame RMS relative to the clip's
+    95th-percentile RMS (0 below ``low``, 1 above ``high``), smoothed over ``smooth`` frames; mouth and chin
+    displacements are multiplied by it."""
+
+    low: float = 0.03
+    high: float = 0.12
+    smooth: int = 3

@@ -87,3 +87,130 @@ def mouth_open_correlation(pred: np.ndarray, gt: np.ndarray) -> float:
     if a.std() < 1e-9 or b.std() < 1e-9:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
+
+
+# ----------------------------------------------------------------------------- evaluate a workspace
+ABLATIONS = ("cross", "self", "cla", "con")
+
+
+def _emotion_classifier(ws, train_clips, device, progress):
+    """The landmark emotion classifier trained on the real landmarks of ``train_clips`` (cached as a model)."""
+    from evpcli.config import EMOTIONS, LandmarkEmotionConfig
+    from evpcli.train.lm_emotion import (LandmarkEmotionTrainConfig, classifier_from_state, classifier_state,
+                                         displacement, train_landmark_emotion)
+    from evpcli.workspace import KIND_MODEL, cache_key, load_checkpoint, save_checkpoint
+
+    train_cfg, net_cfg = LandmarkEmotionTrainConfig(), LandmarkEmotionConfig()
+    key = cache_key(*sorted(c.clip_id for c in train_clips), params={"train": train_cfg, "net": net_cfg, "v": 1})
+    row = ws.get_artifact(KIND_MODEL, key)
+    if row is not None:
+        return classifier_from_state(load_checkpoint(row["path"])).to(device), key
+    seqs = [displacement(c.normalised[c.valid], c.reference) for c in train_clips if c.valid.sum() >= 2]
+    labels = [EMOTIONS.index(c.emotion) for c in train_clips if c.valid.sum() >= 2]
+    net = train_landmark_emotion(seqs, labels, train_cfg, net_cfg, device, progress)
+    path = save_checkpoint(ws.path(KIND_MODEL, f"lm_emotion-{key}.pt"), classifier_state(net))
+    ws.put_artifact(KIND_MODEL, key, path, params={"train": train_cfg, "net": net_cfg},
+                    meta={"stage": "lm_emotion", "clips": len(seqs)})
+    return net, key
+
+
+def _other_clip(c, clips):
+    """Another clip of the same actor and emotion, of a different sentence if there is one (for emotion (b))."""
+    same = [o for o in clips if o.actor == c.actor and o.emotion == c.emotion and o.clip_id != c.clip_id]
+    other_sentence = [o for o in same if o.sentence != c.sentence]
+    pool = other_sentence or same
+    return pool[0] if pool else None
+
+
+def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progress=None) -> dict:
+    """EVP's evaluation on the held-out clips of the workspace (sentences the models never trained on).
+
+    For every held-out clip the landmarks are predicted from its own audio (content) with the emotion from
+    (a) the clip itself and (b) another clip of the same actor and emotion, and compared with the clip's detected
+    normalised landmarks (valid frames) by M-LD, M-LVD, F-LD, F-LVD (pixels of the 256 canonical frame). The
+    energy baseline (reference face, mouth opened by audio energy, gain fitted on training clips) is measured on
+    the same clips. A landmark emotion classifier trained on the training clips' real landmarks gives emotion
+    accuracy on real and on predicted sequences. With ``ablations``, models built on encoders trained with each
+    loss off are evaluated too (case (a)). Writes ``runs/evaluate-<key>.json`` and returns the same dict.
+    """
+    import torch
+
+    from evpcli.config import EMOTIONS
+    from evpcli.device import resolve_device
+    from evpcli.errors import EvpError
+    from evpcli.progress import Progress
+    from evpcli.train.audio2lm import disentangle_row, heldout_sentences, load_audio2lm, load_clip_data, predict_landmarks
+    from evpcli.train.lm_emotion import displacement, predict_emotion
+    from evpcli.workspace import cache_key, save_json
+
+    progress = progress or Progress()
+    dev = resolve_device(device)
+    dis_row = disentangle_row(ws, "")
+    held = heldout_sentences(ws, dis_row)
+    if not held:
+        raise EvpError("the disentanglement model holds out no sentences, so nothing is unseen to evaluate on; "
+                       "train it with --holdout-sentences 1 or more")
+    clips = load_clip_data(ws)
+    train_clips = [c for c in clips if c.sentence not in held]
+    test_clips = [c for c in clips if c.sentence in held and c.valid.sum() >= 3]
+    if not test_clips:
+        raise EvpError(f"no prepared clips of the held-out sentences {sorted(held)} in {ws.root}")
+
+    # energy baseline, gain fitted on the training clips
+    rms = np.concatenate([c.rms[c.valid] for c in train_clips])
+    opening = np.concatenate([mouth_opening(c.normalised[c.valid]) - mouth_opening(c.reference) for c in train_clips])
+    gain = fit_energy_gain(rms, opening, 0.0)
+
+    clf, clf_key = _emotion_classifier(ws, train_clips, dev, progress)
+    labels = np.array([EMOTIONS.index(c.emotion) for c in test_clips])
+
+    def accuracy(seqs):
+        return float(np.mean(predict_emotion(clf, [displacement(s, c.reference) for s, c in zip(seqs, test_clips, strict=True)],
+                                             dev) == labels))
+
+    real = [c.normalised[c.valid] for c in test_clips]
+    result: dict = {"heldout_sentences": sorted(held), "test_clips": len(test_clips), "train_clips": len(train_clips),
+                    "units": "pixels of the 256x256 canonical frame", "rows": {}, "emotion_accuracy": {},
+                    "mouth_open_r": {}}
+    baseline = [energy_baseline(c.reference, c.rms, gain)[c.valid] for c in test_clips]
+    result["rows"]["energy baseline"] = mean_metrics([landmark_metrics(p, g) for p, g in zip(baseline, real, strict=True)])
+    result["emotion_accuracy"]["real landmarks"] = accuracy(real)
+    result["emotion_accuracy"]["energy baseline"] = accuracy(baseline)
+    result["mouth_open_r"]["energy baseline"] = float(np.nanmean([mouth_open_correlation(p, g)
+                                                                  for p, g in zip(baseline, real, strict=True)]))
+
+    variants = [("", "EVP")] + ([(a, f"w/o L_{a}") for a in ABLATIONS] if ablations else [])
+    missing = []
+    with progress.task("evaluate", total=len(variants) * len(test_clips), unit="clips") as bar:
+        for ablate, name in variants:
+            try:
+                model = load_audio2lm(ws, ablate, str(dev))
+            except EvpError:
+                if not ablate:
+                    raise
+                missing.append(ablate)
+                bar.advance(len(test_clips))
+                continue
+            own, other = [], []
+            with torch.no_grad():
+                for c in test_clips:
+                    own.append(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid])
+                    o = _other_clip(c, clips) if not ablate else None
+                    if o is not None:
+                        code = model.emotion_code(torch.from_numpy(o.windows).to(dev)).cpu().numpy()
+                        other.append(predict_landmarks(model, c.windows, code, c.reference, c.rms)[c.valid])
+                    bar.advance(1)
+            label = f"{name} (own emotion)" if not ablate else name
+            result["rows"][label] = mean_metrics([landmark_metrics(p, g) for p, g in zip(own, real, strict=True)])
+            result["emotion_accuracy"][label] = accuracy(own)
+            result["mouth_open_r"][label] = float(np.nanmean([mouth_open_correlation(p, g)
+                                                              for p, g in zip(own, real, strict=True)]))
+            if not ablate and len(other) == len(test_clips):
+                result["rows"]["EVP (emotion of another clip)"] = mean_metrics(
+                    [landmark_metrics(p, g) for p, g in zip(other, real, strict=True)])
+                result["emotion_accuracy"]["EVP (emotion of another clip)"] = accuracy(other)
+    if missing:
+        result["missing_ablations"] = missing
+    key = cache_key(dis_row["key"], clf_key, *[c.clip_id for c in test_clips], params={"ablations": ablations})
+    result["path"] = str(save_json(ws.path("runs", f"evaluate-{key}.json"), result))
+    return result

@@ -4,7 +4,8 @@ import torch
 
 from evpcli import evaluate
 from evpcli.face.parts import mouth_opening
-from evpcli.nets.audio2lm import Audio2Landmark, Audio2LandmarkConfig, LandmarkEmotionClassifier
+from evpcli.config import Audio2LandmarkConfig
+from evpcli.nets.audio2lm import Audio2Landmark, LandmarkEmotionClassifier
 
 
 def seq(t=20, seed=0):

@@ -1,7 +1,7 @@
 import numpy as np
 
 from evpcli.face.shape3d import generic_mean_shape
-from evpcli.nets.audio2lm import LandmarkEmotionConfig
+from evpcli.config import LandmarkEmotionConfig
 from evpcli.train.lm_emotion import (LandmarkEmotionTrainConfig, classifier_from_state, classifier_state,
                                      displacement, predict_emotion, train_landmark_emotion)
 

@@ -7,22 +7,10 @@ PCA coefficients of the displacement of the frame's normalised landmarks from th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Audio2LandmarkConfig:
-    identity_in: int = 136  # flattened (68, 2) reference landmarks, centred and scaled (see identity_features)
-    identity_hidden: int = 256
-    identity_dim: int = 512
-    content_dim: int = 256
-    emotion_dim: int = 128
-    lstm_hidden: int = 256
-    lstm_layers: int = 3
-    pca_dim: int = 16
+from evpcli.config import Audio2LandmarkConfig, LandmarkEmotionConfig
 
 
 class IdentityEncoder(nn.Module):
@@ -57,12 +45,48 @@ class Audio2Landmark(nn.Module):
         return self.head(h)
 
 
-@dataclass(frozen=True)
-class LandmarkEmotionConfig:
-    n_points: int = 68
-    hidden: int = 128
-    n_classes: int = 8
-    dropout: float = 0.2
+class Audio2LandmarkModel(nn.Module):
+    """The whole audio-to-landmark path: the disentanglement encoders (fine-tuned or frozen) + the LSTM, with
+    the displacement PCA as buffers.
+
+    ``forward(windows (B, T, 28, 12) raw MFCC, emotion (B, 128) or (B, T, 128), identity (B, 136))`` -> PCA
+    coefficients (B, T, pca_dim); :meth:`decode` turns coefficients into landmark displacements (B, T, 68, 2) in
+    pixels of the canonical 256 frame. ``disentangle`` is an :class:`evpcli.nets.disentangle.Disentangle`.
+    """
+
+    def __init__(self, disentangle: nn.Module, cfg: Audio2LandmarkConfig = Audio2LandmarkConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.disentangle = disentangle
+        self.lstm = Audio2Landmark(cfg)
+        self.register_buffer("pca_mean", torch.zeros(136))
+        self.register_buffer("pca_components", torch.zeros(cfg.pca_dim, 136))
+        self.register_buffer("disp_scale", torch.tensor(8.0))
+
+    def set_pca(self, mean: torch.Tensor, components: torch.Tensor, disp_scale: float) -> None:
+        """PCA of scaled displacements ``(normalised - reference) / disp_scale`` flattened (x0, y0, x1, ...)."""
+        self.pca_mean.copy_(mean)
+        self.pca_components.copy_(components)
+        self.disp_scale.fill_(disp_scale)
+
+    def emotion_code(self, windows: torch.Tensor) -> torch.Tensor:
+        """Clip-level emotion code of raw windows (N, 28, 12): the mean of Ee over them -> (128,)."""
+        return self.disentangle.emotion(windows).mean(0)
+
+    def forward(self, windows: torch.Tensor, emotion: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        b, t = windows.shape[:2]
+        content = self.disentangle.content(windows.reshape(b * t, *windows.shape[2:])).reshape(b, t, -1)
+        return self.lstm(content, emotion, identity)
+
+    def project(self, displacement: torch.Tensor) -> torch.Tensor:
+        """Displacements (..., 68, 2) pixels -> PCA coefficients (..., pca_dim)."""
+        flat = displacement.reshape(*displacement.shape[:-2], 136) / self.disp_scale
+        return (flat - self.pca_mean) @ self.pca_components.T
+
+    def decode(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """PCA coefficients (..., pca_dim) -> displacements (..., 68, 2) pixels."""
+        flat = coeffs @ self.pca_components + self.pca_mean
+        return (flat * self.disp_scale).reshape(*coeffs.shape[:-1], 68, 2)
 
 
 class LandmarkEmotionClassifier(nn.Module):

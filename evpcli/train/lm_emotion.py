@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from evpcli.config import EMOTIONS
-from evpcli.nets.audio2lm import LandmarkEmotionClassifier, LandmarkEmotionConfig
+from evpcli.config import EMOTIONS, LandmarkEmotionConfig
+from evpcli.nets.audio2lm import LandmarkEmotionClassifier
 from evpcli.progress import Progress
 
 SCALE = 256.0

@@ -1,0 +1,325 @@
+"""Training of the audio-to-landmark stage (EVP section 3.2) and landmark prediction from speech.
+
+Data per prepared clip: MFCC windows (T, 28, 12) (one per 25 fps frame), normalised landmarks (T, 68, 2) in the
+canonical 256 frame, the actor's reference landmarks (68, 2) and the frame RMS. The model predicts, per frame,
+PCA coefficients of the displacement ``normalised - reference``; the PCA (16 components) is fitted on the training
+clips' displacements of all actors, so one basis serves every actor (the release fitted one per person). The
+emotion code of a training sequence is the clip-level code of its own clip (mean of Ee over windows drawn from
+the whole clip); at inference it comes from an emotion clip or from an emotion's mean code.
+
+Sentences held out by the disentanglement model are held out here too, so that ``evp evaluate`` measures clips
+whose sentences neither stage has seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evpcli import audio
+from evpcli.config import Audio2LandmarkConfig, Audio2LandmarkTrainConfig, SilenceGate, to_dict
+from evpcli.errors import EvpError
+from evpcli.face.normalize import TEMPLATE
+from evpcli.face.parts import MOUTH
+from evpcli.progress import Progress
+from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, KIND_MODEL, Workspace, cache_key, load_npz, save_json
+
+STAGE = "audio2lm"
+LOG_FIELDS = ["epoch", "loss", "coeff_mse", "landmark_mse", "seconds", "steps_per_second"]
+# Points a silent mouth closes: the lips and the lower jaw.
+GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
+
+
+@dataclass
+class ClipData:
+    """One prepared clip as the audio-to-landmark stage sees it."""
+
+    clip_id: str
+    actor: str
+    emotion: str
+    sentence: str
+    windows: np.ndarray  # (T, 28, 12) float32 raw MFCC windows
+    normalised: np.ndarray  # (T, 68, 2) float32, canonical 256 px frame
+    valid: np.ndarray  # (T,) bool: landmarks measured or interpolated over a short gap
+    reference: np.ndarray  # (68, 2) float32, the actor's reference face
+    rms: np.ndarray  # (T,) float32
+
+
+def load_clip_data(ws: Workspace, clip_ids: set[str] | None = None) -> list[ClipData]:
+    """Every prepared clip (or those in ``clip_ids``) with MFCC, landmarks and an actor model."""
+    from evpcli.prepare import load_actor
+
+    mfcc_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_MFCC)}
+    lm_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_LANDMARKS)}
+    actors: dict[str, np.ndarray] = {}
+    out = []
+    for c in ws.clips(status="ok"):
+        if (clip_ids is not None and c.clip_id not in clip_ids) or c.clip_id not in mfcc_rows or c.clip_id not in lm_rows:
+            continue
+        if c.actor not in actors:
+            actors[c.actor] = load_actor(ws, c.actor)["reference"].astype(np.float32)
+        f = load_npz(mfcc_rows[c.clip_id]["path"])
+        lm = load_npz(lm_rows[c.clip_id]["path"])
+        t = min(int(f["n_frames"]), len(lm["normalised"]))
+        out.append(ClipData(c.clip_id, c.actor, c.emotion, c.sentence,
+                            audio.frame_windows(f["mfcc"], int(f["n_frames"]))[:t],
+                            lm["normalised"][:t].astype(np.float32), lm["valid"][:t].astype(bool),
+                            actors[c.actor], f["rms"][:t].astype(np.float32)))
+    if not out:
+        raise EvpError(f"no prepared clips with landmarks in {ws.root}; run `evp prepare-dataset` first")
+    return out
+
+
+def identity_features(reference: np.ndarray, disp_scale: float = 8.0) -> np.ndarray:
+    """The identity MLP's input: (reference - canonical template) / disp_scale, flattened -> (136,) float32."""
+    return ((np.asarray(reference, np.float32) - TEMPLATE.astype(np.float32)) / disp_scale).reshape(136)
+
+
+def fit_displacement_pca(clips: list[ClipData], n_components: int, disp_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (136,), components (n, 136)) of scaled displacements over the valid frames of ``clips``."""
+    flat = np.concatenate([((c.normalised - c.reference[None]) / disp_scale)[c.valid].reshape(-1, 136) for c in clips])
+    mean = flat.mean(0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    comps = np.zeros((n_components, 136), np.float32)
+    comps[:min(n_components, len(vt))] = vt[:n_components]
+    return mean.astype(np.float32), comps
+
+
+def disentangle_row(ws: Workspace, ablate: str = "") -> dict:
+    """The newest finished disentanglement model trained with ``ablate`` ('' = the full model)."""
+    rows = [a for a in ws.artifacts(KIND_MODEL) if isinstance(a["meta"], dict) and a["meta"].get("stage") == "disentangle"
+            and (a["meta"].get("ablate") or "") == ablate]
+    if not rows:
+        hint = f" --ablate {ablate}" if ablate else ""
+        raise EvpError(f"no disentanglement model{' without L_' + ablate if ablate else ''} in {ws.root}; "
+                       f"run `evp train --stage disentangle{hint}` first")
+    return rows[-1]
+
+
+def heldout_sentences(ws: Workspace, dis_row: dict) -> set[str]:
+    """Sentences the disentanglement run held out (from its metrics JSON)."""
+    path = ws.root / "runs" / f"disentangle-{dis_row['key']}-metrics.json"
+    if not path.exists():
+        return set()
+    return set(json.loads(path.read_text()).get("heldout_sentences", []))
+
+
+def _load_disentangle_model(dis_row: dict, dev):
+    from evpcli.config import DisentangleConfig
+    from evpcli.nets.disentangle import Disentangle
+
+    state = load_training_state(dis_row["path"], map_location=dev)
+    model = Disentangle(DisentangleConfig.from_dict(state["config"]["net"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
+@dataclass
+class Audio2LandmarkResult:
+    key: str
+    checkpoint: Path
+    log_csv: Path
+    loss_png: Path
+    metrics_path: Path
+    epochs: int
+    start_epoch: int
+    steps: int
+    train_seconds: float
+    steps_per_second: float
+    metrics: dict
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkTrainConfig):
+    """Random sequences: windows (B, L, 28, 12), emotion windows (B, E, 28, 12), targets (B, L, 68, 2),
+    valid (B, L), identity (B, 136)."""
+    lengths = np.array([len(c.windows) for c in clips], np.float64)
+    pick = rng.choice(len(clips), size=cfg.batch_size, p=lengths / lengths.sum())
+    w, e, d, v, ident = [], [], [], [], []
+    for k in pick:
+        c = clips[k]
+        t = len(c.windows)
+        s = int(rng.integers(0, t - cfg.seq_len + 1))
+        w.append(c.windows[s:s + cfg.seq_len])
+        e.append(c.windows[rng.integers(0, t, cfg.emotion_windows)])
+        d.append(c.normalised[s:s + cfg.seq_len] - c.reference[None])
+        v.append(c.valid[s:s + cfg.seq_len])
+        ident.append(identity_features(c.reference, cfg.disp_scale))
+    return [np.stack(x) for x in (w, e, d, v, ident)]
+
+
+def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2LandmarkTrainConfig(),
+                   net_cfg: Audio2LandmarkConfig | None = None, ablate: str = "", device: str = "auto",
+                   resume: bool = False, progress: Progress | None = None) -> Audio2LandmarkResult:
+    """Train the identity MLP + LSTM (and fine-tune the encoders) on the workspace's prepared clips.
+
+    Builds on the newest disentanglement model trained with ``ablate`` (so the ablation table can train one
+    landmark model per ablated encoder). Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
+    held-out metrics, and records the model as a ``models`` artifact with ``meta.stage == "audio2lm"``.
+    """
+    import torch
+
+    from evpcli.device import resolve_device
+    from evpcli.nets.audio2lm import Audio2LandmarkModel
+
+    progress = progress or Progress()
+    dev = resolve_device(device)
+    seed_everything(train_cfg.seed)
+    dis_row = disentangle_row(ws, ablate)
+    dis = _load_disentangle_model(dis_row, "cpu")
+    net_cfg = net_cfg or Audio2LandmarkConfig(content_dim=dis.cfg.content_dim, emotion_dim=dis.cfg.emotion_dim)
+    held = heldout_sentences(ws, dis_row)
+    clips = load_clip_data(ws)
+    train_clips = [c for c in clips if c.sentence not in held and len(c.windows) >= train_cfg.seq_len]
+    if not train_clips:
+        raise EvpError(f"no training clips of at least {train_cfg.seq_len} frames in {ws.root}")
+    lm_keys = sorted(a["key"] for a in ws.artifacts(KIND_LANDMARKS))
+    key = cache_key(dis_row["key"], *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
+                                                                                      "epochs": None}, "version": 1})
+    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
+    log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
+    configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg), "disentangle_net": to_dict(dis.cfg),
+               "disentangle_key": dis_row["key"], "ablate": ablate}
+
+    model = Audio2LandmarkModel(dis, net_cfg)
+    mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
+    model.set_pca(torch.from_numpy(mean), torch.from_numpy(comps), train_cfg.disp_scale)
+    model.to(dev)
+    for p in model.disentangle.parameters():
+        p.requires_grad_(not train_cfg.freeze_encoders)
+    groups = [{"params": model.lstm.parameters(), "lr": train_cfg.lr}]
+    if not train_cfg.freeze_encoders:
+        groups.append({"params": model.disentangle.parameters(), "lr": train_cfg.encoder_lr})
+    opt = torch.optim.Adam(groups)
+
+    start = 0
+    if resume and ckpt.exists():
+        start = int(load_training_state(ckpt, model, opt, map_location=dev)["epoch"])
+        log.resume(start)
+        progress.log(f"resuming {STAGE} run {key} after epoch {start}")
+    t_train, steps = 0.0, 0
+    scale = train_cfg.disp_scale
+    with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
+                       unit="steps") as bar:
+        for epoch in range(start, train_cfg.epochs):
+            rng = epoch_rng(train_cfg.seed, epoch)
+            model.train()
+            sums = np.zeros(2)
+            t0 = time.perf_counter()
+            for _ in range(train_cfg.steps_per_epoch):
+                w, e, d, v, ident = (torch.from_numpy(x).to(dev) for x in _batch(train_clips, rng, train_cfg))
+                b = w.shape[0]
+                emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(b, e.shape[1], -1).mean(1)
+                coeffs = model(w, emo, ident)
+                mask = v.float()
+                denom = mask.sum().clamp_min(1.0)
+                coeff_mse = (((coeffs - model.project(d)) ** 2).mean(-1) * mask).sum() / denom
+                lm_mse = ((((model.decode(coeffs) - d) / scale) ** 2).mean((-1, -2)) * mask).sum() / denom
+                loss = coeff_mse + train_cfg.landmark_weight * lm_mse
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sums += [coeff_mse.item(), lm_mse.item()]
+                bar.advance(1, epoch=epoch + 1, loss=loss.item())
+            dt = time.perf_counter() - t0
+            t_train += dt
+            steps += train_cfg.steps_per_epoch
+            cm, lmm = sums / train_cfg.steps_per_epoch
+            log.append({"epoch": epoch + 1, "loss": cm + train_cfg.landmark_weight * lmm, "coeff_mse": cm,
+                        "landmark_mse": lmm, "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
+            save_training_state(ckpt, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", "coeff_mse", "landmark_mse"],
+                           f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
+    model.eval()
+    from evpcli.evaluate import landmark_metrics, mean_metrics
+
+    held_clips = [c for c in clips if c.sentence in held]
+    per_clip = [landmark_metrics(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid],
+                                 c.normalised[c.valid]) for c in held_clips if c.valid.sum() > 2]
+    metrics = {"heldout_clips": len(held_clips), "train_clips": len(train_clips), "ablate": ablate or None,
+               "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
+               "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
+               "disentangle_key": dis_row["key"]}
+    metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
+    ws.put_artifact(KIND_MODEL, key, ckpt, params=configs,
+                    meta={"stage": STAGE, "ablate": ablate, "disentangle": dis_row["key"], "epochs": train_cfg.epochs})
+    return Audio2LandmarkResult(key, ckpt, log.path, loss_png, metrics_path, train_cfg.epochs, start, steps, t_train,
+                                steps / t_train if t_train else 0.0, metrics)
+
+
+def load_audio2lm(ws: Workspace, ablate: str = "", device: str = "cpu"):
+    """The newest finished audio-to-landmark model built on encoders trained with ``ablate`` -> model (eval)."""
+    import torch  # noqa: F401
+
+    from evpcli.config import DisentangleConfig
+    from evpcli.device import resolve_device
+    from evpcli.nets.audio2lm import Audio2LandmarkModel
+    from evpcli.nets.disentangle import Disentangle
+
+    rows = [a for a in ws.artifacts(KIND_MODEL) if isinstance(a["meta"], dict) and a["meta"].get("stage") == STAGE
+            and (a["meta"].get("ablate") or "") == ablate]
+    if not rows:
+        raise EvpError(f"no trained audio-to-landmark model in {ws.root}; run `evp train --stage audio2lm"
+                       f"{' --ablate ' + ablate if ablate else ''}` first")
+    dev = resolve_device(device)
+    state = load_training_state(rows[-1]["path"], map_location=dev)
+    cfg = state["config"]
+    model = Audio2LandmarkModel(Disentangle(DisentangleConfig.from_dict(cfg["disentangle_net"])),
+                                Audio2LandmarkConfig(**cfg["net"]))
+    model.load_state_dict(state["model"])
+    return model.to(dev).eval()
+
+
+def silence_weights(rms: np.ndarray, gate: SilenceGate = SilenceGate()) -> np.ndarray:
+    """Per-frame mouth weight in [0, 1]: 0 where the audio is silent, 1 in speech, smoothed (T,)."""
+    rms = np.asarray(rms, np.float64)
+    loud = np.percentile(rms, 95) if len(rms) else 0.0
+    if loud <= 0:
+        return np.zeros(len(rms))
+    x = np.clip((rms / loud - gate.low) / (gate.high - gate.low), 0.0, 1.0)
+    w = x * x * (3 - 2 * x)  # smoothstep
+    if gate.smooth > 1 and len(w) > 1:
+        k = np.ones(gate.smooth) / gate.smooth
+        w = np.convolve(np.pad(w, gate.smooth // 2, mode="edge"), k, mode="valid")[:len(rms)]
+    return w
+
+
+def apply_silence_gate(landmarks: np.ndarray, reference: np.ndarray, rms: np.ndarray,
+                       gate: SilenceGate = SilenceGate()) -> np.ndarray:
+    """Close the mouth where the audio is silent: lip and chin points move towards the reference face by
+    ``1 - weight`` (T, 68, 2)."""
+    w = silence_weights(rms, gate)[:, None, None]
+    out = np.array(landmarks, np.float32, copy=True)
+    ref = np.asarray(reference, np.float32)[None, GATED]
+    out[:, GATED] = ref + w * (out[:, GATED] - ref)
+    return out
+
+
+def predict_landmarks(model, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
+                      rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
+    """Normalised landmarks (T, 68, 2) for MFCC windows (T, 28, 12) of any length.
+
+    ``emotion``: an emotion code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the
+    clip's own code (mean of Ee over ``windows``). With ``rms`` and ``gate`` the mouth closes in silence.
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
+    scale = float(model.disp_scale)
+    with torch.no_grad():
+        emo = model.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
+        ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
+        coeffs = model(w[None], emo[None], ident)
+        lm = np.asarray(reference, np.float32)[None] + model.decode(coeffs)[0].cpu().numpy()
+    if rms is not None and gate is not None:
+        lm = apply_silence_gate(lm, reference, rms, gate)
+    return lm.astype(np.float32)
