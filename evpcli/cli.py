@@ -279,7 +279,8 @@ def train(
     batch_size: int | None = typer.Option(None, help="Batch size (default from the stage's config)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint of this stage."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
-    ablate: str | None = typer.Option(None, help="disentangle only: turn one loss off (cross|self|cla|con)."),
+    ablate: str | None = typer.Option(None, help="disentangle: turn one loss off (cross|self|cla|con); audio2lm: "
+                                      "build on the encoders trained with that loss off (for `evaluate --ablations`)."),
     target: Path | None = typer.Option(None, help="renderer only: the target video to train a renderer for."),
     steps_per_epoch: int | None = typer.Option(None, help="disentangle: batches per epoch (default from config)."),
     holdout_sentences: int | None = typer.Option(None, help="disentangle: hold out the last N sentence ids (never "
@@ -287,14 +288,24 @@ def train(
     pretrain_steps: int | None = typer.Option(None, help="disentangle: batches of emotion-classifier pre-training "
                                               "of the emotion encoder (0: none)."),
     device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
+    freeze_encoders: bool = typer.Option(False, help="audio2lm: keep the disentanglement encoders fixed instead of "
+                                         "fine-tuning them with the LSTM."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
+
+    audio2lm: identity MLP + 3-layer LSTM from content and emotion codes to landmark motion (16 PCA
+    coefficients of the displacement from the actor's reference face), on top of the newest disentanglement
+    model (whose held-out sentences it also holds out); prints held-out landmark distances at the end.
 
     disentangle: content encoder, emotion encoder, decoder and emotion classifier on the DTW pairs of
     `evp build-pairs` (cross-reconstruction); prints held-out emotion accuracy, the cross-reconstruction
     distances and the content-invariance ratio at the end.
     """
+    if stage is Stage.audio2lm:
+        _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, freeze_encoders,
+                        device.value if device else state.device, as_json)
+        return
     if stage is not Stage.disentangle:
         _not_built(f"train --stage {stage.value}")
     import dataclasses
@@ -323,6 +334,28 @@ def train(
              f"to x_im {m['cross_to_source']:.3f}\n"
              f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}\n"
              f"log {r.log_csv}, plots {r.loss_png} {r.embedding_png}")
+    _emit(r.to_dict(), as_json, human)
+
+
+def _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, freeze_encoders, device, as_json):
+    import dataclasses
+
+    from evpcli.config import Audio2LandmarkTrainConfig
+    from evpcli.train.audio2lm import train_audio2lm
+
+    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch}
+    for name, value in overrides.items():
+        if value is not None and value < 1:
+            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least 1")
+    cfg = dataclasses.replace(Audio2LandmarkTrainConfig(), seed=seed, freeze_encoders=freeze_encoders,
+                              **{k: v for k, v in overrides.items() if v is not None})
+    r = train_audio2lm(state.ws, cfg, ablate=ablate or "", device=device, resume=resume, progress=state.progress)
+    h = r.metrics.get("heldout") or {}
+    held = (f"held-out clips ({r.metrics['heldout_clips']}): " + ", ".join(f"{k} {v:.2f}" for k, v in h.items())
+            + " px") if h else "no held-out clips (train the disentanglement model with --holdout-sentences >= 1)"
+    human = (f"trained {r.steps} steps in {r.train_seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
+             f"{f', resumed after epoch {r.start_epoch}' if r.start_epoch else ''}; model {r.checkpoint}\n"
+             f"{held}\nlog {r.log_csv}, plot {r.loss_png}")
     _emit(r.to_dict(), as_json, human)
 
 
@@ -371,13 +404,66 @@ def interpolate(
     _not_built("interpolate")
 
 
-@app.command(epilog="Example:  evp evaluate --json > metrics.json")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp evaluate\n\n"
+    "  evp evaluate --ablations --json > metrics.json"))
 def evaluate(
-    ablations: bool = typer.Option(False, help="Also evaluate models trained with each loss turned off."),
+    ablations: bool = typer.Option(False, help="Also evaluate models trained with each loss turned off (train them "
+                                   "with `evp train --stage disentangle --ablate X` then `--stage audio2lm --ablate X`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Landmark metrics (M-LD, M-LVD, F-LD, F-LVD) and emotion accuracy on held-out clips."""
-    _not_built("evaluate")
+    """Landmark metrics (M-LD, M-LVD, F-LD, F-LVD), emotion accuracy and mouth-opening correlation on held-out clips.
+
+    Held-out clips are those of the sentences the disentanglement model held out. Distances are in pixels of the
+    256x256 canonical frame. An energy baseline (the actor's reference face with the mouth opened by audio
+    energy) is measured on the same clips. Results are also written to the workspace (runs/evaluate-*.json).
+    """
+    from evpcli.evaluate import evaluate_workspace
+
+    r = evaluate_workspace(state.ws, ablations=ablations, device=state.device, progress=state.progress)
+    if as_json:
+        _emit(r, True)
+        return
+    from rich.table import Table
+
+    t = Table("model", "M-LD", "M-LVD", "F-LD", "F-LVD", "emotion acc.", "mouth r",
+              title=f"held-out clips: {r['test_clips']} (sentences {', '.join(r['heldout_sentences'])}); pixels of the "
+                    f"256 px canonical frame")
+    for name, m in r["rows"].items():
+        acc = r["emotion_accuracy"].get(name)
+        mr = r["mouth_open_r"].get(name)
+        t.add_row(name, *(f"{m[k]:.2f}" for k in ("M-LD", "M-LVD", "F-LD", "F-LVD")),
+                  "" if acc is None else f"{100 * acc:.1f} %", "" if mr is None else f"{mr:.2f}")
+    t.add_row("real landmarks", "", "", "", "", f"{100 * r['emotion_accuracy']['real landmarks']:.1f} %", "")
+    state.console.print(t)
+    if r.get("missing_ablations"):
+        state.console.print(f"not evaluated (no model): {', '.join('w/o L_' + a for a in r['missing_ablations'])}")
+    state.console.print(f"written to {r['path']}")
+
+
+@app.command("preview-landmarks", epilog=(
+    "Examples:\n\n"
+    "  evp preview-landmarks --audio speech.wav --emotion happy --out lm.mp4\n\n"
+    "  evp preview-landmarks --audio speech.wav --emotion-audio angry_line.wav --actor M003 --out lm.mp4"))
+def preview_landmarks(
+    audio: Path = typer.Option(..., help="Speech to say."),
+    emotion: str | None = typer.Option(None, help="Emotion name: angry, contempt, disgusted, fear, happy, neutral, "
+                                       "sad, surprised."),
+    emotion_audio: Path | None = typer.Option(None, help="Or a clip spoken with the wanted emotion."),
+    actor: str | None = typer.Option(None, help="Whose face (identity) to use; default the workspace's first actor."),
+    out: Path = typer.Option(Path("landmarks.mp4"), help="Output mp4: the landmark sketch (256x256) with the speech."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Draw the landmark motion predicted from speech and an emotion, without a target video."""
+    from evpcli.render.preview import preview_landmarks as run
+
+    _require_file(audio, "--audio")
+    if emotion_audio is not None:
+        _require_file(emotion_audio, "--emotion-audio")
+    r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device)
+    _emit(r.to_dict(), as_json, f"wrote {r.out}: {r.frames} frames ({r.seconds:.1f} s), emotion {r.emotion}, "
+                                f"actor {r.actor}")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -239,6 +239,9 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", "coeff_mse", "landmark_mse"],
                            f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
     model.eval()
+    means, present = _emotion_means(model, train_clips, dev)
+    save_training_state(ckpt, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+                        emotion_means=torch.from_numpy(means), emotion_present=torch.from_numpy(present))
     from evpcli.evaluate import landmark_metrics, mean_metrics
 
     held_clips = [c for c in clips if c.sentence in held]
@@ -255,9 +258,32 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
                                 steps / t_train if t_train else 0.0, metrics)
 
 
+def _emotion_means(model, clips: list[ClipData], dev) -> tuple[np.ndarray, np.ndarray]:
+    """Mean clip-level emotion code of each of the eight emotions under the (fine-tuned) emotion encoder:
+    (8, emotion_dim) float32 and a (8,) bool mask of the emotions present in ``clips``."""
+    import torch
+
+    from evpcli.config import EMOTIONS
+
+    with torch.no_grad():
+        codes = [model.emotion_code(torch.from_numpy(c.windows).to(dev)).cpu().numpy() for c in clips]
+    dim = model.cfg.emotion_dim
+    means = np.zeros((len(EMOTIONS), dim), np.float32)
+    present = np.zeros(len(EMOTIONS), bool)
+    for k, e in enumerate(EMOTIONS):
+        sel = [code for code, c in zip(codes, clips, strict=True) if c.emotion == e]
+        if sel:
+            means[k], present[k] = np.mean(sel, axis=0), True
+    return means, present
+
+
 def load_audio2lm(ws: Workspace, ablate: str = "", device: str = "cpu"):
-    """The newest finished audio-to-landmark model built on encoders trained with ``ablate`` -> model (eval)."""
-    import torch  # noqa: F401
+    """The newest finished audio-to-landmark model built on encoders trained with ``ablate`` -> model (eval).
+
+    ``model.emotion_means`` maps each emotion name of the training data to its mean code (emotion_dim,) under the
+    model's fine-tuned emotion encoder (what ``--emotion NAME`` uses).
+    """
+    from evpcli.config import EMOTIONS
 
     from evpcli.config import DisentangleConfig
     from evpcli.device import resolve_device
@@ -275,6 +301,10 @@ def load_audio2lm(ws: Workspace, ablate: str = "", device: str = "cpu"):
     model = Audio2LandmarkModel(Disentangle(DisentangleConfig.from_dict(cfg["disentangle_net"])),
                                 Audio2LandmarkConfig(**cfg["net"]))
     model.load_state_dict(state["model"])
+    if "emotion_means" not in state:
+        raise EvpError(f"{rows[-1]['path']}: training did not finish; re-run `evp train --stage audio2lm --resume`")
+    means, present = state["emotion_means"].cpu().numpy(), state["emotion_present"].cpu().numpy()
+    model.emotion_means = {e: means[k] for k, e in enumerate(EMOTIONS) if present[k]}
     return model.to(dev).eval()
 
 

@@ -1,0 +1,1 @@
+"""Inference from speech: landmark previews now; the render pipeline and renderers later."""

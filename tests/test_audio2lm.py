@@ -1,0 +1,133 @@
+"""The audio-to-landmark stage, evaluate and preview-landmarks on a tiny real pipeline:
+synthetic corpus -> prepare-dataset -> build-pairs -> tiny disentanglement model -> audio2lm."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from evpcli import media
+from evpcli.cli import main
+from evpcli.config import (Audio2LandmarkConfig, Audio2LandmarkTrainConfig, DisentangleConfig, DisentangleTrainConfig,
+                           SilenceGate)
+from evpcli.face.parts import mouth_opening
+from evpcli.workspace import Workspace
+
+TINY_DIS = DisentangleConfig(content_channels=(8, 8, 16, 16, 16), emotion_channels=(8, 16), content_dim=32,
+                             emotion_dim=16, decoder_channels=(16, 8, 8))
+TINY_A2L = Audio2LandmarkConfig(identity_hidden=32, identity_dim=32, content_dim=32, emotion_dim=16, lstm_hidden=64,
+                                lstm_layers=2)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A workspace with 12 prepared synthetic clips (1 actor, 3 emotions, 4 sentences, sentence 4 held out) and a
+    tiny disentanglement model."""
+    from evpcli.corpus.synth import synth_corpus
+    from evpcli.pairs import build_pairs
+    from evpcli.prepare import prepare_dataset
+    from evpcli.train.disentangle import train_disentangle
+
+    root = tmp_path_factory.mktemp("a2l")
+    synth_corpus(root / "corpus", actors=1, sentences=4, emotions=["happy", "sad", "neutral"], levels=(3,), size=128,
+                 seed=0, jobs=2)
+    ws = Workspace(root / "ws")
+    prepare_dataset(ws, root / "corpus", layout="mead", jobs=2)
+    build_pairs(ws)
+    train_disentangle(ws, DisentangleTrainConfig(epochs=1, steps_per_epoch=8, pretrain_steps=8, holdout_sentences=1,
+                                                 eval_tuples=8), TINY_DIS, device="cpu")
+    return root, ws
+
+
+def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
+    from evpcli.train.audio2lm import train_audio2lm
+
+    _, ws = pipeline
+    cfg = Audio2LandmarkTrainConfig(epochs=6, steps_per_epoch=10, batch_size=8, lr=3e-3)
+    r = train_audio2lm(ws, cfg, TINY_A2L, device="cpu")
+    log = np.genfromtxt(r.log_csv, delimiter=",", names=True)
+    assert len(log) == 6 and log["loss"][-2:].mean() < 0.7 * log["loss"][0]
+    assert r.metrics["heldout_clips"] == 3 and r.metrics["train_clips"] == 9
+    assert set(r.metrics["heldout"]) == {"M-LD", "M-LVD", "F-LD", "F-LVD"}
+    # --resume with more epochs continues after the last finished epoch
+    r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=7, steps_per_epoch=10, batch_size=8, lr=3e-3), TINY_A2L,
+                        device="cpu", resume=True)
+    assert r2.key == r.key and r2.start_epoch == 6 and r2.steps == 10
+    assert len(np.genfromtxt(r2.log_csv, delimiter=",", names=True)) == 7
+
+
+def test_prediction_follows_the_clip_and_emotion_means_exist(pipeline):
+    from evpcli.train.audio2lm import load_audio2lm, load_clip_data, predict_landmarks
+
+    _, ws = pipeline
+    model = load_audio2lm(ws)
+    assert set(model.emotion_means) == {"happy", "sad", "neutral"}
+    c = load_clip_data(ws)[0]
+    lm = predict_landmarks(model, c.windows, None, c.reference, c.rms)
+    assert lm.shape == (len(c.windows), 68, 2) and np.isfinite(lm).all()
+    # landmarks stay a face near the actor's reference (a few pixels of motion, not garbage)
+    assert np.abs(lm - c.reference).mean() < 8
+    per_frame = predict_landmarks(model, c.windows, np.repeat(model.emotion_means["sad"][None], len(c.windows), 0),
+                                  c.reference, c.rms)
+    fixed = predict_landmarks(model, c.windows, model.emotion_means["sad"], c.reference, c.rms)
+    np.testing.assert_allclose(per_frame, fixed, atol=1e-4)
+
+
+def test_silence_gate_closes_the_mouth_smoothly():
+    from evpcli.train.audio2lm import apply_silence_gate, silence_weights
+
+    ref = np.zeros((68, 2), np.float32)
+    ref[[61, 62, 63], 1], ref[[65, 66, 67], 1] = 100, 101
+    lm = np.repeat(ref[None], 40, 0)
+    lm[:, [65, 66, 67], 1] += 10  # open mouth all along
+    rms = np.r_[np.full(20, 0.2), np.zeros(20)].astype(np.float32)  # speech then silence
+    w = silence_weights(rms, SilenceGate())
+    assert w[:18].min() > 0.99 and w[22:].max() < 0.01 and np.all(np.diff(w) <= 1e-9)
+    out = apply_silence_gate(lm, ref, rms)
+    opening = mouth_opening(out)
+    assert opening[:18].min() == pytest.approx(11) and opening[22:].max() == pytest.approx(1)
+    np.testing.assert_array_equal(out[:, :48][:, 13:], lm[:, :48][:, 13:])  # brows, nose, eyes untouched
+
+
+def test_cli_train_evaluate_and_preview(pipeline, arctic_wav, capsys):
+    root, ws = pipeline
+    w = ["--workspace", str(ws.root)]
+    assert main([*w, "-q", "train", "--stage", "audio2lm", "--epochs", "2", "--steps-per-epoch", "4",
+                 "--batch-size", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
+    assert main([*w, "-q", "evaluate", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["test_clips"] == 3 and r["heldout_sentences"] == ["4"]
+    for row in ("energy baseline", "EVP (own emotion)", "EVP (emotion of another clip)"):
+        assert set(r["rows"][row]) == {"M-LD", "M-LVD", "F-LD", "F-LVD"}
+    assert 0 <= r["emotion_accuracy"]["real landmarks"] <= 1
+    assert (ws.root / "runs").glob("evaluate-*.json")
+
+    out = root / "lm.mp4"
+    assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--emotion", "happy", "--out", str(out)]) == 0
+    info = media.probe(out)
+    assert info.size == (256, 256) and info.has_audio
+    assert abs(info.duration - len(media.load_audio(arctic_wav)) / 16000) < 0.2
+    frames = media.read_video(out).frames
+    assert frames.mean() > 1 and frames.std(axis=0).mean() > 0.1  # a sketch that moves
+    assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--emotion", "bored", "--out",
+                 str(root / "x.mp4")]) == 1
+    assert "unknown emotion 'bored'" in capsys.readouterr().err
+    assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--out", str(root / "x.mp4")]) == 1
+    assert "exactly one of --emotion" in capsys.readouterr().err
+    assert not (root / "x.mp4").exists()
+
+
+def test_evaluate_needs_heldout_sentences(pipeline, tmp_path, capsys):
+    from evpcli.train.audio2lm import disentangle_row
+
+    _, ws = pipeline
+    copy = Workspace(tmp_path / "ws")
+    shutil.copytree(ws.root, copy.root)
+    metrics = copy.root / "runs" / f"disentangle-{disentangle_row(copy)['key']}-metrics.json"
+    data = json.loads(metrics.read_text())
+    data["heldout_sentences"] = []
+    metrics.write_text(json.dumps(data))
+    assert main(["--workspace", str(copy.root), "evaluate"]) == 1
+    assert "holds out no sentences" in capsys.readouterr().err
