@@ -271,15 +271,18 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------- entry point
+INTERRUPTED = "evp: interrupted; the workspace is consistent and a re-run resumes"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (``evp`` exits with it)."""
     try:
         rv = app(args=argv, prog_name="evp", standalone_mode=False)
-        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except typer.Exit as exc:
-        return exc.exit_code
+        code = exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        print("evp: interrupted; the workspace is consistent and a re-run resumes", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except EvpError as exc:
         if state.verbose:
@@ -295,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"evp: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", file=sys.stderr)
         return 1
+    if code == 130:  # Typer turns Ctrl-C into exit code 130 outside standalone mode
+        print(INTERRUPTED, file=sys.stderr)
+    return code
 
 
 def entry() -> None:
