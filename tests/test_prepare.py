@@ -210,10 +210,11 @@ class _StopAfter(Progress):
         return contextlib.nullcontext(T())
 
 
-def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, tmp_path, jobs):
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy",
+        prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy", jobs=jobs,
                         progress=_StopAfter(1))
     ready = ws.clips()
     assert len(ready) == 1
@@ -221,7 +222,10 @@ def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, 
         ws.load_clip_feature(kind, ready[0].clip_id)  # complete files
     assert json.loads((ws.root / REPORT_NAME).read_text())["interrupted"] is True
     report = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy")
-    assert report.cached == 1 and report.prepared == 3
+    # with 2 workers a second clip may have finished its files before the interrupt: found, not recomputed
+    assert report.cached >= 1 and report.cached + report.prepared == 4 and not report.failed
+    if jobs == 1:
+        assert report.cached == 1
     # files written but the index lost (killed between the two): found again without recomputing
     ws.close()
     ws.index_path.unlink()
