@@ -285,6 +285,11 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
+        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed)
+            for key in ("mfcc_path", "landmarks_path"):
+                path = Path(job[key])
+                for tmp in path.parent.glob(f".{path.name}.*"):
+                    tmp.unlink(missing_ok=True)
         raise
     finally:
         report.failed.sort(key=lambda f: f["clip_id"])
@@ -319,8 +324,11 @@ def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]
     try:
         yield pool
     except BaseException:
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        procs = list(getattr(pool, "_processes", {}).values())
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
