@@ -109,7 +109,7 @@ def prepare_clip(job: dict) -> dict:
                 wav = media.extract_audio(video)
             except MediaError as exc:
                 if "no audio track" not in str(exc):
-                    raise
+                    raise MediaError(f"{video}: corrupt or truncated video (its audio track cannot be decoded)") from None
                 raise MediaError(f"{Path(video).name} has no audio track and no audio file was given (MEAD: "
                                  "<actor>/audio/<emotion>/level_<k>/<NNN>.m4a; manifest: the audio column)") from None
         n_counted = [0]
@@ -119,11 +119,19 @@ def prepare_clip(job: dict) -> dict:
                 n_counted[0] += 1
                 yield f
 
-        track = track_video(frames(), lcfg)
-        n = track.n_frames
         expected = info.duration * FPS
-        if expected > 0 and n < 0.9 * expected - 1:
-            raise MediaError(f"{video}: truncated or corrupt video (decoded {n} of about {round(expected)} frames)")
+
+        def check_length(n: int) -> None:
+            if n == 0 or (expected > 0 and n < 0.9 * expected - 1):
+                raise MediaError(f"{video}: truncated or corrupt video (decoded {n} of about {round(expected)} frames)")
+
+        try:
+            track = track_video(frames(), lcfg)
+        except NoFaceError:
+            check_length(n_counted[0])  # a broken file is the better explanation
+            raise
+        n = track.n_frames
+        check_length(n)
         gap = abs(n / FPS - len(wav) / acfg.sample_rate)
         if gap > job["max_av_mismatch"]:
             raise EvpError(f"audio ({len(wav) / acfg.sample_rate:.2f} s) and video ({n / FPS:.2f} s) lengths differ "

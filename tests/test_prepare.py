@@ -163,7 +163,7 @@ def test_manifest_skips_bad_clips_with_clear_reasons(manifest, tmp_path, capsys)
     ok = {c.clip_id: c for c in ws.clips()}
     assert set(ok) == {"carl/neutral/level_1/001", "pat/happy/level_2/001"}
     failed = {c.clip_id: c.message for c in ws.clips(status="failed")}
-    assert "corrupt" in failed["pat/happy/level_2/002"] or "cannot decode" in failed["pat/happy/level_2/002"]
+    assert "corrupt.mp4: corrupt or truncated video" in failed["pat/happy/level_2/002"]
     assert "no face found in 30 of 30 frames" in failed["pat/sad/level_1/001"]
     assert "differ by 1.00 s" in failed["pat/angry/level_3/001"]
     assert "unknown emotion 'bored'" in failed["pat/bored/level_1/001"]
