@@ -60,6 +60,7 @@ class LandmarkConfig:
     """
 
     detect_max_side: int = 320  # frames are shrunk to at most this side (pixels) before face detection
+    detect_retry_side: int = 800  # ... and to this one when nothing was found (small faces in big frames)
     detect_upsample: int = 1  # dlib detector upsampling: finds faces down to about 40 px of the shrunk frame
     max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
     max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost

@@ -210,3 +210,12 @@ def test_carphone_face_found_and_smoothing_without_lag(carphone_track):
     assert abs(_lag(r.raw[:, 57, 1], r.landmarks[:, 57, 1])) <= 1
     # the lag measure itself works: a delayed copy is found 2 frames late
     assert _lag(mouth_open_raw, np.roll(mouth_open_raw, 2)) == 2
+
+
+def test_small_face_in_a_full_hd_frame_is_found():
+    img, lm = base_portrait()
+    big = np.full((1080, 1920, 3), 90, np.uint8)
+    big[400:656, 900:1156] = img  # a 110 px face in a 1920x1080 frame: too small once shrunk to 320 px
+    found = L.detect_landmarks(big)
+    assert found is not None
+    assert np.linalg.norm(found - (lm + [900, 400]), axis=-1).mean() < 1.5

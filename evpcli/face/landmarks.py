@@ -111,15 +111,20 @@ def _box_area(r) -> int:
 
 
 def _detect_boxes(gray: np.ndarray, cfg: LandmarkConfig, upsample: int | None = None) -> list[tuple[float, float, float, float]]:
-    """Face boxes (left, top, right, bottom) in pixels of ``gray`` (detection on a frame shrunk to
-    ``cfg.detect_max_side``)."""
+    """Face boxes (left, top, right, bottom) in pixels of ``gray``, largest first. Detection runs on the frame
+    shrunk to ``cfg.detect_max_side`` (fast), and when that finds nothing, to ``cfg.detect_retry_side``."""
     import cv2
 
     detector, _ = _dlib_models()
     h, w = gray.shape[:2]
-    scale = min(1.0, cfg.detect_max_side / max(h, w))
-    small = gray if scale == 1.0 else cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    rects = detector(np.ascontiguousarray(small), cfg.detect_upsample if upsample is None else upsample)
+    rects, scale = [], 1.0
+    for side in (cfg.detect_max_side, cfg.detect_retry_side):  # a small face in a big frame: look again, larger
+        scale = min(1.0, side / max(h, w))
+        small = gray if scale == 1.0 else cv2.resize(gray, (round(w * scale), round(h * scale)),
+                                                     interpolation=cv2.INTER_AREA)
+        rects = detector(np.ascontiguousarray(small), cfg.detect_upsample if upsample is None else upsample)
+        if len(rects) or scale == 1.0:
+            break
     return [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
             for r in sorted(rects, key=_box_area, reverse=True)]
 
