@@ -16,7 +16,7 @@ from evpcli.prepare import REPORT_NAME, load_actor, prepare_dataset
 from evpcli.progress import Progress, Task
 from evpcli.workspace import Workspace
 from tests.conftest import moving_square_frames, sine
-from tests.test_landmarks import moving_portrait
+from tests.test_landmarks import _jitter, _lag, moving_portrait
 
 N_FRAMES = 30  # 1.2 s at 25 fps
 
@@ -172,6 +172,9 @@ def test_manifest_skips_bad_clips_with_clear_reasons(manifest, tmp_path, capsys)
     # the real clip: a face in at least 95 % of its frames, 4 s at 25 fps
     lm = ws.load_clip_feature("landmarks", "carl/neutral/level_1/001")
     assert len(lm["detected"]) == 100 and lm["detected"].mean() >= 0.95
+    # ... and its stored smoothed track is steadier on the nose bridge than the raw one, without lagging the mouth
+    assert _jitter(lm["landmarks"][:, 27:31]) < 0.6 * _jitter(lm["raw"][:, 27:31])
+    assert abs(_lag(lm["raw"][:, 66, 1] - lm["raw"][:, 62, 1], lm["landmarks"][:, 66, 1] - lm["landmarks"][:, 62, 1])) <= 1
     # --strict turns skipped clips into exit 1 (and the re-run is all cached)
     assert main(["-q", "--workspace", str(ws_dir), "prepare-dataset", str(manifest), "--layout", "manifest",
                  "--strict"]) == 1
