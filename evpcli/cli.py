@@ -225,8 +225,11 @@ def prepare_dataset(
         _emit(report.to_dict(), True)
     else:
         _print_prepare_report(report)
-    if report.ok == 0 or (strict and report.failed):
-        raise typer.Exit(1)
+    if report.ok == 0:
+        raise EvpError(f"no clip of {source} could be prepared ({len(report.failed)} skipped); the reasons are "
+                       f"listed above and in {report.report_path}")
+    if strict and report.failed:
+        raise EvpError(f"{len(report.failed)} clip(s) skipped (--strict); the reasons are in {report.report_path}")
 
 
 def _print_prepare_report(report) -> None:
