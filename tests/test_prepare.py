@@ -263,3 +263,25 @@ def test_synthetic_corpus_acceptance(tmp_path):
         assert lm.shape == truth.shape
         errors.append(float(np.linalg.norm(lm - truth, axis=-1).mean()))
     assert np.mean(errors) <= 4.0, errors
+
+
+def test_a_dying_worker_fails_only_clips_and_a_rerun_retries_them(mead_corpus, tmp_path, monkeypatch):
+    import os
+
+    import evpcli.prepare as prep
+
+    real = prep.prepare_clip
+
+    def crash_on_one(job):  # inherited by the forked workers
+        if job["clip_id"].endswith("neutral/level_1/002"):
+            os._exit(3)  # a crash in native code, as a worker would see it
+        return real(job)
+
+    monkeypatch.setattr(prep, "prepare_clip", crash_on_one)
+    ws = Workspace(tmp_path / "ws")
+    report = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A2", jobs=2)
+    died = [f for f in report.failed if "worker process died" in f["reason"]]
+    assert died and report.ok + len(died) == 4
+    monkeypatch.setattr(prep, "prepare_clip", real)
+    again = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A2", jobs=1)
+    assert again.ok == 4 and not again.failed and again.prepared == len(died)
