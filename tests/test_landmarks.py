@@ -158,9 +158,10 @@ def test_a_face_that_leaves_is_noticed_by_the_verification():
     frames = frames.copy()
     frames[30:] = frames[30:, ::-1, ::-1]  # face upside down: the predictor still returns a face-like shape
     r = L.track_video(frames, LandmarkConfig(min_detected=0.3))
-    # at most verify_every frames after the face is gone, tracking stops
+    # the face patch no longer looks like the confirmed face: checked at once, and the track stops there
     assert r.detected[:30].all()
-    assert not r.detected[30 + 26:].any()
+    assert not r.detected[30:].any()
+    assert r.valid[:30].all() and not r.valid[30 + 6:].any()
 
 
 def test_no_face_raises():
