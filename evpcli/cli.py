@@ -158,14 +158,37 @@ def synth_corpus(
     preview: Path | None = typer.Option(None, help="Also write a contact sheet PNG (one frame per emotion and level)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Write a MEAD-shaped emotional talking-face corpus with ground truth (speech, video, landmarks, pose)."""
-    _not_built("synth-corpus")
+    """Write a MEAD-shaped emotional talking-face corpus with ground truth (speech, video, landmarks, pose).
+
+    Speech is espeak-ng with emotional prosody; faces are a portrait warped to driving landmarks (visemes,
+    FACS-style expressions, blinks, head motion). Writes OUT/<actor>/{video/front,audio,groundtruth}/<emotion>/
+    level_<k>/<NNN>.{mp4,wav,npz}, OUT/sentences.csv and OUT/corpus.json. The same --seed gives the same bytes.
+    """
+    from evpcli.config import EMOTIONS
+    from evpcli.corpus.synth import contact_sheet
+    from evpcli.corpus.synth import synth_corpus as _synth
+
+    emotion_list = list(EMOTIONS) if emotions.strip().lower() == "all" else \
+        [e.strip() for e in emotions.split(",") if e.strip()]
+    try:
+        level_list = [int(k) for k in levels.split(",") if k.strip()]
+    except ValueError:
+        raise EvpError(f"--levels must be comma-separated numbers among 1,2,3, got {levels!r}") from None
+    summary = _synth(out, actors=actors, sentences=sentences, emotions=emotion_list, levels=level_list, size=size,
+                     seed=seed, jobs=jobs, progress=state.progress)
+    if preview is not None:
+        summary["preview"] = str(contact_sheet(preview, emotions=emotion_list, levels=level_list, seed=seed,
+                                               size=size))
+    _emit(summary, as_json, f"wrote [bold]{summary['clips']}[/] clips ({summary['generated']} new, "
+                            f"{summary['kept']} kept) of {len(summary['actors'])} actors to [bold]{out}[/]"
+                            + (f"; contact sheet {preview}" if preview is not None else ""))
 
 
 @app.command("prepare-dataset", epilog=(
     "Examples:\n\n"
-    "  evp prepare-dataset --layout mead ~/MEAD --actors M003,W009 --jobs 2\n\n"
-    "  evp prepare-dataset --layout manifest clips.csv"))
+    "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
+    "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
+    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json"))
 def prepare_dataset(
     source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
     layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
@@ -173,13 +196,58 @@ def prepare_dataset(
     view: str = typer.Option("front", help="MEAD camera view."),
     actors: str | None = typer.Option(None, help="Comma-separated actors to include (default all)."),
     emotions: str | None = typer.Option(None, help="Comma-separated emotions to include (default all)."),
-    sentence_map: Path | None = typer.Option(None, help="Sentence map file (which clips share a sentence)."),
+    sentence_map: Path | None = typer.Option(None, help="Sentence map (which clips share a sentence): CSV with "
+                                             "columns clip,sentence,text, clip = actor/emotion/level_k/NNN. "
+                                             "Default for --layout mead: <root>/sentences.csv if present."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace."""
-    _not_built("prepare-dataset")
+    """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace.
+
+    Clips that cannot be prepared (unreadable video, no face, audio and video lengths differing by more than
+    0.5 s, unknown emotion) are skipped and listed at the end and in <workspace>/prepare-report.json. A re-run
+    skips finished clips. Exit 0 when at least one clip is ready (with --strict: only when none failed).
+    """
+    from evpcli.prepare import prepare_dataset as run_prepare
+
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    if sentence_map is not None:
+        _require_file(sentence_map, "--sentence-map")
+    try:
+        report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
+                             sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    except KeyboardInterrupt:
+        print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
+        raise
+    if as_json:
+        _emit(report.to_dict(), True)
+    else:
+        _print_prepare_report(report)
+    if report.ok == 0:
+        raise EvpError(f"no clip of {source} could be prepared ({len(report.failed)} skipped); the reasons are "
+                       f"listed above and in {report.report_path}")
+    if strict and report.failed:
+        raise EvpError(f"{len(report.failed)} clip(s) skipped (--strict); the reasons are in {report.report_path}")
+
+
+def _print_prepare_report(report) -> None:
+    from rich.table import Table
+
+    con = state.console
+    for w in report.warnings:
+        con.print(f"[yellow]warning:[/] {w}")
+    if report.failed:
+        t = Table("skipped clip", "reason", title=f"{len(report.failed)} clip(s) skipped", title_justify="left")
+        for f in report.failed:
+            t.add_row(f["clip_id"], f["reason"])
+        con.print(t)
+    rate = f", {report.prepared / report.seconds:.2f} clips/s" if report.prepared and report.seconds > 0 else ""
+    con.print(f"{report.ok} of {report.total} clips ready ({report.prepared} prepared now, {report.cached} cached, "
+              f"{len(report.failed)} skipped) in {report.seconds:.1f} s{rate}; actors: "
+              f"{', '.join(f'{a} ({n})' for a, n in sorted(report.actors.items())) or 'none'}; "
+              f"report: {report.report_path}")
 
 
 @app.command("build-pairs", epilog="Example:  evp build-pairs --max-pairs-per-sentence 20")

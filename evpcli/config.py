@@ -50,3 +50,27 @@ def to_dict(cfg: Any) -> dict:
 def from_dict(cls: type, data: dict) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    """Landmark detection, tracking and smoothing (see :mod:`evpcli.face.landmarks`).
+
+    Part of every landmark artifact's cache key: changing a value re-tracks the clips.
+    """
+
+    detect_max_side: int = 320  # frames are shrunk to at most this side (pixels) before face detection
+    detect_retry_side: int = 800  # ... and to this one when nothing was found (small faces in big frames)
+    detect_upsample: int = 1  # dlib detector upsampling: finds faces down to about 40 px of the shrunk frame
+    max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
+    max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost
+    verify_every: int = 25  # frames between checks that the detector still sees a face in the tracked box
+    min_similarity: float = 0.5  # correlation of the face patch with its last confirmed look below which we check at once
+    max_gap: int = 6  # gaps up to this many frames (0.24 s) are interpolated and stay valid; longer ones: valid False
+    min_detected: float = 0.5  # a clip with a face in fewer than this fraction of frames fails
+    smooth_window_stable: int = 9  # Savitzky-Golay window (frames) on jaw, brows and nose: -3 dB at 3.0 Hz
+    smooth_window_eyes: int = 5  # on the eyes: -3 dB at 5.9 Hz (blinks last 4-8 frames)
+    smooth_window_mouth: int = 7  # on the lips (order 4): -3 dB at 7.0 Hz, gain 0.98 at 4 Hz, 0.86 at 6 Hz
+    smooth_order_stable: int = 2
+    smooth_order_eyes: int = 2
+    smooth_order_mouth: int = 4
