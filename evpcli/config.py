@@ -50,3 +50,30 @@ def to_dict(cfg: Any) -> dict:
 def from_dict(cls: type, data: dict) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The 3D fit of a target video (``evp fit-pose``); weights are in units of the face's RMS radius.
+
+    Landmarks are normalised to unit RMS radius, so ``huber`` 0.04 means 4 % of the face's size (≈ 1.5 px on a
+    face 60 px wide). Priors pull coefficients to 0 (one unit ≈ one typical deviation of the basis); ``smooth_*``
+    penalise frame-to-frame changes (rotation in radians, scale and translation in normalised units). The One-Euro
+    filter (EVP's release: min cutoff 0.01 Hz, beta 0.7) smooths the poses afterwards: Euler angles in degrees,
+    scale in % of its median, translation in pixels.
+    """
+
+    iterations: int = 15
+    tolerance: float = 1e-6  # stop when the cost falls by less than this fraction
+    damping: float = 1e-3  # initial Levenberg–Marquardt damping (relative to the diagonal)
+    huber: float = 0.04
+    prior_identity: float = 0.02
+    prior_expression: float = 0.01
+    smooth_rotation: float = 2.0
+    smooth_scale: float = 20.0
+    smooth_translation: float = 2.0
+    smooth_expression: float = 0.02
+    one_euro: bool = True
+    one_euro_min_cutoff: float = 0.01
+    one_euro_beta: float = 0.7
+    one_euro_d_cutoff: float = 1.0
