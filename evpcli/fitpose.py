@@ -17,7 +17,7 @@ import numpy as np
 
 from evpcli.config import FitConfig, to_dict
 from evpcli.errors import EvpError
-from evpcli.face.pose import PoseFit, fit_landmarks, rotation_from_euler
+from evpcli.face.pose import PoseFit, fit_landmarks, frontalise
 from evpcli.face.shape3d import ShapeModel, default_shape_model, learn_bases
 from evpcli.progress import Progress
 from evpcli.workspace import (KIND_FIT, KIND_LANDMARKS, KIND_SHAPE3D, Workspace, cache_key, hash_file, load_npz,
@@ -194,12 +194,13 @@ def write_preview(fit: FitResult, out: str | Path) -> Path:
 
 
 def learn_shape_model(ws: Workspace, n_identity: int = 10, n_expression: int = 10, max_frames: int = 20000,
-                      progress: Progress | None = None) -> tuple[ShapeModel, Path]:
+                      outlier_mm: float = 25.0, progress: Progress | None = None) -> tuple[ShapeModel, Path]:
     """Learn identity/expression bases from the workspace's prepared landmarks; store a ``shape3d`` artifact.
 
     Every prepared clip's landmarks are fitted rigidly with the default model (pose only), the pose is removed,
     and the frontalised residual shapes go through PCA: identity from per-actor means, expression from what is
-    left (see :func:`evpcli.face.shape3d.learn_bases`). Returns the model and its path.
+    left (see :func:`evpcli.face.shape3d.learn_bases`). Frames where a landmark lies more than ``outlier_mm``
+    from the rigid fit are left out. Returns the model and its path.
     """
     clips = ws.clips()
     if not clips:
@@ -216,10 +217,10 @@ def learn_shape_model(ws: Workspace, n_identity: int = 10, n_expression: int = 1
             ok = np.asarray(arrays.get("valid", arrays.get("detected", np.ones(len(lm), bool))), bool)
             if ok.sum() >= 2:
                 fit = fit_landmarks(lm, ok, model=rigid, config=FitConfig(one_euro=False))
-                rot = rotation_from_euler(fit.euler_deg_raw)[ok]
-                # back into the model frame: x, y from the inverse pose; depth from the mean shape
-                pts = (lm[ok] - fit.translation_raw[ok][:, None]) / fit.scale_raw[ok][:, None, None]
-                frontal.append(_unrotate(pts, rot, base.mean))
+                # frames with a landmark far off (a tracking failure) would dominate the PCA: leave them out
+                dist = np.linalg.norm(fit.fitted - lm, axis=-1) / fit.scale[:, None]
+                ok &= dist.max(axis=1) < outlier_mm
+                frontal.append(frontalise(lm, fit)[ok])  # depth along each ray from the mean shape
                 actors += [clip.actor] * int(ok.sum())
             task.advance(1)
     if not frontal:
@@ -232,20 +233,10 @@ def learn_shape_model(ws: Workspace, n_identity: int = 10, n_expression: int = 1
     model = learn_bases(shapes, actors_arr, base.mean, n_identity, n_expression,
                         source=f"learned from {len(clips)} clips of {ws.root}")
     key = cache_key(*[c.clip_id for c in clips], params={"n_identity": n_identity, "n_expression": n_expression,
-                                                         "max_frames": max_frames, "model": model_hash(base)})
+                                                         "max_frames": max_frames, "outlier_mm": outlier_mm,
+                                                         "model": model_hash(base)})
     path = ws.path(KIND_SHAPE3D, f"shape3d-{key}.npz")
     model.save(path)
     ws.put_artifact(KIND_SHAPE3D, key, path, params={"n_identity": n_identity, "n_expression": n_expression},
                     meta={"frames": int(len(shapes)), "actors": int(len(set(actors_arr.tolist())))})
     return model, path
-
-
-def _unrotate(points: np.ndarray, rotation: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Lift posed 2D points (N, 68, 2) (model units, pose's scale/translation removed) into the model frame.
-
-    Each point's 3D position x solves Pr·R·x = p with the depth along the camera ray taken from the mean shape
-    rotated by R; rotating back by R^T gives (N, 68, 3) frontal shapes in mm.
-    """
-    mean_rot = np.einsum("tij,nj->tni", rotation, mean)
-    cam = np.concatenate([points, mean_rot[..., 2:]], axis=-1)
-    return np.einsum("tji,tnj->tni", rotation, cam)

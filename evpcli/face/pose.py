@@ -171,20 +171,28 @@ def _residuals(prob: _Problem, xf: np.ndarray, alpha: np.ndarray, jac: bool):
     shape = m.mean + np.tensordot(alpha, m.identity_basis, axes=(0, 0)) + np.tensordot(beta, m.expression_basis,
                                                                                      axes=(1, 0))
     r, dr = _rot_and_jac(ang, jac=jac)
-    r2 = r[:, :2]  # (T, 2, 3)
-    rx = np.einsum("tij,tnj->tni", r2, shape)  # (T, 68, 2)
+    r2t = np.swapaxes(r[:, :2], 1, 2)  # (T, 3, 2)
+    rx = shape @ r2t  # (T, 68, 2)
     res = s[:, None, None] * rx + t[:, None, :] - prob.y
     if not jac:
         return res, None, None
     T = len(xf)
-    jf = np.zeros((T, 68, 2, 6 + ke))
-    jf[..., 0:3] = s[:, None, None, None] * np.einsum("tkij,tnj->tnik", dr[:, :, :2], shape)
+    sc = s[:, None, None, None]
+    jf = np.empty((T, 68, 2, 6 + ke))
+    # d/dangle: (T, 3, 68, 2) = shape @ dR^T, one product per angle
+    jf[..., 0:3] = np.moveaxis(sc[:, None, :, :, 0] * (shape[:, None] @ np.swapaxes(dr[:, :, :2], 2, 3)), 1, 3)
     jf[..., 3] = rx
+    jf[..., 4:6] = 0.0
     jf[..., 0, 4] = 1.0
     jf[..., 1, 5] = 1.0
-    jf[..., 6:] = s[:, None, None, None] * np.einsum("tij,knj->tnik", r2, m.expression_basis)
-    ji = s[:, None, None, None] * np.einsum("tij,knj->tnik", r2, m.identity_basis)
-    return res, jf, ji
+
+    def basis_jac(basis: np.ndarray) -> np.ndarray:  # (K, 68, 3) -> (T, 68, 2, K)
+        k = basis.shape[0]
+        out = (basis.reshape(k * 68, 3) @ r2t).reshape(T, k, 68, 2)
+        return sc * np.moveaxis(out, 1, 3)
+
+    jf[..., 6:] = basis_jac(m.expression_basis)
+    return res, jf, basis_jac(m.identity_basis)
 
 
 def _robust_weights(res: np.ndarray, point_w: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -246,11 +254,13 @@ def _solve(prob: _Problem, xf: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarra
         ji2 = ji.reshape(T, 136, ki)
         w2 = np.repeat(w, 2, axis=1)  # (T, 136)
         r2 = res.reshape(T, 136)
-        a_ff = np.einsum("tnp,tn,tnq->tpq", jf2, w2, jf2)
-        a_fi = np.einsum("tnp,tn,tnk->tpk", jf2, w2, ji2)
-        a_ii = np.einsum("tnk,tn,tnl->kl", ji2, w2, ji2)
-        g_f = np.einsum("tnp,tn,tn->tp", jf2, w2, r2) + prior_f * xf
-        g_i = np.einsum("tnk,tn,tn->k", ji2, w2, r2) + cfg.prior_identity * alpha
+        jwt = np.swapaxes(jf2 * w2[..., None], 1, 2)  # (T, p, 136)
+        jiw = ji2 * w2[..., None]
+        a_ff = jwt @ jf2
+        a_fi = jwt @ ji2
+        a_ii = jiw.reshape(T * 136, ki).T @ ji2.reshape(T * 136, ki)
+        g_f = (jwt @ r2[..., None])[..., 0] + prior_f * xf
+        g_i = jiw.reshape(T * 136, ki).T @ r2.reshape(-1) + cfg.prior_identity * alpha
         diff = np.diff(xf, axis=0) * lam_t
         g_f[:-1] -= diff
         g_f[1:] += diff
@@ -412,6 +422,17 @@ def frame_schedule(n_audio: int, n_video: int) -> np.ndarray:
     return np.where(k < n_video, k, period - k).astype(np.int64)
 
 
+def frontalise(landmarks: np.ndarray, fit: PoseFit) -> np.ndarray:
+    """Undo each frame's pose: (T, 68, 2) pixels posed as in ``fit`` -> (T, 68, 3) frontal points, model mm.
+
+    x, y come from the landmarks (scale and translation removed), the depth along each camera ray from the fit's
+    3D shape; rotating by R^T puts the points back in the model frame (project with R = I to see them frontal).
+    """
+    pts = (np.asarray(landmarks, np.float64) - fit.translation[:, None]) / fit.scale[:, None, None]
+    depth = np.einsum("tj,tnj->tn", fit.rotation[:, 2], fit.shapes3d())[..., None]
+    return np.einsum("tji,tnj->tni", fit.rotation, np.concatenate([pts, depth], axis=-1))
+
+
 def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
     """(..., 68, 2) -> (...,) inner-lip opening over mouth width: mean(|62-66|, |61-67|, |63-65|) / |48-54|."""
     lm = np.asarray(landmarks, np.float64)
@@ -426,8 +447,9 @@ def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray
 
     pred_frontal (T, 68, 2) in the canonical frontal 256×256 frame; ``fit`` the target's :class:`PoseFit`;
     ``schedule`` (T,) target frame per output frame (default :func:`frame_schedule`). The prediction is lifted to
-    3D (frontal pose, expression fitted, its own identity absorbed), the target's identity replaces it, the mouth's
-    remaining 2D detail is kept, and each frame is rotated, scaled and translated with the target frame's pose:
+    3D (frontal pose, expression fitted, its own identity absorbed), the target's identity replaces it, the mouth
+    keeps the prediction's shape (scaled to the target's mouth width, so its aspect ratio is unchanged), and each
+    frame is rotated, scaled and translated with the target frame's pose:
     ``l = s_t · Pr · R_t · L3d + t_t``. Returns (T, 68, 2) float32 target pixels.
     """
     pred = np.asarray(pred_frontal, np.float64)
@@ -440,10 +462,15 @@ def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray
     cfg = config or FitConfig()
     lift_cfg = dataclasses.replace(cfg, one_euro=False)
     lifted = fit_landmarks(pred, model=fit.model, config=lift_cfg, fps=fps, free_rotation=False)
-    # mouth detail the expression basis cannot express, in model mm, frontal (x, y; no depth change)
-    residual = (pred - project(lifted.shapes3d(), lifted.rotation, lifted.scale, lifted.translation)) \
-        / lifted.scale[:, None, None]
+    # the face: the target's identity with the predicted expression
     shapes = fit.model.shape(fit.identity, lifted.expression)
-    shapes[:, MOUTH, :2] += residual[:, MOUTH]
+    # the mouth: the prediction's own lifted mouth (its identity, expression and the 2D detail the basis cannot
+    # express), uniformly scaled to the target's mouth width and placed on the target's mouth: keeps its shape
+    own = lifted.shapes3d()
+    own[:, MOUTH, :2] += (pred - project(own, lifted.rotation, lifted.scale, lifted.translation))[:, MOUTH] \
+        / lifted.scale[:, None, None]
+    neutral_pred, neutral_tgt = fit.model.shape(lifted.identity), fit.model.shape(fit.identity)
+    k = np.linalg.norm(neutral_tgt[54] - neutral_tgt[48]) / np.linalg.norm(neutral_pred[54] - neutral_pred[48])
+    shapes[:, MOUTH] = (own[:, MOUTH] - neutral_pred[MOUTH].mean(axis=0)) * k + neutral_tgt[MOUTH].mean(axis=0)
     out = project(shapes, fit.rotation[sched], fit.scale[sched], fit.translation[sched])
     return out.astype(np.float32)
