@@ -178,8 +178,44 @@ def prepare_dataset(
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace."""
-    _not_built("prepare-dataset")
+    """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace.
+
+    Clips that cannot be prepared (unreadable video, no face, audio and video lengths differing by more than
+    0.5 s, unknown emotion) are skipped and listed at the end and in <workspace>/prepare-report.json. A re-run
+    skips finished clips. Exit 0 when at least one clip is ready (with --strict: only when none failed).
+    """
+    from evpcli.prepare import prepare_dataset as run_prepare
+
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    if sentence_map is not None:
+        _require_file(sentence_map, "--sentence-map")
+    report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
+                         sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    if as_json:
+        _emit(report.to_dict(), True)
+    else:
+        _print_prepare_report(report)
+    if report.ok == 0 or (strict and report.failed):
+        raise typer.Exit(1)
+
+
+def _print_prepare_report(report) -> None:
+    from rich.table import Table
+
+    con = state.console
+    for w in report.warnings:
+        con.print(f"[yellow]warning:[/] {w}")
+    if report.failed:
+        t = Table("skipped clip", "reason", title=f"{len(report.failed)} clip(s) skipped", title_justify="left")
+        for f in report.failed:
+            t.add_row(f["clip_id"], f["reason"])
+        con.print(t)
+    rate = f", {report.prepared / report.seconds:.2f} clips/s" if report.prepared and report.seconds > 0 else ""
+    con.print(f"{report.ok} of {report.total} clips ready ({report.prepared} prepared now, {report.cached} cached, "
+              f"{len(report.failed)} skipped) in {report.seconds:.1f} s{rate}; actors: "
+              f"{', '.join(f'{a} ({n})' for a, n in sorted(report.actors.items())) or 'none'}; "
+              f"report: {report.report_path}")
 
 
 @app.command("build-pairs", epilog="Example:  evp build-pairs --max-pairs-per-sentence 20")

@@ -77,3 +77,26 @@ class FitConfig:
     one_euro_min_cutoff: float = 0.01
     one_euro_beta: float = 0.7
     one_euro_d_cutoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    """Landmark detection, tracking and smoothing (see :mod:`evpcli.face.landmarks`).
+
+    Part of every landmark artifact's cache key: changing a value re-tracks the clips.
+    """
+
+    detect_max_side: int = 320  # frames are shrunk to at most this side (pixels) before face detection
+    detect_upsample: int = 1  # dlib detector upsampling: finds faces down to about 40 px of the shrunk frame
+    max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
+    max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost
+    verify_every: int = 25  # frames between checks that the detector still sees a face in the tracked box
+    min_similarity: float = 0.6  # correlation of the face patch with its last confirmed look below which we check at once
+    max_gap: int = 6  # gaps up to this many frames (0.24 s) are interpolated and stay valid; longer ones: valid False
+    min_detected: float = 0.5  # a clip with a face in fewer than this fraction of frames fails
+    smooth_window_stable: int = 9  # Savitzky-Golay window (frames) on jaw, brows and nose
+    smooth_window_eyes: int = 5  # on the eyes (blinks last 4-8 frames)
+    smooth_window_mouth: int = 5  # on the lips
+    smooth_order_stable: int = 2
+    smooth_order_eyes: int = 2
+    smooth_order_mouth: int = 3  # cubic: keeps the peaks of fast mouth openings

