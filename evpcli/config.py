@@ -67,6 +67,9 @@ class FitConfig:
     tolerance: float = 1e-6  # stop when the cost falls by less than this fraction
     damping: float = 1e-3  # initial Levenberg–Marquardt damping (relative to the diagonal)
     huber: float = 0.04
+    contour_weight: float = 0.3  # weight of the jaw contour landmarks (0-16), which slide over the face as it turns
+    brow_weight: float = 0.3  # weight of the brows (17-26)
+    mouth_weight: float = 0.3  # weight of the lips (48-67)
     prior_identity: float = 0.02
     prior_expression: float = 0.01
     smooth_rotation: float = 2.0

@@ -48,3 +48,23 @@ def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Geodesic angle (T,) in degrees between rotations (T, 3, 3)."""
     c = (np.einsum("tij,tij->t", a, b) - 1) / 2
     return np.rad2deg(np.arccos(np.clip(c, -1, 1)))
+
+
+def synth_expected_rotation(gt: dict, config=None) -> np.ndarray:
+    """(T, 3, 3) the rotation a fit of a synthetic clip should find: ground truth times the actor's rest pose.
+
+    The synthetic corpus builds each actor's neutral ``shape3d`` from the portrait's 2D landmarks (x, y) and the
+    generic depth (z), so at ground-truth rotation I the face still shows the portrait's own head pose (about
+    7° of pitch and ±3° of roll, mirrored actors flip the roll). That rest pose is measured once per actor by
+    fitting the frontal projection of ``shape3d``; the expected rotation is ``rotation[t] @ R_rest``.
+    """
+    import dataclasses
+
+    from evpcli.config import FitConfig
+    from evpcli.face.pose import fit_landmarks
+
+    cfg = dataclasses.replace(config or FitConfig(), one_euro=False)
+    shape = np.asarray(gt["shape3d"], np.float64)
+    rest = project(np.repeat(shape[None], 2, 0), np.repeat(np.eye(3)[None], 2, 0), np.ones(2), np.zeros((2, 2)))
+    r_rest = fit_landmarks(rest, config=cfg).rotation[0]
+    return np.asarray(gt["rotation"], np.float64) @ r_rest

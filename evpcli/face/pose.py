@@ -28,7 +28,7 @@ from scipy.sparse.linalg import spsolve
 
 from evpcli.config import FitConfig
 from evpcli.errors import EvpError
-from evpcli.face.shape3d import MOUTH, ShapeModel, default_shape_model
+from evpcli.face.shape3d import BROWS, JAW, MOUTH, ShapeModel, default_shape_model
 
 
 # ----------------------------------------------------------------------------------------------- rotations
@@ -348,7 +348,7 @@ def fit_landmarks(landmarks: np.ndarray, valid: np.ndarray | None = None, model:
         t = _fill_invalid(_scatter(cy - s_v[:, None] * mc, valid, T), valid)
     xf = np.concatenate([ang, s[:, None], t, np.zeros((T, ke))], axis=1)
     alpha = np.zeros(ki) if identity is None else np.asarray(identity, np.float64) * 1.0
-    point_w = np.repeat(valid[:, None].astype(np.float64), 68, axis=1)
+    point_w = valid[:, None].astype(np.float64) * landmark_weights(cfg)[None]
     prob = _Problem(y, point_w, nmodel, cfg, free_rotation=free_rotation, free_identity=identity is None)
     xf, alpha, _ = _solve(prob, xf, alpha)
 
@@ -372,6 +372,22 @@ def fit_landmarks(landmarks: np.ndarray, valid: np.ndarray | None = None, model:
     return PoseFit(model=model, rotation=rot, euler_deg=euler, scale=scale, translation=trans, identity=alpha,
                    expression=beta, fitted=fitted.astype(np.float32), error_px=err, valid=valid,
                    euler_deg_raw=euler_raw, scale_raw=scale_raw, translation_raw=trans_raw)
+
+
+def landmark_weights(config: FitConfig) -> np.ndarray:
+    """(68,) weight of each landmark in the fit.
+
+    The jaw contour (0-16) counts ``config.contour_weight``: its points are where the face's outline meets the
+    background, not fixed points of the face; they slide over the skin as the head turns and detectors place
+    them least reliably. Brows and mouth count ``config.brow_weight`` and ``config.mouth_weight``: they move most
+    with expression, and what the expression basis cannot express would otherwise leak into the pose. Eyes and
+    nose count 1.
+    """
+    w = np.ones(68)
+    w[JAW] = config.contour_weight
+    w[BROWS] = config.brow_weight
+    w[MOUTH] = config.mouth_weight
+    return w
 
 
 def _scatter(values: np.ndarray, valid: np.ndarray, T: int) -> np.ndarray:
@@ -460,7 +476,8 @@ def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray
     if sched.shape != (T,) or sched.min(initial=0) < 0 or sched.max(initial=0) >= fit.n_frames:
         raise EvpError(f"schedule must be {T} target frame indices below {fit.n_frames}")
     cfg = config or FitConfig()
-    lift_cfg = dataclasses.replace(cfg, one_euro=False)
+    # the pose is fixed (frontal): every landmark counts fully for the expression
+    lift_cfg = dataclasses.replace(cfg, one_euro=False, contour_weight=1.0, brow_weight=1.0, mouth_weight=1.0)
     lifted = fit_landmarks(pred, model=fit.model, config=lift_cfg, fps=fps, free_rotation=False)
     # the face: the target's identity with the predicted expression
     shapes = fit.model.shape(fit.identity, lifted.expression)
