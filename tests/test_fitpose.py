@@ -6,7 +6,7 @@ import pytest
 from evpcli.cli import main
 from evpcli.config import FitConfig
 from evpcli.errors import EvpError
-from evpcli.face.pose import fit_landmarks
+from evpcli.face.pose import expression_config, fit_landmarks
 from evpcli.face.shape3d import default_shape_model
 from evpcli.fitpose import FitResult, fit_pose, learn_shape_model, workspace_shape_model
 from evpcli.media import write_video
@@ -92,7 +92,7 @@ def test_learned_shape_model_is_stored_and_used(tmp_path):
     assert workspace_shape_model(ws).source.startswith("learned")
     # the learned model explains a new clip of actor A0 much better than its mean alone (a rigid fit) does
     lm, *_ = posed_sequence(T=60, seed=99, identity_seed=0, noise_px=0.0, outliers=0.0)
-    every_point = FitConfig(contour_weight=1.0, brow_weight=1.0, mouth_weight=1.0)
+    every_point = expression_config(FitConfig())  # every landmark, weak expression prior
     learned = fit_landmarks(lm, model=model, config=every_point).mean_error_px()
     rigid_model = type(model)(model.mean, model.identity_basis, model.expression_basis[:0])
     rigid = fit_landmarks(lm, model=rigid_model, config=every_point).mean_error_px()

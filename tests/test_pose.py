@@ -1,11 +1,11 @@
-import dataclasses
 
 import numpy as np
 import pytest
 
 from evpcli.config import FitConfig
 from evpcli.errors import EvpError
-from evpcli.face.pose import (_rot_and_jac, align_to_target, euler_from_rotation, fit_landmarks, frame_schedule,
+from evpcli.face.pose import (_rot_and_jac, align_to_target, euler_from_rotation, expression_config, fit_landmarks,
+                              frame_schedule,
                               frontalise, mouth_aspect_ratio, one_euro, project, rotation_from_euler)
 from evpcli.face.shape3d import default_shape_model
 from tests.posedata import other_identity, posed_sequence, rotation_error_deg
@@ -112,8 +112,7 @@ def test_open_mouth_keeps_its_aspect_ratio_through_a_rotated_target(identity_see
     aligned = align_to_target(pred, target, schedule=np.array([frame]))
     assert aligned.shape == (1, 68, 2)
     # rotate back: fit the aligned landmarks, undo that pose, look at the points frontally
-    back = fit_landmarks(np.repeat(aligned, 2, 0), identity=target.identity,
-                         config=dataclasses.replace(FitConfig(), one_euro=False))
+    back = fit_landmarks(np.repeat(aligned, 2, 0), identity=target.identity, config=expression_config(FitConfig()))
     assert np.abs(back.euler_deg[0] - target.euler_deg[frame]).max() < 2.0
     frontal = frontalise(np.repeat(aligned, 2, 0), back)[:1, :, :2]
     ratio = mouth_aspect_ratio(frontal)[0] / mouth_aspect_ratio(pred)[0]

@@ -424,6 +424,13 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 0.01, beta: float = 
 
 
 # ----------------------------------------------------------------------------------------------- alignment
+def expression_config(config: FitConfig) -> FitConfig:
+    """The fit settings for recovering expression rather than pose (lifting frontal predictions to 3D): every
+    landmark counts fully and the expression prior is 10× weaker than ``config``'s; no One-Euro."""
+    return dataclasses.replace(config, one_euro=False, contour_weight=1.0, brow_weight=1.0, mouth_weight=1.0,
+                               prior_expression=config.prior_expression / 10)
+
+
 def frame_schedule(n_audio: int, n_video: int) -> np.ndarray:
     """Target frame index for each of ``n_audio`` output frames: forward then backward (ping-pong), as EVP's release.
 
@@ -476,9 +483,7 @@ def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray
     if sched.shape != (T,) or sched.min(initial=0) < 0 or sched.max(initial=0) >= fit.n_frames:
         raise EvpError(f"schedule must be {T} target frame indices below {fit.n_frames}")
     cfg = config or FitConfig()
-    # the pose is fixed (frontal): every landmark counts fully for the expression
-    lift_cfg = dataclasses.replace(cfg, one_euro=False, contour_weight=1.0, brow_weight=1.0, mouth_weight=1.0)
-    lifted = fit_landmarks(pred, model=fit.model, config=lift_cfg, fps=fps, free_rotation=False)
+    lifted = fit_landmarks(pred, model=fit.model, config=expression_config(cfg), fps=fps, free_rotation=False)
     # the face: the target's identity with the predicted expression
     shapes = fit.model.shape(fit.identity, lifted.expression)
     # the mouth: the prediction's own lifted mouth (its identity, expression and the 2D detail the basis cannot
