@@ -97,12 +97,12 @@ class LandmarkConfig:
     max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
     max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost
     verify_every: int = 25  # frames between checks that the detector still sees a face in the tracked box
-    min_similarity: float = 0.6  # correlation of the face patch with its last confirmed look below which we check at once
+    min_similarity: float = 0.5  # correlation of the face patch with its last confirmed look below which we check at once
     max_gap: int = 6  # gaps up to this many frames (0.24 s) are interpolated and stay valid; longer ones: valid False
     min_detected: float = 0.5  # a clip with a face in fewer than this fraction of frames fails
-    smooth_window_stable: int = 9  # Savitzky-Golay window (frames) on jaw, brows and nose
-    smooth_window_eyes: int = 5  # on the eyes (blinks last 4-8 frames)
-    smooth_window_mouth: int = 5  # on the lips
+    smooth_window_stable: int = 9  # Savitzky-Golay window (frames) on jaw, brows and nose: -3 dB at 3.0 Hz
+    smooth_window_eyes: int = 5  # on the eyes: -3 dB at 5.9 Hz (blinks last 4-8 frames)
+    smooth_window_mouth: int = 7  # on the lips (order 4): -3 dB at 7.0 Hz, gain 0.98 at 4 Hz, 0.86 at 6 Hz
     smooth_order_stable: int = 2
     smooth_order_eyes: int = 2
-    smooth_order_mouth: int = 3  # cubic: keeps the peaks of fast mouth openings
+    smooth_order_mouth: int = 4

@@ -99,10 +99,16 @@ def prepare_clip(job: dict) -> dict:
     lcfg = LandmarkConfig(**job["landmark_config"])
     try:
         info = media.probe(video)
-        try:
-            wav = media.load_audio(audio_path) if audio_path else media.extract_audio(video)
-        except MediaError as exc:
-            raise MediaError(f"audio: {exc}") from None
+        if audio_path:
+            wav = media.load_audio(audio_path)
+        else:
+            try:
+                wav = media.extract_audio(video)
+            except MediaError as exc:
+                if "no audio track" not in str(exc):
+                    raise
+                raise MediaError(f"{Path(video).name} has no audio track and no audio file was given (MEAD: "
+                                 "<actor>/audio/<emotion>/level_<k>/<NNN>.m4a; manifest: the audio column)") from None
         n_counted = [0]
 
         def frames():
@@ -254,7 +260,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
 
     by_id = {rec.clip_id: (rec, job) for rec, job in todo}
     try:
-        with progress.task("prepare", total=len(todo), unit="clips") as bar:
+        with (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
             for result in _run(todo, jobs):
                 rec, job = by_id[result["clip_id"]]
                 if result["status"] == "ok":
@@ -275,6 +281,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         report.interrupted = True
         raise
     finally:
+        report.failed.sort(key=lambda f: f["clip_id"])
         report.seconds = time.perf_counter() - t_start
         save_json(ws.root / REPORT_NAME, report.to_dict())
     return report

@@ -17,9 +17,12 @@ is lost; otherwise the box for frame t comes from the landmarks of frame t-1: at
 box is stored in template coordinates (through the similarity transform of the stable points onto
 :data:`~evpcli.face.normalize.TEMPLATE`), and mapped back through the previous frame's transform. Each shape is
 checked (its Procrustes residual against the template, and its size against the previous frame); a failed
-check triggers a full detection in that frame. Every ``verify_every`` frames the detector looks at a small
-crop around the tracked box, so a face that left the picture (the predictor always returns *some* face-like
-shape) is noticed within a second.
+check triggers a full detection in that frame. The predictor always returns *some* face-like shape, even on
+a blank wall, so each tracked frame's look (a small grey patch of the face in template coordinates) is
+correlated with the look the detector last confirmed: when it drops below ``min_similarity`` (and anyway every
+``verify_every`` frames) the detector checks a small crop around the tracked box; no face there and a changed
+look means the track is lost. A head turned too far for the frontal detector but still looking like the
+confirmed face keeps its track.
 
 Gaps (frames with no plausible face) are filled by linear interpolation between the measured frames (held at
 the clip's ends); frames in a gap longer than ``max_gap`` are flagged ``valid = False``.
@@ -28,10 +31,11 @@ Smoothing (:func:`smooth_landmarks`). Offline, a zero-phase filter adds no lag a
 (One-Euro, Kalman), which must trade jitter against lag, is the wrong tool here. A Savitzky-Golay filter fits
 a polynomial over a centred window: its kernel is symmetric (zero phase, no lag) and it keeps polynomial
 trends, so it flattens peaks far less than a moving average of the same length. The points get different
-windows by how fast they really move: jaw, brows and nose (still points, where the predictor's jitter is
-most of the frame-to-frame motion) 9 frames, order 2 (-3 dB near 3.4 Hz at 25 fps: head motion passes,
-jitter does not); eyes 5 frames, order 2 (-3 dB near 6 Hz, blinks survive); lips 5 frames, order 3 (-3 dB
-near 8.4 Hz, passes the 3-7 Hz syllable rhythm of speech with its peaks). The tests measure the lag on the
+windows by how fast they really move (-3 dB points computed from the filters' frequency responses at 25 fps):
+jaw, brows and nose (still points, where the predictor's jitter is most of the frame-to-frame motion) 9 frames,
+order 2 (-3 dB at 3.0 Hz: head motion passes, jitter is cut); eyes 5 frames, order 2 (-3 dB at 5.9 Hz: blinks
+survive); lips 7 frames, order 4 (-3 dB at 7.0 Hz, gain 0.98 at 4 Hz and 0.86 at 6 Hz: the 3-7 Hz syllable
+rhythm of speech passes with its peaks, only the faster jitter is lowered). The tests measure the lag on the
 mouth by cross-correlation against the unsmoothed track (0 frames) and the jitter on the nose bridge.
 """
 
@@ -281,20 +285,21 @@ def _measure(frames: np.ndarray, cfg: LandmarkConfig) -> tuple[np.ndarray, np.nd
                 if res <= cfg.max_residual and abs(new_box_size / max(prev_size, 1e-6) - 1) <= cfg.max_scale_change:
                     got = (shape, res, None)
                     look = _appearance(gray, shape)
-                    changed = look is None or ref_look is None or float(look @ ref_look) < cfg.min_similarity
-                    if changed or t - last_verify >= cfg.verify_every:
+                    sim = -1.0 if look is None or ref_look is None else float(look @ ref_look)
+                    if sim < cfg.min_similarity or t - last_verify >= cfg.verify_every:
                         last_verify = t
                         check = _verify(gray, box, cfg)
                         if check is None:
-                            got = None  # the predictor follows a face that is no longer there
+                            # no frontal face seen: keep the track only if it still looks like the confirmed
+                            # face (a turned head the detector misses); else the predictor is following nothing
+                            got = got if sim >= cfg.min_similarity else None
                         elif _iou(check, box) < 0.5:  # drifted: restart from the detector's box
                             shape = _predict(gray, check)
                             res = float(procrustes_residual(shape))
                             got = (shape, res, check) if res <= cfg.max_residual else None
                         else:
                             boxes.learn(check, shape)
-                        if got is not None:
-                            ref_look = _appearance(gray, got[0])
+                            ref_look = look if look is not None else ref_look
         if got is None:
             got = from_detection(gray, near)
             last_verify = t
