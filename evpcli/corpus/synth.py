@@ -165,13 +165,13 @@ class EmotionStyle:
 
 STYLES: dict[str, EmotionStyle] = {
     "neutral": EmotionStyle(),
-    "angry": EmotionStyle(rate=1.12, pitch=14, range=30, volume=1.7, bright=1.2, drive=2.5, open_mul=1.15,
+    "angry": EmotionStyle(rate=1.17, pitch=14, range=30, volume=1.7, bright=1.2, drive=2.5, open_mul=1.15,
                           width_bias=0.2, pitch_deg=3, motion=1.4),
     "happy": EmotionStyle(rate=1.1, pitch=20, range=40, volume=1.25, bright=0.4, open_mul=1.1, open_bias=0.12,
                           width_bias=0.5, pitch_deg=-2, roll_deg=3, motion=1.3),
     "sad": EmotionStyle(rate=0.7, pitch=-22, range=-35, volume=0.6, wordgap=8, dark=0.75, breath=0.012,
                         tremolo=0.08, open_mul=0.65, pitch_deg=7, roll_deg=-2, motion=0.5),
-    "fear": EmotionStyle(rate=1.22, pitch=26, range=10, volume=0.85, dark=0.15, tremolo=0.45, breath=0.015,
+    "fear": EmotionStyle(rate=1.28, pitch=26, range=10, volume=0.85, dark=0.15, tremolo=0.45, breath=0.015,
                          open_bias=0.15, width_bias=0.6, pitch_deg=2, motion=1.2),
     "surprised": EmotionStyle(rate=0.95, pitch=30, range=55, volume=1.35, bright=0.3, open_mul=1.1,
                               open_bias=0.45, round_bias=0.25, pitch_deg=-5, motion=1.1),
@@ -385,6 +385,7 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
         d[49:54, 1] += 1.5  # lips pressed and narrowed
         d[55:60, 1] -= 1.5
         d[[48, 54, 60, 64], 0] -= 2.0 * side[[48, 54, 60, 64]]
+        d[[48, 54, 60, 64], 1] += 1.5  # pressed lips turn down a little at the corners
         d[[31, 35], 0] += 1.5 * side[[31, 35]]
         d[[31, 35], 1] -= 0.8
     elif emotion == "surprised":
@@ -633,11 +634,49 @@ def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
                  head3d=head3d, image_head=_head_ring(lm), colour=(float(gain), float(da), float(db)))
 
 
+def _skin_points(lm: np.ndarray) -> np.ndarray:
+    """(K, 2) extra control points on the cheeks, chin and forehead (pixels), so that the warp bends smoothly
+    there instead of along the edges of long thin triangles."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    pts = [lm[k] + f * (lm[33] - lm[k]) for k in (1, 2, 3, 4, 12, 13, 14, 15) for f in (0.3, 0.6)]
+    pts += [0.5 * (lm[a] + lm[b]) for a, b in ((57, 8), (58, 7), (56, 9), (59, 6), (55, 10))]
+    pts += [lm[k] - [0, 0.35 * iod] for k in (17, 19, 24, 26)] + [0.5 * (lm[21] + lm[22]) - [0, 0.4 * iod]]
+    pts += [0.5 * (lm[k] + lm[j]) for k, j in ((31, 3), (35, 13), (48, 4), (54, 12))]
+    pts = np.array(pts)
+    keep = [i for i, p in enumerate(pts) if np.linalg.norm(lm - p, axis=1).min() > 0.06 * iod]
+    return pts[keep]
+
+
+@dataclass
+class _Rig:
+    """How an actor's portrait is warped: control points in the portrait (68 landmarks, head ring, skin points,
+    border) and the weights that move each skin point with a smooth blend of the landmark and ring motion."""
+
+    warp: PiecewiseAffineWarp
+    n_face: int  # 68 landmarks + head ring: the points the driving geometry gives
+    skin_src: np.ndarray  # (K, 2)
+    skin_weights: np.ndarray  # (K, n_face), rows sum to 1
+    border: np.ndarray  # (B, 2) fixed
+
+    def dst_points(self, face_dst: np.ndarray) -> np.ndarray:
+        """All destination control points for the (n_face, 2) landmark + ring positions of one frame."""
+        moved = self.skin_src + self.skin_weights @ (face_dst - self.warp.src[:self.n_face])
+        return np.concatenate([face_dst, moved, self.border])
+
+
 @lru_cache(maxsize=16)
-def _warper(index: int, size: int, seed: int) -> PiecewiseAffineWarp:
+def _rig(index: int, size: int, seed: int) -> _Rig:
     actor = make_actor(index, size, seed)
-    src = np.concatenate([actor.image_landmarks, actor.image_head, border_points(size, size, 5)])
-    return PiecewiseAffineWarp(src, (size, size))
+    face = np.concatenate([actor.image_landmarks, actor.image_head])
+    skin = _skin_points(actor.image_landmarks)
+    iod = np.linalg.norm(actor.image_landmarks[45] - actor.image_landmarks[36])
+    d2 = ((skin[:, None, :] - face[None, :, :]) ** 2).sum(-1)
+    w = np.exp(-0.5 * d2 / (0.22 * iod) ** 2)
+    w[:, 60:68] = 0.0  # the inner lips open the mouth, not the cheeks
+    w /= w.sum(1, keepdims=True)
+    border = border_points(size, size, 5)
+    warp = PiecewiseAffineWarp(np.concatenate([face, skin, border]), (size, size))
+    return _Rig(warp=warp, n_face=len(face), skin_src=skin, skin_weights=w, border=border)
 
 
 # ---------------------------------------------------------------------------------------------- motion
@@ -705,7 +744,7 @@ def _draw_mouth(frame: np.ndarray, lm: np.ndarray, iod_px: float) -> None:
         teeth = np.zeros_like(mouth)
         cv2.fillPoly(teeth, [np.round((teeth_poly - off) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         a_m = mouth.astype(np.float32)[..., None] / 255 * min(1.0, gap / 1.5)
-        a_t = teeth.astype(np.float32)[..., None] / 255 * a_m
+        a_t = teeth.astype(np.float32)[..., None] / 255 * a_m * float(np.clip((gap - 1.5) / 2.5, 0, 1))
         roi = roi * (1 - a_m) + np.array([52, 18, 22], np.float32) * (a_m - a_t) + np.array([200, 192, 180], np.float32) * a_t
     frame[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
 
@@ -778,13 +817,11 @@ def make_clip(actor_index: int, emotion: str, level: int, sentence_index: int, s
     landmarks = scale[:, None, None] * rotated[..., :2] + translation[:, None]
     head = scale[:, None, None] * np.einsum("tij,kj->tki", rotation, actor.head3d)[..., :2] + translation[:, None]
 
-    warper = _warper(actor_index, size, seed)
-    border = warper.src[68 + len(actor.head3d):]
+    rig = _rig(actor_index, size, seed)
     iod_px = actor.scale * np.linalg.norm(shape[45] - shape[36])
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
-        dst = np.concatenate([landmarks[t], head[t], border])
-        frames[t] = warper.warp(actor.image, dst)
+        frames[t] = rig.warp.warp(actor.image, rig.dst_points(np.concatenate([landmarks[t], head[t]])))
         _draw_mouth(frames[t], landmarks[t], iod_px)
 
     gap = frames3d[:, [67, 66, 65], 1] - frames3d[:, [61, 62, 63], 1]
@@ -831,6 +868,14 @@ def save_npz_deterministic(path: str | os.PathLike, arrays: dict[str, np.ndarray
     return Path(path)
 
 
+def _share(*paths: Path) -> None:
+    """Give written files the usual permissions (temp files are created owner-only): 0666 minus the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        os.chmod(p, 0o666 & ~mask)
+
+
 def clip_paths(out: Path, clip_id_: str) -> dict[str, Path]:
     """MEAD-layout paths of a clip: ``video`` (.mp4), ``audio`` (.wav), ``groundtruth`` (.npz)."""
     actor, emotion, level, num = clip_id_.split("/")
@@ -849,6 +894,7 @@ def write_clip(out: str | os.PathLike, clip: SynthClip) -> dict[str, Path]:
     save_wav(paths["audio"], clip.wav, SAMPLE_RATE)
     save_npz_deterministic(paths["groundtruth"], clip.gt)
     write_video(paths["video"], clip.frames, fps=clip.fps, audio=clip.wav, sr=SAMPLE_RATE)
+    _share(*paths.values())
     return paths
 
 
@@ -915,6 +961,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(params, indent=2) + "\n")
+    _share(meta_path)
 
     clips = corpus_clips(actors, sentences, emotions, levels)
     todo = [c for c in clips if not all(p.exists() for p in clip_paths(out, clip_id(*c)).values())]
@@ -945,6 +992,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
         writer.writerow(["clip", "sentence", "text"])
         for ai, e, k, si in clips:
             writer.writerow([clip_id(ai, e, k, si), si + 1, SENTENCES[si]])
+    _share(out / "sentences.csv")
     return {"out": str(out), "clips": len(clips), "generated": len(todo), "kept": len(clips) - len(todo),
             "actors": [actor_name(i) for i in range(actors)], "emotions": list(emotions), "levels": list(levels),
             "sentences": sentences, "frames_generated": frames, "seconds_generated": round(seconds, 2),
@@ -965,7 +1013,7 @@ def _most_frontal_frame(clip: SynthClip) -> int:
     lo, hi = n // 4, max(n // 4 + 1, 3 * n // 4)
     e = clip.gt["euler_deg"][lo:hi]
     mo = clip.gt["mouth_open"][lo:hi]
-    cost = np.abs(e[:, 0]) + np.abs(e[:, 1]) + 0.3 * np.abs(mo - np.median(mo)) + 5 * clip.gt["blink"][lo:hi]
+    cost = np.abs(e[:, 0]) + np.abs(e[:, 1]) + 0.3 * np.abs(mo - np.percentile(mo, 35)) + 5 * clip.gt["blink"][lo:hi]
     return lo + int(np.argmin(cost))
 
 
@@ -981,11 +1029,11 @@ def _face_crop(frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
 
 def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Sequence[str] = EMOTIONS,
                   levels: Sequence[int] = (1, 2, 3), tile: int = 128, sentence_index: int = 0, seed: int = 0,
-                  size: int = 256) -> Path:
+                  size: int = 256, palette: bool = False) -> Path:
     """Write a PNG grid: one frame per emotion (columns) and level (rows) of one actor, labelled.
 
     Frames are generated at ``size``, cropped to the face and shrunk to ``tile`` pixels; neutral (one level) sits
-    in the first row.
+    in the first row. ``palette`` writes a 256-colour PNG (smaller, for documentation).
     """
     levels = tuple(sorted(set(levels)))
     label_h, pad = max(14, tile // 7), 2
@@ -1010,6 +1058,11 @@ def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Seque
         cv2.putText(sheet, f"L{level}", (2, y), font, fscale, (0, 0, 0), 1, cv2.LINE_AA)
     path = Path(path)
     with atomic_path(path) as tmp:
-        ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        tmp.write_bytes(png.tobytes())
+        if palette:  # 256 colours: a third of the bytes, fine for a README
+            from PIL import Image
+
+            Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
+        else:
+            tmp.write_bytes(cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
+    _share(path)
     return path

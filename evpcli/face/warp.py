@@ -54,9 +54,13 @@ class PiecewiseAffineWarp:
         fixed = np.round(tri_dst * 16).astype(np.int32)  # 4 fractional bits
         for i in range(k):
             cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=4)
-        a = affine[ids]  # (H, W, 3, 2)
-        map_x = a[..., 0, 0] * self._xs + a[..., 1, 0] * self._ys + a[..., 2, 0]
-        map_y = a[..., 0, 1] * self._xs + a[..., 1, 1] * self._ys + a[..., 2, 1]
+        coef = np.ascontiguousarray(affine.reshape(k + 1, 6).T)  # (6, K+1): xx, xy, yx, yy, 1x, 1y
+        map_x = coef[0].take(ids) * self._xs
+        map_x += coef[2].take(ids) * self._ys
+        map_x += coef[4].take(ids)
+        map_y = coef[1].take(ids) * self._xs
+        map_y += coef[3].take(ids) * self._ys
+        map_y += coef[5].take(ids)
         return map_x, map_y
 
     def warp(self, image: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
