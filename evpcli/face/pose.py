@@ -11,8 +11,9 @@ The fit (:func:`fit_landmarks`) is a Levenberg–Marquardt over the whole video 
 2D translation and the expression coefficients; one identity for the video. The normal equations are sparse
 (block diagonal per frame, a band for the temporal smoothness terms, a dense border for the shared identity)
 and are built with batched numpy and solved with one sparse factorisation per iteration, so there is no Python
-loop over frames. Huber weights (iteratively reweighted) make bad landmarks count less; frames without a face
-get their pose from their neighbours through the smoothness terms. The poses are then smoothed with a One-Euro
+loop over frames. Huber weights (iteratively reweighted) make bad landmarks count less; the jaw contour, brows and
+lips count less than eyes and nose (:func:`landmark_weights`); frames without a face get their pose from their
+neighbours through the smoothness terms. The poses are then smoothed with a One-Euro
 filter (as the EVP release does).
 """
 
