@@ -186,8 +186,9 @@ def synth_corpus(
 
 @app.command("prepare-dataset", epilog=(
     "Examples:\n\n"
-    "  evp prepare-dataset --layout mead ~/MEAD --actors M003,W009 --jobs 2\n\n"
-    "  evp prepare-dataset --layout manifest clips.csv"))
+    "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
+    "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
+    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json"))
 def prepare_dataset(
     source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
     layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
@@ -195,7 +196,9 @@ def prepare_dataset(
     view: str = typer.Option("front", help="MEAD camera view."),
     actors: str | None = typer.Option(None, help="Comma-separated actors to include (default all)."),
     emotions: str | None = typer.Option(None, help="Comma-separated emotions to include (default all)."),
-    sentence_map: Path | None = typer.Option(None, help="Sentence map file (which clips share a sentence)."),
+    sentence_map: Path | None = typer.Option(None, help="Sentence map (which clips share a sentence): CSV with "
+                                             "columns clip,sentence,text, clip = actor/emotion/level_k/NNN. "
+                                             "Default for --layout mead: <root>/sentences.csv if present."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -212,8 +215,12 @@ def prepare_dataset(
         raise typer.BadParameter("--jobs must be at least 1")
     if sentence_map is not None:
         _require_file(sentence_map, "--sentence-map")
-    report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
-                         sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    try:
+        report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
+                             sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    except KeyboardInterrupt:
+        print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
+        raise
     if as_json:
         _emit(report.to_dict(), True)
     else:

@@ -24,9 +24,12 @@ run leaves a consistent workspace and a re-run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,8 +263,9 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
 
     by_id = {rec.clip_id: (rec, job) for rec, job in todo}
     try:
-        with (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
-            for result in _run(todo, jobs):
+        with _worker_pool(jobs, len(todo)) as pool, \
+                (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
+            for result in _run(todo, pool):
                 rec, job = by_id[result["clip_id"]]
                 if result["status"] == "ok":
                     rec.status, rec.message = "ok", result.get("message", "")
@@ -273,6 +277,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                     report.frames += result["n_frames"]
                     report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
                 else:
+                    if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
+                        rec.extra.pop("mfcc_key", None)
                     fail(rec, result["message"])
                     ws.put_clips([rec])
                 bar.advance(1)
@@ -296,27 +302,45 @@ def _register(ws: Workspace, rec: ClipRecord, mkey: str, lkey: str, mpath: Path,
     ws.put_clips([rec])
 
 
-def _run(todo: list[tuple[ClipRecord, dict]], jobs: int):
-    """Yield each clip's result as it finishes: in this process for one job, else in a process pool."""
-    jobs_list = [job for _, job in todo]
-    if not jobs_list:
-        return
-    if jobs <= 1 or len(jobs_list) == 1:
-        for job in jobs_list:
-            yield prepare_clip(job)
+@contextlib.contextmanager
+def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A process pool for ``jobs`` > 1 (None: work in this process). Made before the progress bar starts: the
+    workers are forked (no re-import of the caller's script, which spawn would need guarded) while the parent
+    has no other thread. On Ctrl-C the workers are stopped at once; their half-written files are hidden temp
+    files that are never renamed into place."""
+    if jobs <= 1 or n_todo <= 1:
+        yield None
         return
     import multiprocessing
 
-    ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent (the progress bar's thread)
-    pool = ctx.Pool(min(jobs, len(jobs_list)), initializer=_worker_init)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(min(jobs, n_todo), mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_init)
     try:
-        yield from pool.imap_unordered(prepare_clip, jobs_list)
-        pool.close()
+        yield pool
     except BaseException:
-        pool.terminate()  # Ctrl-C: workers stop now; their half files are temp files, never renamed
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    finally:
-        pool.join()
+    pool.shutdown(wait=True)
+
+
+def _run(todo: list[tuple[ClipRecord, dict]], pool: ProcessPoolExecutor | None) -> Iterator[dict]:
+    """Yield each clip's result as it finishes, in this process or in the pool. A worker that dies (a crash in
+    native code) fails its clip with ``crashed: True`` (so a re-run tries it again) rather than the run."""
+    jobs_list = [job for _, job in todo]
+    if pool is None:
+        for job in jobs_list:
+            yield prepare_clip(job)
+        return
+    futures = {pool.submit(prepare_clip, job): job for job in jobs_list}
+    for fut in as_completed(futures):
+        try:
+            yield fut.result()
+        except Exception as exc:  # BrokenProcessPool and the like
+            yield {"clip_id": futures[fut]["clip_id"], "status": "failed", "crashed": True, "n_frames": 0,
+                   "fps": FPS, "message": f"worker process died ({type(exc).__name__}); re-run to retry"}
 
 
 # ------------------------------------------------------------------ per actor

@@ -210,10 +210,11 @@ class _StopAfter(Progress):
         return contextlib.nullcontext(T())
 
 
-def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, tmp_path, jobs):
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy",
+        prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy", jobs=jobs,
                         progress=_StopAfter(1))
     ready = ws.clips()
     assert len(ready) == 1
@@ -221,7 +222,10 @@ def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, 
         ws.load_clip_feature(kind, ready[0].clip_id)  # complete files
     assert json.loads((ws.root / REPORT_NAME).read_text())["interrupted"] is True
     report = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy")
-    assert report.cached == 1 and report.prepared == 3
+    # with 2 workers a second clip may have finished its files before the interrupt: found, not recomputed
+    assert report.cached >= 1 and report.cached + report.prepared == 4 and not report.failed
+    if jobs == 1:
+        assert report.cached == 1
     # files written but the index lost (killed between the two): found again without recomputing
     ws.close()
     ws.index_path.unlink()
@@ -229,3 +233,30 @@ def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, 
         p.unlink()
     report = prepare_dataset(Workspace(ws.root), mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy")
     assert report.cached == 4 and report.prepared == 0 and report.frames == 0
+
+
+def test_synthetic_corpus_acceptance(tmp_path):
+    """Issue acceptance: on the synthetic corpus (evpcli.corpus.synth) tracked landmarks lie within a mean of 4 px
+    of the ground truth (256 px frames), and every clip is indexed with the right actor, emotion, level and
+    sentence (from the corpus's sentences.csv)."""
+    from evpcli.corpus.synth import synth_corpus
+    from evpcli.workspace import load_npz
+
+    root = tmp_path / "corpus"
+    synth_corpus(root, actors=2, sentences=1, emotions=("neutral", "happy"), levels=(3,), size=256, seed=0, jobs=1)
+    smap = {r["clip"]: r for r in csv.DictReader(open(root / "sentences.csv"))}
+    ws = Workspace(tmp_path / "ws")
+    report = prepare_dataset(ws, root, "mead")
+    assert report.ok == len(smap) >= 4 and not report.failed and not report.warnings
+    clips = {c.clip_id: c for c in ws.clips()}
+    assert set(clips) == set(smap)
+    errors = []
+    for cid, c in clips.items():
+        actor, emotion, level, number = cid.split("/")
+        assert (c.actor, c.emotion, f"level_{c.level}") == (actor, emotion, level)
+        assert (c.sentence, c.text) == (smap[cid]["sentence"], smap[cid]["text"])
+        truth = load_npz(root / actor / "groundtruth" / emotion / level / f"{number}.npz")["landmarks"]
+        lm = ws.load_clip_feature("landmarks", cid)["landmarks"]
+        assert lm.shape == truth.shape
+        errors.append(float(np.linalg.norm(lm - truth, axis=-1).mean()))
+    assert np.mean(errors) <= 4.0, errors
