@@ -284,15 +284,38 @@ def train(
     _not_built(f"train --stage {stage.value}")
 
 
-@app.command("fit-pose", epilog="Example:  evp fit-pose --target me.mp4 --preview fit.mp4")
+@app.command("fit-pose", epilog=(
+    "Examples:\n\n"
+    "  evp fit-pose --target me.mp4\n\n"
+    "  evp fit-pose --target me.mp4 --preview fit.mp4 --json"))
 def fit_pose(
     target: Path = typer.Option(..., help="Target video of the person."),
     preview: Path | None = typer.Option(None, help="Write a video with fitted landmarks and a pose axis drawn."),
+    fps: float = typer.Option(25.0, help="Frame rate the target is read at (render reads targets at 25 fps); "
+                                         "0 keeps the video's own rate."),
+    force: bool = typer.Option(False, help="Fit again even if the workspace has this fit cached."),
     as_json: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
-    """Track the target's landmarks and fit a 3D face per frame (head pose), cached in the workspace."""
+    """Track the target's landmarks and fit a 3D face per frame (head pose), cached in the workspace.
+
+    Prints frames, face found %, mean reprojection error (px) and the yaw/pitch/roll ranges (degrees).
+    """
+    from evpcli.fitpose import fit_pose as run_fit_pose
+    from evpcli.fitpose import write_preview
+
     _require_file(target, "--target")
-    _not_built("fit-pose")
+    if fps < 0:
+        raise typer.BadParameter("--fps must be positive (or 0 for the video's own rate)")
+    result = run_fit_pose(state.ws, target, fps=fps or None, progress=state.progress, force=force)
+    summary = result.summary()
+    if preview is not None:
+        summary["preview"] = str(write_preview(result, preview))
+    human = (f"{target}: {summary['frames']} frames, face found in {summary['face_found_pct']:.1f} %, "
+             f"mean reprojection error {summary['mean_error_px']:.2f} px; yaw {summary['yaw_deg'][0]:.1f}..."
+             f"{summary['yaw_deg'][1]:.1f}°, pitch {summary['pitch_deg'][0]:.1f}...{summary['pitch_deg'][1]:.1f}°, "
+             f"roll {summary['roll_deg'][0]:.1f}...{summary['roll_deg'][1]:.1f}°"
+             + (" (cached)" if result.cached else "") + (f"; preview {preview}" if preview else ""))
+    _emit(summary, as_json, human)
 
 
 @app.command(epilog=(
