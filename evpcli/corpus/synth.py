@@ -494,9 +494,14 @@ def _dlib_models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
 
 
+_KNOWN_LANDMARKS: np.ndarray | None = None  # set in corpus worker processes by their parent
+
+
 @lru_cache(maxsize=1)
 def _astronaut_landmarks() -> np.ndarray:
     """(68, 2) float64 dlib landmarks of skimage's astronaut photo, pixels of the 512x512 image."""
+    if _KNOWN_LANDMARKS is not None:
+        return _KNOWN_LANDMARKS.copy()
     import dlib
     from skimage import data
 
@@ -898,6 +903,11 @@ def write_clip(out: str | os.PathLike, clip: SynthClip) -> dict[str, Path]:
     return paths
 
 
+def _init_worker(astronaut_landmarks: np.ndarray) -> None:
+    global _KNOWN_LANDMARKS
+    _KNOWN_LANDMARKS = astronaut_landmarks
+
+
 def _make_and_write(args: tuple) -> tuple[str, int, float]:
     out, actor_index, emotion, level, sentence_index, size, seed = args
     clip = make_clip(actor_index, emotion, level, sentence_index, size, seed)
@@ -976,16 +986,22 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
                 frames, seconds = frames + nf, seconds + dur
                 task.advance(1)
         else:
-            _astronaut_landmarks()  # detect once here; forked workers inherit it
+            # Fresh worker processes (spawn: forking this one could copy a lock a progress-bar thread holds);
+            # they get the portrait's landmarks from here instead of loading dlib each.
             import multiprocessing as mp
 
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(_astronaut_landmarks(),))
+            try:
                 futures = [pool.submit(_make_and_write, a) for a in args]
                 for fut in as_completed(futures):
                     _, nf, dur = fut.result()
                     frames, seconds = frames + nf, seconds + dur
                     task.advance(1)
+            except BaseException:  # a failed clip or Ctrl-C: drop the queued clips instead of making them all
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown()
 
     with atomic_path(out / "sentences.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
