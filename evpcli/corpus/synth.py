@@ -969,6 +969,8 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
               "emotions": list(emotions), "levels": list(levels), "size": size, "seed": seed, "fps": FPS,
               "sample_rate": SAMPLE_RATE}
     meta_path = out / "corpus.json"
+    if out.exists() and not out.is_dir():
+        raise EvpError(f"{out} is a file; give a folder to write the corpus into")
     if meta_path.exists():
         try:
             old = json.loads(meta_path.read_text())
