@@ -186,8 +186,9 @@ def synth_corpus(
 
 @app.command("prepare-dataset", epilog=(
     "Examples:\n\n"
-    "  evp prepare-dataset --layout mead ~/MEAD --actors M003,W009 --jobs 2\n\n"
-    "  evp prepare-dataset --layout manifest clips.csv"))
+    "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
+    "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
+    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json"))
 def prepare_dataset(
     source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
     layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
@@ -195,7 +196,9 @@ def prepare_dataset(
     view: str = typer.Option("front", help="MEAD camera view."),
     actors: str | None = typer.Option(None, help="Comma-separated actors to include (default all)."),
     emotions: str | None = typer.Option(None, help="Comma-separated emotions to include (default all)."),
-    sentence_map: Path | None = typer.Option(None, help="Sentence map file (which clips share a sentence)."),
+    sentence_map: Path | None = typer.Option(None, help="Sentence map (which clips share a sentence): CSV with "
+                                             "columns clip,sentence,text, clip = actor/emotion/level_k/NNN. "
+                                             "Default for --layout mead: <root>/sentences.csv if present."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -212,14 +215,21 @@ def prepare_dataset(
         raise typer.BadParameter("--jobs must be at least 1")
     if sentence_map is not None:
         _require_file(sentence_map, "--sentence-map")
-    report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
-                         sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    try:
+        report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
+                             sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+    except KeyboardInterrupt:
+        print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
+        raise
     if as_json:
         _emit(report.to_dict(), True)
     else:
         _print_prepare_report(report)
-    if report.ok == 0 or (strict and report.failed):
-        raise typer.Exit(1)
+    if report.ok == 0:
+        raise EvpError(f"no clip of {source} could be prepared ({len(report.failed)} skipped); the reasons are "
+                       f"listed above and in {report.report_path}")
+    if strict and report.failed:
+        raise EvpError(f"{len(report.failed)} clip(s) skipped (--strict); the reasons are in {report.report_path}")
 
 
 def _print_prepare_report(report) -> None:
@@ -359,15 +369,38 @@ def _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, f
     _emit(r.to_dict(), as_json, human)
 
 
-@app.command("fit-pose", epilog="Example:  evp fit-pose --target me.mp4 --preview fit.mp4")
+@app.command("fit-pose", epilog=(
+    "Examples:\n\n"
+    "  evp fit-pose --target me.mp4\n\n"
+    "  evp fit-pose --target me.mp4 --preview fit.mp4 --json"))
 def fit_pose(
     target: Path = typer.Option(..., help="Target video of the person."),
     preview: Path | None = typer.Option(None, help="Write a video with fitted landmarks and a pose axis drawn."),
+    fps: float = typer.Option(25.0, help="Frame rate the target is read at (render reads targets at 25 fps); "
+                                         "0 keeps the video's own rate."),
+    force: bool = typer.Option(False, help="Fit again even if the workspace has this fit cached."),
     as_json: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
 ) -> None:
-    """Track the target's landmarks and fit a 3D face per frame (head pose), cached in the workspace."""
+    """Track the target's landmarks and fit a 3D face per frame (head pose), cached in the workspace.
+
+    Prints frames, face found %, mean reprojection error (px) and the yaw/pitch/roll ranges (degrees).
+    """
+    from evpcli.fitpose import fit_pose as run_fit_pose
+    from evpcli.fitpose import write_preview
+
     _require_file(target, "--target")
-    _not_built("fit-pose")
+    if fps < 0:
+        raise typer.BadParameter("--fps must be positive (or 0 for the video's own rate)")
+    result = run_fit_pose(state.ws, target, fps=fps or None, progress=state.progress, force=force)
+    summary = result.summary()
+    if preview is not None:
+        summary["preview"] = str(write_preview(result, preview))
+    human = (f"{target}: {summary['frames']} frames, face found in {summary['face_found_pct']:.1f} %, "
+             f"mean reprojection error {summary['mean_error_px']:.2f} px; yaw {summary['yaw_deg'][0]:.1f}..."
+             f"{summary['yaw_deg'][1]:.1f}°, pitch {summary['pitch_deg'][0]:.1f}...{summary['pitch_deg'][1]:.1f}°, "
+             f"roll {summary['roll_deg'][0]:.1f}...{summary['roll_deg'][1]:.1f}°"
+             + (" (cached)" if result.cached else "") + (f"; preview {preview}" if preview else ""))
+    _emit(summary, as_json, human)
 
 
 @app.command(epilog=(
@@ -467,15 +500,18 @@ def preview_landmarks(
 
 
 # --------------------------------------------------------------------------- entry point
+INTERRUPTED = "evp: interrupted; the workspace is consistent and a re-run resumes"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (``evp`` exits with it)."""
     try:
         rv = app(args=argv, prog_name="evp", standalone_mode=False)
-        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except typer.Exit as exc:
-        return exc.exit_code
+        code = exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        print("evp: interrupted; the workspace is consistent and a re-run resumes", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except EvpError as exc:
         if state.verbose:
@@ -491,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"evp: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", file=sys.stderr)
         return 1
+    if code == 130:  # Typer turns Ctrl-C into exit code 130 outside standalone mode
+        print(INTERRUPTED, file=sys.stderr)
+    return code
 
 
 def entry() -> None:

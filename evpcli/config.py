@@ -53,6 +53,39 @@ def from_dict(cls: type, data: dict) -> Any:
 
 
 @dataclass(frozen=True)
+class FitConfig:
+    """The 3D fit of a target video (``evp fit-pose``); weights are in units of the face's RMS radius.
+
+    Landmarks are normalised to unit RMS radius (the jaw is about 2.7 radii wide), so ``huber`` 0.02 means 2 % of
+    the radius (≈ 0.45 px on a face 60 px wide): landmarks further off than that count linearly, not
+    quadratically. Priors pull coefficients to 0 (one unit ≈ one typical deviation of the basis); ``smooth_*``
+    penalise frame-to-frame changes (rotation in radians, scale and translation in normalised units). The
+    ``*_weight`` are the weights of landmark groups in the fit (see :func:`evpcli.face.pose.landmark_weights`);
+    huber, prior_expression and the weights were chosen on synthetic videos (actors 0-3) and checked on others
+    (actors 4-7, see the README). The One-Euro filter (EVP's release: min cutoff 0.01 Hz, beta 0.7) smooths the
+    poses afterwards: Euler angles in degrees, scale in % of its median, translation in pixels.
+    """
+
+    iterations: int = 15
+    tolerance: float = 1e-6  # stop when the cost falls by less than this fraction
+    damping: float = 1e-3  # initial Levenberg–Marquardt damping (relative to the diagonal)
+    huber: float = 0.02
+    contour_weight: float = 0.3  # weight of the jaw contour landmarks (0-16), which slide over the face as it turns
+    brow_weight: float = 0.3  # weight of the brows (17-26)
+    mouth_weight: float = 0.3  # weight of the lips (48-67)
+    prior_identity: float = 0.02
+    prior_expression: float = 0.1
+    smooth_rotation: float = 2.0
+    smooth_scale: float = 20.0
+    smooth_translation: float = 2.0
+    smooth_expression: float = 0.02
+    one_euro: bool = True
+    one_euro_min_cutoff: float = 0.01
+    one_euro_beta: float = 0.7
+    one_euro_d_cutoff: float = 1.0
+
+
+@dataclass(frozen=True)
 class LandmarkConfig:
     """Landmark detection, tracking and smoothing (see :mod:`evpcli.face.landmarks`).
 
@@ -60,6 +93,7 @@ class LandmarkConfig:
     """
 
     detect_max_side: int = 320  # frames are shrunk to at most this side (pixels) before face detection
+    detect_retry_side: int = 800  # ... and to this one when nothing was found (small faces in big frames)
     detect_upsample: int = 1  # dlib detector upsampling: finds faces down to about 40 px of the shrunk frame
     max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
     max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost

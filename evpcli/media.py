@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from evpcli.errors import MediaError
+from evpcli.workspace import _umask
 
 SAMPLE_RATE = 16000
 
@@ -180,6 +181,7 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) ->
     os.close(fd)
     try:
         sf.write(tmp, np.clip(np.asarray(wav, np.float32), -1, 1), sr, subtype="PCM_16")
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -227,6 +229,7 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
             raise MediaError(f"{path}: no frames to write")
         writer.close()
         writer = None
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if writer is not None:  # failed half-way: stop ffmpeg before removing its output

@@ -109,7 +109,7 @@ def prepare_clip(job: dict) -> dict:
                 wav = media.extract_audio(video)
             except MediaError as exc:
                 if "no audio track" not in str(exc):
-                    raise
+                    raise MediaError(f"{video}: corrupt or truncated video (its audio track cannot be decoded)") from None
                 raise MediaError(f"{Path(video).name} has no audio track and no audio file was given (MEAD: "
                                  "<actor>/audio/<emotion>/level_<k>/<NNN>.m4a; manifest: the audio column)") from None
         n_counted = [0]
@@ -119,11 +119,19 @@ def prepare_clip(job: dict) -> dict:
                 n_counted[0] += 1
                 yield f
 
-        track = track_video(frames(), lcfg)
-        n = track.n_frames
         expected = info.duration * FPS
-        if expected > 0 and n < 0.9 * expected - 1:
-            raise MediaError(f"{video}: truncated or corrupt video (decoded {n} of about {round(expected)} frames)")
+
+        def check_length(n: int) -> None:
+            if n == 0 or (expected > 0 and n < 0.9 * expected - 1):
+                raise MediaError(f"{video}: truncated or corrupt video (decoded {n} of about {round(expected)} frames)")
+
+        try:
+            track = track_video(frames(), lcfg)
+        except NoFaceError:
+            check_length(n_counted[0])  # a broken file is the better explanation
+            raise
+        n = track.n_frames
+        check_length(n)
         gap = abs(n / FPS - len(wav) / acfg.sample_rate)
         if gap > job["max_av_mismatch"]:
             raise EvpError(f"audio ({len(wav) / acfg.sample_rate:.2f} s) and video ({n / FPS:.2f} s) lengths differ "
@@ -285,6 +293,11 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
+        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed)
+            for key in ("mfcc_path", "landmarks_path"):
+                path = Path(job[key])
+                for tmp in path.parent.glob(f".{path.name}.*"):
+                    tmp.unlink(missing_ok=True)
         raise
     finally:
         report.failed.sort(key=lambda f: f["clip_id"])
@@ -319,8 +332,11 @@ def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]
     try:
         yield pool
     except BaseException:
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        procs = list(getattr(pool, "_processes", {}).values())
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

@@ -44,3 +44,14 @@ def test_env_var_sets_workspace(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EVP_WORKSPACE", str(tmp_path / "from-env"))
     assert main(["status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["workspace"] == str(tmp_path / "from-env")
+
+
+def test_interrupt_exits_130_with_a_message(monkeypatch, capsys):
+    import evpcli.workspace
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evpcli.workspace.Workspace, "status", interrupted)
+    assert main(["status"]) == 130
+    assert "interrupted" in capsys.readouterr().err

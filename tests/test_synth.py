@@ -230,6 +230,16 @@ def test_corpus_layout_sentence_map_and_same_seed_same_bytes(tmp_path):
         synth.synth_corpus(root, **{**kw, "seed": 6})
 
 
+def test_corpus_refuses_a_file_or_a_foreign_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EvpError, match="is a file"):
+        synth.synth_corpus(tmp_path / "file", actors=1, sentences=1, emotions=("sad",), size=64)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(EvpError, match="not empty"):
+        synth.synth_corpus(tmp_path / "other", actors=1, sentences=1, emotions=("sad",), size=64)
+
+
 def test_other_seed_other_corpus():
     a = synth.make_clip(0, "fear", 1, 0, size=64, seed=0)
     b = synth.make_clip(0, "fear", 1, 0, size=64, seed=1)

@@ -33,6 +33,15 @@ def test_save_and_load_roundtrip(tmp_path):
     assert ws.get_artifact("mfcc", "k1")["clip_id"] == "A/happy/level_1/001"
 
 
+def test_artifacts_get_the_usual_file_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        p = save_npz(tmp_path / "a.npz", x=np.zeros(3))
+    finally:
+        os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o644
+
+
 def test_corrupt_artifact_gives_clear_error(tmp_path):
     p = tmp_path / "bad.npz"
     p.write_bytes(b"PK\x03\x04 not really a zip")

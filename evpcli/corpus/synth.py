@@ -435,9 +435,9 @@ def speech_offsets(tracks: np.ndarray, shape: np.ndarray) -> np.ndarray:
     t = len(tracks)
     d = np.zeros((t, 68, 3))
     drop = 20.0 * o  # (T, 1) jaw drop, mm
-    d[:, [65, 66, 67], 1] += drop * np.array([0.85, 1.0, 0.85])
-    d[:, 55:60, 1] += drop * np.array([0.6, 0.9, 1.0, 0.9, 0.6])
-    d[:, [48, 54, 60, 64], 1] += 0.4 * drop
+    d[:, [65, 66, 67], 1] += drop * np.array([0.95, 1.0, 0.95])
+    d[:, 55:60, 1] += drop * np.array([0.75, 0.95, 1.0, 0.95, 0.75])
+    d[:, [48, 54, 60, 64], 1] += 0.3 * drop
     d[:, [49, 50, 51, 52, 53, 61, 62, 63], 1] -= 0.08 * drop
     d[:, 3:14, 1] += drop * np.array([0.1, 0.3, 0.55, 0.8, 0.95, 1.0, 0.95, 0.8, 0.55, 0.3, 0.1])
     corners = [48, 54, 60, 64]
@@ -494,9 +494,14 @@ def _dlib_models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
 
 
+_KNOWN_LANDMARKS: np.ndarray | None = None  # set in corpus worker processes by their parent
+
+
 @lru_cache(maxsize=1)
 def _astronaut_landmarks() -> np.ndarray:
     """(68, 2) float64 dlib landmarks of skimage's astronaut photo, pixels of the 512x512 image."""
+    if _KNOWN_LANDMARKS is not None:
+        return _KNOWN_LANDMARKS.copy()
     import dlib
     from skimage import data
 
@@ -596,10 +601,10 @@ def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
     rest = lm.copy()
     iod = np.linalg.norm(rest[45] - rest[36])
     gap = rest[[67, 66, 65], 1] - rest[[61, 62, 63], 1]  # the smile shows teeth
-    rest[[65, 66, 67], 1] -= 0.6 * gap[::-1]
-    rest[[61, 62, 63], 1] += 0.4 * gap
-    rest[55:60, 1] -= 0.5 * gap.mean()
-    rest[5:12, 1] -= 0.3 * gap.mean()
+    rest[[65, 66, 67], 1] -= 0.85 * gap[::-1]  # mostly the jaw closes: the upper lip keeps its thickness
+    rest[[61, 62, 63], 1] += 0.15 * gap
+    rest[55:60, 1] -= 0.75 * gap.mean()
+    rest[5:12, 1] -= 0.5 * gap.mean()
     rest[[48, 54, 60, 64], 1] += 0.05 * iod
     mouth_c = rest[48:68].mean(0)
     rest[[48, 54, 60, 64], 0] = mouth_c[0] + 0.93 * (rest[[48, 54, 60, 64], 0] - mouth_c[0])
@@ -715,6 +720,15 @@ def blinks(rng: np.random.Generator, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- rendering
 
 
+def _closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
+    """(N * per_segment, 2) samples of the closed Catmull-Rom curve through ``points`` (N, 2), in order."""
+    p0, p1, p2, p3 = (np.roll(points, s, axis=0) for s in (1, 0, -1, -2))
+    t = (np.arange(per_segment) / per_segment)[:, None, None]
+    curve = 0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                   + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3)  # (per_segment, N, 2)
+    return curve.transpose(1, 0, 2).reshape(-1, 2)
+
+
 def _draw_mouth(frame: np.ndarray, lm: np.ndarray, iod_px: float) -> None:
     """Paint the mouth in place: the dark seam of closed lips, or an open inner mouth (landmarks 60-67) with a
     dark interior and the upper teeth."""
@@ -735,12 +749,13 @@ def _draw_mouth(frame: np.ndarray, lm: np.ndarray, iod_px: float) -> None:
     roi = roi * (1 - alpha) + np.array([90, 40, 45], np.float32) * alpha
     if gap > 0.5:
         mouth = np.zeros_like(seam)
-        cv2.fillPoly(mouth, [np.round((inner - off) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        outline = _closed_spline(inner)  # a rounded opening through the eight inner-lip points
+        cv2.fillPoly(mouth, [np.round((outline - off) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         teeth_h = min(0.3 * gap, 0.06 * iod_px)
-        mid = lm[[61, 62, 63]]
-        ends = np.array([0.7 * lm[61] + 0.3 * lm[60], 0.7 * lm[63] + 0.3 * lm[64]])
-        top = np.concatenate([ends[:1], mid, ends[1:]])
-        teeth_poly = np.concatenate([top, top[::-1] + [0, teeth_h]])
+        top = outline[3:14]  # the upper inner lip, from a little inside one corner to the other
+        bottom = top[::-1].copy()  # the teeth's lower edge runs straight across where the lip allows
+        bottom[:, 1] = np.maximum(bottom[:, 1], np.median(top[:, 1]) + teeth_h)
+        teeth_poly = np.concatenate([top, bottom])
         teeth = np.zeros_like(mouth)
         cv2.fillPoly(teeth, [np.round((teeth_poly - off) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         a_m = mouth.astype(np.float32)[..., None] / 255 * min(1.0, gap / 1.5)
@@ -898,6 +913,11 @@ def write_clip(out: str | os.PathLike, clip: SynthClip) -> dict[str, Path]:
     return paths
 
 
+def _init_worker(astronaut_landmarks: np.ndarray) -> None:
+    global _KNOWN_LANDMARKS
+    _KNOWN_LANDMARKS = astronaut_landmarks
+
+
 def _make_and_write(args: tuple) -> tuple[str, int, float]:
     out, actor_index, emotion, level, sentence_index, size, seed = args
     clip = make_clip(actor_index, emotion, level, sentence_index, size, seed)
@@ -949,6 +969,8 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
               "emotions": list(emotions), "levels": list(levels), "size": size, "seed": seed, "fps": FPS,
               "sample_rate": SAMPLE_RATE}
     meta_path = out / "corpus.json"
+    if out.exists() and not out.is_dir():
+        raise EvpError(f"{out} is a file; give a folder to write the corpus into")
     if meta_path.exists():
         try:
             old = json.loads(meta_path.read_text())
@@ -976,16 +998,22 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
                 frames, seconds = frames + nf, seconds + dur
                 task.advance(1)
         else:
-            _astronaut_landmarks()  # detect once here; forked workers inherit it
+            # Fresh worker processes (spawn: forking this one could copy a lock a progress-bar thread holds);
+            # they get the portrait's landmarks from here instead of loading dlib each.
             import multiprocessing as mp
 
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(_astronaut_landmarks(),))
+            try:
                 futures = [pool.submit(_make_and_write, a) for a in args]
                 for fut in as_completed(futures):
                     _, nf, dur = fut.result()
                     frames, seconds = frames + nf, seconds + dur
                     task.advance(1)
+            except BaseException:  # a failed clip or Ctrl-C: drop the queued clips instead of making them all
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown()
 
     with atomic_path(out / "sentences.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -1061,7 +1089,9 @@ def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Seque
         if palette:  # 256 colours: a third of the bytes, fine for a README
             from PIL import Image
 
-            Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
+            image = Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT,
+                                                    dither=Image.Dither.FLOYDSTEINBERG)
+            image.save(tmp, format="PNG", optimize=True)
         else:
             tmp.write_bytes(cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
     _share(path)

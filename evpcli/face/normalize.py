@@ -128,8 +128,9 @@ def actor_model(normalised: list[np.ndarray] | np.ndarray, neutral: list[np.ndar
     ``neutral``: the frames of the neutral clips (same form); empty or None: the reference is the mean of all.
     Returns ``reference`` (68, 2) float32 (mean normalised landmarks), ``pca_mean`` (136,) float32 (mean of all
     frames, flattened x0, y0, x1, y1, ...), ``pca_components`` (16, 136) float32 (orthonormal rows, largest
-    variance first), ``pca_variance`` (16,) float32 (variance along each, pixels^2). With fewer than 16
-    independent directions in the data the remaining rows are zero with variance 0.
+    variance first; the sign makes each row's largest entry positive), ``pca_variance`` (16,) float32 (variance
+    along each, pixels^2). With fewer than 16 independent directions in the data the remaining rows are zero with
+    variance 0.
     """
     frames = np.concatenate([np.asarray(x, np.float64).reshape(-1, 68, 2) for x in
                              (normalised if isinstance(normalised, list) else [normalised])])
@@ -143,12 +144,16 @@ def actor_model(normalised: list[np.ndarray] | np.ndarray, neutral: list[np.ndar
     reference = (neutral_frames if neutral_frames is not None else frames).mean(axis=0)
     flat = frames.reshape(len(frames), 136)
     mean = flat.mean(axis=0)
-    _, sv, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    var = sv ** 2 / max(len(flat) - 1, 1)
-    k = min(n_components, len(var))
+    centred = flat - mean
+    cov = centred.T @ centred / max(len(flat) - 1, 1)  # (136, 136): cheap for any number of frames
+    var, vecs = np.linalg.eigh(cov)
+    order = np.argsort(var)[::-1][:n_components]
+    vt = vecs[:, order].T
+    vt *= np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]  # a fixed sign per component
+    k = len(order)
     components = np.zeros((n_components, 136))
     variance = np.zeros(n_components)
-    components[:k], variance[:k] = vt[:k], var[:k]
+    components[:k], variance[:k] = vt, np.maximum(var[order], 0.0)
     tiny = variance < 1e-10 * max(variance.max(), 1e-30)
     components[tiny], variance[tiny] = 0.0, 0.0
     return {"reference": reference.astype(np.float32), "pca_mean": mean.astype(np.float32),
