@@ -159,4 +159,4 @@ def test_train_cli_prints_the_metrics(corpus_ws, tmp_path, monkeypatch, capsys):
     assert "heldout emotion accuracy" in err and "distance to x_in" in err and "content invariance" in err
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--holdout-sentences", "2"]) == 1
     assert "hold out" in capsys.readouterr().err
-    assert main(["--workspace", str(ws.root), "train", "--stage", "audio2lm"]) == 2
+    assert main(["--workspace", str(ws.root), "train", "--stage", "renderer"]) == 2
