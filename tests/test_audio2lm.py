@@ -44,17 +44,17 @@ def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
     from evpcli.train.audio2lm import train_audio2lm
 
     _, ws = pipeline
-    cfg = Audio2LandmarkTrainConfig(epochs=6, steps_per_epoch=10, batch_size=8, lr=3e-3)
+    cfg = Audio2LandmarkTrainConfig(epochs=10, steps_per_epoch=20, batch_size=8, lr=3e-3)
     r = train_audio2lm(ws, cfg, TINY_A2L, device="cpu")
     log = np.genfromtxt(r.log_csv, delimiter=",", names=True)
-    assert len(log) == 6 and log["loss"][-2:].mean() < 0.7 * log["loss"][0]
+    assert len(log) == 10 and log["loss"][-2:].mean() < 0.7 * log["loss"][0]
     assert r.metrics["heldout_clips"] == 3 and r.metrics["train_clips"] == 9
     assert set(r.metrics["heldout"]) == {"M-LD", "M-LVD", "F-LD", "F-LVD"}
     # --resume with more epochs continues after the last finished epoch
-    r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=7, steps_per_epoch=10, batch_size=8, lr=3e-3), TINY_A2L,
+    r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=11, steps_per_epoch=20, batch_size=8, lr=3e-3), TINY_A2L,
                         device="cpu", resume=True)
-    assert r2.key == r.key and r2.start_epoch == 6 and r2.steps == 10
-    assert len(np.genfromtxt(r2.log_csv, delimiter=",", names=True)) == 7
+    assert r2.key == r.key and r2.start_epoch == 10 and r2.steps == 20
+    assert len(np.genfromtxt(r2.log_csv, delimiter=",", names=True)) == 11
 
 
 def test_prediction_follows_the_clip_and_emotion_means_exist(pipeline):
@@ -131,3 +131,23 @@ def test_evaluate_needs_heldout_sentences(pipeline, tmp_path, capsys):
     metrics.write_text(json.dumps(data))
     assert main(["--workspace", str(copy.root), "evaluate"]) == 1
     assert "holds out no sentences" in capsys.readouterr().err
+
+
+def test_finetuning_updates_the_encoders_and_frozen_keeps_them(pipeline):
+    import torch
+
+    from evpcli.train.audio2lm import _load_disentangle_model, disentangle_row, load_audio2lm, train_audio2lm
+
+    _, ws = pipeline
+    before = _load_disentangle_model(disentangle_row(ws), "cpu").state_dict()
+
+    def encoder_change():
+        after = load_audio2lm(ws).disentangle.state_dict()
+        return max(float((after[k] - before[k]).abs().max()) for k in before if before[k].dtype == torch.float32)
+
+    train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, seed=3), TINY_A2L,
+                   device="cpu")
+    assert encoder_change() == 0.0
+    train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, seed=4,
+                                                 finetune_encoders=True), TINY_A2L, device="cpu")
+    assert encoder_change() > 0.0

@@ -139,21 +139,30 @@ class Audio2LandmarkResult:
 
 
 def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkTrainConfig):
-    """Random sequences: windows (B, L, 28, 12), emotion windows (B, E, 28, 12), targets (B, L, 68, 2),
+    """Random sequences: clip index (B,), start frame (B,), emotion-window rows (B, E), targets (B, L, 68, 2),
     valid (B, L), identity (B, 136)."""
     lengths = np.array([len(c.windows) for c in clips], np.float64)
     pick = rng.choice(len(clips), size=cfg.batch_size, p=lengths / lengths.sum())
-    w, e, d, v, ident = [], [], [], [], []
-    for k in pick:
-        c = clips[k]
-        t = len(c.windows)
-        s = int(rng.integers(0, t - cfg.seq_len + 1))
-        w.append(c.windows[s:s + cfg.seq_len])
-        e.append(c.windows[rng.integers(0, t, cfg.emotion_windows)])
-        d.append(c.normalised[s:s + cfg.seq_len] - c.reference[None])
-        v.append(c.valid[s:s + cfg.seq_len])
-        ident.append(identity_features(c.reference, cfg.disp_scale))
-    return [np.stack(x) for x in (w, e, d, v, ident)]
+    starts = np.array([int(rng.integers(0, len(clips[k].windows) - cfg.seq_len + 1)) for k in pick])
+    emo_rows = np.stack([rng.integers(0, len(clips[k].windows), cfg.emotion_windows) for k in pick])
+    d = np.stack([clips[k].normalised[s:s + cfg.seq_len] - clips[k].reference[None] for k, s in zip(pick, starts, strict=True)])
+    v = np.stack([clips[k].valid[s:s + cfg.seq_len] for k, s in zip(pick, starts, strict=True)])
+    ident = np.stack([identity_features(clips[k].reference, cfg.disp_scale) for k in pick])
+    return pick, starts, emo_rows, d, v, ident
+
+
+def _clip_codes(model, clips: list[ClipData], dev, progress: Progress) -> tuple[list, list]:
+    """Content codes (T, content_dim) and the clip-level emotion code of every clip, with the encoders fixed."""
+    import torch
+
+    content, emotion = [], []
+    with torch.no_grad(), progress.task("content and emotion codes", total=len(clips), unit="clips") as bar:
+        for c in clips:
+            w = torch.from_numpy(c.windows).to(dev)
+            content.append(torch.cat([model.disentangle.content(w[i:i + 512]) for i in range(0, len(w), 512)]))
+            emotion.append(model.emotion_code(w))
+            bar.advance(1)
+    return content, emotion
 
 
 def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2LandmarkTrainConfig(),
@@ -162,7 +171,8 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     """Train the identity MLP + LSTM (and fine-tune the encoders) on the workspace's prepared clips.
 
     Builds on the newest disentanglement model trained with ``ablate`` (so the ablation table can train one
-    landmark model per ablated encoder). Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
+    landmark model per ablated encoder). The encoders stay fixed (codes computed once per clip) unless
+    ``train_cfg.finetune_encoders``. Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
     held-out metrics, and records the model as a ``models`` artifact with ``meta.stage == "audio2lm"``.
     """
     import torch
@@ -193,12 +203,17 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
     model.set_pca(torch.from_numpy(mean), torch.from_numpy(comps), train_cfg.disp_scale)
     model.to(dev)
+    finetune = train_cfg.finetune_encoders
     for p in model.disentangle.parameters():
-        p.requires_grad_(not train_cfg.freeze_encoders)
+        p.requires_grad_(finetune)
     groups = [{"params": model.lstm.parameters(), "lr": train_cfg.lr}]
-    if not train_cfg.freeze_encoders:
+    if finetune:
         groups.append({"params": model.disentangle.parameters(), "lr": train_cfg.encoder_lr})
     opt = torch.optim.Adam(groups)
+    windows = [torch.from_numpy(c.windows).to(dev) for c in train_clips]
+    if not finetune:
+        model.eval()
+        content_codes, emotion_codes = _clip_codes(model, train_clips, dev, progress)
 
     start = 0
     if resume and ckpt.exists():
@@ -211,14 +226,24 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
                        unit="steps") as bar:
         for epoch in range(start, train_cfg.epochs):
             rng = epoch_rng(train_cfg.seed, epoch)
-            model.train()
+            model.lstm.train()
+            if finetune:
+                model.disentangle.train()
             sums = np.zeros(2)
             t0 = time.perf_counter()
+            L = train_cfg.seq_len
             for _ in range(train_cfg.steps_per_epoch):
-                w, e, d, v, ident = (torch.from_numpy(x).to(dev) for x in _batch(train_clips, rng, train_cfg))
-                b = w.shape[0]
-                emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(b, e.shape[1], -1).mean(1)
-                coeffs = model(w, emo, ident)
+                pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
+                d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
+                if finetune:
+                    w = torch.stack([windows[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
+                    e = torch.stack([windows[k][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
+                    emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
+                    coeffs = model(w, emo, ident)
+                else:
+                    content = torch.stack([content_codes[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
+                    emo = torch.stack([emotion_codes[k] for k in pick])
+                    coeffs = model.lstm(content, emo, ident)
                 mask = v.float()
                 denom = mask.sum().clamp_min(1.0)
                 coeff_mse = (((coeffs - model.project(d)) ** 2).mean(-1) * mask).sum() / denom
