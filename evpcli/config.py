@@ -107,8 +107,8 @@ class DisentangleTrainConfig:
     order) are never trained on; held-out metrics use them.
     """
 
-    epochs: int = 12
-    steps_per_epoch: int = 50
+    epochs: int = 10
+    steps_per_epoch: int = 30
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -118,7 +118,7 @@ class DisentangleTrainConfig:
     w_cla: float = 1.0
     w_con: float = 1.0
     ablate: str = ""  # "", "cross", "self", "cla" or "con"
-    pretrain_steps: int = 200
+    pretrain_steps: int = 300
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
     seed: int = 0

@@ -10,9 +10,11 @@ L1 cost the rows are written as a thermometer code (:func:`thermometer_code`): t
 two codes is exactly the L1 distance of the rows quantised to a grid of ``PairsConfig.l1_step`` (2 MFCC units;
 rows of speech differ by ~20-200 in L1). The tests check paths and costs against a plain dynamic programme.
 
-A pair stores, for every video frame t of clip a, the index of the aligned video frame of clip b: the window of
-frame t is centred on MFCC row ``4 t + 14`` of the padded clip, the path says which rows of b match that row, and
-their mean, mapped back to a frame index, is the aligned window of b.
+A pair stores the warping both ways as row maps (for every MFCC row of a, the matched row of b, and back), which
+is how training cuts the other clip's windows *on this clip's time line* (as in the paper: the window of x(i,n)
+for frame t of x(i,m) is rows ``map[4 t .. 4 t + 28]`` of x(i,n), so the two windows agree row by row). It also
+stores, for every video frame t of clip a, the aligned video frame of clip b (the window of frame t is centred on
+padded row ``4 t + 14``; the mean matched row of b, mapped back to a frame, is the aligned window of b).
 
 Pairs are cached per (actor, sentence) group in one ``pairs`` artifact (an .npz, see :func:`load_pairs`), keyed by
 the MFCC artifacts of the group's clips and the parameters; re-running reuses every group whose clips did not
@@ -115,12 +117,21 @@ def align_windows(path: np.ndarray, n_frames_a: int, n_frames_b: int, cfg: Audio
     return np.stack([np.arange(n_frames_a, dtype=np.int32), frames_b], axis=1)
 
 
+def row_map(path: np.ndarray, n_rows: int) -> np.ndarray:
+    """For every row of the first sequence, the (rounded mean) row of the second that the path matches: (n_rows,)
+    int32, non-decreasing. Use ``path[:, ::-1]`` for the other direction."""
+    sums = np.bincount(path[:, 0], weights=path[:, 1], minlength=n_rows)
+    counts = np.bincount(path[:, 0], minlength=n_rows)
+    return np.rint(sums / np.maximum(counts, 1)).astype(np.int32)
+
+
 # --------------------------------------------------------------------------- pairs
 @dataclass
 class Pair:
     """Two clips of one actor and sentence in different emotions, aligned window by window.
 
     ``index`` (K, 2) int32: rows (frame of a, frame of b) whose MFCC windows say the same thing.
+    ``map_ab`` (rows of a,) int32: the row of b matched to each MFCC row of a; ``map_ba`` the other way.
     ``cost``: the DTW cost; ``warp``: path length / the longer clip's MFCC rows (1.0: no time warping).
     """
 
@@ -133,6 +144,8 @@ class Pair:
     cost: float
     warp: float
     index: np.ndarray
+    map_ab: np.ndarray
+    map_ba: np.ndarray
 
 
 @dataclass
@@ -205,7 +218,7 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         if not cand:
             summary.skipped_sentences.append(f"{actor}/{sentence}")
             continue
-        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 1})
+        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 2})
         plan.append((actor, sentence, group, cand, key))
 
     t0 = time.perf_counter()
@@ -245,16 +258,20 @@ def _align_group(ws: Workspace, group: list[ClipRecord], cand: list[tuple[int, i
     for k in sorted({i for p in cand for i in p}):
         f = ws.load_clip_feature(KIND_MFCC, group[k].clip_id)
         feats[k] = (np.asarray(f["mfcc"], np.float32), int(f["n_frames"]))
-    costs, warps, per_step, indices = [], [], [], []
+    costs, warps, per_step, indices, maps_ab, maps_ba = [], [], [], [], [], []
     for a, b in cand:
         (ma, na), (mb, nb) = feats[a], feats[b]
         path, cost = dtw_path(ma, mb, cfg)
         indices.append(align_windows(path, na, nb))
+        maps_ab.append(row_map(path, len(ma)))
+        maps_ba.append(row_map(path[:, ::-1], len(mb)))
         costs.append(cost)
         per_step.append(cost / len(path))
         warps.append(len(path) / max(len(ma), len(mb)))
         bar.advance(1)
-    offsets = np.concatenate([[0], np.cumsum([len(i) for i in indices])]).astype(np.int64)
+    def offsets_of(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([len(i) for i in arrays])]).astype(np.int64)
+
     return {
         "clips": np.array([c.clip_id for c in group]),
         "emotions": np.array([c.emotion for c in group]),
@@ -263,8 +280,12 @@ def _align_group(ws: Workspace, group: list[ClipRecord], cand: list[tuple[int, i
         "cost": np.array(costs, np.float64),
         "cost_per_step": np.array(per_step, np.float64),
         "warp": np.array(warps, np.float64),
-        "offsets": offsets,
+        "offsets": offsets_of(indices),
         "index": np.concatenate(indices).astype(np.int32),
+        "map_ab_offsets": offsets_of(maps_ab),
+        "map_ab": np.concatenate(maps_ab),
+        "map_ba_offsets": offsets_of(maps_ba),
+        "map_ba": np.concatenate(maps_ba),
     }
 
 
@@ -280,5 +301,12 @@ def load_pairs(ws: Workspace) -> list[Pair]:
         clips, emotions = d["clips"], d["emotions"]
         for k, (a, b) in enumerate(zip(d["pair_a"], d["pair_b"], strict=True)):
             out.append(Pair(actor, sentence, str(clips[a]), str(clips[b]), str(emotions[a]), str(emotions[b]),
-                            float(d["cost"][k]), float(d["warp"][k]), d["index"][d["offsets"][k]:d["offsets"][k + 1]]))
+                            float(d["cost"][k]), float(d["warp"][k]), _part(d, "index", k), _part(d, "map_ab", k),
+                            _part(d, "map_ba", k)))
     return out
+
+
+def _part(d: dict[str, np.ndarray], name: str, k: int) -> np.ndarray:
+    """Pair k's slice of a concatenated per-pair array of a pairs artifact."""
+    offsets = d["offsets" if name == "index" else f"{name}_offsets"]
+    return d[name][offsets[k]:offsets[k + 1]]

@@ -10,7 +10,7 @@ import pytest
 from evpcli import audio, media
 from evpcli.cli import main
 from evpcli.config import PairsConfig
-from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, quantised_l1
+from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, quantised_l1, row_map
 from evpcli.workspace import ClipRecord, Workspace, cache_key, save_npz
 
 
@@ -114,6 +114,15 @@ def test_alignment_follows_a_known_time_stretch(arctic_wav):
     inner = slice(5, na - 5)
     err = np.abs(idx[inner, 1] - 1.5 * idx[inner, 0])
     assert np.median(err) <= 1.5, err
+    # the row maps warp each clip onto the other's time line: row r of a <-> row ~1.5 r of b (12 padded rows
+    # of silence at the start of both)
+    fwd, back = row_map(path, len(a)), row_map(path[:, ::-1], len(b))
+    assert fwd.shape == (len(a),) and back.shape == (len(b),)
+    assert np.all(np.diff(fwd) >= 0) and np.all(np.diff(back) >= 0)
+    r = np.arange(30, len(a) - 30)
+    assert np.median(np.abs(fwd[r] - (12 + 1.5 * (r - 12)))) <= 3
+    s = np.arange(45, len(b) - 45)
+    assert np.median(np.abs(back[s] - (12 + (s - 12) / 1.5))) <= 2
 
 
 def test_align_windows_on_an_identity_path():
@@ -168,7 +177,7 @@ def test_build_pairs_aligns_caches_and_loads(small_ws):
 
 
 def test_build_pairs_cli_json_and_cap(small_ws, capsys):
-    assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--max-pairs-per-sentence", "2",
+    assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--max-pairs-per-sentence", "2", "--frame-cost", "l2",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pairs"] == 4 and out["groups"] == 2
