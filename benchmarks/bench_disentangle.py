@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--steps-per-epoch", type=int, default=None)
     ap.add_argument("--ablate", default="")
+    ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
     ap.add_argument("--jobs", type=int, default=2)
@@ -92,7 +93,7 @@ def main() -> None:
     pairs = build_pairs(ws)
     t_pairs = time.perf_counter() - t0
     cfg = DisentangleTrainConfig(holdout_sentences=args.holdout, ablate=args.ablate, seed=args.seed)
-    over = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch}
+    over = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "lr": args.lr}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
     t0 = time.perf_counter()
     r = train_disentangle(ws, cfg, device="cpu", progress=Progress())

@@ -213,8 +213,8 @@ def build_pairs(
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
 
-    For every actor and sentence, each two clips in different emotions are aligned by DTW over their MFCC rows
-    (L1 frame cost, dtaidistance's C implementation); the pairs of aligned windows are cached in the workspace.
+    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    The alignments are cached in the workspace; a re-run only aligns what changed.
     """
     from evpcli.config import PairsConfig
     from evpcli.pairs import build_pairs as run
@@ -261,9 +261,8 @@ def train(
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
 
-    disentangle: content encoder, emotion encoder, decoder and emotion classifier on the DTW pairs of
-    `evp build-pairs` (cross-reconstruction); prints held-out emotion accuracy, the cross-reconstruction
-    distances and the content-invariance ratio at the end.
+    disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
+    It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
     """
     if stage is not Stage.disentangle:
         _not_built(f"train --stage {stage.value}")

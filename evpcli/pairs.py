@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -196,12 +196,13 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
                 cfg: PairsConfig | None = None) -> PairsSummary:
     """Align every pair of clips of one actor and sentence in different emotions; cache them per group.
 
-    Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). Returns counts, the mean
-    warp ratio and the alignment speed.
+    Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). ``cfg`` sets the frame cost
+    and the cap (``max_pairs_per_sentence``, when non-zero, overrides the cap of ``cfg``). Returns counts, the mean
+    warp ratio and the alignment speed; raises :class:`EvpError` when nothing can be paired.
     """
-    cfg = cfg or PairsConfig(max_pairs_per_sentence=max_pairs_per_sentence)
-    if max_pairs_per_sentence and cfg.max_pairs_per_sentence != max_pairs_per_sentence:
-        cfg = PairsConfig(**{**asdict(cfg), "max_pairs_per_sentence": max_pairs_per_sentence})
+    cfg = cfg or PairsConfig()
+    if max_pairs_per_sentence:
+        cfg = replace(cfg, max_pairs_per_sentence=max_pairs_per_sentence)
     clips = ws.clips(status="ok")
     if not clips:
         raise EvpError(f"no prepared clips in {ws.root}; run `evp prepare-dataset` first")
