@@ -157,7 +157,9 @@ def test_ablation_turns_one_loss_off(corpus_ws, tmp_path):
     ws = _copy_ws(corpus_ws, tmp_path / "abl")
     cfg = DisentangleTrainConfig(**{**TINY_TRAIN.__dict__, "epochs": 1, "steps_per_epoch": 3, "pretrain_steps": 0,
                                     "ablate": "cross"})
+    before = torch.are_deterministic_algorithms_enabled()
     r = td.train_disentangle(ws, cfg, TINY, device="cpu")
+    assert torch.are_deterministic_algorithms_enabled() == before  # the run's setting does not leak to the caller
     with open(r.log_csv) as f:
         row = next(csv.DictReader(f))
     assert row["cross"] == "" and float(row["self"]) > 0

@@ -32,7 +32,7 @@ from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, t
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.train.common import CsvLog, deterministic, epoch_rng, load_training_state, plot_curves, save_training_state
 from evpcli.workspace import KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz, save_json, save_npz
 
 STAGE = "disentangle"
@@ -244,17 +244,20 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
     ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
     than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
     """
+    if train_cfg.ablate not in ("", *LOSSES):
+        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
+    with deterministic(train_cfg.seed):
+        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress())
+
+
+def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, device: str, resume: bool,
+           progress: Progress) -> DisentangleResult:
     import torch
 
     from evpcli.device import resolve_device
     from evpcli.nets.disentangle import Disentangle
 
-    if train_cfg.ablate not in ("", *LOSSES):
-        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
-    progress = progress or Progress()
     dev = resolve_device(device)
-    net_cfg = net_cfg or DEFAULT_NET_CONFIG
-    seed_everything(train_cfg.seed)
     bank = load_bank(ws)
     train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
     sampler = TupleSampler(bank, train_sents)
