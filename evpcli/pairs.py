@@ -23,8 +23,10 @@ change.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -193,12 +195,13 @@ def candidate_pairs(group: list[ClipRecord], max_pairs: int = 0, seed: int = 0) 
 
 
 def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progress | None = None,
-                cfg: PairsConfig | None = None) -> PairsSummary:
+                cfg: PairsConfig | None = None, jobs: int = 1) -> PairsSummary:
     """Align every pair of clips of one actor and sentence in different emotions; cache them per group.
 
     Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). ``cfg`` sets the frame cost
-    and the cap (``max_pairs_per_sentence``, when non-zero, overrides the cap of ``cfg``). Returns counts, the mean
-    warp ratio and the alignment speed; raises :class:`EvpError` when nothing can be paired.
+    and the cap (``max_pairs_per_sentence``, when non-zero, overrides the cap of ``cfg``); ``jobs`` > 1 aligns
+    groups in that many worker processes. Returns counts, the mean warp ratio and the alignment speed; raises
+    :class:`EvpError` when nothing can be paired.
     """
     cfg = cfg or PairsConfig()
     if max_pairs_per_sentence:
@@ -224,19 +227,29 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
 
     t0 = time.perf_counter()
     warps, costs = [], []
-    with (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
+    todo = [p for p in plan if p[4] not in cached]
+    jobs = max(1, min(jobs, len(todo)))
+    with contextlib.ExitStack() as stack, \
+            (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
+        args = [([str(mfcc_rows[c.clip_id]["path"]) for c in group], cand, cfg) for _, _, group, cand, _ in todo]
+        if jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(jobs))
+            aligned = iter(pool.map(_align_group, *zip(*args, strict=True)))
+        else:
+            aligned = (_align_group(*a) for a in args)  # lazily, in the order of ``todo``
         for actor, sentence, group, cand, key in plan:
             if key in cached:
                 data = load_npz(cached[key]["path"])
                 summary.groups_cached += 1
-                bar.advance(len(cand))
             else:
-                data = _align_group(ws, group, cand, cfg, bar)
+                data = {"clips": np.array([c.clip_id for c in group]), "emotions": np.array([c.emotion for c in group]),
+                        **next(aligned)}
                 path = ws.path(KIND_PAIRS, f"{actor}-{sentence}-{key}.npz".replace("/", "_"))
                 save_npz(path, **data)
                 ws.put_artifact(KIND_PAIRS, key, path, params=asdict(cfg),
                                 meta={"actor": actor, "sentence": sentence, "n_pairs": len(cand)})
                 summary.pairs_computed += len(cand)
+            bar.advance(len(cand))
             summary.groups += 1
             summary.pairs += len(data["cost"])
             summary.aligned_windows += len(data["index"])
@@ -254,10 +267,11 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     return summary
 
 
-def _align_group(ws: Workspace, group: list[ClipRecord], cand: list[tuple[int, int]], cfg: PairsConfig, bar) -> dict:
+def _align_group(mfcc_paths: list[str], cand: list[tuple[int, int]], cfg: PairsConfig) -> dict:
+    """DTW of the candidate pairs of one group (clips given by their MFCC artifact files); a worker's job."""
     feats = {}
     for k in sorted({i for p in cand for i in p}):
-        f = ws.load_clip_feature(KIND_MFCC, group[k].clip_id)
+        f = load_npz(mfcc_paths[k])
         feats[k] = (np.asarray(f["mfcc"], np.float32), int(f["n_frames"]))
     costs, warps, per_step, indices, maps_ab, maps_ba = [], [], [], [], [], []
     for a, b in cand:
@@ -269,13 +283,10 @@ def _align_group(ws: Workspace, group: list[ClipRecord], cand: list[tuple[int, i
         costs.append(cost)
         per_step.append(cost / len(path))
         warps.append(len(path) / max(len(ma), len(mb)))
-        bar.advance(1)
     def offsets_of(arrays: list[np.ndarray]) -> np.ndarray:
         return np.concatenate([[0], np.cumsum([len(i) for i in arrays])]).astype(np.int64)
 
     return {
-        "clips": np.array([c.clip_id for c in group]),
-        "emotions": np.array([c.emotion for c in group]),
         "pair_a": np.array([a for a, _ in cand], np.int32),
         "pair_b": np.array([b for _, b in cand], np.int32),
         "cost": np.array(costs, np.float64),

@@ -176,6 +176,21 @@ def test_build_pairs_aligns_caches_and_loads(small_ws):
     assert again.pairs == 6 and again.pairs_computed == 0 and again.groups_cached == 2
 
 
+def test_build_pairs_in_worker_processes_gives_the_same_pairs(small_ws, tmp_path):
+    import shutil
+
+    small_ws.close()
+    shutil.copytree(small_ws.root, tmp_path / "ws")
+    ws2 = Workspace(tmp_path / "ws")
+    cfg = PairsConfig(frame_cost="l2", seed=3)  # new parameters: every group is aligned again
+    s1 = build_pairs(small_ws, cfg=cfg)
+    s2 = build_pairs(ws2, cfg=cfg, jobs=2)
+    assert s1.pairs_computed == s2.pairs_computed == 6
+    for p, q in zip(load_pairs(small_ws), load_pairs(ws2), strict=True):
+        assert (p.clip_a, p.clip_b, p.cost) == (q.clip_a, q.clip_b, q.cost)
+        assert np.array_equal(p.map_ab, q.map_ab) and np.array_equal(p.index, q.index)
+
+
 def test_build_pairs_cli_json_and_cap(small_ws, capsys):
     assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--max-pairs-per-sentence", "2", "--frame-cost", "l2",
                  "--json"]) == 0
