@@ -358,7 +358,7 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     labels = torch.tensor([EMOTIONS.index(bank.emotions[k]) for k in row_clip], device=dev)
     rows_t = torch.from_numpy(train_rows).to(dev)
     params = list(model.emotion_encoder.parameters()) + list(model.classifier.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr * 5, betas=(cfg.beta1, cfg.beta2))
+    opt = torch.optim.Adam(params, lr=cfg.pretrain_lr, betas=(cfg.beta1, cfg.beta2))
     rng = epoch_rng(cfg.seed, 0, phase=1)
     model.train()
     with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
