@@ -288,7 +288,8 @@ def train(
     on = m["on"]
     human = (f"trained {r.steps} steps in {r.seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
              f"{f', resumed after epoch {r.resumed_from}' if r.resumed_from else ''}; model {r.checkpoint}\n"
-             f"{on} emotion accuracy {100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
+             f"{'held-out' if on == 'heldout' else 'training-sentence'} emotion accuracy "
+             f"{100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
              f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
              f"chance {100 * m['chance']:.1f} %)\n"
              f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "

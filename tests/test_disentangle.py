@@ -179,7 +179,7 @@ def test_train_cli_prints_the_metrics(corpus_ws, tmp_path, monkeypatch, capsys):
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--epochs", "1",
                  "--steps-per-epoch", "2", "--pretrain-steps", "0", "--holdout-sentences", "1"]) == 0
     err = capsys.readouterr().err
-    assert "heldout emotion accuracy" in err and "distance to x_in" in err and "content invariance" in err
+    assert "held-out emotion accuracy" in err and "distance to x_in" in err and "content invariance" in err
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--holdout-sentences", "2"]) == 1
     assert "hold out" in capsys.readouterr().err
     assert main(["--workspace", str(ws.root), "train", "--stage", "audio2lm"]) == 2
