@@ -250,13 +250,35 @@ def _print_prepare_report(report) -> None:
               f"report: {report.report_path}")
 
 
-@app.command("build-pairs", epilog="Example:  evp build-pairs --max-pairs-per-sentence 20")
+@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
+    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's; exact on a 2-unit MFCC grid) or l2 "
+                                   "(Euclidean, ~17x faster)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs)."""
-    _not_built("build-pairs")
+    """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
+
+    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    The alignments are cached in the workspace; a re-run only aligns what changed.
+    """
+    from evpcli.config import PairsConfig
+    from evpcli.pairs import build_pairs as run
+
+    if max_pairs_per_sentence < 0:
+        raise typer.BadParameter("--max-pairs-per-sentence must be 0 (all) or more")
+    if frame_cost not in ("l1", "l2"):
+        raise typer.BadParameter("--frame-cost must be l1 or l2")
+    cfg = PairsConfig(frame_cost=frame_cost, max_pairs_per_sentence=max_pairs_per_sentence)
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress, cfg=cfg, jobs=jobs)
+    skipped = f"; {len(s.skipped_sentences)} sentences had one emotion only" if s.skipped_sentences else ""
+    _emit(s.to_dict(), as_json,
+          f"{s.pairs} pairs in {s.groups} actor/sentence groups ({s.pairs_computed} aligned now at "
+          f"{s.pairs_per_second:.1f} pairs/s, {s.groups_cached} groups cached); {s.aligned_windows} aligned windows, "
+          f"mean warp ratio {s.mean_warp_ratio:.3f}{skipped}")
 
 
 class Stage(str, Enum):
@@ -278,10 +300,49 @@ def train(
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
     ablate: str | None = typer.Option(None, help="disentangle only: turn one loss off (cross|self|cla|con)."),
     target: Path | None = typer.Option(None, help="renderer only: the target video to train a renderer for."),
+    steps_per_epoch: int | None = typer.Option(None, help="disentangle: batches per epoch (default from config)."),
+    holdout_sentences: int | None = typer.Option(None, help="disentangle: hold out the last N sentence ids (never "
+                                                 "trained on) for the held-out metrics (default 2)."),
+    pretrain_steps: int | None = typer.Option(None, help="disentangle: batches of emotion-classifier pre-training "
+                                              "of the emotion encoder (0: none)."),
+    device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
-    """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues)."""
-    _not_built(f"train --stage {stage.value}")
+    """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
+
+    disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
+    It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
+    """
+    if stage is not Stage.disentangle:
+        _not_built(f"train --stage {stage.value}")
+    import dataclasses
+
+    from evpcli.config import DisentangleTrainConfig
+    from evpcli.train.disentangle import train_disentangle
+
+    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                 "holdout_sentences": holdout_sentences, "pretrain_steps": pretrain_steps}
+    for name, value in overrides.items():
+        if value is not None and value < (0 if name in ("holdout_sentences", "pretrain_steps") else 1):
+            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least "
+                                     f"{0 if name in ('holdout_sentences', 'pretrain_steps') else 1}")
+    cfg = dataclasses.replace(DisentangleTrainConfig(), seed=seed, ablate=ablate or "",
+                              **{k: v for k, v in overrides.items() if v is not None})
+    r = train_disentangle(state.ws, cfg, device=(device.value if device else state.device), resume=resume,
+                          progress=state.progress)
+    m = r.metrics
+    on = m["on"]
+    human = (f"trained {r.steps} steps in {r.seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
+             f"{f', resumed after epoch {r.resumed_from}' if r.resumed_from else ''}; model {r.checkpoint}\n"
+             f"{'held-out' if on == 'heldout' else 'training-sentence'} emotion accuracy "
+             f"{100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
+             f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
+             f"chance {100 * m['chance']:.1f} %)\n"
+             f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "
+             f"to x_im {m['cross_to_source']:.3f}\n"
+             f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}\n"
+             f"log {r.log_csv}, plots {r.loss_png} {r.embedding_png}")
+    _emit(r.to_dict(), as_json, human)
 
 
 @app.command("fit-pose", epilog=(

@@ -107,3 +107,76 @@ class LandmarkConfig:
     smooth_order_stable: int = 2
     smooth_order_eyes: int = 2
     smooth_order_mouth: int = 4
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """build-pairs: DTW over MFCC rows with an L1 frame cost and the steps (i+1,j), (i,j+1), (i+1,j+1).
+
+    The L1 cost is computed by dtaidistance's C DTW on a *thermometer code* of the MFCC rows: each coefficient is
+    quantised to a grid of ``l1_step`` and written as one bit per grid line (scaled by sqrt(step)), so the squared
+    Euclidean distance between two codes equals the L1 distance of the quantised rows exactly. ``frame_cost="l2"``
+    uses the C implementation's Euclidean frame cost instead (faster, not the paper's).
+    """
+
+    frame_cost: str = "l1"  # "l1" (paper, thermometer code) or "l2"
+    l1_step: float = 2.0  # grid step of the L1 quantisation, MFCC units (speech rows differ by ~50-200 in L1)
+    max_pairs_per_sentence: int = 0  # 0: every pair of clips in different emotions
+    seed: int = 0  # which pairs are kept when capped
+
+
+@dataclass(frozen=True)
+class DisentangleConfig:
+    """Sizes of the cross-reconstructed emotion disentanglement networks (EVP-NOTES defaults).
+
+    Content encoder Ec: 2D convs over the 1x28x12 window with ``content_channels`` (max-pool 2x2 after the
+    layers listed in ``content_pool_after``), then FC -> ``content_dim`` (one code per window).
+    Emotion encoder Ee: 1D convs along time over the 12 coefficients as channels (``emotion_channels``), mean over
+    time, FC -> ``emotion_dim``, ReLU (non-negative, as in the authors' release).
+    Decoder D: concat(content, emotion) -> FC -> transposed convs (``decoder_channels``) -> 28x12 window.
+    Classifier Ce: Linear emotion_dim -> n_emotions.
+    """
+
+    n_coeffs: int = 12
+    window: int = 28
+    content_channels: tuple[int, ...] = (64, 128, 256, 256, 512)
+    content_pool_after: tuple[int, ...] = (1, 4)
+    content_dim: int = 256
+    emotion_channels: tuple[int, ...] = (64, 128, 256)
+    emotion_dim: int = 128
+    decoder_channels: tuple[int, ...] = (256, 128, 64)
+    n_emotions: int = 8
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DisentangleConfig:
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class DisentangleTrainConfig:
+    """Training of the disentanglement networks (losses and optimiser as in the authors' release).
+
+    L_dis = w_cross L_cross + w_self L_self + w_cla L_cla + w_con L_con (L1 reconstruction, all weights 1);
+    ``ablate`` names one loss to turn off. Adam lr 2e-4, betas (0.5, 0.999). An epoch is ``steps_per_epoch``
+    batches of aligned tuples (x_im, x_jn, x_in, x_jm). The emotion encoder is first pre-trained as a classifier
+    for ``pretrain_steps`` batches of 4 x batch_size single windows (Adam, ``pretrain_lr``). The last
+    ``holdout_sentences`` sentence ids (sorted) are never trained on; the held-out metrics use them.
+    """
+
+    epochs: int = 10
+    steps_per_epoch: int = 30
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    w_cross: float = 1.0
+    w_self: float = 1.0
+    w_cla: float = 1.0
+    w_con: float = 1.0
+    ablate: str = ""  # "", "cross", "self", "cla" or "con"
+    pretrain_steps: int = 300
+    pretrain_lr: float = 1e-3
+    holdout_sentences: int = 2
+    eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
+    seed: int = 0

@@ -1,0 +1,530 @@
+"""Training of the cross-reconstructed emotion disentanglement (``evp train --stage disentangle``).
+
+A training tuple is four MFCC windows of one actor: x_im, x_in (sentence i in emotions m and n) and x_jn, x_jm
+(another sentence j in the same two emotions). As in the paper, the partner clip is warped onto the input's time
+line with the DTW path of build-pairs: x_in is cut from the emotion-n clip at the rows matched to x_im's rows, so
+the two say the same thing row by row and differ only in how (emotion); x_jm is warped onto x_jn likewise.
+With Ec the content encoder, Ee the emotion encoder, D the decoder and Ce the classifier (EVP eq. 2-6, L1 norms
+as in the authors' release)::
+
+    L_cross = |D(Ec(x_im), Ee(x_jn)) - x_in| + |D(Ec(x_jn), Ee(x_im)) - x_jm|
+    L_self  = |D(Ec(x_im), Ee(x_im)) - x_im| + |D(Ec(x_jn), Ee(x_jn)) - x_jn|
+    L_cla   = cross-entropy of Ce(Ee(x)) for all four windows
+    L_con   = |Ec(x_im) - Ec(x_in)| + |Ec(x_jn) - Ec(x_jm)|
+    L_dis   = w_cross L_cross + w_self L_self + w_cla L_cla + w_con L_con
+
+The emotion encoder is first pre-trained as an 8-way classifier on single windows. Sentences held out by the
+config are never trained on; after training every clip gets a clip-level emotion code (mean of Ee over its
+windows), each emotion a mean code, and the held-out metrics are measured (see :func:`evaluate_disentangle`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evpcli import audio
+from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, to_dict
+from evpcli.errors import EvpError
+from evpcli.pairs import Pair, load_pairs
+from evpcli.progress import Progress
+from evpcli.train.common import CsvLog, deterministic, epoch_rng, load_training_state, plot_curves, save_training_state
+from evpcli.workspace import KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz, save_json, save_npz
+
+STAGE = "disentangle"
+KIND_EMOTION_CODES = "emotion_codes"
+LOSSES = ("cross", "self", "cla", "con")
+DEFAULT_NET_CONFIG = DisentangleConfig()  # the EVP-NOTES sizes
+LOG_FIELDS = ["epoch", "loss", "cross", "self", "cla", "con", "seconds", "steps_per_second"]
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class WindowBank:
+    """Every clip's MFCC rows and windows in memory, and the pairs with their row maps.
+
+    ``rows`` (R + 1, 12) float32: all clips' padded MFCC rows one after another (clip k from ``row_offsets[k]``),
+    plus a final all-zero row (silence, what :func:`evpcli.audio.frame_windows` reads past a clip's end).
+    ``windows`` (W, 28, 12) float32: each clip's own windows (clip k owns ``offsets[k] .. offsets[k+1]``), equal to
+    ``frame_windows(mfcc, n_frames)``.
+    """
+
+    clip_ids: list[str]
+    emotions: list[str]
+    sentences: list[str]
+    actors: list[str]
+    rows: np.ndarray
+    row_offsets: np.ndarray
+    windows: np.ndarray
+    offsets: np.ndarray
+    pairs: list[Pair]
+    pair_clips: list[tuple[int, int]]  # clip numbers of (clip_a, clip_b) of each pair
+
+    def clip_windows(self, k: int) -> np.ndarray:
+        return self.windows[self.offsets[k]:self.offsets[k + 1]]
+
+    def n_frames(self, k: int) -> int:
+        return int(self.offsets[k + 1] - self.offsets[k])
+
+    def window_rows(self, src: int, frames: np.ndarray, dst: int | None = None, row_map: np.ndarray | None = None,
+                    hop: int = 4, window: int = 28) -> np.ndarray:
+        """Global row numbers (len(frames), window) of the windows of clip ``src``'s frames; with ``dst`` and
+        ``row_map`` (src row -> dst row), the rows of clip ``dst`` warped onto ``src``'s time line instead."""
+        local = hop * np.asarray(frames)[:, None] + np.arange(window)[None, :]
+        n_src = self.row_offsets[src + 1] - self.row_offsets[src]
+        inside = local < n_src
+        local = np.minimum(local, n_src - 1)
+        if dst is None:
+            rows = self.row_offsets[src] + local
+        else:
+            rows = self.row_offsets[dst] + row_map[local]
+        return np.where(inside, rows, len(self.rows) - 1)
+
+
+def load_bank(ws: Workspace) -> WindowBank:
+    clips = ws.clips(status="ok")
+    pairs = load_pairs(ws)
+    if not clips:
+        raise EvpError(f"no prepared clips in {ws.root}; run `evp prepare-dataset` first")
+    if not pairs:
+        raise EvpError(f"no pairs in {ws.root}; run `evp build-pairs` first")
+    mfcc_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_MFCC)}
+    rows, wins, row_offsets, offsets, keep = [], [], [0], [0], []
+    for c in clips:
+        if c.clip_id not in mfcc_rows:
+            continue
+        f = load_npz(mfcc_rows[c.clip_id]["path"])
+        m = np.asarray(f["mfcc"], np.float32)
+        w = audio.frame_windows(m, int(f["n_frames"]))
+        rows.append(m)
+        wins.append(w)
+        row_offsets.append(row_offsets[-1] + len(m))
+        offsets.append(offsets[-1] + len(w))
+        keep.append(c)
+    rows.append(np.zeros((1, rows[0].shape[1]), np.float32))
+    index = {c.clip_id: k for k, c in enumerate(keep)}
+    used = [p for p in pairs if p.clip_a in index and p.clip_b in index]
+    return WindowBank([c.clip_id for c in keep], [c.emotion for c in keep], [c.sentence for c in keep],
+                      [c.actor for c in keep], np.concatenate(rows), np.array(row_offsets, np.int64),
+                      np.concatenate(wins).astype(np.float32), np.array(offsets, np.int64), used,
+                      [(index[p.clip_a], index[p.clip_b]) for p in used])
+
+
+def split_sentences(sentences: list[str], n_holdout: int) -> tuple[set[str], set[str]]:
+    """(training, held-out) sentence ids: the last ``n_holdout`` ids in sorted order are held out."""
+    ids = sorted(set(sentences))
+    if n_holdout < 0 or n_holdout > len(ids) - 2:
+        raise EvpError(f"cannot hold out {n_holdout} of {len(ids)} sentences: training needs at least 2 "
+                       f"(use --holdout-sentences 0..{max(len(ids) - 2, 0)})")
+    return set(ids[:len(ids) - n_holdout]), set(ids[len(ids) - n_holdout:])
+
+
+class TupleSampler:
+    """Draws aligned tuples (x_im, x_jn, x_in, x_jm) as rows of :attr:`WindowBank.rows`, with labels m and n.
+
+    Pairs are grouped by actor and (unordered) emotion pair; a tuple takes two pairs of one group from different
+    sentences. x_im is a window of the sentence-i clip in emotion m and x_in the window of its partner in emotion n
+    warped onto x_im's time line (so they agree row by row); likewise x_jn is a window of the sentence-j clip in
+    emotion n and x_jm its partner warped onto it.
+    """
+
+    def __init__(self, bank: WindowBank, first_sentences: set[str], second_sentences: set[str] | None = None):
+        second_sentences = first_sentences if second_sentences is None else second_sentences
+        groups: dict[tuple, list[int]] = {}
+        for k, p in enumerate(bank.pairs):
+            groups.setdefault((p.actor, frozenset((p.emotion_a, p.emotion_b))), []).append(k)
+        self.bank = bank
+        self.groups = []
+        for members in groups.values():
+            first = [k for k in members if bank.pairs[k].sentence in first_sentences]
+            second = [k for k in members if bank.pairs[k].sentence in second_sentences]
+            if first and any(bank.pairs[b].sentence != bank.pairs[a].sentence for a in first for b in second):
+                self.groups.append((first, second))
+        if not self.groups:
+            raise EvpError("no actor has one emotion pair in two different sentences, so no training tuple can be "
+                           "formed; add sentences or re-run `evp build-pairs` without --max-pairs-per-sentence")
+
+    def _oriented(self, k: int, emotion: str) -> tuple[int, int, np.ndarray]:
+        """(clip with ``emotion``, its partner, row map from the first to the second) of pair k."""
+        p, (ka, kb) = self.bank.pairs[k], self.bank.pair_clips[k]
+        return (ka, kb, p.map_ab) if p.emotion_a == emotion else (kb, ka, p.map_ba)
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (n, 4, 28) int64 of (x_im, x_jn, x_in, x_jm) and labels (n, 2) int64 of (m, n)."""
+        bank, pairs = self.bank, self.bank.pairs
+        rows = np.empty((n, 4, 28), np.int64)
+        labels = np.empty((n, 2), np.int64)
+        for t in range(n):
+            first, second = self.groups[rng.integers(len(self.groups))]
+            a = first[rng.integers(len(first))]
+            others = [b for b in second if pairs[b].sentence != pairs[a].sentence]
+            b = others[rng.integers(len(others))]
+            m = pairs[a].emotion_a if rng.random() < 0.5 else pairs[a].emotion_b
+            n_ = pairs[a].emotion_b if pairs[a].emotion_a == m else pairs[a].emotion_a
+            im, in_, map_i = self._oriented(a, m)
+            jn, jm, map_j = self._oriented(b, n_)
+            fi = rng.integers(bank.n_frames(im), size=1)
+            fj = rng.integers(bank.n_frames(jn), size=1)
+            rows[t, 0] = bank.window_rows(im, fi)[0]
+            rows[t, 1] = bank.window_rows(jn, fj)[0]
+            rows[t, 2] = bank.window_rows(im, fi, in_, map_i)[0]
+            rows[t, 3] = bank.window_rows(jn, fj, jm, map_j)[0]
+            labels[t] = (EMOTIONS.index(m), EMOTIONS.index(n_))
+        return rows, labels
+
+
+# --------------------------------------------------------------------------- losses
+def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES)):
+    """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
+
+    Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = model.normalise(torch.cat([x_im, x_jn, x_in, x_jm]))  # (4B, 28, 12)
+    B = len(x_im)
+    n_im, n_jn, n_in, n_jm = x.split(B)
+    n_content = 4 if "con" in need else 2
+    c = model.content_encoder(x[: n_content * B])
+    c_im, c_jn = c[:B], c[B:2 * B]
+    e = model.emotion_encoder(x)
+    e_im, e_jn = e[:B], e[B:2 * B]
+    out: dict[str, torch.Tensor] = {}
+    if "cross" in need or "self" in need:
+        dec = model.decoder(torch.cat([c_im, c_jn, c_im, c_jn]), torch.cat([e_jn, e_im, e_im, e_jn]))
+        cross_in, cross_jm, self_im, self_jn = dec.split(B)
+        out["cross"] = F.l1_loss(cross_in, n_in) + F.l1_loss(cross_jm, n_jm)
+        out["self"] = F.l1_loss(self_im, n_im) + F.l1_loss(self_jn, n_jn)
+    if "cla" in need:
+        out["cla"] = F.cross_entropy(model.classifier(e), torch.cat([m, n, n, m]))
+    if "con" in need:
+        out["con"] = F.l1_loss(c_im, c[2 * B:3 * B]) + F.l1_loss(c_jn, c[3 * B:])
+    return out
+
+
+# --------------------------------------------------------------------------- the stage
+@dataclass
+class DisentangleResult:
+    key: str
+    checkpoint: Path
+    codes: Path
+    metrics_path: Path
+    log_csv: Path
+    loss_png: Path
+    embedding_png: Path
+    epochs: int
+    resumed_from: int
+    steps: int
+    seconds: float
+    steps_per_second: float
+    metrics: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def run_key(ws: Workspace, net_cfg: DisentangleConfig, train_cfg: DisentangleTrainConfig) -> str:
+    """Key of a run: the pairs it trains on and every setting except the number of epochs (so --resume can
+    extend a run)."""
+    pair_keys = sorted(a["key"] for a in ws.artifacts(KIND_PAIRS))
+    params = {"net": to_dict(net_cfg), "train": {**to_dict(train_cfg), "epochs": None}, "version": 1}
+    return cache_key(*pair_keys, params=params)
+
+
+def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = DisentangleTrainConfig(),
+                      net_cfg: DisentangleConfig | None = None, device: str = "auto", resume: bool = False,
+                      progress: Progress | None = None) -> DisentangleResult:
+    """Train Ec, Ee, D and Ce on the workspace's pairs; write the model, codes, metrics, log and plots.
+
+    ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
+    than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
+    """
+    if train_cfg.ablate not in ("", *LOSSES):
+        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
+    with deterministic(train_cfg.seed):
+        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress())
+
+
+def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, device: str, resume: bool,
+           progress: Progress) -> DisentangleResult:
+    import torch
+
+    from evpcli.device import resolve_device
+    from evpcli.nets.disentangle import Disentangle
+
+    dev = resolve_device(device)
+    bank = load_bank(ws)
+    train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
+    sampler = TupleSampler(bank, train_sents)
+    key = run_key(ws, net_cfg, train_cfg)
+    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
+    log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
+
+    model = Disentangle(net_cfg)
+    train_rows = np.concatenate([np.arange(bank.offsets[k], bank.offsets[k + 1]) for k in range(len(bank.clip_ids))
+                                 if bank.sentences[k] in train_sents])  # training windows
+    flat = bank.windows[train_rows].reshape(-1, net_cfg.n_coeffs)
+    model.set_normalisation(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
+    model.to(dev)
+    windows = torch.from_numpy(bank.windows).to(dev)
+    mfcc_rows = torch.from_numpy(bank.rows).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
+    configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
+
+    start = 0
+    if resume and ckpt.exists():
+        state = load_training_state(ckpt, model, opt, map_location=dev)
+        start = int(state["epoch"])
+        log.resume(start)
+        progress.log(f"resuming {STAGE} run {key} after epoch {start}")
+    else:
+        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress)
+        save_training_state(ckpt, model=model, optimizer=opt, epoch=0, config=configs, key=key)
+
+    need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
+    weights = {k: getattr(train_cfg, f"w_{k}") for k in need}
+    t_train, steps = 0.0, 0
+    with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
+                       unit="steps") as bar:
+        for epoch in range(start, train_cfg.epochs):
+            rng = epoch_rng(train_cfg.seed, epoch)
+            model.train()
+            sums = dict.fromkeys(need, 0.0)
+            t0 = time.perf_counter()
+            for _ in range(train_cfg.steps_per_epoch):
+                rows, labels = sampler.sample(rng, train_cfg.batch_size)
+                x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
+                lab = torch.from_numpy(labels).to(dev)
+                x = [x[:, k] for k in range(4)]
+                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need)
+                total = sum(weights[k] * losses[k] for k in need)
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                for k in need:
+                    sums[k] += losses[k].item()
+                bar.advance(1, epoch=epoch + 1, **{f"L_{k}": losses[k].item() for k in LOSSES if k in losses})
+            dt = time.perf_counter() - t0
+            t_train += dt
+            steps += train_cfg.steps_per_epoch
+            means = {k: v / train_cfg.steps_per_epoch for k, v in sums.items()}
+            log.append({"epoch": epoch + 1, "loss": sum(weights[k] * means[k] for k in need), **means,
+                        "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
+            save_training_state(ckpt, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", *[k for k in LOSSES if k in need]],
+                           f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
+
+    model.eval()
+    with progress.task("emotion codes", total=len(bank.clip_ids), unit="clips") as bar:
+        codes = clip_emotion_codes(model, bank, dev, bar)
+    metrics = evaluate_disentangle(model, bank, codes, train_sents, held_sents, dev, n_tuples=train_cfg.eval_tuples)
+    metrics.update({"ablate": train_cfg.ablate or None, "epochs": train_cfg.epochs, "steps": steps,
+                    "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
+                    "train_sentences": sorted(train_sents), "heldout_sentences": sorted(held_sents),
+                    "clips": len(bank.clip_ids), "pairs": len(bank.pairs), "device": str(dev)})
+
+    clip_emotions = np.array(bank.emotions)
+    present = np.array([(clip_emotions == e).any() for e in EMOTIONS])
+    means = np.stack([codes[clip_emotions == e].mean(0) if p else np.zeros(net_cfg.emotion_dim, np.float32)
+                      for e, p in zip(EMOTIONS, present, strict=True)]).astype(np.float32)
+    codes_path = save_npz(ws.path(KIND_MODEL, f"{STAGE}-{key}-codes.npz"), clip_ids=np.array(bank.clip_ids),
+                          clip_emotions=clip_emotions, clip_codes=codes, emotions=np.array(EMOTIONS),
+                          emotion_means=means, present=present)
+    emb_png = plot_embedding(codes, bank.emotions, [s in held_sents for s in bank.sentences],
+                             ws.path("runs", f"{STAGE}-{key}-embedding.png"))
+    metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
+    meta = {"stage": STAGE, "ablate": train_cfg.ablate, "epochs": train_cfg.epochs,
+            "heldout_accuracy": metrics.get("heldout_accuracy")}
+    ws.put_artifact(KIND_MODEL, key, ckpt, params=configs, meta=meta)
+    ws.put_artifact(KIND_EMOTION_CODES, key, codes_path, params=configs, meta=meta)
+    return DisentangleResult(key, ckpt, codes_path, metrics_path, log.path, loss_png, emb_png, train_cfg.epochs,
+                             start, steps, t_train, steps / t_train if t_train else 0.0, metrics)
+
+
+def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,
+                              dev, progress: Progress) -> None:
+    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences."""
+    import torch
+    import torch.nn.functional as F
+
+    if cfg.pretrain_steps <= 0:
+        return
+    row_clip = np.searchsorted(bank.offsets, train_rows, side="right") - 1
+    labels = torch.tensor([EMOTIONS.index(bank.emotions[k]) for k in row_clip], device=dev)
+    rows_t = torch.from_numpy(train_rows).to(dev)
+    params = list(model.emotion_encoder.parameters()) + list(model.classifier.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.pretrain_lr, betas=(cfg.beta1, cfg.beta2))
+    rng = epoch_rng(cfg.seed, 0, phase=1)
+    model.train()
+    with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
+        for _ in range(cfg.pretrain_steps):
+            pick = torch.from_numpy(rng.integers(len(train_rows), size=4 * cfg.batch_size)).to(dev)
+            logits = model.classifier(model.emotion(windows[rows_t[pick]]))
+            loss = F.cross_entropy(logits, labels[pick])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.advance(1, L_cla=loss.item())
+
+
+def clip_emotion_codes(model, bank: WindowBank, dev, bar=None) -> np.ndarray:
+    """Clip-level emotion codes (n_clips, emotion_dim) float32: the mean of Ee over each clip's windows."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for k in range(len(bank.clip_ids)):
+            w = torch.from_numpy(bank.clip_windows(k)).to(dev)
+            out.append(model.emotion(w).mean(0).cpu().numpy())
+            if bar is not None:
+                bar.advance(1)
+    return np.stack(out).astype(np.float32)
+
+
+def evaluate_disentangle(model, bank: WindowBank, codes: np.ndarray, train_sents: set[str], held_sents: set[str],
+                         dev, n_tuples: int = 512, seed: int = 12345) -> dict:
+    """Held-out metrics of a trained model (all on clips/pairs of sentences never trained on).
+
+    - ``heldout_accuracy``: Ce(clip-level emotion code) == the clip's emotion, over held-out clips (chance 1/8).
+    - ``cross_to_target`` / ``cross_to_source``: mean L1 (normalised MFCC units) of D(Ec(x_im), Ee(x_jn)) to
+      x_in (the same content in emotion n: should be small) and to x_im (the input it was made from), with i a
+      held-out sentence and j another sentence of the same actor and emotions.
+    - ``content_ratio``: mean |Ec(x_im) - Ec(x_in)| / mean |Ec(x_im) - Ec(x_jm)| (Euclidean): same content in
+      two emotions against two contents in one emotion; small means emotion-invariant content codes.
+    Without held-out sentences the same numbers are measured on the training sentences (``on`` says which).
+    """
+    import torch
+
+    on = "heldout" if held_sents else "train"
+    eval_sents = held_sents or train_sents
+    labels = np.array([EMOTIONS.index(e) for e in bank.emotions])
+    mask = np.array([s in eval_sents for s in bank.sentences])
+    train_mask = np.array([s in train_sents for s in bank.sentences])
+    with torch.no_grad():
+        logits = model.classifier(torch.from_numpy(codes).to(dev)).cpu().numpy()
+        pred = logits.argmax(1)
+        win_hits = []
+        for k in np.flatnonzero(mask):
+            w = torch.from_numpy(bank.clip_windows(k)).to(dev)
+            win_hits.append((model.classifier(model.emotion(w)).argmax(1).cpu().numpy() == labels[k]).mean())
+        res = {
+            "on": on,
+            f"{on}_accuracy": float((pred[mask] == labels[mask]).mean()),
+            f"{on}_window_accuracy": float(np.mean(win_hits)),
+            f"{on}_clips": int(mask.sum()),
+            "train_accuracy": float((pred[train_mask] == labels[train_mask]).mean()),
+            "chance": 1.0 / len(EMOTIONS),
+        }
+        sampler = TupleSampler(bank, eval_sents, set(bank.sentences))
+        rows, _ = sampler.sample(np.random.default_rng(seed), n_tuples)
+        x = [model.normalise(torch.from_numpy(bank.rows[rows[:, k]]).to(dev)) for k in range(4)]
+        n_im, n_jn, n_in, n_jm = x
+        c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
+        cross = model.decoder(c_im, model.emotion_encoder(n_jn))
+        res["cross_to_target"] = float((cross - n_in).abs().mean())
+        res["cross_to_source"] = float((cross - n_im).abs().mean())
+        res["source_to_target"] = float((n_im - n_in).abs().mean())  # how far apart the two emotions are
+        res["content_same_sentence"] = float((c_im - c_in).norm(dim=1).mean())
+        res["content_same_emotion"] = float((c_im - c_jm).norm(dim=1).mean())
+        res["content_ratio"] = res["content_same_sentence"] / max(res["content_same_emotion"], 1e-12)
+        res["eval_tuples"] = n_tuples
+    return res
+
+
+def plot_embedding(codes: np.ndarray, emotions: list[str], heldout: list[bool], png: Path) -> Path:
+    """2D PCA of clip-level emotion codes coloured by emotion (like EVP Fig. 5); held-out clips as crosses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evpcli.workspace import atomic_path
+
+    x = codes - codes.mean(0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T if len(vt) >= 2 else np.pad(x @ vt[:1].T, ((0, 0), (0, 1)))
+    var = (s[:2] ** 2 / max((s ** 2).sum(), 1e-12)) if len(s) else np.zeros(2)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=100)
+    cmap = plt.get_cmap("tab10")
+    emo, held = np.array(emotions), np.array(heldout, bool)
+    for k, e in enumerate(EMOTIONS):
+        for h, marker in ((False, "o"), (True, "x")):
+            sel = (emo == e) & (held == h)
+            if sel.any():
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=22, marker=marker, color=cmap(k), label=None if h else e)
+    ax.set_title("emotion codes (PCA; x = held-out sentences)")
+    ax.set_xlabel(f"PC1 ({100 * var[0]:.0f} %)")
+    ax.set_ylabel(f"PC2 ({100 * var[1] if len(var) > 1 else 0:.0f} %)")
+    ax.legend(fontsize=8, markerscale=1.2)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return png
+
+
+# --------------------------------------------------------------------------- loaders for later stages
+def _newest_model_row(ws: Workspace, kind: str = KIND_MODEL) -> dict:
+    rows = [a for a in ws.artifacts(kind) if isinstance(a["meta"], dict) and a["meta"].get("stage") == STAGE]
+    full = [a for a in rows if not a["meta"].get("ablate")]
+    if not (full or rows):
+        raise EvpError(f"no trained disentanglement model in {ws.root}; run `evp train --stage disentangle`")
+    return (full or rows)[-1]
+
+
+def load_disentangle(ws: Workspace, device: str = "cpu"):
+    """The newest finished disentanglement model (without ablation, if there is one) -> (model in eval mode,
+    DisentangleConfig)."""
+    from evpcli.device import resolve_device
+    from evpcli.nets.disentangle import Disentangle
+
+    row = _newest_model_row(ws)
+    dev = resolve_device(device)
+    state = load_training_state(row["path"], map_location=dev)
+    cfg = DisentangleConfig.from_dict(state["config"]["net"])
+    model = Disentangle(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(dev).eval(), cfg
+
+
+def emotion_codes(ws: Workspace) -> dict[str, np.ndarray]:
+    """Mean emotion code (emotion_dim,) float32 of every emotion present in the training data of the model
+    :func:`load_disentangle` loads (what ``--emotion NAME`` uses)."""
+    model_key = _newest_model_row(ws)["key"]
+    rows = [a for a in ws.artifacts(KIND_EMOTION_CODES) if a["key"] == model_key]
+    if not rows:
+        raise EvpError(f"emotion codes of model {model_key} are missing; re-run `evp train --stage disentangle`")
+    d = load_npz(rows[-1]["path"])
+    return {str(e): d["emotion_means"][k] for k, e in enumerate(d["emotions"]) if d["present"][k]}
+
+
+def encode_emotion(model, wav: np.ndarray) -> np.ndarray:
+    """Clip-level emotion code (emotion_dim,) float32 of 16 kHz mono speech: mean of Ee over its windows."""
+    import torch
+
+    windows = _windows(wav)
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        return model.emotion(torch.from_numpy(windows).to(dev)).mean(0).cpu().numpy().astype(np.float32)
+
+
+def encode_content(model, wav: np.ndarray) -> np.ndarray:
+    """Content codes (T, content_dim) float32 of 16 kHz mono speech, one per 25 fps video frame."""
+    import torch
+
+    windows = _windows(wav)
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        return model.content(torch.from_numpy(windows).to(dev)).cpu().numpy().astype(np.float32)
+
+
+def _windows(wav: np.ndarray) -> np.ndarray:
+    n = audio.n_video_frames(len(wav))
+    if n < 1:
+        raise EvpError("the speech clip is shorter than one video frame (40 ms)")
+    return audio.frame_windows(audio.mfcc(wav), n)
