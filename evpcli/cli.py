@@ -250,21 +250,30 @@ def _print_prepare_report(report) -> None:
               f"report: {report.report_path}")
 
 
-@app.command("build-pairs", epilog="Example:  evp build-pairs --max-pairs-per-sentence 20")
+@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
+    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's; exact on a 2-unit MFCC grid) or l2 "
+                                   "(Euclidean, ~17x faster)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
 
-    For every actor and sentence, each two clips in different emotions are aligned by DTW over their MFCC rows
-    (L1 frame cost, dtaidistance's C implementation); the pairs of aligned windows are cached in the workspace.
+    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    The alignments are cached in the workspace; a re-run only aligns what changed.
     """
+    from evpcli.config import PairsConfig
     from evpcli.pairs import build_pairs as run
 
     if max_pairs_per_sentence < 0:
         raise typer.BadParameter("--max-pairs-per-sentence must be 0 (all) or more")
-    s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress)
+    if frame_cost not in ("l1", "l2"):
+        raise typer.BadParameter("--frame-cost must be l1 or l2")
+    cfg = PairsConfig(frame_cost=frame_cost, max_pairs_per_sentence=max_pairs_per_sentence)
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress, cfg=cfg, jobs=jobs)
     skipped = f"; {len(s.skipped_sentences)} sentences had one emotion only" if s.skipped_sentences else ""
     _emit(s.to_dict(), as_json,
           f"{s.pairs} pairs in {s.groups} actor/sentence groups ({s.pairs_computed} aligned now at "
@@ -308,9 +317,8 @@ def train(
     coefficients of the displacement from the actor's reference face), on top of the newest disentanglement
     model (whose held-out sentences it also holds out); prints held-out landmark distances at the end.
 
-    disentangle: content encoder, emotion encoder, decoder and emotion classifier on the DTW pairs of
-    `evp build-pairs` (cross-reconstruction); prints held-out emotion accuracy, the cross-reconstruction
-    distances and the content-invariance ratio at the end.
+    disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
+    It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
     """
     if stage is Stage.audio2lm:
         _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders,
@@ -337,7 +345,8 @@ def train(
     on = m["on"]
     human = (f"trained {r.steps} steps in {r.seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
              f"{f', resumed after epoch {r.resumed_from}' if r.resumed_from else ''}; model {r.checkpoint}\n"
-             f"{on} emotion accuracy {100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
+             f"{'held-out' if on == 'heldout' else 'training-sentence'} emotion accuracy "
+             f"{100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
              f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
              f"chance {100 * m['chance']:.1f} %)\n"
              f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "

@@ -160,12 +160,12 @@ class DisentangleTrainConfig:
     L_dis = w_cross L_cross + w_self L_self + w_cla L_cla + w_con L_con (L1 reconstruction, all weights 1);
     ``ablate`` names one loss to turn off. Adam lr 2e-4, betas (0.5, 0.999). An epoch is ``steps_per_epoch``
     batches of aligned tuples (x_im, x_jn, x_in, x_jm). The emotion encoder is first pre-trained as a classifier
-    for ``pretrain_steps`` batches of single windows. ``holdout_sentences`` sentence ids (the last ones in sorted
-    order) are never trained on; held-out metrics use them.
+    for ``pretrain_steps`` batches of 4 x batch_size single windows (Adam, ``pretrain_lr``). The last
+    ``holdout_sentences`` sentence ids (sorted) are never trained on; the held-out metrics use them.
     """
 
-    epochs: int = 12
-    steps_per_epoch: int = 50
+    epochs: int = 10
+    steps_per_epoch: int = 30
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -175,7 +175,8 @@ class DisentangleTrainConfig:
     w_cla: float = 1.0
     w_con: float = 1.0
     ablate: str = ""  # "", "cross", "self", "cla" or "con"
-    pretrain_steps: int = 200
+    pretrain_steps: int = 300
+    pretrain_lr: float = 1e-3
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
     seed: int = 0

@@ -10,9 +10,11 @@ L1 cost the rows are written as a thermometer code (:func:`thermometer_code`): t
 two codes is exactly the L1 distance of the rows quantised to a grid of ``PairsConfig.l1_step`` (2 MFCC units;
 rows of speech differ by ~20-200 in L1). The tests check paths and costs against a plain dynamic programme.
 
-A pair stores, for every video frame t of clip a, the index of the aligned video frame of clip b: the window of
-frame t is centred on MFCC row ``4 t + 14`` of the padded clip, the path says which rows of b match that row, and
-their mean, mapped back to a frame index, is the aligned window of b.
+A pair stores the warping both ways as row maps (for every MFCC row of a, the matched row of b, and back), which
+is how training cuts the other clip's windows *on this clip's time line* (as in the paper: the window of x(i,n)
+for frame t of x(i,m) is rows ``map[4 t .. 4 t + 28]`` of x(i,n), so the two windows agree row by row). It also
+stores, for every video frame t of clip a, the aligned video frame of clip b (the window of frame t is centred on
+padded row ``4 t + 14``; the mean matched row of b, mapped back to a frame, is the aligned window of b).
 
 Pairs are cached per (actor, sentence) group in one ``pairs`` artifact (an .npz, see :func:`load_pairs`), keyed by
 the MFCC artifacts of the group's clips and the parameters; re-running reuses every group whose clips did not
@@ -21,9 +23,11 @@ change.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -115,12 +119,21 @@ def align_windows(path: np.ndarray, n_frames_a: int, n_frames_b: int, cfg: Audio
     return np.stack([np.arange(n_frames_a, dtype=np.int32), frames_b], axis=1)
 
 
+def row_map(path: np.ndarray, n_rows: int) -> np.ndarray:
+    """For every row of the first sequence, the (rounded mean) row of the second that the path matches: (n_rows,)
+    int32, non-decreasing. Use ``path[:, ::-1]`` for the other direction."""
+    sums = np.bincount(path[:, 0], weights=path[:, 1], minlength=n_rows)
+    counts = np.bincount(path[:, 0], minlength=n_rows)
+    return np.rint(sums / np.maximum(counts, 1)).astype(np.int32)
+
+
 # --------------------------------------------------------------------------- pairs
 @dataclass
 class Pair:
     """Two clips of one actor and sentence in different emotions, aligned window by window.
 
     ``index`` (K, 2) int32: rows (frame of a, frame of b) whose MFCC windows say the same thing.
+    ``map_ab`` (rows of a,) int32: the row of b matched to each MFCC row of a; ``map_ba`` the other way.
     ``cost``: the DTW cost; ``warp``: path length / the longer clip's MFCC rows (1.0: no time warping).
     """
 
@@ -133,6 +146,8 @@ class Pair:
     cost: float
     warp: float
     index: np.ndarray
+    map_ab: np.ndarray
+    map_ba: np.ndarray
 
 
 @dataclass
@@ -180,15 +195,17 @@ def candidate_pairs(group: list[ClipRecord], max_pairs: int = 0, seed: int = 0) 
 
 
 def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progress | None = None,
-                cfg: PairsConfig | None = None) -> PairsSummary:
+                cfg: PairsConfig | None = None, jobs: int = 1) -> PairsSummary:
     """Align every pair of clips of one actor and sentence in different emotions; cache them per group.
 
-    Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). Returns counts, the mean
-    warp ratio and the alignment speed.
+    Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). ``cfg`` sets the frame cost
+    and the cap (``max_pairs_per_sentence``, when non-zero, overrides the cap of ``cfg``); ``jobs`` > 1 aligns
+    groups in that many worker processes. Returns counts, the mean warp ratio and the alignment speed; raises
+    :class:`EvpError` when nothing can be paired.
     """
-    cfg = cfg or PairsConfig(max_pairs_per_sentence=max_pairs_per_sentence)
-    if max_pairs_per_sentence and cfg.max_pairs_per_sentence != max_pairs_per_sentence:
-        cfg = PairsConfig(**{**asdict(cfg), "max_pairs_per_sentence": max_pairs_per_sentence})
+    cfg = cfg or PairsConfig()
+    if max_pairs_per_sentence:
+        cfg = replace(cfg, max_pairs_per_sentence=max_pairs_per_sentence)
     clips = ws.clips(status="ok")
     if not clips:
         raise EvpError(f"no prepared clips in {ws.root}; run `evp prepare-dataset` first")
@@ -205,24 +222,34 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         if not cand:
             summary.skipped_sentences.append(f"{actor}/{sentence}")
             continue
-        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 1})
+        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 2})
         plan.append((actor, sentence, group, cand, key))
 
     t0 = time.perf_counter()
     warps, costs = [], []
-    with (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
+    todo = [p for p in plan if p[4] not in cached]
+    jobs = max(1, min(jobs, len(todo)))
+    with contextlib.ExitStack() as stack, \
+            (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
+        args = [([str(mfcc_rows[c.clip_id]["path"]) for c in group], cand, cfg) for _, _, group, cand, _ in todo]
+        if jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(jobs))
+            aligned = iter(pool.map(_align_group, *zip(*args, strict=True)))
+        else:
+            aligned = (_align_group(*a) for a in args)  # lazily, in the order of ``todo``
         for actor, sentence, group, cand, key in plan:
             if key in cached:
                 data = load_npz(cached[key]["path"])
                 summary.groups_cached += 1
-                bar.advance(len(cand))
             else:
-                data = _align_group(ws, group, cand, cfg, bar)
+                data = {"clips": np.array([c.clip_id for c in group]), "emotions": np.array([c.emotion for c in group]),
+                        **next(aligned)}
                 path = ws.path(KIND_PAIRS, f"{actor}-{sentence}-{key}.npz".replace("/", "_"))
                 save_npz(path, **data)
                 ws.put_artifact(KIND_PAIRS, key, path, params=asdict(cfg),
                                 meta={"actor": actor, "sentence": sentence, "n_pairs": len(cand)})
                 summary.pairs_computed += len(cand)
+            bar.advance(len(cand))
             summary.groups += 1
             summary.pairs += len(data["cost"])
             summary.aligned_windows += len(data["index"])
@@ -240,31 +267,37 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     return summary
 
 
-def _align_group(ws: Workspace, group: list[ClipRecord], cand: list[tuple[int, int]], cfg: PairsConfig, bar) -> dict:
+def _align_group(mfcc_paths: list[str], cand: list[tuple[int, int]], cfg: PairsConfig) -> dict:
+    """DTW of the candidate pairs of one group (clips given by their MFCC artifact files); a worker's job."""
     feats = {}
     for k in sorted({i for p in cand for i in p}):
-        f = ws.load_clip_feature(KIND_MFCC, group[k].clip_id)
+        f = load_npz(mfcc_paths[k])
         feats[k] = (np.asarray(f["mfcc"], np.float32), int(f["n_frames"]))
-    costs, warps, per_step, indices = [], [], [], []
+    costs, warps, per_step, indices, maps_ab, maps_ba = [], [], [], [], [], []
     for a, b in cand:
         (ma, na), (mb, nb) = feats[a], feats[b]
         path, cost = dtw_path(ma, mb, cfg)
         indices.append(align_windows(path, na, nb))
+        maps_ab.append(row_map(path, len(ma)))
+        maps_ba.append(row_map(path[:, ::-1], len(mb)))
         costs.append(cost)
         per_step.append(cost / len(path))
         warps.append(len(path) / max(len(ma), len(mb)))
-        bar.advance(1)
-    offsets = np.concatenate([[0], np.cumsum([len(i) for i in indices])]).astype(np.int64)
+    def offsets_of(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([len(i) for i in arrays])]).astype(np.int64)
+
     return {
-        "clips": np.array([c.clip_id for c in group]),
-        "emotions": np.array([c.emotion for c in group]),
         "pair_a": np.array([a for a, _ in cand], np.int32),
         "pair_b": np.array([b for _, b in cand], np.int32),
         "cost": np.array(costs, np.float64),
         "cost_per_step": np.array(per_step, np.float64),
         "warp": np.array(warps, np.float64),
-        "offsets": offsets,
+        "offsets": offsets_of(indices),
         "index": np.concatenate(indices).astype(np.int32),
+        "map_ab_offsets": offsets_of(maps_ab),
+        "map_ab": np.concatenate(maps_ab),
+        "map_ba_offsets": offsets_of(maps_ba),
+        "map_ba": np.concatenate(maps_ba),
     }
 
 
@@ -280,5 +313,12 @@ def load_pairs(ws: Workspace) -> list[Pair]:
         clips, emotions = d["clips"], d["emotions"]
         for k, (a, b) in enumerate(zip(d["pair_a"], d["pair_b"], strict=True)):
             out.append(Pair(actor, sentence, str(clips[a]), str(clips[b]), str(emotions[a]), str(emotions[b]),
-                            float(d["cost"][k]), float(d["warp"][k]), d["index"][d["offsets"][k]:d["offsets"][k + 1]]))
+                            float(d["cost"][k]), float(d["warp"][k]), _part(d, "index", k), _part(d, "map_ab", k),
+                            _part(d, "map_ba", k)))
     return out
+
+
+def _part(d: dict[str, np.ndarray], name: str, k: int) -> np.ndarray:
+    """Pair k's slice of a concatenated per-pair array of a pairs artifact."""
+    offsets = d["offsets" if name == "index" else f"{name}_offsets"]
+    return d[name][offsets[k]:offsets[k + 1]]

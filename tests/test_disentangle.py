@@ -72,19 +72,40 @@ def test_losses_are_each_computed_and_ablation_drops_one(corpus_ws):
     bank = td.load_bank(corpus_ws)
     sampler = td.TupleSampler(bank, {"001", "002"})
     rows, labels = sampler.sample(np.random.default_rng(0), 6)
-    # rows are aligned: x_im and x_in come from one pair (same sentence), x_jn and x_jm from one of another sentence
-    clip_of = np.searchsorted(bank.offsets, rows, side="right") - 1
+    assert rows.shape == (6, 4, 28)
+    # x_im and x_in come from one pair (same sentence), x_jn and x_jm from one of another sentence
+    clip_of = np.searchsorted(bank.row_offsets, rows[:, :, 0], side="right") - 1
     sent = np.array(bank.sentences)[clip_of]
     emo = np.array(bank.emotions)[clip_of]
     assert np.all(sent[:, 0] == sent[:, 2]) and np.all(sent[:, 1] == sent[:, 3]) and np.all(sent[:, 0] != sent[:, 1])
     assert np.all(emo[:, 0] == emo[:, 3]) and np.all(emo[:, 1] == emo[:, 2]) and np.all(emo[:, 0] != emo[:, 1])
     assert np.array_equal(np.array(EMOTIONS)[labels[:, 0]], emo[:, 0])
     model = Disentangle(TINY)
-    x = [torch.from_numpy(bank.windows[rows[:, k]]) for k in range(4)]
+    x = [torch.from_numpy(bank.rows[rows[:, k]]) for k in range(4)]
     m, n = torch.from_numpy(labels[:, 0]), torch.from_numpy(labels[:, 1])
     full = td.disentangle_losses(model, *x, m, n)
     assert set(full) == {"cross", "self", "cla", "con"} and all(torch.isfinite(v) for v in full.values())
     assert set(td.disentangle_losses(model, *x, m, n, {"cross", "self", "cla"})) == {"cross", "self", "cla"}
+
+
+def test_bank_windows_and_warped_partners(corpus_ws):
+    bank = td.load_bank(corpus_ws)
+    from evpcli import audio
+
+    for k in (0, 5):
+        f = corpus_ws.load_clip_feature("mfcc", bank.clip_ids[k])
+        own = audio.frame_windows(f["mfcc"], int(f["n_frames"]))
+        np.testing.assert_array_equal(bank.clip_windows(k), own)
+        np.testing.assert_array_equal(bank.rows[bank.window_rows(k, np.arange(len(own)))], own)
+    # the partner warped onto a clip's time line matches it row by row better than the partner's own windows at
+    # the aligned frame (which keep the partner's tempo)
+    k = next(i for i, p in enumerate(bank.pairs) if {p.emotion_a, p.emotion_b} == {"angry", "sad"})
+    p, (ka, kb) = bank.pairs[k], bank.pair_clips[k]
+    frames = np.arange(3, bank.n_frames(ka) - 3)
+    mine = bank.rows[bank.window_rows(ka, frames)]
+    warped = bank.rows[bank.window_rows(ka, frames, kb, p.map_ab)]
+    aligned = bank.rows[bank.window_rows(kb, p.index[frames, 1])]
+    assert np.abs(mine - warped).mean() < np.abs(mine - aligned).mean()
 
 
 def test_training_lowers_the_losses_and_writes_everything(corpus_ws, capsys):
@@ -136,7 +157,9 @@ def test_ablation_turns_one_loss_off(corpus_ws, tmp_path):
     ws = _copy_ws(corpus_ws, tmp_path / "abl")
     cfg = DisentangleTrainConfig(**{**TINY_TRAIN.__dict__, "epochs": 1, "steps_per_epoch": 3, "pretrain_steps": 0,
                                     "ablate": "cross"})
+    before = torch.are_deterministic_algorithms_enabled()
     r = td.train_disentangle(ws, cfg, TINY, device="cpu")
+    assert torch.are_deterministic_algorithms_enabled() == before  # the run's setting does not leak to the caller
     with open(r.log_csv) as f:
         row = next(csv.DictReader(f))
     assert row["cross"] == "" and float(row["self"]) > 0
@@ -156,7 +179,7 @@ def test_train_cli_prints_the_metrics(corpus_ws, tmp_path, monkeypatch, capsys):
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--epochs", "1",
                  "--steps-per-epoch", "2", "--pretrain-steps", "0", "--holdout-sentences", "1"]) == 0
     err = capsys.readouterr().err
-    assert "heldout emotion accuracy" in err and "distance to x_in" in err and "content invariance" in err
+    assert "held-out emotion accuracy" in err and "distance to x_in" in err and "content invariance" in err
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--holdout-sentences", "2"]) == 1
     assert "hold out" in capsys.readouterr().err
     assert main(["--workspace", str(ws.root), "train", "--stage", "renderer"]) == 2

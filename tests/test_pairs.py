@@ -10,7 +10,7 @@ import pytest
 from evpcli import audio, media
 from evpcli.cli import main
 from evpcli.config import PairsConfig
-from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, quantised_l1
+from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, quantised_l1, row_map
 from evpcli.workspace import ClipRecord, Workspace, cache_key, save_npz
 
 
@@ -114,6 +114,15 @@ def test_alignment_follows_a_known_time_stretch(arctic_wav):
     inner = slice(5, na - 5)
     err = np.abs(idx[inner, 1] - 1.5 * idx[inner, 0])
     assert np.median(err) <= 1.5, err
+    # the row maps warp each clip onto the other's time line: row r of a <-> row ~1.5 r of b (12 padded rows
+    # of silence at the start of both)
+    fwd, back = row_map(path, len(a)), row_map(path[:, ::-1], len(b))
+    assert fwd.shape == (len(a),) and back.shape == (len(b),)
+    assert np.all(np.diff(fwd) >= 0) and np.all(np.diff(back) >= 0)
+    r = np.arange(30, len(a) - 30)
+    assert np.median(np.abs(fwd[r] - (12 + 1.5 * (r - 12)))) <= 3
+    s = np.arange(45, len(b) - 45)
+    assert np.median(np.abs(back[s] - (12 + (s - 12) / 1.5))) <= 2
 
 
 def test_align_windows_on_an_identity_path():
@@ -167,8 +176,23 @@ def test_build_pairs_aligns_caches_and_loads(small_ws):
     assert again.pairs == 6 and again.pairs_computed == 0 and again.groups_cached == 2
 
 
+def test_build_pairs_in_worker_processes_gives_the_same_pairs(small_ws, tmp_path):
+    import shutil
+
+    small_ws.close()
+    shutil.copytree(small_ws.root, tmp_path / "ws")
+    ws2 = Workspace(tmp_path / "ws")
+    cfg = PairsConfig(frame_cost="l2", seed=3)  # new parameters: every group is aligned again
+    s1 = build_pairs(small_ws, cfg=cfg)
+    s2 = build_pairs(ws2, cfg=cfg, jobs=2)
+    assert s1.pairs_computed == s2.pairs_computed == 6
+    for p, q in zip(load_pairs(small_ws), load_pairs(ws2), strict=True):
+        assert (p.clip_a, p.clip_b, p.cost) == (q.clip_a, q.clip_b, q.cost)
+        assert np.array_equal(p.map_ab, q.map_ab) and np.array_equal(p.index, q.index)
+
+
 def test_build_pairs_cli_json_and_cap(small_ws, capsys):
-    assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--max-pairs-per-sentence", "2",
+    assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--max-pairs-per-sentence", "2", "--frame-cost", "l2",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["pairs"] == 4 and out["groups"] == 2

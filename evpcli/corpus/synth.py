@@ -75,6 +75,7 @@ from evpcli import __version__
 from evpcli.config import EMOTIONS
 from evpcli.corpus.espeak import Prosody, synthesize
 from evpcli.errors import EvpError
+from evpcli.face.pose import euler_from_rotation, rotation_from_euler
 from evpcli.face.shape3d import generic_mean_shape
 from evpcli.face.warp import PiecewiseAffineWarp, border_points
 from evpcli.progress import Progress
@@ -450,25 +451,9 @@ def speech_offsets(tracks: np.ndarray, shape: np.ndarray) -> np.ndarray:
     return d
 
 
-def euler_to_rotation(euler_deg: np.ndarray) -> np.ndarray:
-    """(..., 3) yaw, pitch, roll in degrees -> (..., 3, 3) rotation ``Rz(roll) @ Ry(yaw) @ Rx(pitch)``."""
-    e = np.deg2rad(np.asarray(euler_deg, np.float64))
-    yaw, pitch, roll = e[..., 0], e[..., 1], e[..., 2]
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
-    one, zero = np.ones_like(yaw), np.zeros_like(yaw)
-    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
-    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
-    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
-    return rz @ ry @ rx
-
-
-def rotation_to_euler(rotation: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`euler_to_rotation` (for |pitch| < 90 deg): (..., 3, 3) -> (..., 3) yaw, pitch, roll deg."""
-    r = np.asarray(rotation, np.float64)
-    yaw = np.arcsin(np.clip(-r[..., 2, 0], -1, 1))
-    pitch = np.arctan2(r[..., 2, 1], r[..., 2, 2])
-    roll = np.arctan2(r[..., 1, 0], r[..., 0, 0])
-    return np.rad2deg(np.stack([yaw, pitch, roll], -1))
+# One Euler convention for the project, defined with the pose fitter: R = Rz(roll) @ Ry(yaw) @ Rx(pitch).
+euler_to_rotation = rotation_from_euler
+rotation_to_euler = euler_from_rotation
 
 
 # --------------------------------------------------------------------------------------------- portraits

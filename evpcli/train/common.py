@@ -8,10 +8,12 @@ plain dicts; everything loads with ``torch.load(weights_only=True)``. Randomness
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,31 @@ import numpy as np
 from evpcli.workspace import atomic_path, load_checkpoint, save_checkpoint
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch; with ``deterministic``, make torch pick deterministic kernels (CPU runs are
-    then bit-for-bit repeatable; on CUDA some kernels have no deterministic version and only warn)."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
     import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Seed everything and make torch pick deterministic kernels for the duration of a training run (CPU runs are
+    then bit-for-bit repeatable; on CUDA kernels without a deterministic version only warn). The previous torch
+    setting is restored afterwards, so library callers keep theirs."""
+    import torch
+
+    seed_everything(seed)
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_before)
 
 
 def epoch_rng(seed: int, epoch: int, phase: int = 0) -> np.random.Generator:

@@ -1,7 +1,9 @@
 """Training of the cross-reconstructed emotion disentanglement (``evp train --stage disentangle``).
 
-A training tuple is four MFCC windows of one actor: x_im, x_in (sentence i in emotions m and n, DTW-aligned by
-build-pairs, so they say the same thing) and x_jm, x_jn (another sentence j in the same two emotions, aligned too).
+A training tuple is four MFCC windows of one actor: x_im, x_in (sentence i in emotions m and n) and x_jn, x_jm
+(another sentence j in the same two emotions). As in the paper, the partner clip is warped onto the input's time
+line with the DTW path of build-pairs: x_in is cut from the emotion-n clip at the rows matched to x_im's rows, so
+the two say the same thing row by row and differ only in how (emotion); x_jm is warped onto x_jn likewise.
 With Ec the content encoder, Ee the emotion encoder, D the decoder and Ce the classifier (EVP eq. 2-6, L1 norms
 as in the authors' release)::
 
@@ -30,7 +32,7 @@ from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, t
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.train.common import CsvLog, deterministic, epoch_rng, load_training_state, plot_curves, save_training_state
 from evpcli.workspace import KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz, save_json, save_npz
 
 STAGE = "disentangle"
@@ -43,22 +45,44 @@ LOG_FIELDS = ["epoch", "loss", "cross", "self", "cla", "con", "seconds", "steps_
 # --------------------------------------------------------------------------- data
 @dataclass
 class WindowBank:
-    """Every clip's MFCC windows in one array, and the aligned pairs as global window indices.
+    """Every clip's MFCC rows and windows in memory, and the pairs with their row maps.
 
-    ``windows`` (W, 28, 12) float32 raw MFCC; clip k owns rows ``offsets[k] .. offsets[k+1]``.
+    ``rows`` (R + 1, 12) float32: all clips' padded MFCC rows one after another (clip k from ``row_offsets[k]``),
+    plus a final all-zero row (silence, what :func:`evpcli.audio.frame_windows` reads past a clip's end).
+    ``windows`` (W, 28, 12) float32: each clip's own windows (clip k owns ``offsets[k] .. offsets[k+1]``), equal to
+    ``frame_windows(mfcc, n_frames)``.
     """
 
     clip_ids: list[str]
     emotions: list[str]
     sentences: list[str]
     actors: list[str]
+    rows: np.ndarray
+    row_offsets: np.ndarray
     windows: np.ndarray
     offsets: np.ndarray
     pairs: list[Pair]
-    pair_windows: list[tuple[np.ndarray, np.ndarray]]  # per pair: global window rows of (clip_a, clip_b)
+    pair_clips: list[tuple[int, int]]  # clip numbers of (clip_a, clip_b) of each pair
 
     def clip_windows(self, k: int) -> np.ndarray:
         return self.windows[self.offsets[k]:self.offsets[k + 1]]
+
+    def n_frames(self, k: int) -> int:
+        return int(self.offsets[k + 1] - self.offsets[k])
+
+    def window_rows(self, src: int, frames: np.ndarray, dst: int | None = None, row_map: np.ndarray | None = None,
+                    hop: int = 4, window: int = 28) -> np.ndarray:
+        """Global row numbers (len(frames), window) of the windows of clip ``src``'s frames; with ``dst`` and
+        ``row_map`` (src row -> dst row), the rows of clip ``dst`` warped onto ``src``'s time line instead."""
+        local = hop * np.asarray(frames)[:, None] + np.arange(window)[None, :]
+        n_src = self.row_offsets[src + 1] - self.row_offsets[src]
+        inside = local < n_src
+        local = np.minimum(local, n_src - 1)
+        if dst is None:
+            rows = self.row_offsets[src] + local
+        else:
+            rows = self.row_offsets[dst] + row_map[local]
+        return np.where(inside, rows, len(self.rows) - 1)
 
 
 def load_bank(ws: Workspace) -> WindowBank:
@@ -69,28 +93,25 @@ def load_bank(ws: Workspace) -> WindowBank:
     if not pairs:
         raise EvpError(f"no pairs in {ws.root}; run `evp build-pairs` first")
     mfcc_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_MFCC)}
-    wins, offsets, keep = [], [0], []
+    rows, wins, row_offsets, offsets, keep = [], [], [0], [0], []
     for c in clips:
         if c.clip_id not in mfcc_rows:
             continue
         f = load_npz(mfcc_rows[c.clip_id]["path"])
-        w = audio.frame_windows(f["mfcc"], int(f["n_frames"]))
+        m = np.asarray(f["mfcc"], np.float32)
+        w = audio.frame_windows(m, int(f["n_frames"]))
+        rows.append(m)
         wins.append(w)
+        row_offsets.append(row_offsets[-1] + len(m))
         offsets.append(offsets[-1] + len(w))
         keep.append(c)
+    rows.append(np.zeros((1, rows[0].shape[1]), np.float32))
     index = {c.clip_id: k for k, c in enumerate(keep)}
-    offsets_arr = np.array(offsets, np.int64)
-    used_pairs, pair_windows = [], []
-    for p in pairs:
-        if p.clip_a in index and p.clip_b in index:
-            ka, kb = index[p.clip_a], index[p.clip_b]
-            ia = np.minimum(p.index[:, 0], offsets_arr[ka + 1] - offsets_arr[ka] - 1)
-            ib = np.minimum(p.index[:, 1], offsets_arr[kb + 1] - offsets_arr[kb] - 1)
-            used_pairs.append(p)
-            pair_windows.append((offsets_arr[ka] + ia, offsets_arr[kb] + ib))
+    used = [p for p in pairs if p.clip_a in index and p.clip_b in index]
     return WindowBank([c.clip_id for c in keep], [c.emotion for c in keep], [c.sentence for c in keep],
-                      [c.actor for c in keep], np.concatenate(wins).astype(np.float32), offsets_arr, used_pairs,
-                      pair_windows)
+                      [c.actor for c in keep], np.concatenate(rows), np.array(row_offsets, np.int64),
+                      np.concatenate(wins).astype(np.float32), np.array(offsets, np.int64), used,
+                      [(index[p.clip_a], index[p.clip_b]) for p in used])
 
 
 def split_sentences(sentences: list[str], n_holdout: int) -> tuple[set[str], set[str]]:
@@ -103,10 +124,12 @@ def split_sentences(sentences: list[str], n_holdout: int) -> tuple[set[str], set
 
 
 class TupleSampler:
-    """Draws aligned tuples (x_im, x_jn, x_in, x_jm) as global window rows, with labels m and n.
+    """Draws aligned tuples (x_im, x_jn, x_in, x_jm) as rows of :attr:`WindowBank.rows`, with labels m and n.
 
     Pairs are grouped by actor and (unordered) emotion pair; a tuple takes two pairs of one group from different
-    sentences, orients both so that their first clip has emotion m, and picks one aligned row in each.
+    sentences. x_im is a window of the sentence-i clip in emotion m and x_in the window of its partner in emotion n
+    warped onto x_im's time line (so they agree row by row); likewise x_jn is a window of the sentence-j clip in
+    emotion n and x_jm its partner warped onto it.
     """
 
     def __init__(self, bank: WindowBank, first_sentences: set[str], second_sentences: set[str] | None = None):
@@ -125,23 +148,32 @@ class TupleSampler:
             raise EvpError("no actor has one emotion pair in two different sentences, so no training tuple can be "
                            "formed; add sentences or re-run `evp build-pairs` without --max-pairs-per-sentence")
 
+    def _oriented(self, k: int, emotion: str) -> tuple[int, int, np.ndarray]:
+        """(clip with ``emotion``, its partner, row map from the first to the second) of pair k."""
+        p, (ka, kb) = self.bank.pairs[k], self.bank.pair_clips[k]
+        return (ka, kb, p.map_ab) if p.emotion_a == emotion else (kb, ka, p.map_ba)
+
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (n, 4) int64 of (x_im, x_jn, x_in, x_jm) and labels (n, 2) int64 of (m, n)."""
-        rows = np.empty((n, 4), np.int64)
+        """Rows (n, 4, 28) int64 of (x_im, x_jn, x_in, x_jm) and labels (n, 2) int64 of (m, n)."""
+        bank, pairs = self.bank, self.bank.pairs
+        rows = np.empty((n, 4, 28), np.int64)
         labels = np.empty((n, 2), np.int64)
-        pairs, pw = self.bank.pairs, self.bank.pair_windows
         for t in range(n):
             first, second = self.groups[rng.integers(len(self.groups))]
             a = first[rng.integers(len(first))]
             others = [b for b in second if pairs[b].sentence != pairs[a].sentence]
             b = others[rng.integers(len(others))]
             m = pairs[a].emotion_a if rng.random() < 0.5 else pairs[a].emotion_b
-            ra, rb = rng.integers(len(pw[a][0])), rng.integers(len(pw[b][0]))
-            im, in_ = (pw[a][0][ra], pw[a][1][ra]) if pairs[a].emotion_a == m else (pw[a][1][ra], pw[a][0][ra])
-            jm, jn = (pw[b][0][rb], pw[b][1][rb]) if pairs[b].emotion_a == m else (pw[b][1][rb], pw[b][0][rb])
-            nn_ = pairs[a].emotion_b if pairs[a].emotion_a == m else pairs[a].emotion_a
-            rows[t] = (im, jn, in_, jm)
-            labels[t] = (EMOTIONS.index(m), EMOTIONS.index(nn_))
+            n_ = pairs[a].emotion_b if pairs[a].emotion_a == m else pairs[a].emotion_a
+            im, in_, map_i = self._oriented(a, m)
+            jn, jm, map_j = self._oriented(b, n_)
+            fi = rng.integers(bank.n_frames(im), size=1)
+            fj = rng.integers(bank.n_frames(jn), size=1)
+            rows[t, 0] = bank.window_rows(im, fi)[0]
+            rows[t, 1] = bank.window_rows(jn, fj)[0]
+            rows[t, 2] = bank.window_rows(im, fi, in_, map_i)[0]
+            rows[t, 3] = bank.window_rows(jn, fj, jm, map_j)[0]
+            labels[t] = (EMOTIONS.index(m), EMOTIONS.index(n_))
         return rows, labels
 
 
@@ -212,17 +244,20 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
     ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
     than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
     """
+    if train_cfg.ablate not in ("", *LOSSES):
+        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
+    with deterministic(train_cfg.seed):
+        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress())
+
+
+def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, device: str, resume: bool,
+           progress: Progress) -> DisentangleResult:
     import torch
 
     from evpcli.device import resolve_device
     from evpcli.nets.disentangle import Disentangle
 
-    if train_cfg.ablate not in ("", *LOSSES):
-        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
-    progress = progress or Progress()
     dev = resolve_device(device)
-    net_cfg = net_cfg or DEFAULT_NET_CONFIG
-    seed_everything(train_cfg.seed)
     bank = load_bank(ws)
     train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
     sampler = TupleSampler(bank, train_sents)
@@ -232,11 +267,12 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
 
     model = Disentangle(net_cfg)
     train_rows = np.concatenate([np.arange(bank.offsets[k], bank.offsets[k + 1]) for k in range(len(bank.clip_ids))
-                                 if bank.sentences[k] in train_sents])
+                                 if bank.sentences[k] in train_sents])  # training windows
     flat = bank.windows[train_rows].reshape(-1, net_cfg.n_coeffs)
     model.set_normalisation(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
     model.to(dev)
     windows = torch.from_numpy(bank.windows).to(dev)
+    mfcc_rows = torch.from_numpy(bank.rows).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
 
@@ -262,9 +298,9 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
             t0 = time.perf_counter()
             for _ in range(train_cfg.steps_per_epoch):
                 rows, labels = sampler.sample(rng, train_cfg.batch_size)
-                rows_t = torch.from_numpy(rows).to(dev)
+                x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
                 lab = torch.from_numpy(labels).to(dev)
-                x = [windows[rows_t[:, k]] for k in range(4)]
+                x = [x[:, k] for k in range(4)]
                 losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need)
                 total = sum(weights[k] * losses[k] for k in need)
                 opt.zero_grad(set_to_none=True)
@@ -322,7 +358,7 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     labels = torch.tensor([EMOTIONS.index(bank.emotions[k]) for k in row_clip], device=dev)
     rows_t = torch.from_numpy(train_rows).to(dev)
     params = list(model.emotion_encoder.parameters()) + list(model.classifier.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr * 5, betas=(cfg.beta1, cfg.beta2))
+    opt = torch.optim.Adam(params, lr=cfg.pretrain_lr, betas=(cfg.beta1, cfg.beta2))
     rng = epoch_rng(cfg.seed, 0, phase=1)
     model.train()
     with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
@@ -386,7 +422,7 @@ def evaluate_disentangle(model, bank: WindowBank, codes: np.ndarray, train_sents
         }
         sampler = TupleSampler(bank, eval_sents, set(bank.sentences))
         rows, _ = sampler.sample(np.random.default_rng(seed), n_tuples)
-        x = [model.normalise(torch.from_numpy(bank.windows[rows[:, k]]).to(dev)) for k in range(4)]
+        x = [model.normalise(torch.from_numpy(bank.rows[rows[:, k]]).to(dev)) for k in range(4)]
         n_im, n_jn, n_in, n_jm = x
         c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
         cross = model.decoder(c_im, model.emotion_encoder(n_jn))
