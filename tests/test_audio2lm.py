@@ -41,17 +41,26 @@ def pipeline(tmp_path_factory):
 
 
 def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
-    from evpcli.train.audio2lm import train_audio2lm
+    from evpcli.evaluate import landmark_distance
+    from evpcli.train.audio2lm import load_audio2lm, load_clip_data, predict_landmarks, train_audio2lm
 
     _, ws = pipeline
-    cfg = Audio2LandmarkTrainConfig(epochs=10, steps_per_epoch=20, batch_size=8, lr=3e-3)
+    cfg = Audio2LandmarkTrainConfig(epochs=10, steps_per_epoch=20, batch_size=16, lr=2e-3)
     r = train_audio2lm(ws, cfg, TINY_A2L, device="cpu")
     log = np.genfromtxt(r.log_csv, delimiter=",", names=True)
-    assert len(log) == 10 and log["loss"][-2:].mean() < 0.7 * log["loss"][0]
+    assert len(log) == 10 and log["loss"][-3:].mean() < 0.75 * log["loss"][0]
     assert r.metrics["heldout_clips"] == 3 and r.metrics["train_clips"] == 9
     assert set(r.metrics["heldout"]) == {"M-LD", "M-LVD", "F-LD", "F-LVD"}
+    # it learned the training clips' motion: far closer than the static reference face
+    model = load_audio2lm(ws)
+    train = [c for c in load_clip_data(ws) if c.sentence != "4"]
+    err = np.mean([landmark_distance(predict_landmarks(model, c.windows, None, c.reference, gate=None)[c.valid],
+                                     c.normalised[c.valid]) for c in train])
+    static = np.mean([landmark_distance(np.repeat(c.reference[None], c.valid.sum(), 0), c.normalised[c.valid])
+                      for c in train])
+    assert err < 0.8 * static, (err, static)
     # --resume with more epochs continues after the last finished epoch
-    r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=11, steps_per_epoch=20, batch_size=8, lr=3e-3), TINY_A2L,
+    r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=11, steps_per_epoch=20, batch_size=16, lr=2e-3), TINY_A2L,
                         device="cpu", resume=True)
     assert r2.key == r.key and r2.start_epoch == 10 and r2.steps == 20
     assert len(np.genfromtxt(r2.log_csv, delimiter=",", names=True)) == 11
