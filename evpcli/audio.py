@@ -83,3 +83,14 @@ def frame_rms(wav: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioConfi
     sq = np.concatenate([[0.0], np.cumsum(wav.astype(np.float64) ** 2)])
     counts = np.maximum(np.diff(edges), 1)
     return np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / counts).astype(np.float32)
+
+
+def speech_windows(wav: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+    """The network input for a whole speech clip: one (28, 12) MFCC window per 25 fps video frame,
+    (T, 28, 12) float32 with T = :func:`n_video_frames`. Raises EvpError for a clip shorter than one frame."""
+    from evpcli.errors import EvpError
+
+    n = n_video_frames(len(wav), cfg)
+    if n < 1:
+        raise EvpError("the speech clip is shorter than one video frame (40 ms)")
+    return frame_windows(mfcc(wav, cfg), n, cfg.fps, cfg)

@@ -112,3 +112,12 @@ def test_frame_rms_of_known_signal():
     assert rms.shape == (50,)
     np.testing.assert_allclose(rms[:25], 0.5 / np.sqrt(2), rtol=0.02)
     assert np.all(rms[25:] == 0)
+
+
+def test_speech_windows_of_a_clip():
+    from evpcli.errors import EvpError
+
+    wav = sine(2.0)
+    np.testing.assert_array_equal(audio.speech_windows(wav), audio.frame_windows(audio.mfcc(wav), 50))
+    with pytest.raises(EvpError, match="shorter than one video frame"):
+        audio.speech_windows(np.zeros(100, np.float32))

@@ -145,10 +145,11 @@ def test_evaluate_needs_heldout_sentences(pipeline, tmp_path, capsys):
 def test_finetuning_updates_the_encoders_and_frozen_keeps_them(pipeline):
     import torch
 
-    from evpcli.train.audio2lm import _load_disentangle_model, disentangle_row, load_audio2lm, train_audio2lm
+    from evpcli.train.audio2lm import disentangle_row, load_audio2lm, train_audio2lm
+    from evpcli.train.disentangle import model_from_row
 
     _, ws = pipeline
-    before = _load_disentangle_model(disentangle_row(ws), "cpu").state_dict()
+    before = model_from_row(disentangle_row(ws)).state_dict()
 
     def encoder_change():
         after = load_audio2lm(ws).disentangle.state_dict()

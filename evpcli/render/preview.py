@@ -33,11 +33,7 @@ def resolve_emotion(model, emotion: str | None = None, emotion_audio: str | Path
         if name not in model.emotion_means:
             raise EvpError(f"the model was trained without {name} clips; use one of {', '.join(sorted(model.emotion_means))}")
         return model.emotion_means[name].astype(np.float32), name
-    wav = media.load_audio(emotion_audio)
-    n = audio.n_video_frames(len(wav))
-    if n < 1:
-        raise EvpError(f"{emotion_audio}: shorter than one video frame")
-    windows = audio.frame_windows(audio.mfcc(wav), n)
+    windows = audio.speech_windows(media.load_audio(emotion_audio))
     dev = next(model.parameters()).device
     with torch.no_grad():
         code = model.emotion_code(torch.from_numpy(windows).to(dev)).cpu().numpy()
@@ -48,11 +44,8 @@ def speech_landmarks(model, wav: np.ndarray, code: np.ndarray, reference: np.nda
     """Normalised landmarks (T, 68, 2) of 16 kHz speech with emotion ``code``, one per 25 fps frame."""
     from evpcli.train.audio2lm import predict_landmarks
 
-    n = audio.n_video_frames(len(wav))
-    if n < 1:
-        raise EvpError("the speech clip is shorter than one video frame (40 ms)")
-    windows = audio.frame_windows(audio.mfcc(wav), n)
-    return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, n))
+    windows = audio.speech_windows(wav)
+    return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, len(windows)))
 
 
 @dataclass

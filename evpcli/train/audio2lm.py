@@ -28,6 +28,7 @@ from evpcli.face.normalize import TEMPLATE
 from evpcli.face.parts import MOUTH
 from evpcli.progress import Progress
 from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.train.disentangle import model_from_row
 from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, KIND_MODEL, Workspace, cache_key, load_npz, save_json
 
 STAGE = "audio2lm"
@@ -110,16 +111,6 @@ def heldout_sentences(ws: Workspace, dis_row: dict) -> set[str]:
     return set(json.loads(path.read_text()).get("heldout_sentences", []))
 
 
-def _load_disentangle_model(dis_row: dict, dev):
-    from evpcli.config import DisentangleConfig
-    from evpcli.nets.disentangle import Disentangle
-
-    state = load_training_state(dis_row["path"], map_location=dev)
-    model = Disentangle(DisentangleConfig.from_dict(state["config"]["net"]))
-    model.load_state_dict(state["model"])
-    return model
-
-
 @dataclass
 class Audio2LandmarkResult:
     key: str
@@ -184,7 +175,7 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     dev = resolve_device(device)
     seed_everything(train_cfg.seed)
     dis_row = disentangle_row(ws, ablate)
-    dis = _load_disentangle_model(dis_row, "cpu")
+    dis = model_from_row(dis_row, "cpu")
     net_cfg = net_cfg or Audio2LandmarkConfig(content_dim=dis.cfg.content_dim, emotion_dim=dis.cfg.emotion_dim)
     held = heldout_sentences(ws, dis_row)
     clips = load_clip_data(ws)

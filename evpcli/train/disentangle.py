@@ -481,15 +481,19 @@ def load_disentangle(ws: Workspace, device: str = "cpu"):
     """The newest finished disentanglement model (without ablation, if there is one) -> (model in eval mode,
     DisentangleConfig)."""
     from evpcli.device import resolve_device
+
+    model = model_from_row(_newest_model_row(ws), resolve_device(device))
+    return model, model.cfg
+
+
+def model_from_row(row: dict, device="cpu"):
+    """The Disentangle model (eval mode) of a ``models`` artifact row of this stage."""
     from evpcli.nets.disentangle import Disentangle
 
-    row = _newest_model_row(ws)
-    dev = resolve_device(device)
-    state = load_training_state(row["path"], map_location=dev)
-    cfg = DisentangleConfig.from_dict(state["config"]["net"])
-    model = Disentangle(cfg)
+    state = load_training_state(row["path"], map_location=device)
+    model = Disentangle(DisentangleConfig.from_dict(state["config"]["net"]))
     model.load_state_dict(state["model"])
-    return model.to(dev).eval(), cfg
+    return model.to(device).eval()
 
 
 def emotion_codes(ws: Workspace) -> dict[str, np.ndarray]:
@@ -507,7 +511,7 @@ def encode_emotion(model, wav: np.ndarray) -> np.ndarray:
     """Clip-level emotion code (emotion_dim,) float32 of 16 kHz mono speech: mean of Ee over its windows."""
     import torch
 
-    windows = _windows(wav)
+    windows = audio.speech_windows(wav)
     dev = next(model.parameters()).device
     with torch.no_grad():
         return model.emotion(torch.from_numpy(windows).to(dev)).mean(0).cpu().numpy().astype(np.float32)
@@ -517,14 +521,9 @@ def encode_content(model, wav: np.ndarray) -> np.ndarray:
     """Content codes (T, content_dim) float32 of 16 kHz mono speech, one per 25 fps video frame."""
     import torch
 
-    windows = _windows(wav)
+    windows = audio.speech_windows(wav)
     dev = next(model.parameters()).device
     with torch.no_grad():
         return model.content(torch.from_numpy(windows).to(dev)).cpu().numpy().astype(np.float32)
 
 
-def _windows(wav: np.ndarray) -> np.ndarray:
-    n = audio.n_video_frames(len(wav))
-    if n < 1:
-        raise EvpError("the speech clip is shorter than one video frame (40 ms)")
-    return audio.frame_windows(audio.mfcc(wav), n)
