@@ -49,7 +49,7 @@ def main() -> None:
     else:
         frames = moving_portrait(args.frames, args.size)
         what = f"generated moving portrait ({args.size}x{args.size}, {len(frames)} frames)"
-    L._dlib_models()  # load the model outside the timing (once per process in real runs too)
+    L.dlib_models()  # load the model outside the timing (once per process in real runs too)
     times, result = [], None
     for _ in range(args.runs):
         t0 = time.perf_counter()

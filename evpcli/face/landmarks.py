@@ -78,8 +78,8 @@ _models: tuple | None = None
 _models_lock = threading.Lock()
 
 
-def _dlib_models() -> tuple:
-    """(detector, shape_predictor), loaded once per process."""
+def dlib_models() -> tuple:
+    """(dlib frontal face detector, 68-point shape predictor), loaded once per process."""
     global _models
     with _models_lock:
         if _models is None:
@@ -115,7 +115,7 @@ def _detect_boxes(gray: np.ndarray, cfg: LandmarkConfig, upsample: int | None = 
     shrunk to ``cfg.detect_max_side`` (fast), and when that finds nothing, to ``cfg.detect_retry_side``."""
     import cv2
 
-    detector, _ = _dlib_models()
+    detector, _ = dlib_models()
     h, w = gray.shape[:2]
     rects, scale = [], 1.0
     for side in (cfg.detect_max_side, cfg.detect_retry_side):  # a small face in a big frame: look again, larger
@@ -138,7 +138,7 @@ def _predict(gray: np.ndarray, box: tuple[float, float, float, float]) -> np.nda
     import cv2
     import dlib
 
-    _, predictor = _dlib_models()
+    _, predictor = dlib_models()
     side = max(box[2] - box[0], box[3] - box[1], 1.0)
     scale = PREDICT_SIZE / side
     if scale > 1.05:  # predict on an upscaled crop around the box (1.5 box sides of margin each way)
@@ -259,7 +259,7 @@ def _verify(gray: np.ndarray, box, cfg: LandmarkConfig) -> tuple | None:
     scale = 100.0 / max(side, 1.0)  # the face at ~100 px: the detector's sweet spot without upsampling
     crop = cv2.resize(crop, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    detector, _ = _dlib_models()
+    detector, _ = dlib_models()
     rects = detector(np.ascontiguousarray(crop), 0)
     if not rects:
         return None
