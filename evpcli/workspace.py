@@ -259,12 +259,13 @@ class Workspace:
     def put_clip(self, record: ClipRecord) -> None:
         self.put_clips([record])
 
-    def clips(self, actor: str | None = None, emotion: str | None = None, status: str | None = "ok") -> list[ClipRecord]:
+    def clips(self, actor: str | None = None, emotion: str | None = None, status: str | None = "ok",
+              clip_id: str | None = None) -> list[ClipRecord]:
         """Clips in the index, sorted by id; filters are exact matches (None: any)."""
         if not self.index_path.exists():
             return []
         sql, args = "SELECT * FROM clips WHERE 1=1", []
-        for col, val in (("actor", actor), ("emotion", emotion), ("status", status)):
+        for col, val in (("actor", actor), ("emotion", emotion), ("status", status), ("clip_id", clip_id)):
             if val is not None:
                 sql += f" AND {col} = ?"
                 args.append(val)
@@ -281,10 +282,8 @@ class Workspace:
     def get_clip(self, clip_id: str) -> ClipRecord | None:
         if not self.index_path.exists():
             return None
-        for c in self.clips(status=None):
-            if c.clip_id == clip_id:
-                return c
-        return None
+        found = self.clips(status=None, clip_id=clip_id)
+        return found[0] if found else None
 
     def put_artifact(self, kind: str, key: str, path: str | os.PathLike, clip_id: str | None = None,
                      params: Any = None, meta: Any = None) -> None:
@@ -293,7 +292,7 @@ class Workspace:
         self._write(self._db(), "INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?)",
                     (kind, key, clip_id, rel, canonical_json(params), canonical_json(meta), time.time()))
 
-    def artifacts(self, kind: str | None = None, clip_id: str | None = None) -> list[dict]:
+    def artifacts(self, kind: str | None = None, clip_id: str | None = None, key: str | None = None) -> list[dict]:
         """Index rows (kind, key, clip_id, path (absolute), params, meta, created) whose file still exists."""
         if not self.index_path.exists():
             return []
@@ -304,6 +303,9 @@ class Workspace:
         if clip_id is not None:
             sql += " AND clip_id = ?"
             args.append(clip_id)
+        if key is not None:
+            sql += " AND key = ?"
+            args.append(key)
         out = []
         for k, key, cid, path, params, meta, created in self._db().execute(sql + " ORDER BY created", args):
             p = self.root / path
@@ -313,10 +315,8 @@ class Workspace:
         return out
 
     def get_artifact(self, kind: str, key: str) -> dict | None:
-        for a in self.artifacts(kind):
-            if a["key"] == key:
-                return a
-        return None
+        found = self.artifacts(kind, key=key)
+        return found[0] if found else None
 
     def clip_artifact(self, kind: str, clip_id: str) -> dict | None:
         """The newest artifact of ``kind`` recorded for a clip, or None."""
