@@ -3,9 +3,9 @@
 Control points of one frame (all pixels of that frame):
 
 - the 68 landmarks (tracked -> adapted: they move);
-- *skin points* on the cheeks, chin, jaw-side and forehead, placed from the landmarks; each moves by a smooth
-  (Gaussian-weighted) blend of the landmark displacements, so the skin bends evenly instead of along the edges of
-  long thin triangles;
+- *skin points* on the cheeks, chin, jaw-side and forehead, each a blend of landmarks that moves with the same
+  blend of their displacements (damped outside the jaw and on the forehead), so the skin bends evenly instead of
+  along the edges of long thin triangles;
 - a *ring* of fixed points on an ellipse around the head (beyond the hair line, the ears and below the chin);
   they do not move, so the warp is the identity on and outside the ring.
 
@@ -36,21 +36,56 @@ _STABLE = list(STABLE_POINTS)
 INNER_LIP = np.arange(60, 68)
 
 
-def _skin_points(lm: np.ndarray) -> np.ndarray:
-    """(K, 2) skin control points from (68, 2) canonical landmarks (cheeks, chin, jaw side, forehead)."""
+def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict[int, float]]]:
+    """Skin control points as rules (position weights, constant offset, displacement weights) over the 68
+    landmarks ``lm`` (canonical): position = sum w_k lm_k + offset; displacement = sum v_k d_k. Points between
+    two landmarks move as the same blend of them, so a lip opening wide never overtakes the chin's skin."""
     iod = np.linalg.norm(lm[45] - lm[36])
-    pts = [lm[k] + f * (lm[33] - lm[k]) for k in (1, 2, 3, 4, 12, 13, 14, 15) for f in (0.3, 0.6)]
-    pts += [0.5 * (lm[a] + lm[b]) for a, b in ((57, 8), (58, 7), (56, 9), (59, 6), (55, 10))]
-    pts += [lm[k] - [0, 0.35 * iod] for k in (17, 19, 24, 26)] + [0.5 * (lm[21] + lm[22]) - [0, 0.4 * iod]]
-    pts += [0.5 * (lm[k] + lm[j]) for k, j in ((31, 3), (35, 13), (48, 4), (54, 12))]
-    # outside the jaw line: the jaw's motion fades out towards the ring
-    centre = lm[[27, 8]].mean(0)
-    pts += [lm[k] + 0.25 * (lm[k] - centre) for k in (2, 4, 6, 8, 10, 12, 14)]
-    pts = np.array(pts)
-    # not too near any landmark (slivers), and clear of the lips (a smile or an open mouth would fold them over)
-    keep = [i for i, p in enumerate(pts) if np.linalg.norm(lm - p, axis=1).min() > 0.06 * iod
-            and np.linalg.norm(lm[48:68] - p, axis=1).min() > 0.2 * iod]
-    return pts[keep]
+    zero = np.zeros(2)
+    rules = []
+    for k in (1, 2, 3, 4, 12, 13, 14, 15):  # cheeks, between the jaw line and the nose tip
+        for f in (0.3, 0.6):
+            w = {k: 1 - f, 33: f}
+            rules.append((w, zero, w))
+    for a, b in ((57, 8), (58, 7), (56, 9), (59, 6), (55, 10)):  # chin, between the lower lip and the jaw
+        w = {a: 0.5, b: 0.5}
+        rules.append((w, zero, w))
+    for k in (17, 19, 24, 26):  # forehead, above the brows: half their motion
+        rules.append(({k: 1.0}, np.array([0.0, -0.35 * iod]), {k: 0.5}))
+    rules.append(({21: 0.5, 22: 0.5}, np.array([0.0, -0.4 * iod]), {21: 0.25, 22: 0.25}))
+    for k, j in ((31, 3), (35, 13), (48, 4), (54, 12)):  # between the nose wings / mouth corners and the jaw
+        w = {k: 0.5, j: 0.5}
+        rules.append((w, zero, w))
+    for k in (2, 4, 6, 8, 10, 12, 14):  # outside the jaw line, along its normal: half the jaw's motion
+        tangent = lm[k + 1] - lm[k - 1]
+        normal = np.array([tangent[1], -tangent[0]]) / max(np.linalg.norm(tangent), 1e-9)
+        if np.dot(normal, lm[k] - lm[30]) < 0:
+            normal = -normal
+        rules.append(({k: 1.0}, 0.25 * iod * normal, {k: 0.5}))
+    return rules
+
+
+def _skin_points(lm: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Skin control points of canonical landmarks ``lm``: positions (K, 2), (K, 68) displacement weights and the
+    indices of the rules used. Without ``keep``, rules whose point falls too near a landmark (slivers) or near
+    the lips (a smile or an open mouth would fold them over) are left out."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    rules = _skin_rules(lm)
+    pts, weights, used = [], [], []
+    for i, (w, offset, v) in enumerate(rules):
+        p = sum(c * lm[k] for k, c in w.items()) + offset
+        if keep is None:
+            if np.linalg.norm(lm - p, axis=1).min() <= 0.06 * iod or np.linalg.norm(lm[48:68] - p, axis=1).min() <= 0.2 * iod:
+                continue
+        elif i not in keep:
+            continue
+        row = np.zeros(68)
+        for k, c in v.items():
+            row[k] = c
+        pts.append(p)
+        weights.append(row)
+        used.append(i)
+    return np.array(pts), np.array(weights), np.array(used)
 
 
 def _ring(lm: np.ndarray, n: int, width: float, height: float) -> np.ndarray:
@@ -71,6 +106,9 @@ class Rig:
     n_skin: int
     n_ring: int
     skin_weights: np.ndarray  # (K, 68): each skin point's share of every landmark's displacement
+    skin_rules: tuple[int, ...]  # which of _skin_rules make the skin points
+    ring_width: float
+    ring_height: float
     triangles: np.ndarray  # (M, 3) int
     orientation: np.ndarray  # (M,) sign of each triangle's area in the canonical frame
     inner_only: np.ndarray  # (M,) bool, triangles of inner-lip points only (slivers when the mouth is closed)
@@ -83,16 +121,12 @@ class Rig:
 @lru_cache(maxsize=8)
 def make_rig(ring_points: int = 20, ring_width: float = 1.45, ring_height: float = 1.2) -> Rig:
     lm = TEMPLATE.astype(np.float64)
-    skin = _skin_points(lm)
+    skin, w, used = _skin_points(lm)
     ring = _ring(lm, ring_points, ring_width, ring_height)
-    iod = np.linalg.norm(lm[45] - lm[36])
-    d2 = ((skin[:, None, :] - lm[None]) ** 2).sum(-1)
-    w = np.exp(-0.5 * d2 / (0.22 * iod) ** 2)
-    w[:, INNER_LIP] = 0.0  # the inner lips open the mouth, not the cheeks
-    w /= w.sum(1, keepdims=True)
     canonical = np.concatenate([lm, skin, ring])
     tri = Delaunay(canonical).simplices.astype(np.int64)
-    return Rig(canonical=canonical, n_skin=len(skin), n_ring=len(ring), skin_weights=w, triangles=tri,
+    return Rig(canonical=canonical, n_skin=len(skin), n_ring=len(ring), skin_weights=w, skin_rules=tuple(used.tolist()),
+               ring_width=ring_width, ring_height=ring_height, triangles=tri,
                orientation=np.sign(signed_areas(canonical, tri)), inner_only=np.isin(tri, INNER_LIP).all(1))
 
 
@@ -104,8 +138,14 @@ def frame_points(rig: Rig, tracked: np.ndarray, adapted: np.ndarray) -> tuple[np
     tracked = np.asarray(tracked, np.float64)
     adapted = np.asarray(adapted, np.float64)
     to_frame = similarity_fit(TEMPLATE[_STABLE].astype(np.float64), tracked[_STABLE])
-    extra = apply_transform(rig.canonical[68:], to_frame)
-    skin_src, ring = extra[:rig.n_skin], extra[rig.n_skin:]
+    # skin points from the frame's own (canonicalised) landmarks, so they sit where that face's cheeks and chin
+    # are (a dropped jaw takes the chin's points with it); the ring is the template's, turned with the head
+    canon = apply_transform(tracked, invert_transform(to_frame))
+    skin_src = apply_transform(_skin_points(canon, rig.skin_rules)[0], to_frame)
+    # the ring: around this face (its jaw width and length, and the adapted chin if lower), turned with the head
+    envelope = canon.copy()
+    envelope[8, 1] = max(canon[8, 1], apply_transform(adapted[8:9], invert_transform(to_frame))[0, 1])
+    ring = apply_transform(_ring(envelope, rig.n_ring, rig.ring_width, rig.ring_height), to_frame)
     skin_dst = skin_src + rig.skin_weights @ (adapted - tracked)
     src = np.concatenate([tracked, skin_src, ring])
     dst = np.concatenate([adapted, skin_dst, ring])
@@ -201,16 +241,44 @@ def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) 
     k = len(triangles)
     ids = np.full((box.gh, box.gw), k, np.int32)
     fixed = np.round(box.grid_xy(tri_dst) * 16).astype(np.int32)
-    # larger triangles first: where a commanded shape folds over, the small (mouth) triangles win
-    order = np.argsort(-np.abs(np.linalg.det(m)))
-    for i in order:
+    # larger triangles first, so that where a commanded shape folds over, the small (mouth) ones win; slivers
+    # (under a grid cell) are not drawn: the rasteriser would give their edge pixels an affine map that
+    # extrapolates wildly; the few nodes they leave are filled from their neighbours
+    area = 0.5 * np.abs(signed_areas(box.grid_xy(dst), triangles))
+    for i in np.argsort(-area):
+        if area[i] < 1.0:
+            break
         if not flat[i]:
             cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=4)
+    holes = ids == k
     coef = affine.reshape(k + 1, 6).T  # (6, M+1): xx, xy, yx, yy, 1x, 1y
     xs, ys = box.grid_nodes()
     gx = coef[0].take(ids) * xs + coef[2].take(ids) * ys + coef[4].take(ids)
     gy = coef[1].take(ids) * xs + coef[3].take(ids) * ys + coef[5].take(ids)
+    if holes.any():
+        _fill_holes(box, dst, holes, gx, gy)
     return _upsample(box, gx, gy)
+
+
+def _fill_holes(box: Box, dst: np.ndarray, holes: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> None:
+    """Grid nodes inside the mesh that no triangle covers (a commanded shape folded over, or rounding on the
+    coarse grid) take the average map of the covered nodes around them (normalised convolution), in place;
+    neither the identity (the unwarped frame) nor an affine extrapolated from a sliver triangle."""
+    inside = np.zeros(holes.shape, np.uint8)
+    hull = cv2.convexHull(np.round(box.grid_xy(dst) * 16).astype(np.int32))
+    cv2.fillConvexPoly(inside, hull, 1, lineType=cv2.LINE_8, shift=4)
+    todo = holes & (inside > 0)
+    known = (~holes).astype(np.float32)
+    for _ in range(8):
+        if not todo.any():
+            return
+        w = cv2.blur(known, (5, 5))
+        ok = todo & (w > 1e-3)
+        for g in (gx, gy):
+            v = cv2.blur((g * known).astype(np.float32), (5, 5))
+            g[ok] = v[ok] / w[ok]
+        known[ok] = 1.0
+        todo &= ~ok
 
 
 def _tps_kernel(r2: np.ndarray) -> np.ndarray:
