@@ -293,17 +293,21 @@ class MouthFiller:
         r = np.sqrt(((xs - c[0]) / max(width * 0.5, 1.0)) ** 2 + ((ys - c[1]) / max(gap * 0.6, 1.0)) ** 2)
         out *= (0.55 + 0.45 * np.clip(r, 0, 1))[..., None]
         if gap > 1.5:
-            teeth_colour = 0.3 * skin + 0.7 * np.array([232.0, 226.0, 214.0], np.float32) * (skin.mean() / 170.0)
-            teeth_h = min(0.32 * gap, 0.12 * width)
+            light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the teeth are as lit as the face
+            teeth_colour = (0.15 * skin + 0.85 * np.array([246.0, 240.0, 228.0], np.float32)) * light
+            teeth_h = min(0.32 * gap, 0.14 * width)
             outline = closed_spline(inner)
             n = len(outline) // 8
-            top = outline[n // 2: 4 * n + 1 - n // 2]  # the upper inner lip, a little inside each corner
+            top = outline[n // 3: 4 * n + 1 - n // 3]  # the upper inner lip, from just inside one corner to the other
             bottom = top[::-1].copy()
             bottom[:, 1] = np.maximum(bottom[:, 1], np.median(top[:, 1]) + teeth_h)
             teeth = _polygon_mask((h, w), np.concatenate([top, bottom])).astype(np.float32) / 255
             teeth = cv2.GaussianBlur(teeth, (3, 3), 0)[..., None] * _smoothstep((gap - 1.5) / 3.0)
-            shade = np.clip(1.0 - 0.35 * (ys - top[:, 1].min()) / max(teeth_h, 1.0), 0.6, 1.0)[..., None]
-            out = out * (1 - teeth) + np.clip(teeth_colour, 0, 255) * shade * teeth
+            # lit at the front, in shadow towards the corners and at the biting edge
+            across = np.clip(np.abs(xs - c[0]) / max(width * 0.5, 1.0), 0, 1)
+            down = np.clip((ys - top[:, 1].min()) / max(teeth_h, 1.0), 0, 1)
+            shade = ((1.0 - 0.35 * across ** 2) * (1.0 - 0.15 * down))[..., None]
+            out = out * (1 - teeth) + np.clip(teeth_colour * shade, 0, 255) * teeth
         return out
 
     def fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> np.ndarray | None:
