@@ -51,14 +51,14 @@ def widescreen(target: Target, size=(640, 360)) -> Target:
 
 def speed(target: Target, bank, cfg: RenderConfig, n: int, runs: int) -> float:
     idx = np.arange(n) % len(target.frames)
-    cmds = [open_mouth(target.landmarks[i], a) for i, a in zip(idx, commanded_openings(n))]
+    cmds = [open_mouth(target.landmarks[i], a) for i, a in zip(idx, commanded_openings(n), strict=True)]
     r = WarpRenderer(bank, cfg)
     r.render(target.frames[0], target.landmarks[0], cmds[0], 1.0)  # warm-up
     rates = []
     for _ in range(runs):
         r.reset()
         t0 = time.perf_counter()
-        for i, cmd in zip(idx, cmds):
+        for i, cmd in zip(idx, cmds, strict=True):
             r.render(target.frames[i], target.landmarks[i], cmd, 1.0)
         rates.append(n / (time.perf_counter() - t0))
     return statistics.median(rates)

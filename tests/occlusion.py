@@ -19,7 +19,7 @@ def hand_mask(size: tuple[int, int], centre: tuple[float, float], scale: float, 
 
     palm = cv2.ellipse2Poly((0, 0), (int(scale * 0.5), int(scale * 0.6)), 0, 0, 360, 10)
     cv2.fillPoly(m, [np.round(rot(palm)).astype(np.int32)], 255, cv2.LINE_AA)
-    for k, (dx, length) in enumerate(((-0.36, 0.95), (-0.12, 1.1), (0.12, 1.05), (0.36, 0.85))):
+    for dx, length in ((-0.36, 0.95), (-0.12, 1.1), (0.12, 1.05), (0.36, 0.85)):
         x0, x1 = (dx - 0.1) * scale, (dx + 0.1) * scale
         y1, y0 = -0.3 * scale, -(0.3 + length) * scale
         cv2.fillPoly(m, [np.round(rot([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])).astype(np.int32)], 255, cv2.LINE_AA)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from evpcli.config import RenderConfig
 from evpcli.face.normalize import apply_transform, denormalise, normalise
 from evpcli.face.parts import mouth_opening
 
@@ -80,7 +79,7 @@ def landmark_property(renderer, target: Target, frames_idx, amounts) -> dict:
 
     err, err_mouth, base, base_mouth, cmd_open, got_open, missed = [], [], [], [], [], [], 0
     renderer.reset()
-    for t, amount in zip(frames_idx, amounts):
+    for t, amount in zip(frames_idx, amounts, strict=True):
         cmd = open_mouth(target.landmarks[t], amount)
         out = renderer.render(target.frames[t], target.landmarks[t], cmd, 1.0)
         det = detect_landmarks(out)
@@ -110,7 +109,7 @@ def outside_mask_psnr(renderer, target: Target, frames_idx, amounts) -> tuple[fl
     """(PSNR of the pixels outside the face mask against the input frames, mean fraction of the frame inside)."""
     diffs, inside = [], []
     renderer.reset()
-    for t, amount in zip(frames_idx, amounts):
+    for t, amount in zip(frames_idx, amounts, strict=True):
         frame = target.frames[t]
         out = renderer.render(frame, target.landmarks[t], open_mouth(target.landmarks[t], amount), 1.0)
         mask = renderer.last.face_mask((frame.shape[1], frame.shape[0])) > 0
@@ -150,6 +149,3 @@ def reenactment(renderer, target: Target, pairs) -> dict:
 def reenactment_pairs(n_frames: int, gaps=(2, 4, 8), step: int = 6) -> list[tuple[int, int]]:
     return [(s, s + g) for s in range(0, n_frames, step) for g in gaps if s + g < n_frames]
 
-
-def default_config(**kw) -> RenderConfig:
-    return RenderConfig(**kw)

@@ -324,7 +324,3 @@ def ring_alpha(box: Box, ring: np.ndarray, feather_px: float) -> np.ndarray:
     t = np.clip(dist / max(feather_px, 1.0), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)
 
-
-def to_canonical(to_frame: np.ndarray) -> np.ndarray:
-    """Inverse of a canonical -> frame similarity (2, 3)."""
-    return invert_transform(to_frame)

@@ -213,8 +213,11 @@ def choose_bank(candidates: dict[int, tuple[np.ndarray, np.ndarray]], landmarks:
     keep = frames[farthest_points(desc, cfg.bank_size, int(opening_ratio(lm[frames]).argmax()))]
     crops = np.stack([candidates[int(i)][0] for i in keep])
     canvas_lm = np.stack([candidates[int(i)][1] for i in keep])
-    colours = np.stack([lip_band_colour(c, l) if lip_band_colour(c, l) is not None else c.reshape(-1, 3).mean(0)
-                        for c, l in zip(crops, canvas_lm)])
+    colours = []
+    for crop, points in zip(crops, canvas_lm, strict=True):
+        colour = lip_band_colour(crop, points)
+        colours.append(colour if colour is not None else crop.reshape(-1, 3).mean(0))
+    colours = np.stack(colours)
     return MouthBank(crops=crops, landmarks=canvas_lm.astype(np.float32), shapes=lip_shape(lm[keep]),
                      openings=opening_ratio(lm[keep]), lip_colour=colours, frames=keep, scale=scale, noise=noise,
                      skin_colour=np.asarray(skin_colour, np.float64), lip_mean=colours.mean(0))

@@ -90,11 +90,6 @@ def skin_rgb(small: np.ndarray) -> np.ndarray:
     return np.concatenate(px).astype(np.float64).mean(0)
 
 
-def face_descriptor(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """One frame's appearance descriptor: the 64x64 Lab canonical face, flattened (float16, 24 kB)."""
-    return canonical_face(frame, landmarks).astype(np.float16).reshape(-1)
-
-
 def part_distances(faces: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(N, 8) distance of each part of ``faces`` (N, 64, 64, 3) Lab to the ``reference`` (64, 64, 3)."""
     out = np.empty((len(faces), len(BOXES)))
