@@ -275,3 +275,81 @@ class RenderConfig:
     reliability_high: float = 6.0  # ... and below which it is 1
     reliability_ramp: int = 6  # frames over which reliability fades in and out (no pops)
     min_reliability: float = 0.02  # below this a frame passes through untouched
+
+
+@dataclass(frozen=True)
+class NeuralRendererConfig:
+    """The per-target neural renderer (EVP section 3.3, vid2vid style; :mod:`evpcli.nets.renderer`).
+
+    The renderer works on a square face crop of ``size`` pixels, aligned by the similarity of the tracked stable
+    points (eye corners, nose) onto the canonical 256 frame: the crop is ``crop_scale`` canonical jaw widths a
+    side, centred at (128, ``crop_centre_y``) of that frame. The generator reads the guidance map (sketch of the
+    landmarks + Canny edges outside the face), with ``part_maps`` one distance map per facial part (the release's),
+    the ``n_prev`` previous output frames and, ``hybrid``, the warp renderer's output (it then learns the
+    residual). With ``flow`` it predicts, like vid2vid, a flow that warps the previous frame, a mask and a
+    hallucinated image, and blends them. U-Net: ``channels`` per level (the first at full size, each next one at
+    half size), ``res_blocks`` residual blocks at the bottom. Discriminators: ``d_scales`` PatchGANs of
+    ``d_layers`` stride-2 layers from ``d_channels`` over (condition, image), and a temporal PatchGAN over stacks
+    of ``temporal_frames`` consecutive frames at half size.
+
+    :data:`RENDERER_CPU` (this class's defaults) trains in minutes on 2 cores; :data:`RENDERER_GPU` is the
+    release's size (512 px).
+    """
+
+    size: int = 128
+    crop_scale: float = 1.75
+    crop_centre_y: float = 112.0
+    part_maps: bool = True
+    n_prev: int = 2
+    hybrid: bool = False
+    flow: bool = True
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    res_blocks: int = 2
+    d_channels: int = 16
+    d_layers: int = 3
+    d_scales: int = 2
+    temporal_frames: int = 3
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NeuralRendererConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+RENDERER_CPU = NeuralRendererConfig()
+RENDERER_GPU = NeuralRendererConfig(size=512, channels=(32, 64, 128, 256, 384, 512), res_blocks=6, d_channels=64,
+                                    d_layers=4, d_scales=3)
+
+
+@dataclass(frozen=True)
+class RendererTrainConfig:
+    """Training of the neural renderer on the target video alone (``evp train --stage renderer``).
+
+    Self-supervised: each training frame's guidance map from its own tracked landmarks -> that frame. The last
+    ``holdout`` fraction of the frames is never trained on (the held-out metrics and the PNG grid use them).
+    A step draws ``batch_size`` sequences of ``seq_len`` consecutive frames; the first frame of a sequence sees
+    real previous frames (from up to ``prev_jitter`` frames away), the others the generator's own previous
+    outputs pasted into the real frame, as at render time. The hybrid's warp input for frame t warps a frame
+    ``source_offset`` frames away (random sign and size up to it) to t's landmarks, as rendering warps the target
+    frame to speech-driven landmarks. Generator loss: ``w_gan`` x LSGAN (image and temporal discriminators) +
+    ``w_fm`` x discriminator feature matching + ``w_l1`` x L1 (weight 1 inside the paste mask, ``l1_outside``
+    outside) + ``w_temporal`` x L1 of frame-to-frame differences against the real ones. Adam (``lr``, betas
+    0.5/0.999) for both players. No pretrained network is used (no perceptual loss: none ships in a package).
+    """
+
+    epochs: int = 8
+    steps_per_epoch: int = 60
+    batch_size: int = 4
+    seq_len: int = 3
+    lr: float = 2e-4
+    w_gan: float = 1.0
+    w_fm: float = 10.0
+    w_l1: float = 20.0
+    l1_outside: float = 0.2
+    w_temporal: float = 10.0
+    prev_jitter: int = 6
+    source_offset: int = 25
+    jitter_px: float = 3.0  # random crop shift (pixels of the crop) per sequence
+    holdout: float = 0.15
+    max_frames: int = 0  # 0: every frame of the target
+    seed: int = 0
