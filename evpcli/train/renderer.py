@@ -1,0 +1,504 @@
+"""Training of the per-target neural renderer (``evp train --stage renderer --target t.mp4``; EVP section 3.3).
+
+Self-supervised on the target video alone: for each frame, the guidance map drawn from its own tracked
+landmarks (plus Canny edges of the frame outside the face, and the part distance maps) -> that frame's face crop.
+The last ``holdout`` fraction of the frames is never trained on; after training, held-out frames are re-rendered
+(:func:`heldout_metrics`) and a PNG grid shows them (guidance | real | neural | warp).
+
+A step trains on ``batch_size`` sequences of ``seq_len`` consecutive frames, all cropped with one similarity
+(the middle frame's, jittered): the first frame sees real previous frames, the next ones the generator's own
+previous outputs pasted into the real crop with the paste mask (what rendering feeds back). The generator
+(:class:`~evpcli.nets.renderer.RendererGenerator`) is trained with LSGAN against a multi-scale patch
+discriminator on (condition, frame) and a temporal discriminator over the sequence, discriminator feature
+matching, L1 (mostly inside the paste mask) and an L1 on frame-to-frame differences. The discriminators see the
+composites (generated face pasted into the real crop), so they judge the face and its seam, not the background
+that paste-back throws away. No pretrained network is downloaded or used (no perceptual loss).
+
+The hybrid (``NeuralRendererConfig.hybrid``) also reads the warp renderer's output: during training the warp
+of a frame up to ``source_offset`` frames away to the trained frame's landmarks (as rendering warps a target
+frame to speech-driven landmarks), with the mouth bank built from the training frames only.
+
+Frames are held in memory at a working scale where the crop is at most 1.25x downsampled (a 640x360 video with a
+150 px face: about 0.4x), so memory does not grow with the video's resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from evpcli.config import RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, RenderConfig, RendererTrainConfig, to_dict
+from evpcli.errors import EvpError
+from evpcli.face.normalize import apply_transform
+from evpcli.progress import Progress
+from evpcli.render.neural import (NeuralRenderer, condition, crop_affine, crop_image, paste_mask,
+                                  to_unit)
+from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.workspace import KIND_MODEL, Workspace, cache_key, hash_file, save_checkpoint, save_json
+
+STAGE = "renderer"
+CHECKPOINT_FORMAT = 1
+LOG_FIELDS = ["epoch", "g_loss", "d_loss", "gan", "fm", "l1", "temporal", "d_temporal", "heldout_mae", "seconds",
+              "steps_per_second"]
+MIN_USABLE = 0.5  # reliability below which a frame is not trained on
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class TargetData:
+    """A target video as the renderer trains on it: ``frames`` (N, h, w, 3) uint8 at ``scale`` x the video's size,
+    ``landmarks`` (N, 68, 2) tracked, pixels of those frames, ``usable`` (N,) bool (tracked and unoccluded),
+    ``reliability`` (N,) float32, ``n_train`` frames before the held-out tail, ``bank`` the mouth bank of the
+    training frames (for the warp renderer and the hybrid)."""
+
+    frames: np.ndarray
+    landmarks: np.ndarray
+    usable: np.ndarray
+    reliability: np.ndarray
+    n_train: int
+    scale: float
+    bank: object
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    def heldout(self) -> np.ndarray:
+        return np.arange(self.n_train, self.n_frames)
+
+
+def working_scale(landmarks: np.ndarray, valid: np.ndarray, net_cfg: NeuralRendererConfig) -> float:
+    """The factor (<= 1) frames are kept at: the crop is then at most 1.25x downsampled from them."""
+    lm = np.asarray(landmarks, np.float64)[np.asarray(valid, bool)]
+    if not len(lm):
+        return 1.0
+    k = np.median([np.sqrt(abs(np.linalg.det(crop_affine(x, net_cfg)[:, :2]))) for x in lm[:: max(1, len(lm) // 50)]])
+    return float(min(1.0, 1.25 * k))
+
+
+def prepare_target(frames, landmarks: np.ndarray, valid: np.ndarray, net_cfg: NeuralRendererConfig,
+                   train_cfg: RendererTrainConfig, render_cfg: RenderConfig | None = None) -> TargetData:
+    """Hold a target in memory for training: ``frames`` any iterable of (H, W, 3) uint8 (read once, shrunk to the
+    working scale), ``landmarks`` (N, 68, 2) tracked pixels, ``valid`` (N,) bool. Reliability (occlusion) comes
+    from the warp renderer's analysis; the mouth bank from the training frames only."""
+    from evpcli.render.warp import analyse_target
+
+    lm = np.asarray(landmarks, np.float64)
+    valid = np.asarray(valid, bool)
+    if train_cfg.max_frames:
+        lm, valid = lm[:train_cfg.max_frames], valid[:train_cfg.max_frames]
+    k = working_scale(lm, valid, net_cfg)
+    kept = []
+    for i, f in enumerate(frames):
+        if i >= len(lm):
+            break
+        f = np.asarray(f)
+        if k < 1.0:
+            f = cv2.resize(f, (max(1, round(f.shape[1] * k)), max(1, round(f.shape[0] * k))), interpolation=cv2.INTER_AREA)
+        kept.append(f)
+    if len(kept) < len(lm):
+        lm, valid = lm[:len(kept)], valid[:len(kept)]
+    n = len(kept)
+    if n < 8:
+        raise EvpError(f"the target has {n} frames; the renderer needs at least 8 (a second of video or more)")
+    frames = np.stack(kept)
+    lm = lm * k + (k - 1) * 0.5 * (k < 1.0)  # pixel centres follow the resize
+    n_train = int(np.floor(n * (1.0 - train_cfg.holdout)))
+    render_cfg = render_cfg or RenderConfig()
+    _, reliability = analyse_target(iter(frames), lm, valid, render_cfg, with_bank=False)
+    bank, _ = analyse_target(iter(frames[:n_train]), lm[:n_train], valid[:n_train], render_cfg)
+    usable = valid & (reliability >= MIN_USABLE)
+    if usable[:n_train].sum() < max(train_cfg.seq_len, 4):
+        raise EvpError(f"only {int(usable[:n_train].sum())} of the target's {n_train} training frames show the face "
+                       f"reliably; use a video where the face is visible")
+    return TargetData(frames, lm, usable, reliability, n_train, k, bank)
+
+
+def sequence_starts(data: TargetData, seq_len: int) -> np.ndarray:
+    """Training sequence starts: every t0 whose ``seq_len`` frames are usable training frames."""
+    ok = data.usable[:data.n_train]
+    return np.array([t for t in range(data.n_train - seq_len + 1) if ok[t:t + seq_len].all()], np.int64)
+
+
+@dataclass
+class Batch:
+    cond: np.ndarray  # (B, L, Cc, S, S) float32
+    real: np.ndarray  # (B, L, 3, S, S) float32 in [-1, 1]
+    mask: np.ndarray  # (B, L, 1, S, S) float32 paste mask
+    prev: np.ndarray  # (B, n_prev, 3, S, S) previous real frames of the first one, newest first
+    warp: np.ndarray | None  # (B, L, 3, S, S) warp renderer output (hybrid)
+
+
+def make_batch(data: TargetData, starts: np.ndarray, rng: np.random.Generator, net_cfg: NeuralRendererConfig,
+               cfg: RendererTrainConfig, warp=None) -> Batch:
+    """One batch of training sequences (see the module docstring)."""
+    L, n_tr = cfg.seq_len, data.n_train
+    conds, reals, masks, prevs, warps = [], [], [], [], []
+    usable = np.flatnonzero(data.usable[:n_tr])
+    for t0 in rng.choice(starts, size=cfg.batch_size):
+        ts = np.arange(t0, t0 + L)
+        affine = crop_affine(data.landmarks[ts[L // 2]], net_cfg, tuple(rng.uniform(-cfg.jitter_px, cfg.jitter_px, 2)))
+        crops = [crop_image(data.frames[t], affine, net_cfg.size) for t in ts]
+        lmc = [apply_transform(data.landmarks[t], affine) for t in ts]
+        conds.append(np.stack([condition(c, lm, net_cfg) for c, lm in zip(crops, lmc, strict=True)]))
+        reals.append(np.stack([to_unit(c) for c in crops]))
+        masks.append(np.stack([paste_mask(lm, lm, net_cfg.size)[None] for lm in lmc]))
+        if net_cfg.hybrid:
+            offset = int(rng.integers(1, cfg.source_offset + 1)) * int(rng.choice([-1, 1]))
+            src = np.clip(ts + offset, 0, n_tr - 1)
+            src = np.array([s if data.usable[s] else usable[np.abs(usable - s).argmin()] for s in src])
+            warp.reset()
+            warps.append(np.stack([to_unit(crop_image(warp.render(data.frames[s], data.landmarks[s], data.landmarks[t]),
+                                                      affine, net_cfg.size)) for s, t in zip(src, ts, strict=True)]))
+            first = src[0]
+        else:
+            jitter = int(rng.integers(-cfg.prev_jitter, cfg.prev_jitter + 1)) if rng.random() < 0.5 else 0
+            first = t0 + jitter
+        prev_idx = np.clip([first - k for k in range(1, net_cfg.n_prev + 1)], 0, n_tr - 1)
+        prevs.append(np.stack([to_unit(crop_image(data.frames[p], affine, net_cfg.size)) for p in prev_idx])
+                     if net_cfg.n_prev else np.zeros((0, 3, net_cfg.size, net_cfg.size), np.float32))
+    return Batch(np.stack(conds), np.stack(reals), np.stack(masks), np.stack(prevs),
+                 np.stack(warps) if net_cfg.hybrid else None)
+
+
+# --------------------------------------------------------------------------- losses
+def _lsgan(preds, target: float):
+    import torch
+
+    return sum(torch.mean((p[-1] - target) ** 2) for p in preds) / len(preds)
+
+
+def _feature_matching(fake, real):
+    import torch
+
+    total, n = 0.0, 0
+    for pf, pr in zip(fake, real, strict=True):
+        for f, r in zip(pf[:-1], pr[:-1], strict=True):
+            total = total + torch.mean(torch.abs(f - r.detach()))
+            n += 1
+    return total / max(n, 1)
+
+
+def flat(x):
+    """(B, L, ...) -> (B * L, ...)."""
+    return x.reshape(-1, *x.shape[2:])
+
+
+def unroll(gen, batch_t: dict, net_cfg: NeuralRendererConfig):
+    """Run the generator over the sequences: generated crops (B, L, 3, S, S) and their composites with the real
+    crops (the previous frames fed back are the composites, detached)."""
+    import torch
+
+    cond, real, mask, prev0 = batch_t["cond"], batch_t["real"], batch_t["mask"], batch_t["prev"]
+    prev = list(prev0.unbind(1))
+    fakes, comps = [], []
+    for i in range(real.shape[1]):
+        parts = [cond[:, i]] + prev[:net_cfg.n_prev]
+        if net_cfg.hybrid:
+            parts.append(batch_t["warp"][:, i])
+        g = gen(torch.cat(parts, 1))
+        fakes.append(g)
+        comps.append(mask[:, i] * g + (1 - mask[:, i]) * real[:, i])
+        prev = [comps[-1].detach()] + prev
+    return torch.stack(fakes, 1), torch.stack(comps, 1)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class RendererResult:
+    """What :func:`train_renderer` returns (the fields of every stage's training result)."""
+
+    stage: str
+    key: str
+    checkpoint: Path
+    epochs: int
+    start_epoch: int
+    steps: int
+    train_seconds: float
+    steps_per_second: float
+    metrics: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["checkpoint"] = str(self.checkpoint)
+        d["files"] = {k: str(v) for k, v in self.files.items()}
+        return d
+
+    def summary(self) -> str:
+        resumed = f", resumed after epoch {self.start_epoch}" if self.start_epoch else ""
+        lines = [f"trained {self.stage}: {self.steps} steps in {self.train_seconds:.0f} s "
+                 f"({self.steps_per_second:.2f} steps/s){resumed}; model {self.checkpoint}"]
+        h = self.metrics.get("heldout", {})
+        if h:
+            lines.append(f"held-out frames ({self.metrics.get('heldout_frames')}): " + "; ".join(
+                f"{name} SSIM {m['ssim']:.3f} PSNR {m['psnr']:.2f} dB MAE {m['mae']:.2f}" for name, m in h.items()))
+        if "grid_png" in self.files:
+            lines.append(f"grid {self.files['grid_png']}, losses {self.files.get('loss_png')}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- evaluation
+def face_box(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0.15) -> tuple[slice, slice]:
+    """The landmarks' bounding box grown by ``margin`` of its size, clipped to ``shape`` (H, W): the face crop the
+    metrics are measured on."""
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    pad = margin * (hi - lo)
+    lo = np.maximum(np.floor(lo - pad), 0).astype(int)
+    hi = np.minimum(np.ceil(hi + pad), [shape[1], shape[0]]).astype(int)
+    return slice(lo[1], hi[1]), slice(lo[0], hi[0])
+
+
+def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, frame_idx: np.ndarray,
+                    offset: int = 4, keep: int = 0) -> tuple[dict, dict]:
+    """Cross-frame re-rendering of held-out frames: for consecutive frames t of ``frame_idx``, each renderer draws
+    frame t onto frame s = t - ``offset`` (the source of the sequence) driven by t's tracked landmarks, as render
+    draws speech-driven landmarks onto target frames; the face box of t is compared with the real frame t.
+
+    Returns ({name: {ssim, psnr, mae, change, change_ratio}}, {name: the first ``keep`` rendered frames}) where
+    ``change`` is the mean absolute frame-to-frame change of the face box in the rendered sequence and
+    ``change_ratio`` that over the real video's (1 = as steady as the real video). Also ``real`` in the first dict:
+    the real video's change."""
+    from skimage.metrics import structural_similarity
+
+    idx = np.asarray(frame_idx)
+    pairs = [(idx[i - offset], idx[i]) for i in range(offset, len(idx))]
+    if len(pairs) < 2:
+        raise EvpError(f"too few held-out frames ({len(idx)}) to measure; use a longer target video")
+    boxes = [face_box(landmarks[t], frames.shape[1:3]) for _, t in pairs]
+    real_change = np.mean([np.abs(frames[t][ys, xs].astype(np.float64) - frames[t0][ys, xs]).mean()
+                           for (_, t0), (_, t), (ys, xs) in zip(pairs[:-1], pairs[1:], boxes[1:], strict=True)])
+    out, kept = {"real": {"change": float(real_change)}}, {}
+    for name, r in renderers.items():
+        r.reset()
+        ss, ps, ms, prev_img, changes, kept[name] = [], [], [], None, [], []
+        for (s, t), (ys, xs) in zip(pairs, boxes, strict=True):
+            img = r.render(frames[s], landmarks[s], landmarks[t], 1.0)
+            real, ren = frames[t][ys, xs], img[ys, xs]
+            ss.append(structural_similarity(real, ren, channel_axis=2))
+            mse = np.mean((real.astype(np.float64) - ren) ** 2)
+            ps.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+            ms.append(np.abs(real.astype(np.float64) - ren).mean())
+            if prev_img is not None:
+                changes.append(np.abs(ren.astype(np.float64) - prev_img[ys, xs]).mean())
+            prev_img = img
+            if len(kept[name]) < keep:
+                kept[name].append(img)
+        out[name] = {"ssim": float(np.mean(ss)), "psnr": float(np.mean(ps)), "mae": float(np.mean(ms)),
+                     "change": float(np.mean(changes)), "change_ratio": float(np.mean(changes) / max(real_change, 1e-9)),
+                     "frames": len(pairs)}
+    return out, kept
+
+
+def grid_png(path: Path, data: TargetData, rendered: dict, pairs: list[tuple[int, int]], net_cfg: NeuralRendererConfig,
+             rows: int = 4) -> Path:
+    """A PNG of held-out frames, one row each: guidance | real | each renderer's output, as face crops."""
+    from evpcli.render.neural import condition as make_condition
+    from evpcli.workspace import atomic_path
+
+    n = len(pairs)
+    picks = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(int))
+    lines = []
+    for p in picks:
+        s, t = pairs[p]
+        affine = crop_affine(data.landmarks[t], net_cfg)
+        src_crop = crop_image(data.frames[s], affine, net_cfg.size)
+        g = (make_condition(src_crop, apply_transform(data.landmarks[t], affine), net_cfg)[0] * 255).astype(np.uint8)
+        cells = [np.repeat(g[..., None], 3, 2), crop_image(data.frames[t], affine, net_cfg.size)]
+        cells += [crop_image(imgs[p], affine, net_cfg.size) for imgs in rendered.values()]
+        lines.append(np.concatenate(cells, 1))
+    grid = np.concatenate(lines, 0)
+    head = np.full((18, grid.shape[1], 3), 255, np.uint8)
+    for i, name in enumerate(["guidance", "real"] + list(rendered)):
+        cv2.putText(head, name, (i * net_cfg.size + 3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    grid = np.concatenate([head, grid], 0)
+    with atomic_path(path) as tmp:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        tmp.write_bytes(buf.tobytes())
+    return path
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class Trained:
+    """The outcome of :func:`fit_renderer`: the generator (eval mode), its config, steps and seconds trained."""
+
+    generator: object
+    config: NeuralRendererConfig
+    start_epoch: int
+    steps: int
+    seconds: float
+    log: CsvLog
+
+
+def fit_renderer(data: TargetData, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, ckpt: Path, log_csv: Path,
+                 device="cpu", resume: bool = False, progress: Progress | None = None, extra_state: dict | None = None,
+                 heldout_every: int = 1) -> Trained:
+    """Train a generator on ``data`` (the core of :func:`train_renderer`, usable without a workspace): a resumable
+    checkpoint ``ckpt`` after every epoch, a CSV log. Returns the trained generator."""
+    import torch
+
+    from evpcli.nets.renderer import MultiScaleDiscriminator, RendererGenerator, TemporalDiscriminator
+    from evpcli.render.warp import WarpRenderer
+
+    progress = progress or Progress()
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    seed_everything(cfg.seed)
+    gen = RendererGenerator(net_cfg).to(dev)
+    disc = MultiScaleDiscriminator(net_cfg).to(dev)
+    tdisc = TemporalDiscriminator(net_cfg).to(dev) if cfg.seq_len >= net_cfg.temporal_frames else None
+    d_params = list(disc.parameters()) + (list(tdisc.parameters()) if tdisc is not None else [])
+    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d_params, lr=cfg.lr, betas=(0.5, 0.999))
+    log = CsvLog(log_csv, LOG_FIELDS)
+    configs = {"net": to_dict(net_cfg), "train": to_dict(cfg), "stage": STAGE}
+    start = 0
+    if resume and ckpt.exists():
+        state = load_training_state(ckpt, map_location=dev)
+        gen.load_state_dict(state["generator"])
+        disc.load_state_dict(state["discriminator"])
+        if tdisc is not None and "temporal_discriminator" in state:
+            tdisc.load_state_dict(state["temporal_discriminator"])
+        opt_g.load_state_dict(state["optimizer"])
+        opt_d.load_state_dict(state["optimizer_d"])
+        start = int(state["epoch"])
+        log.resume(start)
+        progress.log(f"resuming renderer run after epoch {start}")
+    starts = sequence_starts(data, cfg.seq_len)
+    if not len(starts):
+        raise EvpError(f"no run of {cfg.seq_len} usable consecutive training frames in the target")
+    warp = WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None
+    held = data.heldout()
+    eval_r = None
+    t_train, steps = 0.0, 0
+    with progress.task("train renderer", total=(cfg.epochs - start) * cfg.steps_per_epoch, unit="steps") as bar:
+        for epoch in range(start, cfg.epochs):
+            rng = epoch_rng(cfg.seed, epoch)
+            gen.train()
+            sums = np.zeros(7)
+            t0 = time.perf_counter()
+            for _ in range(cfg.steps_per_epoch):
+                b = make_batch(data, starts, rng, net_cfg, cfg, warp)
+                bt = {k: torch.from_numpy(v).to(dev) for k, v in dataclasses.asdict(b).items() if v is not None}
+                L = b.real.shape[1]
+                fake, comp = unroll(gen, bt, net_cfg)
+                real, mask, cond = bt["real"], bt["mask"], flat(bt["cond"])
+                # generator
+                pred_fake = disc(cond, flat(comp))
+                with torch.no_grad():
+                    pred_real = disc(cond, flat(real))
+                gan = _lsgan(pred_fake, 1.0)
+                fm = _feature_matching(pred_fake, pred_real)
+                weight = cfg.l1_outside + (1 - cfg.l1_outside) * mask
+                l1 = torch.mean(torch.abs(fake - real) * weight)
+                temporal = torch.mean(torch.abs((fake[:, 1:] - fake[:, :-1]) - (real[:, 1:] - real[:, :-1])) * mask[:, 1:]) \
+                    if L > 1 else torch.zeros((), device=dev)
+                g_loss = cfg.w_gan * gan + cfg.w_fm * fm + cfg.w_l1 * l1 + cfg.w_temporal * temporal
+                d_temporal_g = torch.zeros((), device=dev)
+                if tdisc is not None:
+                    k = net_cfg.temporal_frames
+                    tp_fake = tdisc(comp[:, -k:])
+                    with torch.no_grad():
+                        tp_real = tdisc(real[:, -k:])
+                    d_temporal_g = _lsgan(tp_fake, 1.0)
+                    g_loss = g_loss + cfg.w_gan * d_temporal_g + cfg.w_fm * _feature_matching(tp_fake, tp_real)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                # discriminators
+                comp_d = comp.detach()
+                d_loss = 0.5 * (_lsgan(disc(cond, flat(real)), 1.0) + _lsgan(disc(cond, flat(comp_d)), 0.0))
+                d_t = torch.zeros((), device=dev)
+                if tdisc is not None:
+                    d_t = 0.5 * (_lsgan(tdisc(real[:, -k:]), 1.0) + _lsgan(tdisc(comp_d[:, -k:]), 0.0))
+                opt_d.zero_grad(set_to_none=True)
+                (d_loss + d_t).backward()
+                opt_d.step()
+                sums += [g_loss.item(), d_loss.item(), gan.item(), fm.item(), l1.item(), temporal.item(), d_t.item()]
+                steps += 1
+                bar.advance(1, epoch=epoch + 1, l1=l1.item())
+            dt = time.perf_counter() - t0
+            t_train += dt
+            m = sums / cfg.steps_per_epoch
+            heldout_mae = np.nan
+            if heldout_every and ((epoch + 1) % heldout_every == 0 or epoch + 1 == cfg.epochs) and len(held) > 5:
+                gen.eval()
+                eval_r = NeuralRenderer(gen, net_cfg, warp=WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None)
+                heldout_mae = heldout_metrics({"neural": eval_r}, data.frames, data.landmarks, held)[0]["neural"]["mae"]
+            log.append({"epoch": epoch + 1, "g_loss": m[0], "d_loss": m[1], "gan": m[2], "fm": m[3], "l1": m[4],
+                        "temporal": m[5], "d_temporal": m[6], "heldout_mae": heldout_mae, "seconds": dt,
+                        "steps_per_second": cfg.steps_per_epoch / max(dt, 1e-9)})
+            state = {"generator": gen.state_dict(), "discriminator": disc.state_dict(), "optimizer_d": opt_d.state_dict(),
+                     "format": CHECKPOINT_FORMAT, **(extra_state or {})}
+            if tdisc is not None:
+                state["temporal_discriminator"] = tdisc.state_dict()
+            save_training_state(ckpt, model=gen, optimizer=opt_g, epoch=epoch + 1, config=configs, **state)
+    gen.eval()
+    return Trained(gen, net_cfg, start, steps, t_train, log)
+
+
+def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig = RendererTrainConfig(),
+                   net_cfg: NeuralRendererConfig | None = None, device: str = "auto", resume: bool = False,
+                   progress: Progress | None = None) -> RendererResult:
+    """Train the neural renderer of one target video (``evp train --stage renderer --target T``).
+
+    The target's landmarks come from its fit-pose (cached in the workspace); ``net_cfg`` defaults to
+    :data:`~evpcli.config.RENDERER_GPU` on a GPU and :data:`~evpcli.config.RENDERER_CPU` otherwise. Writes a
+    resumable checkpoint per epoch (``models/renderer-<key>.pt``), ``runs/renderer-<key>-log.csv``, ``-losses.png``,
+    ``-heldout.png`` (held-out frames: guidance | real | neural | warp) and ``-metrics.json``, and records the model
+    as a ``models`` artifact with ``meta.stage == "renderer"`` and ``meta.target`` the video's content hash (how
+    render finds it).
+    """
+    from evpcli.device import resolve_device
+    from evpcli.fitpose import fit_pose
+    from evpcli.media import iter_frames
+    from evpcli.render.warp import WarpRenderer
+
+    progress = progress or Progress()
+    target = Path(target)
+    if not target.is_file():
+        raise EvpError(f"{target}: file not found (give the target video with --target)")
+    dev = resolve_device(device)
+    net_cfg = net_cfg or (RENDERER_GPU if dev.type == "cuda" else RENDERER_CPU)
+    video_hash = hash_file(target)
+    fit = fit_pose(ws, target, progress=progress)
+    data = prepare_target(iter_frames(target, fps=25), fit.landmarks, fit.valid, net_cfg, cfg)
+    key = cache_key(video_hash, params={"net": to_dict(net_cfg), "train": {**to_dict(cfg), "epochs": None},
+                                        "version": CHECKPOINT_FORMAT})
+    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
+    files = {"log_csv": ws.path("runs", f"{STAGE}-{key}-log.csv")}
+    trained = fit_renderer(data, net_cfg, cfg, ckpt, files["log_csv"], dev, resume, progress,
+                           extra_state={"target": video_hash})
+    files["loss_png"] = plot_curves(trained.log, ws.path("runs", f"{STAGE}-{key}-losses.png"),
+                                    ["g_loss", "d_loss", "l1", "fm", "temporal", "heldout_mae"],
+                                    f"renderer losses ({'hybrid' if net_cfg.hybrid else 'neural'}) on {target.name}")
+    renderers = {"neural": NeuralRenderer(trained.generator, net_cfg,
+                                          warp=WarpRenderer(data.bank) if net_cfg.hybrid else None),
+                 "warp": WarpRenderer(data.bank)}
+    held = data.heldout()
+    metrics: dict = {"target": str(target), "target_hash": video_hash, "frames": data.n_frames,
+                     "train_frames": data.n_train, "heldout_frames": len(held), "working_scale": data.scale,
+                     "hybrid": net_cfg.hybrid, "size": net_cfg.size, "device": str(dev)}
+    if len(held) > 5:
+        offset = min(4, len(held) // 3)
+        scores, kept = heldout_metrics(renderers, data.frames, data.landmarks, held, offset=offset, keep=len(held))
+        metrics["heldout"] = {k: v for k, v in scores.items() if k != "real"}
+        metrics["real_change"] = scores["real"]["change"]
+        pairs = [(held[i - offset], held[i]) for i in range(offset, len(held))]
+        files["grid_png"] = grid_png(ws.path("runs", f"{STAGE}-{key}-heldout.png"), data, kept, pairs, net_cfg)
+    metrics.update({"epochs": cfg.epochs, "steps": trained.steps, "train_seconds": trained.seconds})
+    files["metrics_json"] = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
+    state = load_training_state(ckpt, map_location="cpu")
+    state["metrics"] = json.loads(json.dumps(metrics))
+    save_checkpoint(ckpt, state)
+    ws.put_artifact(KIND_MODEL, key, ckpt, params={"net": to_dict(net_cfg), "train": to_dict(cfg)},
+                    meta={"stage": STAGE, "target": video_hash, "target_path": str(target), "hybrid": net_cfg.hybrid,
+                          "epochs": cfg.epochs, "size": net_cfg.size})
+    return RendererResult(STAGE, key, ckpt, cfg.epochs, trained.start_epoch, trained.steps, trained.seconds,
+                          trained.steps / trained.seconds if trained.seconds else 0.0, metrics, files)
