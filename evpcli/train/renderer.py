@@ -255,15 +255,22 @@ def face_box(landmarks: np.ndarray, shape: tuple[int, int], margin: float = 0.15
     return slice(lo[1], hi[1]), slice(lo[0], hi[0])
 
 
+def _detail(img: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image: its fine detail."""
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
 def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, frame_idx: np.ndarray,
                     offset: int = 4, keep: int = 0) -> tuple[dict, dict]:
     """Cross-frame re-rendering of held-out frames: for consecutive frames t of ``frame_idx``, each renderer draws
     frame t onto frame s = t - ``offset`` (the source of the sequence) driven by t's tracked landmarks, as render
     draws speech-driven landmarks onto target frames; the face box of t is compared with the real frame t.
 
-    Returns ({name: {ssim, psnr, mae, change, change_ratio}}, {name: the first ``keep`` rendered frames}) where
+    Returns ({name: {ssim, psnr, mae, sharpness, change, change_ratio}}, {name: the first ``keep`` rendered frames}) where
     ``change`` is the mean absolute frame-to-frame change of the face box in the rendered sequence and
-    ``change_ratio`` that over the real video's (1 = as steady as the real video). Also ``real`` in the first dict:
+    ``change_ratio`` that over the real video's (1 = as steady as the real video); ``sharpness`` the fine detail
+    (variance of the Laplacian) of the rendered face box over the real one's (1 = as sharp; blur scores well on
+    SSIM and PSNR, so it is reported beside them). Also ``real`` in the first dict:
     the real video's change."""
     from skimage.metrics import structural_similarity
 
@@ -277,11 +284,12 @@ def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, 
     out, kept = {"real": {"change": float(real_change)}}, {}
     for name, r in renderers.items():
         r.reset()
-        ss, ps, ms, prev_img, changes, kept[name] = [], [], [], None, [], []
+        ss, ps, ms, sharp, prev_img, changes, kept[name] = [], [], [], [], None, [], []
         for (s, t), (ys, xs) in zip(pairs, boxes, strict=True):
             img = r.render(frames[s], landmarks[s], landmarks[t], 1.0)
             real, ren = frames[t][ys, xs], img[ys, xs]
             ss.append(structural_similarity(real, ren, channel_axis=2))
+            sharp.append(_detail(ren) / max(_detail(real), 1e-9))
             mse = np.mean((real.astype(np.float64) - ren) ** 2)
             ps.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
             ms.append(np.abs(real.astype(np.float64) - ren).mean())
@@ -291,7 +299,8 @@ def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, 
             if len(kept[name]) < keep:
                 kept[name].append(img)
         out[name] = {"ssim": float(np.mean(ss)), "psnr": float(np.mean(ps)), "mae": float(np.mean(ms)),
-                     "change": float(np.mean(changes)), "change_ratio": float(np.mean(changes) / max(real_change, 1e-9)),
+                     "sharpness": float(np.mean(sharp)), "change": float(np.mean(changes)),
+                     "change_ratio": float(np.mean(changes) / max(real_change, 1e-9)),
                      "frames": len(pairs)}
     return out, kept
 
