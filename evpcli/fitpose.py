@@ -45,7 +45,15 @@ class FitResult(PoseFit):
     detected: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
     cached: bool = False
 
-    def summary(self) -> dict:
+    def summary(self) -> str:
+        """One human line: frames, face found, reprojection error, pose ranges."""
+        d = self.to_dict()
+        return (f"{self.target}: {d['frames']} frames, face found in {d['face_found_pct']:.1f} %, mean reprojection "
+                f"error {d['mean_error_px']:.2f} px; yaw {d['yaw_deg'][0]:.1f}...{d['yaw_deg'][1]:.1f}°, pitch "
+                f"{d['pitch_deg'][0]:.1f}...{d['pitch_deg'][1]:.1f}°, roll {d['roll_deg'][0]:.1f}..."
+                f"{d['roll_deg'][1]:.1f}°" + (" (cached)" if self.cached else ""))
+
+    def to_dict(self) -> dict:
         """Plain JSON-able numbers: frames, face found %, mean reprojection error px, yaw/pitch/roll ranges."""
         e = self.euler_deg[self.valid] if self.valid.any() else self.euler_deg
         return {"target": self.target, "key": self.key, "path": str(self.path), "frames": self.n_frames,
@@ -142,7 +150,7 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
                        target=str(target), fps=video.fps, size=(video.frames.shape[2], video.frames.shape[1]),
                        landmarks=np.asarray(landmarks, np.float32), detected=np.asarray(detected, bool))
     save_npz(path, **result.to_arrays())
-    summary = result.summary()
+    summary = result.to_dict()
     ws.put_artifact(KIND_FIT, key, path, params={"fit": to_dict(cfg), "fps": fps, "model": model_hash(model)},
                     meta={k: summary[k] for k in ("target", "frames", "face_found_pct", "mean_error_px",
                                                   "yaw_deg", "pitch_deg", "roll_deg")})

@@ -166,6 +166,12 @@ class PairsSummary:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> str:
+        skipped = f"; {len(self.skipped_sentences)} sentences had one emotion only" if self.skipped_sentences else ""
+        return (f"{self.pairs} pairs in {self.groups} actor/sentence groups ({self.pairs_computed} aligned now at "
+                f"{self.pairs_per_second:.1f} pairs/s, {self.groups_cached} groups cached); {self.aligned_windows} "
+                f"aligned windows, mean warp ratio {self.mean_warp_ratio:.3f}{skipped}")
+
 
 def _groups(clips: list[ClipRecord]) -> dict[tuple[str, str], list[ClipRecord]]:
     groups: dict[tuple[str, str], list[ClipRecord]] = {}
