@@ -54,7 +54,6 @@ Public API: :func:`make_clip` (one clip in memory, ~0.3 s at 256 px), :func:`wri
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -74,8 +73,12 @@ import scipy.signal
 from evpcli import __version__
 from evpcli.config import EMOTIONS
 from evpcli.corpus.espeak import Prosody, synthesize
+from evpcli.corpus.mead import SENTENCE_MAP_NAME, write_sentence_map
 from evpcli.errors import EvpError
 from evpcli.face.landmarks import dlib_models
+from evpcli.face.parts import (BROWS, EYES, INNER_LIP, JAW, LEFT_BROW, LOWER_EYELIDS, LOWER_INNER_LIP,
+                               LOWER_OUTER_LIP, MIDLINE, MIRROR, MOUTH, NOSE_BASE, RIGHT_BROW, UPPER_EYELIDS,
+                               UPPER_INNER_LIP, UPPER_OUTER_LIP, mouth_opening)
 from evpcli.face.pose import euler_from_rotation, rotation_from_euler
 from evpcli.face.shape3d import generic_mean_shape
 from evpcli.face.warp import PiecewiseAffineWarp, border_points
@@ -315,31 +318,21 @@ def mouth_tracks(phonemes: Sequence[tuple[float, float, str]], n_frames: int, fp
 
 # ---------------------------------------------------------------------------------------------- the face
 
-R_BROW, L_BROW = np.arange(17, 22), np.arange(22, 27)
-BROWS = np.arange(17, 27)
-UPPER_LIDS, LOWER_LIDS = np.array([37, 38, 43, 44]), np.array([41, 40, 47, 46])  # lower lid below each upper
-MIRROR = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60, 67, 66, 65])
-"""iBUG index of each landmark's mirror partner (left-right flip of the face)."""
-
-
 EXPRESSION_GAIN = 1.35  # all prototypes below, tuned by eye on the contact sheet
 
 
 def _side(shape: np.ndarray) -> np.ndarray:
     """(68,) -1 for points on the image-left half of the face, +1 right, 0 on the midline."""
-    mid = shape[[27, 28, 29, 30, 33, 51, 57, 62, 66, 8], 0].mean()
+    mid = shape[MIDLINE, 0].mean()
     side = np.sign(shape[:, 0] - mid)
-    side[[8, 27, 28, 29, 30, 33, 51, 57, 62, 66]] = 0
+    side[MIDLINE] = 0
     return side
 
 
 def _brow_inner_weight() -> np.ndarray:
     w = np.zeros(68)
-    w[R_BROW] = [0.0, 0.25, 0.5, 0.8, 1.0]
-    w[L_BROW] = [1.0, 0.8, 0.5, 0.25, 0.0]
+    w[RIGHT_BROW] = [0.0, 0.25, 0.5, 0.8, 1.0]
+    w[LEFT_BROW] = [1.0, 0.8, 0.5, 0.25, 0.0]
     return w
 
 
@@ -362,7 +355,7 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
         d[[49, 53, 59, 55, 61, 63, 65, 67], 1] -= 2.0
         d[[49, 53, 59, 55, 61, 63, 65, 67], 0] += 1.8 * side[[49, 53, 59, 55, 61, 63, 65, 67]]
         d[[50, 52], 1] -= 0.8
-        d[LOWER_LIDS, 1] -= 2.0  # cheeks push the lower lids up (AU6)
+        d[LOWER_EYELIDS, 1] -= 2.0  # cheeks push the lower lids up (AU6)
         d[[36, 45], 1] -= 0.6
         d[[2, 3, 4, 12, 13, 14], 0] += 1.2 * side[[2, 3, 4, 12, 13, 14]]
         d[[2, 3, 4, 12, 13, 14], 1] -= 1.2
@@ -371,7 +364,7 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
     elif emotion == "sad":
         d[BROWS, 1] += -6.0 * wi + 1.8 * (1 - wi)
         d[BROWS, 0] -= 1.5 * wi * side[BROWS]
-        d[UPPER_LIDS, 1] += 1.8
+        d[UPPER_EYELIDS, 1] += 1.8
         d[[48, 54], 1] += 5.5
         d[[48, 54], 0] -= 1.0 * side[[48, 54]]
         d[[60, 64], 1] += 4.5
@@ -382,40 +375,40 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
     elif emotion == "angry":
         d[BROWS, 1] += 5.0 * wi + 2.5 * (1 - wi)
         d[BROWS, 0] -= 3.5 * wi * side[BROWS]
-        d[UPPER_LIDS, 1] -= 1.2
-        d[LOWER_LIDS, 1] -= 1.4
-        d[49:54, 1] += 1.5  # lips pressed and narrowed
-        d[55:60, 1] -= 1.5
+        d[UPPER_EYELIDS, 1] -= 1.2
+        d[LOWER_EYELIDS, 1] -= 1.4
+        d[UPPER_OUTER_LIP, 1] += 1.5  # lips pressed and narrowed
+        d[LOWER_OUTER_LIP, 1] -= 1.5
         d[[48, 54, 60, 64], 0] -= 2.0 * side[[48, 54, 60, 64]]
         d[[48, 54, 60, 64], 1] += 1.5  # pressed lips turn down a little at the corners
         d[[31, 35], 0] += 1.5 * side[[31, 35]]
         d[[31, 35], 1] -= 0.8
     elif emotion == "surprised":
         d[BROWS, 1] -= 7.0 * wi + 5.5 * (1 - wi)
-        d[UPPER_LIDS, 1] -= 3.0
-        d[LOWER_LIDS, 1] += 0.8
+        d[UPPER_EYELIDS, 1] -= 3.0
+        d[LOWER_EYELIDS, 1] += 0.8
     elif emotion == "fear":
         d[BROWS, 1] += -6.0 * wi - 3.0 * (1 - wi)
         d[BROWS, 0] -= 2.0 * wi * side[BROWS]
-        d[UPPER_LIDS, 1] -= 3.2
-        d[LOWER_LIDS, 1] -= 0.6
+        d[UPPER_EYELIDS, 1] -= 3.2
+        d[LOWER_EYELIDS, 1] -= 0.6
         d[[48, 54, 60, 64], 0] += 3.5 * side[[48, 54, 60, 64]]
         d[[48, 54, 60, 64], 1] += 1.5
         d[[49, 53, 55, 59], 0] += 1.5 * side[[49, 53, 55, 59]]
     elif emotion == "disgusted":
-        d[31:36, 1] -= 2.5
+        d[NOSE_BASE, 1] -= 2.5
         d[[31, 35], 0] += 1.2 * side[[31, 35]]
         d[[29, 30], 1] -= 1.0
-        d[49:54, 1] -= 3.5
+        d[UPPER_OUTER_LIP, 1] -= 3.5
         d[51, 1] -= 0.5
-        d[61:64, 1] -= 3.0
+        d[UPPER_INNER_LIP, 1] -= 3.0
         d[[48, 54], 1] += 1.5
         d[[48, 54], 0] -= 0.8 * side[[48, 54]]
-        d[55:60, 1] += 0.5
+        d[LOWER_OUTER_LIP, 1] += 0.5
         d[BROWS, 1] += 3.5 * wi + 1.2 * (1 - wi)
         d[BROWS, 0] -= 2.0 * wi * side[BROWS]
-        d[LOWER_LIDS, 1] -= 2.0
-        d[UPPER_LIDS, 1] += 1.0
+        d[LOWER_EYELIDS, 1] -= 2.0
+        d[UPPER_EYELIDS, 1] += 1.0
     elif emotion == "contempt":  # unilateral: the image-right corner
         right = side > 0
         for idx, dy, dx in ((54, -3.5, 3.5), (64, -3.0, 3.0), (53, -1.6, 1.2), (55, -1.5, 1.2), (63, -1.5, 1.0),
@@ -424,7 +417,7 @@ def expression_offsets(emotion: str, shape: np.ndarray) -> np.ndarray:
             d[j, 1] += dy
             d[j, 0] += dx * side[j]
         d[[46, 47], 1] -= 1.0
-        d[R_BROW, 1] -= 1.5  # the other brow lifts a little
+        d[RIGHT_BROW, 1] -= 1.5  # the other brow lifts a little
     elif emotion != "neutral":
         raise EvpError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
     return EXPRESSION_GAIN * d
@@ -438,7 +431,7 @@ def speech_offsets(tracks: np.ndarray, shape: np.ndarray) -> np.ndarray:
     d = np.zeros((t, 68, 3))
     drop = 20.0 * o  # (T, 1) jaw drop, mm
     d[:, [65, 66, 67], 1] += drop * np.array([0.95, 1.0, 0.95])
-    d[:, 55:60, 1] += drop * np.array([0.75, 0.95, 1.0, 0.95, 0.75])
+    d[:, LOWER_OUTER_LIP, 1] += drop * np.array([0.75, 0.95, 1.0, 0.95, 0.75])
     d[:, [48, 54, 60, 64], 1] += 0.3 * drop
     d[:, [49, 50, 51, 52, 53, 61, 62, 63], 1] -= 0.08 * drop
     d[:, 3:14, 1] += drop * np.array([0.1, 0.3, 0.55, 0.8, 0.95, 1.0, 0.95, 0.8, 0.55, 0.3, 0.1])
@@ -446,7 +439,7 @@ def speech_offsets(tracks: np.ndarray, shape: np.ndarray) -> np.ndarray:
     near = [49, 53, 55, 59, 61, 63, 65, 67]
     d[:, corners, 0] += side[corners] * (3.5 * w - 0.8 * o - 6.0 * r)
     d[:, near, 0] += side[near] * (1.5 * w - 3.0 * r)
-    d[:, 48:68, 2] -= 5.0 * r  # rounded lips protrude toward the camera
+    d[:, MOUTH, 2] -= 5.0 * r  # rounded lips protrude toward the camera
     d[:, [50, 51, 52], 1] -= 1.2 * r
     d[:, [56, 57, 58], 1] += 1.2 * r
     return d
@@ -494,7 +487,7 @@ def _portrait(size: int) -> tuple[np.ndarray, np.ndarray]:
     # The photo smiles with its teeth showing: paint the inner mouth over with lips (inpainting), so a closed
     # mouth joins lip to lip; the open mouth is painted per frame by _draw_mouth.
     mask = np.zeros(photo.shape[:2], np.uint8)
-    inner = full[60:68].copy()
+    inner = full[INNER_LIP].copy()
     inner[[1, 2, 3], 1] -= 0.5
     inner[[5, 6, 7], 1] += 0.5
     for poly in (inner, full[[48, 60, 67, 59]], full[[54, 64, 65, 55]]):
@@ -568,26 +561,23 @@ def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
     # then this actor's identity: jaw width, face length, eye spacing, nose length, mouth width, brow height.
     rest = lm.copy()
     iod = np.linalg.norm(rest[45] - rest[36])
-    gap = rest[[67, 66, 65], 1] - rest[[61, 62, 63], 1]  # the smile shows teeth
-    rest[[65, 66, 67], 1] -= 0.85 * gap[::-1]  # mostly the jaw closes: the upper lip keeps its thickness
-    rest[[61, 62, 63], 1] += 0.15 * gap
-    rest[55:60, 1] -= 0.75 * gap.mean()
+    gap = rest[LOWER_INNER_LIP, 1] - rest[UPPER_INNER_LIP, 1]  # the smile shows teeth
+    rest[LOWER_INNER_LIP, 1] -= 0.85 * gap  # mostly the jaw closes: the upper lip keeps its thickness
+    rest[UPPER_INNER_LIP, 1] += 0.15 * gap
+    rest[LOWER_OUTER_LIP, 1] -= 0.75 * gap.mean()
     rest[5:12, 1] -= 0.5 * gap.mean()
     rest[[48, 54, 60, 64], 1] += 0.05 * iod
-    mouth_c = rest[48:68].mean(0)
+    mouth_c = rest[MOUTH].mean(0)
     rest[[48, 54, 60, 64], 0] = mouth_c[0] + 0.93 * (rest[[48, 54, 60, 64], 0] - mouth_c[0])
-    mid = rest[[27, 28, 29, 30, 33, 51, 57, 8], 0].mean()
-    jaw = np.arange(0, 17)
-    rest[jaw, 0] = mid + rng.uniform(0.92, 1.08) * (rest[jaw, 0] - mid)
+    mid = rest[MIDLINE[~np.isin(MIDLINE, INNER_LIP)], 0].mean()
+    rest[JAW, 0] = mid + rng.uniform(0.92, 1.08) * (rest[JAW, 0] - mid)
     lower = np.arange(3, 14)
     rest[lower, 1] += rng.uniform(-0.04, 0.07) * iod * np.array([0.2, 0.4, 0.6, 0.8, 0.95, 1, 0.95, 0.8, 0.6, 0.4, 0.2])
-    eyes = np.arange(36, 48)
-    rest[eyes, 0] += rng.uniform(-0.03, 0.03) * iod * np.sign(rest[eyes, 0] - mid)
-    rest[31:36, 1] += rng.uniform(-0.04, 0.04) * iod
-    mouth = np.arange(48, 68)
-    mouth_c = rest[mouth].mean(0)
-    rest[mouth, 0] = mouth_c[0] + rng.uniform(0.92, 1.08) * (rest[mouth, 0] - mouth_c[0])
-    rest[mouth, 1] += rng.uniform(-0.02, 0.03) * iod
+    rest[EYES, 0] += rng.uniform(-0.03, 0.03) * iod * np.sign(rest[EYES, 0] - mid)
+    rest[NOSE_BASE, 1] += rng.uniform(-0.04, 0.04) * iod
+    mouth_c = rest[MOUTH].mean(0)
+    rest[MOUTH, 0] = mouth_c[0] + rng.uniform(0.92, 1.08) * (rest[MOUTH, 0] - mouth_c[0])
+    rest[MOUTH, 1] += rng.uniform(-0.02, 0.03) * iod
     rest[BROWS, 1] += rng.uniform(-0.04, 0.03) * iod
 
     # 3D: x, y from the 2D face in generic-model units; depth from the generic face, scaled and perturbed.
@@ -645,7 +635,7 @@ def _rig(index: int, size: int, seed: int) -> _Rig:
     iod = np.linalg.norm(actor.image_landmarks[45] - actor.image_landmarks[36])
     d2 = ((skin[:, None, :] - face[None, :, :]) ** 2).sum(-1)
     w = np.exp(-0.5 * d2 / (0.22 * iod) ** 2)
-    w[:, 60:68] = 0.0  # the inner lips open the mouth, not the cheeks
+    w[:, INNER_LIP] = 0.0  # the inner lips open the mouth, not the cheeks
     w /= w.sum(1, keepdims=True)
     border = border_points(size, size, 5)
     warp = PiecewiseAffineWarp(np.concatenate([face, skin, border]), (size, size))
@@ -700,8 +690,8 @@ def _closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
 def _draw_mouth(frame: np.ndarray, lm: np.ndarray, iod_px: float) -> None:
     """Paint the mouth in place: the dark seam of closed lips, or an open inner mouth (landmarks 60-67) with a
     dark interior and the upper teeth."""
-    inner = lm[60:68]
-    gap = float(np.mean(lm[[67, 66, 65], 1] - lm[[61, 62, 63], 1]))
+    inner = lm[INNER_LIP]
+    gap = float(mouth_opening(lm))
     x0, y0 = np.floor(inner.min(0)).astype(int) - 3
     x1, y1 = np.ceil(inner.max(0)).astype(int) + 4
     h, w = frame.shape[:2]
@@ -788,8 +778,8 @@ def make_clip(actor_index: int, emotion: str, level: int, sentence_index: int, s
     shape = actor.shape3d
     frames3d = shape[None] + speech_offsets(tracks, shape) + weight[:, None, None] * expression_offsets(emotion, shape)[None]
     blink = blinks(rng, n)
-    lids = frames3d[:, LOWER_LIDS] - frames3d[:, UPPER_LIDS]
-    frames3d[:, UPPER_LIDS] += 0.95 * blink[:, None, None] * lids
+    lids = frames3d[:, LOWER_EYELIDS] - frames3d[:, UPPER_EYELIDS]
+    frames3d[:, UPPER_EYELIDS] += 0.95 * blink[:, None, None] * lids
 
     euler = head_pose(rng, n, style, a)
     rotation = euler_to_rotation(euler)
@@ -807,7 +797,6 @@ def make_clip(actor_index: int, emotion: str, level: int, sentence_index: int, s
         frames[t] = rig.warp.warp(actor.image, rig.dst_points(np.concatenate([landmarks[t], head[t]])))
         _draw_mouth(frames[t], landmarks[t], iod_px)
 
-    gap = frames3d[:, [67, 66, 65], 1] - frames3d[:, [61, 62, 63], 1]
     starts = np.array([p[0] for p in speech.phonemes], np.float32)
     ends = np.array([p[1] for p in speech.phonemes], np.float32)
     labels = np.array([p[2] for p in speech.phonemes], dtype=np.str_)
@@ -819,7 +808,7 @@ def make_clip(actor_index: int, emotion: str, level: int, sentence_index: int, s
         "translation": translation.astype(np.float32),
         "shape3d": shape.astype(np.float32),
         "shape3d_frames": frames3d.astype(np.float32),
-        "mouth_open": gap.mean(1).astype(np.float32),
+        "mouth_open": mouth_opening(frames3d).astype(np.float32),
         "blink": blink.astype(np.float32),
         "expression_weight": weight.astype(np.float32),
         "phoneme_start_s": starts,
@@ -851,14 +840,6 @@ def save_npz_deterministic(path: str | os.PathLike, arrays: dict[str, np.ndarray
     return Path(path)
 
 
-def _share(*paths: Path) -> None:
-    """Give written files the usual permissions (temp files are created owner-only): 0666 minus the umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in paths:
-        os.chmod(p, 0o666 & ~mask)
-
-
 def clip_paths(out: Path, clip_id_: str) -> dict[str, Path]:
     """MEAD-layout paths of a clip: ``video`` (.mp4), ``audio`` (.wav), ``groundtruth`` (.npz)."""
     actor, emotion, level, num = clip_id_.split("/")
@@ -877,7 +858,6 @@ def write_clip(out: str | os.PathLike, clip: SynthClip) -> dict[str, Path]:
     save_wav(paths["audio"], clip.wav, SAMPLE_RATE)
     save_npz_deterministic(paths["groundtruth"], clip.gt)
     write_video(paths["video"], clip.frames, fps=clip.fps, audio=clip.wav, sr=SAMPLE_RATE)
-    _share(*paths.values())
     return paths
 
 
@@ -951,7 +931,6 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(params, indent=2) + "\n")
-    _share(meta_path)
 
     clips = corpus_clips(actors, sentences, emotions, levels)
     todo = [c for c in clips if not all(p.exists() for p in clip_paths(out, clip_id(*c)).values())]
@@ -983,22 +962,11 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
                 raise
             pool.shutdown()
 
-    with atomic_path(out / "sentences.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["clip", "sentence", "text"])
-        for ai, e, k, si in clips:
-            writer.writerow([clip_id(ai, e, k, si), si + 1, SENTENCES[si]])
-    _share(out / "sentences.csv")
+    write_sentence_map(out / SENTENCE_MAP_NAME, [(clip_id(ai, e, k, si), si + 1, SENTENCES[si]) for ai, e, k, si in clips])
     return {"out": str(out), "clips": len(clips), "generated": len(todo), "kept": len(clips) - len(todo),
             "actors": [actor_name(i) for i in range(actors)], "emotions": list(emotions), "levels": list(levels),
             "sentences": sentences, "frames_generated": frames, "seconds_generated": round(seconds, 2),
             "size": size, "seed": seed}
-
-
-def read_sentence_map(path: str | os.PathLike) -> dict[str, tuple[int, str]]:
-    """``sentences.csv`` -> {clip id: (sentence id, text)}."""
-    with open(path, newline="") as f:
-        return {row["clip"]: (int(row["sentence"]), row["text"]) for row in csv.DictReader(f)}
 
 
 # ------------------------------------------------------------------------------------------ contact sheet
@@ -1062,5 +1030,4 @@ def contact_sheet(path: str | os.PathLike, actor_index: int = 0, emotions: Seque
             image.save(tmp, format="PNG", optimize=True)
         else:
             tmp.write_bytes(cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
-    _share(path)
     return path
