@@ -48,3 +48,11 @@ def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
     lm = np.asarray(landmarks)
     width = np.linalg.norm(lm[..., 54, :] - lm[..., 48, :], axis=-1)
     return mouth_opening(lm) / np.maximum(width, 1e-6)
+
+
+def side_of_midline(shape: np.ndarray) -> np.ndarray:
+    """(68, D) points -> (68,) -1 for points on the image-left half of the face, +1 right, 0 on :data:`MIDLINE`."""
+    mid = shape[MIDLINE, 0].mean()
+    side = np.sign(shape[:, 0] - mid)
+    side[MIDLINE] = 0
+    return side
