@@ -1,4 +1,5 @@
-"""The 68-point iBUG scheme: index ranges of the facial parts, and the curves a landmark sketch draws."""
+"""The 68-point iBUG scheme: the indices of the facial parts (the only place that names them), the mirror table,
+the curves a landmark sketch draws, and mouth measures."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
 
 
 def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip opening over mouth width (corners 48, 54). (..., 68, 2) -> (...)."""
+    """:func:`mouth_opening` over the mouth width (distance of the corners 48, 54). (..., 68, D) -> (...).
+
+    The gap is vertical like the opening's (an in-plane roll lowers it); a ratio, so the same in pixels and model units.
+    """
     lm = np.asarray(landmarks)
     width = np.linalg.norm(lm[..., 54, :] - lm[..., 48, :], axis=-1)
     return mouth_opening(lm) / np.maximum(width, 1e-6)
