@@ -276,3 +276,36 @@ class SilenceGate:
     low: float = 0.03
     high: float = 0.12
     smooth: int = 3
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """The training-free warp renderer (:mod:`evpcli.render.warp`) and its target analysis.
+
+    Lengths are in inter-ocular distances (IOD, outer eye corners) unless named ``_px``. The face is warped from
+    its tracked to its adapted landmarks (``warp`` "pwa": piecewise-affine over a fixed triangulation; "tps":
+    thin-plate spline) inside a ring of fixed points around the head, and blended back with a mask feathered
+    over ``feather`` IOD inside the ring. Maps are computed on a grid of at most ``map_side`` pixels and
+    upsampled, so the cost does not grow with the face size.
+    """
+
+    warp: str = "pwa"  # "pwa" or "tps"
+    ring_width: float = 1.45  # ring half-width, in half jaw widths
+    ring_height: float = 1.2  # ring half-height, in nose-top-to-chin lengths
+    ring_points: int = 20
+    feather: float = 0.35
+    map_side: int = 160
+    # mouth interior
+    bank_size: int = 32  # frames kept in the mouth bank
+    bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank
+    open_min: float = 0.06  # inner-lip opening / mouth width above which a mouth counts as open
+    fill_start: float = 1.15  # commanded / target opening ratio where the bank texture starts to replace the warp
+    fill_full: float = 1.6  # ... and where it has replaced it
+    switch_ratio: float = 0.7  # a new bank frame is taken when its shape cost is below this times the current one's
+    crossfade: int = 3  # frames over which a bank change is cross-faded
+    match_noise: bool = True  # add grain to filled mouth texture up to the frame's noise level
+    # occlusion / reliability
+    reliability_low: float = 9.0  # robust z-score of a face's appearance distance where reliability reaches 0
+    reliability_high: float = 6.0  # ... and below which it is 1
+    reliability_ramp: int = 6  # frames over which reliability fades in and out (no pops)
+    min_reliability: float = 0.02  # below this a frame passes through untouched
