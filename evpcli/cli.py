@@ -392,38 +392,90 @@ def fit_pose(
     _emit(summary, as_json, result.summary() + (f"; preview {preview}" if preview else ""))
 
 
+class RendererChoice(str, Enum):
+    warp = "warp"
+    neural = "neural"
+
+
+_TARGET_HELP = ("Video of the person (their head motion, body and background are kept), or a still portrait "
+                "(png/jpg) for a one-shot render.")
+
+
 @app.command(epilog=(
     "Examples:\n\n"
-    "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4\n\n"
-    "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4"))
+    "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
+    "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4 --json\n\n"
+    "  evp render --audio speech.m4a --emotion sad --intensity 1.5 --target portrait.jpg --head-motion --out o.mp4\n\n"
+    "  for f in clips/*.wav; do evp -q render --audio \"$f\" --emotion happy --target me.mp4 "
+    "--out \"out/$(basename \"$f\" .wav).mp4\" || echo \"failed: $f\"; done"))
 def render(
-    audio: Path = typer.Option(..., help="Speech to say (any format ffmpeg reads)."),
-    emotion_audio: Path | None = typer.Option(None, help="A clip spoken with the wanted emotion."),
-    emotion: str | None = typer.Option(None, help="An emotion name instead: angry, contempt, disgusted, fear, "
-                                          "happy, neutral, sad, surprised."),
-    target: Path = typer.Option(..., help="Video of the person (their head motion and background are kept)."),
-    out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    audio: Path = typer.Option(..., help="Speech to say (any format ffmpeg reads, any rate, mono or stereo)."),
+    emotion: str | None = typer.Option(None, help="An emotion name: angry, contempt, disgusted, fear, happy, "
+                                       "neutral, sad, surprised."),
+    emotion_audio: Path | None = typer.Option(None, help="Or a clip spoken with the wanted emotion (its words do "
+                                              "not matter)."),
+    target: Path = typer.Option(..., help=_TARGET_HELP),
+    out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC, 25 fps, the target's size); written "
+                             "only when complete."),
+    intensity: float = typer.Option(1.0, help="Emotion strength: 0 neutral, 1 as given, up to 2 (exaggerated)."),
+    renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp: training-free, any target at once; "
+                                            "neural: the target's trained edge-to-video network."),
+    head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: add gentle natural head "
+                                     "motion (otherwise the head stays still)."),
+    fps: float = typer.Option(25.0, help="Output frame rate."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
+                                      "workspace's newest."),
+    landmarks_out: Path | None = typer.Option(None, help="Also write the predicted frontal and adapted landmarks "
+                                              "(.npz), for other tools."),
+    guidance_out: Path | None = typer.Option(None, help="Also write EVP's guidance maps (landmark sketch + edges "
+                                             "outside the face) as an mp4, for inspection."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (out, frames, seconds, emotion, "
+                                 "model, time per stage)."),
 ) -> None:
-    """Make a video of the target person saying --audio with the emotion of --emotion-audio or --emotion."""
-    _require_file(audio, "--audio")
-    _require_file(target, "--target")
-    if emotion_audio is not None:
-        _require_file(emotion_audio, "--emotion-audio")
-    _not_built("render")
+    """Make a video of the target person saying --audio with the emotion of --emotion or --emotion-audio.
+
+    Only the face changes (the rest of every frame is the target's own); frames where the face is occluded or lost
+    pass through. The target's fit is cached in the workspace, so the second render onto it is faster.
+    """
+    from evpcli.render.pipeline import render as run
+
+    r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, intensity=intensity,
+            renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
+            guidance_out=guidance_out, device=state.device, progress=state.progress)
+    _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command(epilog="Example:  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
+    "  evp interpolate --from sad --to angry_line.wav --alpha 0.5 --audio speech.wav --target me.mp4 --sheet s.png"))
 def interpolate(
-    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start (a name or an audio file)."),
-    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end (a name or an audio file)."),
+    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start: a name or an emotion clip."),
+    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end: a name or an emotion clip."),
     audio: Path = typer.Option(..., help="Speech to say."),
-    target: Path = typer.Option(..., help="Video of the person."),
+    target: Path = typer.Option(..., help=_TARGET_HELP),
     out: Path = typer.Option(Path("interpolate.mp4"), help="Output mp4."),
+    alpha: float | None = typer.Option(None, help="Hold a fixed mix alpha*FROM + (1-alpha)*TO instead of moving "
+                                       "from FROM (alpha 1) to TO (alpha 0) over the clip."),
+    sheet: Path | None = typer.Option(None, help="Also write a contact sheet PNG: one row per alpha step, one column "
+                                      "per moment of the speech."),
+    intensity: float = typer.Option(1.0, help="Emotion strength of both ends (0-2)."),
+    renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp or neural (see `evp render`)."),
+    head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: gentle natural head motion."),
+    fps: float = typer.Option(25.0, help="Output frame rate."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
+    landmarks_out: Path | None = typer.Option(None, help="Also write the landmarks (.npz)."),
+    guidance_out: Path | None = typer.Option(None, help="Also write the guidance maps (.mp4)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Render with the emotion code moving from one emotion to another (alpha*E_from + (1-alpha)*E_to)."""
-    _not_built("interpolate")
+    """Render with the emotion moving from --from to --to over the clip (EVP's emotion editing:
+    alpha*E_from + (1-alpha)*E_to), or held at --alpha."""
+    from evpcli.render.pipeline import interpolate as run
+
+    r = run(state.ws, audio, target, out, from_emotion, to_emotion, alpha=alpha, intensity=intensity,
+            renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
+            guidance_out=guidance_out, sheet=sheet, device=state.device, progress=state.progress)
+    _emit(r.to_dict(), as_json, r.summary())
 
 
 @app.command(epilog=(
