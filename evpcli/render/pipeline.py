@@ -209,7 +209,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
 
 def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
     """A still image's pose made to move gently for ``n`` frames: yaw, pitch and roll as sums of slow sinusoids
-    (amplitudes about 3°, 2° and 1°, periods 2.5-7 s) around the image's own pose. Returns a PoseFit of n frames."""
+    (amplitudes about 5°, 3.5° and 2°, periods 2.5-7 s) around the image's own pose. Returns a PoseFit of n frames."""
     import dataclasses
 
     from evpcli.face.pose import rotation_from_euler
@@ -217,16 +217,16 @@ def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / fps
     angles = np.zeros((n, 3))
-    for axis, amp in enumerate((3.0, 2.0, 1.0)):
+    for axis, amp in enumerate((5.0, 3.5, 2.0)):
         for period in rng.uniform(2.5, 7.0, 2):
             angles[:, axis] += amp / 2 * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
-    base = np.asarray(fit.rotation[0])
-    rot = np.stack([rotation_from_euler(*a) @ base for a in angles])
+    euler = np.asarray(fit.euler_deg[:1], np.float64) + angles
+    rot = rotation_from_euler(euler)
     rep = {f.name: np.repeat(np.asarray(getattr(fit, f.name))[:1], n, axis=0)
            for f in dataclasses.fields(fit) if isinstance(getattr(fit, f.name), np.ndarray)
            and getattr(fit, f.name).shape[:1] == (fit.n_frames,)}
     rep["rotation"] = rot
-    rep["euler_deg"] = np.asarray(fit.euler_deg[:1]) + angles
+    rep["euler_deg"] = euler
     return dataclasses.replace(fit, **rep)
 
 
