@@ -250,17 +250,19 @@ def _print_prepare_report(report) -> None:
               f"report: {report.report_path}")
 
 
-@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json")
+@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
+             "\n\n  evp build-pairs --window 50")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
-    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's; exact on a 2-unit MFCC grid) or l2 "
-                                   "(Euclidean, ~17x faster)."),
+    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's) or l2 (Euclidean)."),
+    window: int = typer.Option(0, "--window", help="Sakoe-Chiba band: paths stay within N MFCC rows (10 ms each) of "
+                               "the diagonal; faster, may cost more than the exact optimum (0: none, exact)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
 
-    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    Each two clips of one actor and sentence in different emotions, exact DTW over MFCC rows (L1 frame cost).
     The alignments are cached in the workspace; a re-run only aligns what changed.
     """
     from evpcli.config import PairsConfig
@@ -270,7 +272,9 @@ def build_pairs(
         raise typer.BadParameter("--max-pairs-per-sentence must be 0 (all) or more")
     if frame_cost not in ("l1", "l2"):
         raise typer.BadParameter("--frame-cost must be l1 or l2")
-    cfg = PairsConfig(frame_cost=frame_cost, max_pairs_per_sentence=max_pairs_per_sentence)
+    if window < 0:
+        raise typer.BadParameter("--window must be 0 (no band) or a number of MFCC rows")
+    cfg = PairsConfig(frame_cost=frame_cost, window=window, max_pairs_per_sentence=max_pairs_per_sentence)
     if jobs < 1:
         raise typer.BadParameter("--jobs must be at least 1")
     s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress, cfg=cfg, jobs=jobs)
