@@ -252,23 +252,25 @@ def _print_prepare_report(report) -> None:
     con.print(report.summary())
 
 
-@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json")
+@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
+             "\n\n  evp build-pairs --window 50")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
-    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's; exact on a 2-unit MFCC grid) or l2 "
-                                   "(Euclidean, ~17x faster)."),
+    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's) or l2 (Euclidean)."),
+    window: int = typer.Option(0, "--window", help="Sakoe-Chiba band: paths stay within N MFCC rows (10 ms each) of "
+                               "the diagonal; faster, may cost more than the exact optimum (0: none, exact)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
 
-    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    Each two clips of one actor and sentence in different emotions, exact DTW over MFCC rows (L1 frame cost).
     The alignments are cached in the workspace; a re-run only aligns what changed.
     """
     from evpcli.config import PairsConfig
     from evpcli.pairs import build_pairs as run
 
-    cfg = PairsConfig(frame_cost=frame_cost, max_pairs_per_sentence=max_pairs_per_sentence)
+    cfg = PairsConfig(frame_cost=frame_cost, window=window, max_pairs_per_sentence=max_pairs_per_sentence)
     s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs))
     _emit(s.to_dict(), as_json, s.summary())
 
