@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evpcli import audio as audio_fe
 from evpcli.workspace import atomic_path
 
 
@@ -51,44 +50,3 @@ def write_sheet(path: str | Path, rows: list[list[np.ndarray]], labels: list[str
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path
-
-
-def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, codes: list[tuple[str, np.ndarray]],
-                  columns: int = 6, side: int = 128, model_path=None, device: str = "auto") -> Path:
-    """One row per (label, emotion code), ``columns`` moments of ``audio`` spread over its loud part."""
-    from evpcli.media import iter_frames
-    from evpcli.models import load_audio2lm
-    from evpcli.render.pipeline import drive, load_speech, prepare_target
-    from evpcli.render.warp import WarpRenderer
-    from evpcli.render.mouth import MouthBank
-
-    model = load_audio2lm(ws, path=model_path, device=device)
-    td = prepare_target(ws, target)
-    wav = load_speech(audio)
-    windows = audio_fe.speech_windows(wav)
-    rms = audio_fe.frame_rms(wav, len(windows))
-    loud = np.flatnonzero(rms >= np.percentile(rms, 40))
-    lo, hi = (loud[0], loud[-1]) if len(loud) else (0, len(windows) - 1)
-    cols = np.unique(np.linspace(lo, hi, columns).round().astype(int))
-    bank = MouthBank.load(td.bank_path) if td.bank_path is not None and td.bank_path.exists() else None
-    rows, labels, frames_needed = [], [], None
-    driven = []
-    for label, code in codes:
-        _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code)
-        driven.append((label, adapted, tracked, schedule, reliability))
-        frames_needed = schedule[cols]
-    wanted = {int(k) for k in frames_needed}
-    if td.frames is not None:
-        frames = {k: td.frames[k] for k in wanted}
-    else:
-        frames = {k: f for k, f in enumerate(iter_frames(td.path, 25.0)) if k in wanted}
-    for label, adapted, tracked, schedule, reliability in driven:
-        cells = []
-        for c in cols:
-            renderer = WarpRenderer(bank)
-            frame = frames[int(schedule[c])]
-            img = renderer.render(frame, tracked[c], adapted[c], float(reliability[c]))
-            cells.append(face_crop(img, tracked[c], side))
-        rows.append(cells)
-        labels.append(label)
-    return write_sheet(out, rows, labels, [f"{c / 25.0:.2f} s" for c in cols])
