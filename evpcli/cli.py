@@ -307,10 +307,23 @@ def _run_audio2lm(overrides: dict, resume: bool, device: str):
     return train_audio2lm(state.ws, cfg, ablate=ablate, device=device, resume=resume, progress=state.progress)
 
 
+def _run_renderer(overrides: dict, resume: bool, device: str):
+    from evpcli.config import RendererTrainConfig
+    from evpcli.train.renderer import train_renderer
+
+    target = overrides.pop("target", None)
+    if target is None:
+        raise typer.BadParameter("--stage renderer needs --target VIDEO (the person's video to train on)")
+    hybrid = overrides.pop("hybrid", None)
+    cfg = dataclasses.replace(RendererTrainConfig(), **overrides)
+    return train_renderer(state.ws, target, cfg, device=device, resume=resume, progress=state.progress,
+                          hybrid=hybrid)
+
+
 TRAIN_STAGES: dict[Stage, TrainStage] = {
     Stage.disentangle: TrainStage(_run_disentangle, frozenset({"ablate", "holdout_sentences", "pretrain_steps"})),
     Stage.audio2lm: TrainStage(_run_audio2lm, frozenset({"ablate", "finetune_encoders"})),
-    Stage.renderer: TrainStage(None, frozenset({"target"})),
+    Stage.renderer: TrainStage(_run_renderer, frozenset({"target", "hybrid"})),
 }
 COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "seed"})
 
@@ -338,6 +351,9 @@ def train(
                                                   "disentanglement encoders with the LSTM (the paper's setting; about "
                                                   "20x slower per step on a CPU)."),
     target: Path | None = typer.Option(None, help="renderer: the target video to train a renderer for."),
+    hybrid: bool | None = typer.Option(None, "--hybrid/--no-hybrid", help="renderer: also feed the warp renderer's "
+                                       "output (the network learns the residual; the default) or not (the paper's "
+                                       "renderer: guidance map and previous frames only)."),
     device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
@@ -349,11 +365,14 @@ def train(
     audio2lm: identity MLP + 3-layer LSTM from content and emotion codes to landmark motion (16 PCA
     coefficients of the displacement from the actor's reference face), on top of the newest disentanglement
     model (whose held-out sentences it also holds out); prints held-out landmark distances at the end.
+
+    renderer: the per-target neural renderer, trained on --target alone (its last 15 % held out); prints
+    held-out SSIM, PSNR and face error beside the warp renderer's, and writes a PNG grid of held-out frames.
     """
     given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                                "seed": seed, "ablate": ablate, "holdout_sentences": holdout_sentences,
                                "pretrain_steps": pretrain_steps, "finetune_encoders": finetune_encoders,
-                               "target": target}.items() if v is not None}
+                               "target": target, "hybrid": hybrid}.items() if v is not None}
     entry = TRAIN_STAGES[stage]
     wrong = sorted(set(given) - COMMON_TRAIN_OPTIONS - entry.options)
     if wrong:

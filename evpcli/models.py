@@ -27,14 +27,16 @@ from evpcli.workspace import KIND_EMOTION_CODES, KIND_MODEL, Workspace, load_che
 STAGE_DISENTANGLE = "disentangle"
 STAGE_AUDIO2LM = "audio2lm"
 STAGE_LM_EMOTION = "lm_emotion"
+STAGE_RENDERER = "renderer"
 
 TRAIN_HINT = {
     STAGE_DISENTANGLE: "evp train --stage disentangle",
     STAGE_AUDIO2LM: "evp train --stage audio2lm",
     STAGE_LM_EMOTION: "evp evaluate",
+    STAGE_RENDERER: "evp train --stage renderer --target T",
 }
 STAGE_NAME = {STAGE_DISENTANGLE: "disentanglement", STAGE_AUDIO2LM: "audio-to-landmark",
-              STAGE_LM_EMOTION: "landmark emotion classifier"}
+              STAGE_LM_EMOTION: "landmark emotion classifier", STAGE_RENDERER: "neural renderer"}
 
 
 @dataclass(frozen=True)
@@ -249,3 +251,43 @@ def load_landmark_emotion(ws: Workspace | None, path: str | Path | None = None, 
     net = LandmarkEmotionClassifier(cfg)
     net.load_state_dict(state["state_dict"])
     return LandmarkEmotionBundle(net.to(dev).eval(), cfg, source)
+
+
+# --------------------------------------------------------------------------- the neural renderer (per target)
+def renderer_rows(ws: Workspace, target_key: str) -> list[dict]:
+    """Finished neural renderers trained on the video with content hash ``target_key``, oldest first."""
+    return [r for r in model_rows(ws, STAGE_RENDERER, None) if r["meta"].get("target") == target_key]
+
+
+def load_renderer(ws: Workspace | None, target_key: str | Path, path: str | Path | None = None,
+                  device: Any = "cpu"):
+    """The neural renderer trained for one target (explicit ``path`` > the newest finished workspace renderer
+    whose target video has content hash ``target_key``; a path to the video itself is hashed). Returns a
+    :class:`~evpcli.render.neural.RendererBundle` (``.net`` the generator in eval mode, ``.config``, ``.source``)."""
+    from evpcli.device import resolve_device
+    from evpcli.render.neural import RendererBundle, generator_from_state
+    from evpcli.workspace import hash_file
+
+    dev = resolve_device(device)
+    key = str(target_key)
+    label = key
+    if Path(key).is_file():
+        label, key = Path(key).name, hash_file(key)
+    if path is not None:
+        ckpt = Path(path)
+        if not ckpt.is_file():
+            raise EvpError(f"{ckpt}: model file not found (given as --model)")
+        source = ModelSource("explicit", STAGE_RENDERER, ckpt.stem, str(ckpt))
+    else:
+        rows = renderer_rows(ws, key) if ws is not None else []
+        if not rows:
+            raise EvpError(f"no neural renderer trained for {label}; run `evp train --stage renderer --target "
+                           f"{label if label != key else 'T'}` (or use --renderer warp)")
+        ckpt = Path(rows[-1]["path"])
+        source = ModelSource("workspace", STAGE_RENDERER, rows[-1]["key"], str(ckpt))
+    state = _load_state(ckpt, dev)
+    _check_stage(state, ckpt, STAGE_RENDERER)
+    if "metrics" not in state:
+        raise EvpError(f"{ckpt}: training did not finish; re-run `evp train --stage renderer --target T --resume`")
+    net, cfg = generator_from_state(state, dev)
+    return RendererBundle(net, cfg, source, str(state.get("target", "")), state.get("metrics"))

@@ -4,6 +4,7 @@ paste-back that leaves the frame alone outside its mask, and the workspace path 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,45 @@ def test_resume_continues_exactly(data, tmp_path):
     for (k, a), b in zip(whole.generator.state_dict().items(), resumed.generator.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), k
     assert len(resumed.log.rows) == 3
+
+
+def test_cli_trains_finds_and_renders_with_the_neural_renderer(tiny_models, carphone_mp4, arctic_wav, tmp_path,
+                                                               capsys):
+    import json
+
+    from evpcli import media
+    from evpcli.cli import main
+    from evpcli.errors import EvpError
+    from evpcli.models import load_renderer
+
+    _, ws = tiny_models
+    run = lambda *a: main(["--workspace", str(ws.root), "-q", *map(str, a)])  # noqa: E731
+    out = tmp_path / "neural.mp4"
+    speech = tmp_path / "speech.wav"
+    import soundfile as sf
+
+    sf.write(speech, media.load_audio(arctic_wav)[:16000], 16000)
+    # no renderer trained for this target yet: one line that says what to do, nothing written
+    assert run("render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--out", out,
+               "--renderer", "neural") == 1
+    err = capsys.readouterr().err
+    assert "no neural renderer trained for carphone_pristine.mp4" in err and "evp train --stage renderer" in err
+    assert not out.exists()
+    assert run("train", "--stage", "renderer", "--epochs", "1", "--steps-per-epoch", "2") == 2  # --target needed
+    capsys.readouterr()
+    assert run("train", "--stage", "renderer", "--target", carphone_mp4, "--epochs", "1", "--steps-per-epoch", "2",
+               "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["stage"] == "renderer" and r["steps"] == 2 and r["metrics"]["heldout_frames"] == 15
+    assert set(r["metrics"]["heldout"]) == {"neural", "warp"}
+    for f in ("log_csv", "loss_png", "grid_png", "metrics_json"):
+        assert Path(r["files"][f]).is_file(), f
+    bundle = load_renderer(ws, carphone_mp4)
+    assert bundle.source.origin == "workspace" and bundle.config.size == 128 and not bundle.net.training
+    with pytest.raises(EvpError, match="no neural renderer trained for"):
+        load_renderer(ws, arctic_wav)
+    assert run("render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--out", out,
+               "--renderer", "neural", "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    info = media.probe(out)
+    assert r["renderer"] == "neural" and info.size == (176, 144) and info.has_audio and abs(info.duration - 1.0) < 0.1

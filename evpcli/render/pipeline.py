@@ -383,15 +383,16 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 def _make_renderer(ws: Workspace, name: str, td: TargetData, device: str):
     """The per-frame renderer: the warp renderer with the target's mouth bank, or the target's trained neural
     renderer."""
-    if name == "neural":
-        from evpcli.errors import NotBuiltError
-
-        raise NotBuiltError("the neural renderer (--renderer neural) is not built in this version yet; use "
-                            "--renderer warp")
     from evpcli.render.mouth import MouthBank
     from evpcli.render.warp import WarpRenderer
 
     bank = MouthBank.load(td.bank_path) if td.bank_path is not None and td.bank_path.exists() else None
+    if name == "neural":
+        from evpcli.models import load_renderer
+        from evpcli.render.neural import NeuralRenderer
+
+        bundle = load_renderer(ws, td.path, device=device)
+        return NeuralRenderer(bundle, warp=WarpRenderer(bank, RenderConfig()) if bundle.config.hybrid else None)
     return WarpRenderer(bank, RenderConfig())
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -37,9 +37,9 @@ from evpcli.config import RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, Rend
 from evpcli.errors import EvpError
 from evpcli.face.normalize import apply_transform
 from evpcli.progress import Progress
-from evpcli.render.neural import (NeuralRenderer, condition, crop_affine, crop_image, paste_mask,
-                                  to_unit)
-from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.render.neural import NeuralRenderer, condition, crop_affine, crop_image, paste_mask, to_unit
+from evpcli.train.common import (CsvLog, TrainResult, epoch_rng, load_training_state, plot_curves, save_training_state,
+                                 seed_everything)
 from evpcli.workspace import KIND_MODEL, Workspace, cache_key, hash_file, save_checkpoint, save_json
 
 STAGE = "renderer"
@@ -51,7 +51,7 @@ MIN_USABLE = 0.5  # reliability below which a frame is not trained on
 
 # --------------------------------------------------------------------------- data
 @dataclass
-class TargetData:
+class TrainingTarget:
     """A target video as the renderer trains on it: ``frames`` (N, h, w, 3) uint8 at ``scale`` x the video's size,
     ``landmarks`` (N, 68, 2) tracked, pixels of those frames, ``usable`` (N,) bool (tracked and unoccluded),
     ``reliability`` (N,) float32, ``n_train`` frames before the held-out tail, ``bank`` the mouth bank of the
@@ -83,7 +83,7 @@ def working_scale(landmarks: np.ndarray, valid: np.ndarray, net_cfg: NeuralRende
 
 
 def prepare_target(frames, landmarks: np.ndarray, valid: np.ndarray, net_cfg: NeuralRendererConfig,
-                   train_cfg: RendererTrainConfig, render_cfg: RenderConfig | None = None) -> TargetData:
+                   train_cfg: RendererTrainConfig, render_cfg: RenderConfig | None = None) -> TrainingTarget:
     """Hold a target in memory for training: ``frames`` any iterable of (H, W, 3) uint8 (read once, shrunk to the
     working scale), ``landmarks`` (N, 68, 2) tracked pixels, ``valid`` (N,) bool. Reliability (occlusion) comes
     from the warp renderer's analysis; the mouth bank from the training frames only."""
@@ -117,10 +117,10 @@ def prepare_target(frames, landmarks: np.ndarray, valid: np.ndarray, net_cfg: Ne
     if usable[:n_train].sum() < max(train_cfg.seq_len, 4):
         raise EvpError(f"only {int(usable[:n_train].sum())} of the target's {n_train} training frames show the face "
                        f"reliably; use a video where the face is visible")
-    return TargetData(frames, lm, usable, reliability, n_train, k, bank)
+    return TrainingTarget(frames, lm, usable, reliability, n_train, k, bank)
 
 
-def sequence_starts(data: TargetData, seq_len: int) -> np.ndarray:
+def sequence_starts(data: TrainingTarget, seq_len: int) -> np.ndarray:
     """Training sequence starts: every t0 whose ``seq_len`` frames are usable training frames."""
     ok = data.usable[:data.n_train]
     return np.array([t for t in range(data.n_train - seq_len + 1) if ok[t:t + seq_len].all()], np.int64)
@@ -135,7 +135,7 @@ class Batch:
     warp: np.ndarray | None  # (B, L, 3, S, S) warp renderer output (hybrid)
 
 
-def make_batch(data: TargetData, starts: np.ndarray, rng: np.random.Generator, net_cfg: NeuralRendererConfig,
+def make_batch(data: TrainingTarget, starts: np.ndarray, rng: np.random.Generator, net_cfg: NeuralRendererConfig,
                cfg: RendererTrainConfig, warp=None) -> Batch:
     """One batch of training sequences (see the module docstring)."""
     L, n_tr = cfg.seq_len, data.n_train
@@ -210,31 +210,11 @@ def unroll(gen, batch_t: dict, net_cfg: NeuralRendererConfig):
 
 
 # --------------------------------------------------------------------------- result
-@dataclass
-class RendererResult:
-    """What :func:`train_renderer` returns (the fields of every stage's training result)."""
-
-    stage: str
-    key: str
-    checkpoint: Path
-    epochs: int
-    start_epoch: int
-    steps: int
-    train_seconds: float
-    steps_per_second: float
-    metrics: dict = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["checkpoint"] = str(self.checkpoint)
-        d["files"] = {k: str(v) for k, v in self.files.items()}
-        return d
+class RendererResult(TrainResult):
+    """What :func:`train_renderer` returns: the training run and the held-out comparison with the warp renderer."""
 
     def summary(self) -> str:
-        resumed = f", resumed after epoch {self.start_epoch}" if self.start_epoch else ""
-        lines = [f"trained {self.stage}: {self.steps} steps in {self.train_seconds:.0f} s "
-                 f"({self.steps_per_second:.2f} steps/s){resumed}; model {self.checkpoint}"]
+        lines = [super().summary()]
         h = self.metrics.get("heldout", {})
         if h:
             lines.append(f"held-out frames ({self.metrics.get('heldout_frames')}): " + "; ".join(
@@ -305,7 +285,7 @@ def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, 
     return out, kept
 
 
-def grid_png(path: Path, data: TargetData, rendered: dict, pairs: list[tuple[int, int]], net_cfg: NeuralRendererConfig,
+def grid_png(path: Path, data: TrainingTarget, rendered: dict, pairs: list[tuple[int, int]], net_cfg: NeuralRendererConfig,
              rows: int = 4) -> Path:
     """A PNG of held-out frames, one row each: guidance | real | each renderer's output, as face crops."""
     from evpcli.render.neural import condition as make_condition
@@ -346,7 +326,7 @@ class Trained:
     log: CsvLog
 
 
-def fit_renderer(data: TargetData, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, ckpt: Path, log_csv: Path,
+def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, ckpt: Path, log_csv: Path,
                  device="cpu", resume: bool = False, progress: Progress | None = None, extra_state: dict | None = None,
                  heldout_every: int = 1) -> Trained:
     """Train a generator on ``data`` (the core of :func:`train_renderer`, usable without a workspace): a resumable
@@ -454,11 +434,12 @@ def fit_renderer(data: TargetData, net_cfg: NeuralRendererConfig, cfg: RendererT
 
 def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig = RendererTrainConfig(),
                    net_cfg: NeuralRendererConfig | None = None, device: str = "auto", resume: bool = False,
-                   progress: Progress | None = None) -> RendererResult:
+                   progress: Progress | None = None, hybrid: bool | None = None) -> RendererResult:
     """Train the neural renderer of one target video (``evp train --stage renderer --target T``).
 
     The target's landmarks come from its fit-pose (cached in the workspace); ``net_cfg`` defaults to
-    :data:`~evpcli.config.RENDERER_GPU` on a GPU and :data:`~evpcli.config.RENDERER_CPU` otherwise. Writes a
+    :data:`~evpcli.config.RENDERER_GPU` on a GPU and :data:`~evpcli.config.RENDERER_CPU` otherwise; ``hybrid``
+    (None: the config's) chooses whether the generator also reads the warp renderer's output. Writes a
     resumable checkpoint per epoch (``models/renderer-<key>.pt``), ``runs/renderer-<key>-log.csv``, ``-losses.png``,
     ``-heldout.png`` (held-out frames: guidance | real | neural | warp) and ``-metrics.json``, and records the model
     as a ``models`` artifact with ``meta.stage == "renderer"`` and ``meta.target`` the video's content hash (how
@@ -475,6 +456,8 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
         raise EvpError(f"{target}: file not found (give the target video with --target)")
     dev = resolve_device(device)
     net_cfg = net_cfg or (RENDERER_GPU if dev.type == "cuda" else RENDERER_CPU)
+    if hybrid is not None:
+        net_cfg = dataclasses.replace(net_cfg, hybrid=hybrid)
     video_hash = hash_file(target)
     fit = fit_pose(ws, target, progress=progress)
     data = prepare_target(iter_frames(target, fps=25), fit.landmarks, fit.valid, net_cfg, cfg)
