@@ -320,7 +320,8 @@ class NeuralRendererConfig:
     side, centred at (128, ``crop_centre_y``) of that frame. The generator reads the guidance map (sketch of the
     landmarks + Canny edges outside the face), with ``part_maps`` one distance map per facial part (the release's),
     the ``n_prev`` previous output frames and, ``hybrid``, the warp renderer's output (it then learns the
-    residual). With ``flow`` it predicts, like vid2vid, a flow that warps the previous frame, a mask and a
+    residual; the default: it beats the plain renderer on every measure in ``benchmarks/bench_neural_renderer.py``).
+    With ``flow`` it predicts, like vid2vid, a flow that warps the previous frame, a mask and a
     hallucinated image, and blends them. U-Net: ``channels`` per level (the first at full size, each next one at
     half size), ``res_blocks`` residual blocks at the bottom. Discriminators: ``d_scales`` PatchGANs of
     ``d_layers`` stride-2 layers from ``d_channels`` over (condition, image), and a temporal PatchGAN over stacks
@@ -335,7 +336,7 @@ class NeuralRendererConfig:
     crop_centre_y: float = 112.0
     part_maps: bool = True
     n_prev: int = 2
-    hybrid: bool = False
+    hybrid: bool = True
     flow: bool = True
     channels: tuple[int, ...] = (16, 32, 64, 128)
     res_blocks: int = 2

@@ -18,7 +18,7 @@ from evpcli.render.neural import (NeuralRenderer, condition, crop_affine, crop_i
 from evpcli.render.warp import WarpRenderer
 from tests.renderdata import open_mouth, synth_target
 
-TINY = NeuralRendererConfig(size=32, channels=(8, 16), res_blocks=1, d_channels=8, d_layers=2, d_scales=2)
+TINY = NeuralRendererConfig(size=32, channels=(8, 16), res_blocks=1, d_channels=8, d_layers=2, d_scales=2, hybrid=False)
 TINY_TRAIN = RendererTrainConfig(epochs=3, steps_per_epoch=12, batch_size=2, seq_len=3, lr=1e-3, source_offset=8)
 
 
@@ -136,11 +136,12 @@ def test_losses_fall(data, tmp_path, hybrid):
 def test_resume_continues_exactly(data, tmp_path):
     from evpcli.train.renderer import fit_renderer
 
+    cfg = dataclasses.replace(TINY, hybrid=True)  # the warp renderer's state must not leak across a resume either
     short = dataclasses.replace(TINY_TRAIN, epochs=2, steps_per_epoch=4)
     full = dataclasses.replace(short, epochs=3)
-    whole = fit_renderer(data, TINY, full, tmp_path / "a.pt", tmp_path / "a.csv", heldout_every=0)
-    fit_renderer(data, TINY, short, tmp_path / "b.pt", tmp_path / "b.csv", heldout_every=0)
-    resumed = fit_renderer(data, TINY, full, tmp_path / "b.pt", tmp_path / "b.csv", resume=True, heldout_every=0)
+    whole = fit_renderer(data, cfg, full, tmp_path / "a.pt", tmp_path / "a.csv", heldout_every=0)
+    fit_renderer(data, cfg, short, tmp_path / "b.pt", tmp_path / "b.csv", heldout_every=0)
+    resumed = fit_renderer(data, cfg, full, tmp_path / "b.pt", tmp_path / "b.csv", resume=True, heldout_every=0)
     assert resumed.start_epoch == 2 and resumed.steps == 4
     for (k, a), b in zip(whole.generator.state_dict().items(), resumed.generator.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), k
@@ -180,6 +181,7 @@ def test_cli_trains_finds_and_renders_with_the_neural_renderer(tiny_models, carp
         assert Path(r["files"][f]).is_file(), f
     bundle = load_renderer(ws, carphone_mp4)
     assert bundle.source.origin == "workspace" and bundle.config.size == 128 and not bundle.net.training
+    assert bundle.config.hybrid  # the default: render builds the warp renderer it reads
     with pytest.raises(EvpError, match="no neural renderer trained for"):
         load_renderer(ws, arctic_wav)
     assert run("render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--out", out,
