@@ -1,7 +1,7 @@
 """Neural renderer vs hybrid vs warp renderer on held-out frames, training time, render speed and steadiness.
 
     python benchmarks/bench_neural_renderer.py [--targets carphone,synth] [--threads 1] [--out DIR]
-                                               [--epochs N] [--steps-per-epoch N]
+                                               [--epochs N] [--steps-per-epoch N] [--eval-only]
 
 Targets: carphone (real, 176x144, 4 s at 25 fps) and a synthetic 20 s target (seven sentences of one synthetic
 actor, 256 px, concatenated). For each, the neural renderer and the hybrid (warp output as an extra input) are
@@ -12,7 +12,8 @@ absolute error of the face box against the real frame, and the mean frame-to-fra
 the real video's (1 = as steady). Training time is wall time of data preparation + training (the landmarks,
 which fit-pose computes once for render too, are timed apart), on ``--threads`` torch threads; the machine's load
 average is printed beside it. Render speed: frames/s of ``render`` on the target's frames and on carphone
-scaled to 640x360 (median of 3 runs). ``--out`` keeps the PNG grids (guidance | real | neural | hybrid | warp).
+scaled to 640x360 (median of 3 runs). ``--out`` keeps the checkpoints and PNG grids (guidance | real | neural |
+hybrid | warp); ``--eval-only`` measures the checkpoints an earlier run left in ``--out`` instead of training.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evpcli.config import RENDERER_CPU, RendererTrainConfig  # noqa: E402
-from evpcli.render.neural import NeuralRenderer  # noqa: E402
+from evpcli.render.neural import NeuralRenderer, generator_from_state  # noqa: E402
 from evpcli.render.warp import WarpRenderer, analyse_target  # noqa: E402
 from evpcli.train.renderer import fit_renderer, grid_png, heldout_metrics, prepare_target  # noqa: E402
+from evpcli.workspace import load_checkpoint  # noqa: E402
 from tests.renderdata import Target, carphone_target, open_mouth  # noqa: E402
 
 OFFSET = 4
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--steps-per-epoch", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--eval-only", action="store_true", help="reuse the checkpoints in --out")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     over = {k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch)) if v is not None}
@@ -108,10 +111,14 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
             data = prepare_target(iter(target.frames), target.landmarks, target.valid, net_cfg, train_cfg)
-            tr = fit_renderer(data, net_cfg, train_cfg, out_dir / f"{name}-{kind}.pt", out_dir / f"{name}-{kind}.csv",
-                              heldout_every=0)
-            train_info[kind] = (time.perf_counter() - t0, load0, os.getloadavg()[0])
-            renderers[kind] = NeuralRenderer(tr.generator, net_cfg, warp=WarpRenderer(data.bank))
+            ckpt = out_dir / f"{name}-{kind}.pt"
+            if args.eval_only:
+                gen, net_cfg = generator_from_state(load_checkpoint(ckpt))
+            else:
+                gen = fit_renderer(data, net_cfg, train_cfg, ckpt, out_dir / f"{name}-{kind}.csv",
+                                   heldout_every=0).generator
+                train_info[kind] = (time.perf_counter() - t0, load0, os.getloadavg()[0])
+            renderers[kind] = NeuralRenderer(gen, net_cfg, warp=WarpRenderer(data.bank))
         renderers["warp"] = WarpRenderer(data.bank)
         held = data.heldout()
         scores, kept = heldout_metrics(renderers, data.frames, data.landmarks, held, offset=OFFSET, keep=len(held))

@@ -75,6 +75,9 @@ def test_crop_and_paste_round_trip(synth):
     inside = alpha > 0.99
     diff = np.abs(out[box.y0:box.y1, box.x0:box.x1].astype(int) - frame[box.y0:box.y1, box.x0:box.x1])[inside]
     assert diff.mean() < 4  # resampled twice, nothing else
+    # with the frame's own detail kept (the hybrid's paste onto the warp output), the round trip is exact
+    exact, _, _ = paste_back(frame, crop, mask, affine, detail=(frame, crop))
+    assert np.array_equal(exact, frame)
     # a frame twice as large (face twice as big) gives nearly the same crop: area-averaged, not aliased
     big = np.repeat(np.repeat(frame, 2, 0), 2, 1)
     crop2 = crop_image(big, crop_affine(lm * 2 + 0.5, cfg), 128)

@@ -10,7 +10,9 @@ Per frame (:meth:`NeuralRenderer.render`):
    previous output frames cropped the same way and, for the hybrid, the warp renderer's output.
 3. The generated crop is pasted back by the inverse similarity with a feathered mask covering the face of both
    the tracked and the adapted landmarks (:func:`paste_mask`), scaled by the frame's reliability; outside the
-   mask the output is the input frame, byte for byte.
+   mask the output is the input frame, byte for byte. The hybrid pastes its correction onto the warp output at
+   full resolution (the warp output's detail finer than the crop is kept), so a 128 px crop does not blur a
+   larger face.
 
 The previous outputs are kept as whole frames and re-cropped with the current frame's crop, so they line up
 with it even when the head moves. At the start of a sequence (after :meth:`NeuralRenderer.reset`) the target
@@ -147,11 +149,16 @@ def generator_input(cond: np.ndarray, prev: list[np.ndarray], warp: np.ndarray |
     return np.concatenate(parts).astype(np.float32)
 
 
-def paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: np.ndarray
-               ) -> tuple[np.ndarray, Box | None, np.ndarray | None]:
+def paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+               detail: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, Box | None, np.ndarray | None]:
     """Blend ``crop`` (S, S, 3) uint8 into a copy of ``frame`` by the inverse of ``affine`` (frame -> crop), with
     weight ``mask`` (S, S) float32. Returns (frame, the box it touched, the weight there) ; where the weight is 0
-    the frame's bytes come back exactly."""
+    the frame's bytes come back exactly.
+
+    ``detail`` (image (H, W, 3) uint8, its crop (S, S, 3)): the image's detail finer than the crop (the image
+    minus its crop brought back to the frame) is added to the pasted crop, so a crop smaller than the face in
+    the frame keeps the image's full-resolution detail (the hybrid adds its crop-level correction to the warp
+    renderer's full-resolution output)."""
     out = frame.copy()
     h, w = frame.shape[:2]
     size = crop.shape[0]
@@ -166,6 +173,11 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: np
     m[:, 2] -= [x0, y0]
     bw, bh = int(x1 - x0), int(y1 - y0)
     big = cv2.warpAffine(crop, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if detail is not None:
+        image, image_crop = detail
+        coarse = cv2.warpAffine(image_crop, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        fine = image[y0:y1, x0:x1].astype(np.int16) - coarse
+        big = np.clip(big.astype(np.int16) + fine, 0, 255).astype(np.uint8)
     alpha = cv2.warpAffine(mask, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
     region = out[y0:y1, x0:x1]
@@ -204,9 +216,12 @@ class NeuralRenderer:
     """Renders target frames with new landmarks through a trained generator (same call as
     :class:`~evpcli.render.warp.WarpRenderer`). ``net``: a :class:`~evpcli.nets.renderer.RendererGenerator` or a
     :class:`RendererBundle`; ``warp``: the target's :class:`~evpcli.render.warp.WarpRenderer` (required by a
-    hybrid generator, ignored otherwise). Frames must come in output order; :meth:`reset` starts a sequence."""
+    hybrid generator, ignored otherwise); ``keep_detail`` (hybrid): paste the network's crop-level correction onto
+    the warp output at full resolution (see :func:`paste_back`) rather than the crop itself. Frames must come in
+    output order; :meth:`reset` starts a sequence."""
 
-    def __init__(self, net, cfg: NeuralRendererConfig | None = None, warp=None, min_reliability: float = 0.02):
+    def __init__(self, net, cfg: NeuralRendererConfig | None = None, warp=None, min_reliability: float = 0.02,
+                 keep_detail: bool = True):
         import torch
 
         if isinstance(net, RendererBundle):
@@ -218,6 +233,7 @@ class NeuralRenderer:
             raise ValueError("a hybrid neural renderer needs the target's warp renderer (warp=WarpRenderer(...))")
         self.warp = warp if self.cfg.hybrid else None
         self.min_reliability = min_reliability
+        self.keep_detail = keep_detail
         self.device = next(net.parameters()).device
         self._torch = torch
         self.prev: list[np.ndarray] = []
@@ -231,8 +247,9 @@ class NeuralRenderer:
             self.warp.reset()
 
     def generate(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The generated crop (S, S, 3) uint8, the paste mask (S, S) and the frame -> crop affine (2, 3)."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The generated crop (S, S, 3) uint8, the paste mask (S, S), the frame -> crop affine (2, 3) and, for the
+        hybrid, the warp renderer's output frame and its crop."""
         cfg = self.cfg
         affine = crop_affine(tracked, cfg)
         crop = crop_image(frame, affine, cfg.size)
@@ -240,13 +257,14 @@ class NeuralRenderer:
         cond = condition(crop, lm_a, cfg)
         prev = [crop_image(p, affine, cfg.size) for p in self.prev[:cfg.n_prev]] or [crop]
         prev = prev + [prev[-1]] * (cfg.n_prev - len(prev))
-        warp = None
+        warp = warped = None
         if self.warp is not None:
-            warp = crop_image(self.warp.render(frame, tracked, adapted, 1.0), affine, cfg.size)
+            warped = self.warp.render(frame, tracked, adapted, 1.0)
+            warp = crop_image(warped, affine, cfg.size)
         x = generator_input(cond, prev, warp, cfg)
         with self._torch.no_grad():
             y = self.net(self._torch.from_numpy(x)[None].to(self.device))[0].float().cpu().numpy()
-        return from_unit(y), paste_mask(lm_t, lm_a, cfg.size), affine
+        return from_unit(y), paste_mask(lm_t, lm_a, cfg.size), affine, (warped, warp) if warp is not None else None
 
     def render(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, reliability: float = 1.0
                ) -> np.ndarray:
@@ -267,8 +285,8 @@ class NeuralRenderer:
             if self.warp is not None:
                 self.warp.reset()
         else:
-            crop, mask, affine = self.generate(frame, tracked, adapted)
-            out, box, alpha = paste_back(frame, crop, mask * rel, affine)
+            crop, mask, affine, warp = self.generate(frame, tracked, adapted)
+            out, box, alpha = paste_back(frame, crop, mask * rel, affine, warp if self.keep_detail else None)
             self.last = RenderInfo(box=box, alpha=alpha)
         self.prev = [out] + self.prev[:max(self.cfg.n_prev - 1, 0)]
         return out
