@@ -21,6 +21,7 @@ from rich.console import Console
 
 from evpcli import __version__
 from evpcli.errors import EvpError, NotBuiltError
+from evpcli.paths import check_output, check_output_dir
 from evpcli.progress import Progress, RichProgress
 from evpcli.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -168,6 +169,9 @@ def synth_corpus(
     from evpcli.corpus.synth import contact_sheet
     from evpcli.corpus.synth import synth_corpus as _synth
 
+    check_output_dir(out, "OUT")
+    if preview is not None:
+        check_output(preview, [], "--preview")
     emotion_list = list(EMOTIONS) if emotions.strip().lower() == "all" else \
         [e.strip() for e in emotions.split(",") if e.strip()]
     try:
@@ -400,6 +404,8 @@ def fit_pose(
     _require_file(target, "--target")
     if fps < 0:
         raise typer.BadParameter("--fps must be positive (or 0 for the video's own rate)")
+    if preview is not None:
+        check_output(preview, [target], "--preview", ["--target"])
     result = run_fit_pose(state.ws, target, fps=fps or None, progress=state.progress, force=force)
     summary = result.summary()
     if preview is not None:
@@ -503,6 +509,7 @@ def preview_landmarks(
     _require_file(audio, "--audio")
     if emotion_audio is not None:
         _require_file(emotion_audio, "--emotion-audio")
+    check_output(out, [audio, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device)
     _emit(r.to_dict(), as_json, f"wrote {r.out}: {r.frames} frames ({r.seconds:.1f} s), emotion {r.emotion}, "
                                 f"actor {r.actor}")

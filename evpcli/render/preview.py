@@ -65,9 +65,11 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
                       thickness: int = 2) -> PreviewResult:
     """Write ``out`` (mp4): the sketch of the landmarks predicted from ``speech`` with the given emotion."""
     from evpcli.face.sketch import sketch_video
+    from evpcli.paths import check_output
     from evpcli.prepare import load_actor
     from evpcli.train.audio2lm import load_audio2lm
 
+    check_output(out, [speech, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     model = load_audio2lm(ws, "", device)
     actors = sorted(a["key"] for a in ws.artifacts(KIND_ACTOR))
     if actor is None:
