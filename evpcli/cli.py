@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -520,7 +521,18 @@ INTERRUPTED = "evp: interrupted; the workspace is consistent and a re-run resume
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (``evp`` exits with it)."""
+    """Run the CLI; returns the exit code (``evp`` exits with it). SIGTERM stops a run as Ctrl-C does (130)."""
+    from evpcli.workers import handle_sigterm_like_sigint
+
+    previous = handle_sigterm_like_sigint()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = app(args=argv, prog_name="evp", standalone_mode=False)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

@@ -233,7 +233,12 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
             (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
         args = [([str(mfcc_rows[c.clip_id]["path"]) for c in group], cand, cfg) for _, _, group, cand, _ in todo]
         if jobs > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(jobs))
+            from evpcli.workers import stop_pool, worker_initializer
+
+            init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, initializer=init, initargs=initargs))
+            # on an error or Ctrl-C, stop the workers now instead of waiting for every queued group
+            stack.push(lambda exc_type, exc, tb: stop_pool(pool) if exc_type is not None else None)
             aligned = iter(pool.map(_align_group, *zip(*args, strict=True)))
         else:
             aligned = (_align_group(*a) for a in args)  # lazily, in the order of ``todo``

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -155,10 +154,6 @@ def prepare_clip(job: dict) -> dict:
         out["message"] = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     out["seconds"] = time.perf_counter() - t0
     return out
-
-
-def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
 # ------------------------------------------------------------------ the stage
@@ -326,18 +321,16 @@ def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]
         return
     import multiprocessing
 
+    from evpcli.workers import stop_pool, worker_initializer
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process (kill -9 included)
     pool = ProcessPoolExecutor(min(jobs, n_todo), mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_init)
+                               initializer=init, initargs=initargs)
     try:
         yield pool
     except BaseException:
-        procs = list(getattr(pool, "_processes", {}).values())
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 

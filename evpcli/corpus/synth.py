@@ -970,8 +970,11 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
             # they get the portrait's landmarks from here instead of loading dlib each.
             import multiprocessing as mp
 
+            from evpcli.workers import worker_initializer
+
+            init, initargs = worker_initializer(_init_worker, (_astronaut_landmarks(),))  # die with this process
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(_astronaut_landmarks(),))
+                                       initializer=init, initargs=initargs)
             try:
                 futures = [pool.submit(_make_and_write, a) for a in args]
                 for fut in as_completed(futures):
