@@ -19,7 +19,9 @@ Clips that cannot be prepared (unreadable video, no face, audio and video length
 ``max_av_mismatch`` seconds, unknown emotion, ...) are indexed with ``status="failed"`` and the reason, listed in
 the :class:`PrepareReport` and in ``<workspace>/prepare-report.json``; the run goes on. Workers are processes
 (``jobs``); the index is written by the parent only, after each clip's files are complete, so an interrupted
-run leaves a consistent workspace and a re-run resumes.
+run leaves a consistent workspace and a re-run resumes. A clip being prepared is claimed (``<workspace>/claims/``,
+an flock the kernel drops when its process dies), so concurrent runs over the same clips share the work: a clip
+another live run holds is left to it and picked up (found, not recomputed) once it is done.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ import numpy as np
 from evpcli.config import AudioConfig, LandmarkConfig
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
-from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, hash_file,
-                              load_npz, save_json, save_npz)
+from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
+                              hash_file, load_npz, save_json, save_npz)
 
 FPS = 25.0
 FORMAT_VERSION = 1  # bump when the artifacts' content changes without a config change
 REPORT_NAME = "prepare-report.json"
+CLAIMS = "claims"  # <workspace>/claims/<clip>.lock: the clip is being prepared by a live run
 
 
 @dataclass
@@ -83,11 +86,58 @@ def _artifact_name(clip_id: str, key: str) -> str:
     return f"{clip_id.replace('/', '-')}-{key}.npz"
 
 
+def _claim_path(ws: Workspace, clip_id: str) -> str:
+    return str(ws.root / CLAIMS / f"{clip_id.replace('/', '-')}.lock")
+
+
+def _remove_temp_files(job: dict) -> None:
+    """Hidden temp files of a clip's two artifacts: left by a run that died while writing them (only the holder of
+    the clip's claim writes them, so while holding it none is in use)."""
+    for key in ("mfcc_path", "landmarks_path"):
+        path = Path(job[key])
+        for tmp in path.parent.glob(f".{path.name}.*"):
+            tmp.unlink(missing_ok=True)
+
+
+def existing_clip_files(mfcc_path: str | os.PathLike, landmarks_path: str | os.PathLike) -> dict | None:
+    """``{n_frames, detected, valid}`` when both of a clip's files exist and load (made by an earlier or a concurrent
+    run), else None."""
+    mfcc_path, landmarks_path = Path(mfcc_path), Path(landmarks_path)
+    if not (mfcc_path.exists() and landmarks_path.exists()):
+        return None
+    try:
+        lm = load_npz(landmarks_path)
+        load_npz(mfcc_path)
+    except EvpError:  # corrupt leftovers: recompute
+        return None
+    return {"n_frames": len(lm["landmarks"]), "detected": float(lm["detected"].mean()),
+            "valid": float(lm["valid"].mean())}
+
+
 # ------------------------------------------------------------------ the per-clip work (runs in workers)
 def prepare_clip(job: dict) -> dict:
     """Compute and write one clip's MFCC and landmark files. ``job``: paths, keys and configs (plain data, so
     it pickles to a worker). Returns ``{clip_id, status, message, n_frames, fps, seconds, detected, valid}``;
-    never raises for bad input (the reason goes in ``message``)."""
+    never raises for bad input (the reason goes in ``message``).
+
+    With ``job["claim_path"]`` the clip is claimed first (see :func:`evpcli.workspace.claim`): a clip another run
+    holds comes back with ``status="busy"`` (or, with ``job["wait"]``, is waited for); a clip whose files another
+    run finished meanwhile comes back ``ok`` with ``found: True`` without being computed again."""
+    if not job.get("claim_path"):
+        return _compute_clip(job)
+    with claim(job["claim_path"], wait=bool(job.get("wait"))) as held:
+        if not held:
+            return {"clip_id": job["clip_id"], "status": "busy", "message": "claimed by another run", "n_frames": 0,
+                    "fps": FPS}
+        _remove_temp_files(job)
+        found = existing_clip_files(job["mfcc_path"], job["landmarks_path"])
+        if found is not None:
+            return {"clip_id": job["clip_id"], "status": "ok", "found": True, "message": "", "fps": FPS,
+                    "seconds": 0.0, **found}
+        return _compute_clip(job)
+
+
+def _compute_clip(job: dict) -> dict:
     from evpcli import audio as audio_fe
     from evpcli import media
     from evpcli.errors import MediaError
@@ -243,22 +293,17 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
             continue
         mpath = ws.path(KIND_MFCC, _artifact_name(rec.clip_id, mkey))
         lpath = ws.path(KIND_LANDMARKS, _artifact_name(rec.clip_id, lkey))
-        if mpath.exists() and lpath.exists():  # written by a run interrupted before it updated the index
-            try:
-                lm = load_npz(lpath)
-                n = len(lm["landmarks"])
-                load_npz(mpath)
-                rec.n_frames, rec.fps, rec.status = n, FPS, "ok"
-                rec.message = ""
-                _register(ws, rec, mkey, lkey, mpath, lpath, mfcc_params, lm_params,
-                          {"n_frames": n, "detected": float(lm["detected"].mean()), "valid": float(lm["valid"].mean())})
-                report.cached += 1
-                report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
-                continue
-            except EvpError:
-                pass  # corrupt leftovers: recompute
+        found = existing_clip_files(mpath, lpath)  # written by a run stopped before it updated the index
+        if found is not None:
+            rec.n_frames, rec.fps, rec.status = found["n_frames"], FPS, "ok"
+            rec.message = ""
+            _register(ws, rec, mkey, lkey, mpath, lpath, mfcc_params, lm_params, found)
+            report.cached += 1
+            report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
+            continue
         todo.append((rec, {"clip_id": rec.clip_id, "video": rec.video, "audio": rec.audio,
                            "mfcc_path": str(mpath), "landmarks_path": str(lpath),
+                           "claim_path": _claim_path(ws, rec.clip_id),
                            "audio_config": asdict(acfg), "landmark_config": asdict(lcfg),
                            "max_av_mismatch": float(max_av_mismatch)}))
     if to_index:
@@ -268,37 +313,55 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
     try:
         with _worker_pool(jobs, len(todo)) as pool, \
                 (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
+            # clips another run has claimed wait for the end, then for that run: it finishes them (found here,
+            # not computed again) or dies (its claim drops with it, and the clip is computed here)
+            deferred = []
             for result in _run(todo, pool):
-                rec, job = by_id[result["clip_id"]]
-                if result["status"] == "ok":
-                    rec.status, rec.message = "ok", result.get("message", "")
-                    rec.n_frames, rec.fps = result["n_frames"], result["fps"]
-                    _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
-                              Path(job["landmarks_path"]), mfcc_params, lm_params,
-                              {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})
-                    report.prepared += 1
-                    report.frames += result["n_frames"]
-                    report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
-                else:
-                    if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
-                        rec.extra.pop("mfcc_key", None)
-                    fail(rec, result["message"])
-                    ws.put_clips([rec])
+                if result["status"] == "busy":
+                    deferred.append(by_id[result["clip_id"]])
+                    continue
+                _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
+                bar.advance(1)
+            for _, job in deferred:
+                job["wait"] = True
+            for result in _run(deferred, pool):
+                _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
                 bar.advance(1)
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
-        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed)
-            for key in ("mfcc_path", "landmarks_path"):
-                path = Path(job[key])
-                for tmp in path.parent.glob(f".{path.name}.*"):
-                    tmp.unlink(missing_ok=True)
+        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed),
+            with claim(job["claim_path"]) as held:  # unless another run holds the clip and is writing them
+                if held:
+                    _remove_temp_files(job)
         raise
     finally:
         report.failed.sort(key=lambda f: f["clip_id"])
         report.seconds = time.perf_counter() - t_start
         save_json(ws.root / REPORT_NAME, report.to_dict())
     return report
+
+
+def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRecord, job: dict, mfcc_params: dict,
+                 lm_params: dict, fail) -> None:
+    """Index one clip's result (its files are complete) and count it in the report."""
+    if result["status"] == "ok":
+        rec.status, rec.message = "ok", result.get("message", "")
+        rec.n_frames, rec.fps = result["n_frames"], result["fps"]
+        _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
+                  Path(job["landmarks_path"]), mfcc_params, lm_params,
+                  {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})
+        if result.get("found"):  # finished by a concurrent run
+            report.cached += 1
+        else:
+            report.prepared += 1
+            report.frames += result["n_frames"]
+        report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
+    else:
+        if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
+            rec.extra.pop("mfcc_key", None)
+        fail(rec, result["message"])
+        ws.put_clips([rec])
 
 
 def _register(ws: Workspace, rec: ClipRecord, mkey: str, lkey: str, mpath: Path, lpath: Path, mfcc_params: dict,

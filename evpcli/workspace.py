@@ -147,6 +147,47 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+@contextlib.contextmanager
+def claim(path: str | os.PathLike, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive claim on a piece of work (a lock file at ``path``) for the ``with`` block; yields whether it
+    is held. ``wait``: block until the claim is free instead of yielding False.
+
+    Claims are ``flock`` locks, so the kernel drops the claim of a process that dies (``kill -9`` included) and the
+    next run takes a dead run's work over. The file is removed on release (while still locked; a process that
+    locked a removed file retries on the new one). Without ``fcntl`` (Windows) every claim is granted at once.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks: claims are not enforced
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # removed by the holder we waited for
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people looking; the lock is what counts
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
 @dataclass
 class ClipRecord:
     """One dataset clip in the index. ``clip_id`` is ``actor/emotion/level_k/NNN`` (MEAD-style)."""

@@ -153,3 +153,64 @@ def test_a_worker_kills_itself_when_its_parent_is_gone(tmp_path):
     finally:
         if marked_processes(marker):
             os.kill(child, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ concurrent runs on one workspace
+def _prepare_json(ws: Path, manifest: Path, jobs: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "evpcli", "-q", "--workspace", str(ws), "prepare-dataset",
+                             str(manifest), "--layout", "manifest", "--jobs", str(jobs), "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_runs_share_the_clips_instead_of_both_doing_all(tmp_path):
+    import json
+
+    n = 12
+    manifest = make_manifest(tmp_path, n, n_frames=30)
+    ws = tmp_path / "ws"
+    a = _prepare_json(ws, manifest, 1)
+    time.sleep(0.5)
+    b = _prepare_json(ws, manifest, 2)
+    (out_a, err_a), (out_b, err_b) = a.communicate(timeout=600), b.communicate(timeout=600)
+    assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
+    ra, rb = json.loads(out_a), json.loads(out_b)
+    assert ra["ok"] == n and rb["ok"] == n and not ra["failed"] and not rb["failed"]
+    assert ra["prepared"] + rb["prepared"] == n, (ra["prepared"], rb["prepared"])  # no clip computed twice
+    assert rb["prepared"] > 0  # the second run did part of the work, rather than wait for all of it
+    assert assert_consistent(ws) == n
+    assert not list((ws / "claims").glob("*.lock"))
+
+
+def test_a_dead_runs_claim_and_half_files_are_taken_over(tmp_path):
+    from evpcli.prepare import prepare_dataset
+
+    manifest = make_manifest(tmp_path, 2, n_frames=30)
+    ws = Workspace(tmp_path / "ws")
+    claim_file = ws.root / "claims" / "A-neutral-level_1-000.lock"
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\nfrom evpcli.workspace import claim\n"
+                               f"with claim({str(claim_file)!r}) as held:\n"
+                               "    print(held, flush=True)\n    time.sleep(120)\n"],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        (ws.root / "mfcc").mkdir(parents=True, exist_ok=True)
+        from evpcli.config import AudioConfig, LandmarkConfig
+        from evpcli.prepare import _params
+        from evpcli.workspace import cache_key, hash_file
+
+        mkey = cache_key(hash_file(tmp_path / "v.mp4"), hash_file(tmp_path / "a.wav"),
+                         params={"clip": "A/neutral/level_1/000", **_params(LandmarkConfig(), AudioConfig())[0]})
+        half = ws.root / "mfcc" / f".A-neutral-level_1-000-{mkey}.npz.x1y2.tmp.npz"
+        half.write_bytes(b"half")  # what a writer killed mid-write leaves
+        holder.kill()  # kill -9: the claim file stays, its lock goes with the process
+        holder.wait(timeout=10)
+        assert claim_file.exists()
+        report = prepare_dataset(ws, manifest, "manifest")
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert report.prepared == 2 and not report.failed
+    assert not list((ws.root / "mfcc").glob(".*"))  # no temp file left behind
