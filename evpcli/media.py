@@ -60,6 +60,7 @@ class VideoInfo:
     duration: float  # seconds
     n_frames: int  # estimated from duration * fps
     has_audio: bool
+    audio_rate: int | None = None  # sample rate of the first audio track (Hz)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -76,8 +77,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     fps = float(m_fps.group(1)) if m_fps else 25.0
     m_dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err)
     dur = (int(m_dur.group(1)) * 3600 + int(m_dur.group(2)) * 60 + float(m_dur.group(3))) if m_dur else 0.0
-    has_audio = re.search(r"Stream #\S+.*Audio:", err) is not None
-    return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=has_audio)
+    m_audio = re.search(r"Stream #\S+.*Audio:(.*)", err)
+    m_rate = re.search(r"(\d+) Hz", m_audio.group(1)) if m_audio else None
+    return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=m_audio is not None,
+                     audio_rate=int(m_rate.group(1)) if m_rate else None)
 
 
 @dataclass
@@ -163,6 +166,20 @@ def _ffmpeg_audio(p: Path, sr: int) -> np.ndarray:
             raise MediaError(f"{p}: no audio track")
         raise MediaError(f"{p}: not an audio or video file ({_ffmpeg_reason(err)})")
     return np.frombuffer(proc.stdout, np.float32).copy()
+
+
+def audio_sample_rate(path: str | os.PathLike) -> int | None:
+    """The sample rate an audio file (or a video's first audio track) was recorded at, or None if unknown."""
+    p = _check_file(path)
+    try:
+        import soundfile as sf
+
+        return int(sf.info(str(p)).samplerate)
+    except Exception:
+        pass
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(p)], capture_output=True, text=True, errors="replace")
+    m = re.search(r"Stream #\S+.*Audio:.*?(\d+) Hz", proc.stderr)
+    return int(m.group(1)) if m else None
 
 
 def extract_audio(video_path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:

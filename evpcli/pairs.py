@@ -214,6 +214,8 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     if missing:
         raise EvpError(f"{len(missing)} clips have no MFCC (first: {missing[0]}); re-run `evp prepare-dataset`")
     cached = {a["key"]: a for a in ws.artifacts(KIND_PAIRS)}
+    newest = {(a["meta"].get("actor"), a["meta"].get("sentence")): k for k, a in cached.items()
+              if isinstance(a["meta"], dict)}  # rows come oldest first
     groups = _groups(clips)
     plan = []
     summary = PairsSummary()
@@ -226,7 +228,7 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         plan.append((actor, sentence, group, cand, key))
 
     t0 = time.perf_counter()
-    warps, costs = [], []
+    warps, costs, reuse = [], [], []
     todo = [p for p in plan if p[4] not in cached]
     jobs = max(1, min(jobs, len(todo)))
     with contextlib.ExitStack() as stack, \
@@ -245,6 +247,8 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         for actor, sentence, group, cand, key in plan:
             if key in cached:
                 data = load_npz(cached[key]["path"])
+                if newest.get((actor, sentence)) != key:  # another setting's pairs of this group were made later
+                    reuse.append(cached[key])
                 summary.groups_cached += 1
             else:
                 data = {"clips": np.array([c.clip_id for c in group]), "emotions": np.array([c.emotion for c in group]),
@@ -260,6 +264,8 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
             summary.aligned_windows += len(data["index"])
             warps.append(data["warp"])
             costs.append(data["cost_per_step"])
+    for row in reuse:  # the groups reused become the newest of their group again: the pairs in use (load_pairs)
+        ws.put_artifact(KIND_PAIRS, row["key"], row["path"], params=row["params"], meta=row["meta"])
     summary.seconds = time.perf_counter() - t0
     if summary.pairs_computed:
         summary.pairs_per_second = summary.pairs_computed / max(summary.seconds, 1e-9)

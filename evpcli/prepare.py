@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.config import AudioConfig, LandmarkConfig
+from evpcli.config import Audio2LandmarkTrainConfig, AudioConfig, LandmarkConfig
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
 from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
@@ -46,6 +46,8 @@ from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord,
 FPS = 25.0
 FORMAT_VERSION = 1  # bump when the artifacts' content changes without a config change
 REPORT_NAME = "prepare-report.json"
+MIN_FRAMES = Audio2LandmarkTrainConfig().seq_len  # shorter clips cannot give one training sequence: refused
+NARROW_BAND_HZ = 16000  # audio recorded at a lower rate lacks the upper bands of the MFCC's mel filters
 CLAIMS = "claims"  # <workspace>/claims/<clip>.lock: the clip is being prepared by a live run
 
 
@@ -84,6 +86,11 @@ def _params(landmark_config: LandmarkConfig, audio_config: AudioConfig) -> tuple
 
 def _artifact_name(clip_id: str, key: str) -> str:
     return f"{clip_id.replace('/', '-')}-{key}.npz"
+
+
+def _too_short(n_frames: float, min_frames: int) -> str:
+    return (f"clip is too short: {n_frames / FPS:.2f} s ({round(n_frames)} frames at 25 fps); training needs at least "
+            f"{min_frames} frames ({min_frames / FPS:.2f} s)")
 
 
 def _claim_path(ws: Workspace, clip_id: str) -> str:
@@ -149,8 +156,17 @@ def _compute_clip(job: dict) -> dict:
     video, audio_path = job["video"], job["audio"]
     acfg = AudioConfig(**job["audio_config"])
     lcfg = LandmarkConfig(**job["landmark_config"])
+    min_frames = int(job.get("min_frames", 0))
+
+    def check_long_enough(n: float) -> None:
+        if n < min_frames:
+            raise EvpError(_too_short(n, min_frames))
+
     try:
         info = media.probe(video)
+        if info.duration > 0:
+            check_long_enough(info.duration * FPS)
+        out["audio_rate"] = media.audio_sample_rate(audio_path) if audio_path else info.audio_rate
         if audio_path:
             wav = media.load_audio(audio_path)
         else:
@@ -181,6 +197,7 @@ def _compute_clip(job: dict) -> dict:
             raise
         n = track.n_frames
         check_length(n)
+        check_long_enough(n)
         gap = abs(n / FPS - len(wav) / acfg.sample_rate)
         if gap > job["max_av_mismatch"]:
             raise EvpError(f"audio ({len(wav) / acfg.sample_rate:.2f} s) and video ({n / FPS:.2f} s) lengths differ "
@@ -234,7 +251,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                     actors: str | list[str] | None = None, emotions: str | list[str] | None = None,
                     sentence_map: str | os.PathLike | None = None, jobs: int = 1,
                     landmark_config: LandmarkConfig | None = None, audio_config: AudioConfig | None = None,
-                    max_av_mismatch: float = 0.5, progress: Progress | None = None) -> PrepareReport:
+                    max_av_mismatch: float = 0.5, min_frames: int = MIN_FRAMES,
+                    progress: Progress | None = None) -> PrepareReport:
     """Prepare every clip of ``source`` (see the module docstring); returns the run's :class:`PrepareReport`,
     also written to ``<workspace>/prepare-report.json``. Raises :class:`EvpError` for a bad source (missing
     folder, manifest without the required columns); per-clip problems go into the report instead.
@@ -262,7 +280,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
     for rec in records:
         if rec.status == "failed":  # refused while reading the layout (unknown emotion, bad level, ...)
             fail(rec, rec.message)
-            to_index.append(rec)
+            if not rec.extra.get("not_a_clip"):  # a manifest row without a clip id is only reported
+                to_index.append(rec)
             continue
         old = known.get(rec.clip_id)
         try:
@@ -284,6 +303,10 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         rec.extra.update(video_stat=vstat, audio_stat=astat, mfcc_key=mkey, landmarks_key=lkey)
         index_same = (old is not None and old.extra.get("mfcc_key") == mkey and old.extra.get("landmarks_key") == lkey
                       and old.sentence == rec.sentence and old.text == rec.text)
+        if index_same and old.status == "ok" and 0 < old.n_frames < min_frames:  # indexed before clips were checked
+            fail(rec, _too_short(old.n_frames, min_frames))
+            to_index.append(rec)
+            continue
         if index_same and old.status == "ok" and (KIND_MFCC, mkey) in have and (KIND_LANDMARKS, lkey) in have:
             report.cached += 1
             report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
@@ -294,7 +317,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         mpath = ws.path(KIND_MFCC, _artifact_name(rec.clip_id, mkey))
         lpath = ws.path(KIND_LANDMARKS, _artifact_name(rec.clip_id, lkey))
         found = existing_clip_files(mpath, lpath)  # written by a run stopped before it updated the index
-        if found is not None:
+        if found is not None and found["n_frames"] >= min_frames:
             rec.n_frames, rec.fps, rec.status = found["n_frames"], FPS, "ok"
             rec.message = ""
             _register(ws, rec, mkey, lkey, mpath, lpath, mfcc_params, lm_params, found)
@@ -305,7 +328,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                            "mfcc_path": str(mpath), "landmarks_path": str(lpath),
                            "claim_path": _claim_path(ws, rec.clip_id),
                            "audio_config": asdict(acfg), "landmark_config": asdict(lcfg),
-                           "max_av_mismatch": float(max_av_mismatch)}))
+                           "max_av_mismatch": float(max_av_mismatch), "min_frames": int(min_frames)}))
     if to_index:
         ws.put_clips(to_index)
 
@@ -327,6 +350,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
             for result in _run(deferred, pool):
                 _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
                 bar.advance(1)
+        narrow_band(ws, {r.clip_id for r in records}, report)
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
@@ -342,12 +366,25 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
     return report
 
 
+def narrow_band(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> None:
+    """Warn (in the report) about ready clips whose audio was recorded below 16 kHz (telephone speech is 8 kHz)."""
+    narrow = [c for c in ws.clips() if c.clip_id in clip_ids and 0 < int(c.extra.get("audio_rate") or 0) < NARROW_BAND_HZ]
+    if narrow:
+        rates = sorted({int(c.extra["audio_rate"]) for c in narrow})
+        report.warnings.append(
+            f"{len(narrow)} clip(s) have narrow-band audio (recorded at {', '.join(map(str, rates))} Hz; first: "
+            f"{narrow[0].clip_id}): nothing above {rates[-1] // 2} Hz, so their MFCCs differ from wide-band speech; "
+            "use 16 kHz (or better) recordings where you can, and do not mix the two in one actor if you can avoid it")
+
+
 def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRecord, job: dict, mfcc_params: dict,
                  lm_params: dict, fail) -> None:
     """Index one clip's result (its files are complete) and count it in the report."""
     if result["status"] == "ok":
         rec.status, rec.message = "ok", result.get("message", "")
         rec.n_frames, rec.fps = result["n_frames"], result["fps"]
+        if result.get("audio_rate"):
+            rec.extra["audio_rate"] = result["audio_rate"]
         _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
                   Path(job["landmarks_path"]), mfcc_params, lm_params,
                   {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})

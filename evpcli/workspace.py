@@ -386,7 +386,11 @@ class Workspace:
         kinds: dict[str, int] = {}
         for a in arts:
             kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
-        pairs = sum(int(a["meta"].get("n_pairs", 0)) for a in arts if a["kind"] == KIND_PAIRS and isinstance(a["meta"], dict))
+        newest_pairs: dict[tuple, dict] = {}  # the pairs in use: the newest artifact of each actor/sentence group
+        for a in arts:  # ordered by creation time (build-pairs refreshes the groups it reuses)
+            if a["kind"] == KIND_PAIRS and isinstance(a["meta"], dict):
+                newest_pairs[(a["meta"].get("actor"), a["meta"].get("sentence"))] = a["meta"]
+        pairs = sum(int(m.get("n_pairs", 0)) for m in newest_pairs.values())
         return {
             "workspace": str(self.root),
             "exists": self.index_path.exists(),
