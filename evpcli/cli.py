@@ -57,15 +57,29 @@ app = typer.Typer(
         "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
         "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
         "Every subcommand shares one workspace (--workspace, env EVP_WORKSPACE) of cached MFCCs, landmarks, "
-        "pairs, models and 3D fits; re-running a stage reuses what is cached. Exit codes: 0 ok, 1 failed or "
-        "bad input, 2 usage error."
+        "pairs, models and 3D fits; re-running a stage reuses what is cached. The global options (-w, -v, -q) "
+        "may also come after the subcommand. Exit codes: 0 ok, 1 failed or bad input, 2 usage error, "
+        "130 interrupted (Ctrl-C or SIGTERM; a re-run resumes)."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: wraps long option names instead of cutting them at 80 columns
 )
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names positional arguments as click does (``SOURCE``, not Typer's ``{source}``)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, typer.core.TyperArgument):
+                pieces.append(p.name.upper() if p.required else f"[{p.name.upper()}]")
+            else:
+                pieces.extend(p.get_usage_pieces(ctx))
+        return pieces
 
 
 class DeviceChoice(str, Enum):
@@ -126,7 +140,7 @@ def status(
         return
     from rich.table import Table
 
-    con = state.console
+    con = Console(quiet=state.quiet)  # the table is the command's output: on stdout, for pipes
     if not info["exists"]:
         con.print(f"workspace [bold]{info['workspace']}[/] is empty (run `evp prepare-dataset` to fill it)")
         return
@@ -147,7 +161,7 @@ class Layout(str, Enum):
     manifest = "manifest"
 
 
-@app.command("synth-corpus", epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
+@app.command("synth-corpus", cls=_Command, epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
 def synth_corpus(
     out: Path = typer.Argument(..., help="Folder to write the corpus into (MEAD layout)."),
     actors: int = typer.Option(2, help="Number of synthetic actors (voices x faces)."),
@@ -189,7 +203,7 @@ def synth_corpus(
                             + (f"; contact sheet {preview}" if preview is not None else ""))
 
 
-@app.command("prepare-dataset", epilog=(
+@app.command("prepare-dataset", cls=_Command, epilog=(
     "Examples:\n\n"
     "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
     "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
@@ -532,8 +546,42 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+_GLOBAL_WITH_VALUE = ("-w", "--workspace", "--device")
+_MOVABLE = ("-w", "--workspace", "-v", "--verbose", "-q", "--quiet")  # no subcommand has options of these names
+
+
+def global_options_first(argv: list[str]) -> list[str]:
+    """Move the global options -w/--workspace, -v, -q found after the subcommand to before it, so that
+    ``evp status -w ws`` means ``evp -w ws status`` (click only reads a group's options before the subcommand)."""
+    args = list(argv)
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":  # up to the subcommand
+        i += 2 if args[i] in _GLOBAL_WITH_VALUE else 1
+    if i >= len(args) or args[i] == "--":
+        return args
+    head, sub, rest = args[:i], args[i], args[i + 1:]
+    moved, kept = [], []
+    j = 0
+    while j < len(rest):
+        a = rest[j]
+        if a == "--":
+            kept.extend(rest[j:])
+            break
+        if a in ("-w", "--workspace") and j + 1 < len(rest):
+            moved += rest[j:j + 2]
+            j += 2
+            continue
+        if a in _MOVABLE or a.startswith("--workspace=") or (a.startswith("-w") and not a.startswith("--")):
+            moved.append(a)
+        else:
+            kept.append(a)
+        j += 1
+    return head + moved + [sub] + kept
+
+
 def _main(argv: list[str] | None) -> int:
     try:
+        argv = global_options_first(sys.argv[1:] if argv is None else argv)
         rv = app(args=argv, prog_name="evp", standalone_mode=False)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except typer.Exit as exc:
