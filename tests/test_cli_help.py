@@ -7,8 +7,7 @@ import json
 import pytest
 import typer
 
-from evpcli.cli import app, main
-global_options_first = None
+from evpcli.cli import app, global_options_first, main
 from evpcli.workspace import ClipRecord, Workspace
 
 COMMANDS = sorted(typer.main.get_command(app).commands)
