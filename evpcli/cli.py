@@ -155,6 +155,9 @@ def status(
     c = info["clips"]
     con.print(f"workspace [bold]{info['workspace']}[/]: {c['ok']} clips ready, {c['failed']} failed, "
               f"{info['pairs']} pairs, {len(info['models'])} models, {len(info['fitted_targets'])} fitted targets")
+    for run in info.get("unfinished_runs", []):
+        con.print(f"unfinished {run['stage']} run {run['run']} (interrupted after epoch {run['epochs_done']}); "
+                  f"`evp train --stage {run['stage']} --resume` with its settings continues it")
     if c["by_actor"]:
         emotions = sorted({e for d in c["by_actor"].values() for e in d})
         t = Table("actor", *emotions)
@@ -169,7 +172,8 @@ class Layout(str, Enum):
     manifest = "manifest"
 
 
-@app.command("synth-corpus", cls=_Command, epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
+@app.command("synth-corpus", cls=_Command,
+             epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
 def synth_corpus(
     out: Path = typer.Argument(..., help="Folder to write the corpus into (MEAD layout)."),
     actors: int = typer.Option(2, help="Number of synthetic actors (voices x faces)."),
@@ -345,7 +349,8 @@ def train(
     epochs: int | None = typer.Option(None, help="Epochs (default from the stage's config)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default from the stage's config)."),
     steps_per_epoch: int | None = typer.Option(None, help="Batches per epoch (default from the stage's config)."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint of this stage."),
+    resume: bool = typer.Option(False, help="Continue the run with these settings (interrupted or finished with "
+                                "fewer epochs) up to --epochs; never back to fewer epochs than it has done."),
     seed: int | None = typer.Option(None, help="Random seed (default 0; runs are deterministic on CPU)."),
     ablate: str | None = typer.Option(None, help="disentangle: turn one loss off (cross|self|cla|con); audio2lm: "
                                       "build on the encoders trained with that loss off (for `evaluate --ablations`)."),
@@ -361,6 +366,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
+
+    Until a run finishes, every command keeps using the stage's previous finished model; an interrupted run is
+    continued with --resume. A finished model is kept when the stage is trained again with other epochs.
 
     disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
     It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
