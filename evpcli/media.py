@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evpcli.errors import MediaError
-from evpcli.workspace import _umask
+from evpcli.workspace import _umask, temp_beside
 
 SAMPLE_RATE = 16000
 
@@ -193,9 +192,7 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) ->
     import soundfile as sf
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
+    tmp = str(temp_beside(path, ".wav"))
     try:
         sf.write(tmp, np.clip(np.asarray(wav, np.float32), -1, 1), sr, subtype="PCM_16")
         os.chmod(tmp, 0o666 & ~_umask())
@@ -216,9 +213,7 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
     import imageio_ffmpeg
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
+    tmp = str(temp_beside(path, ".mp4"))
     wav_tmp = None
     writer = None
     try:
