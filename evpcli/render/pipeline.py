@@ -384,7 +384,10 @@ def _make_renderer(ws: Workspace, name: str, td: TargetData, device: str):
     """The per-frame renderer: the warp renderer with the target's mouth bank, or the target's trained neural
     renderer."""
     if name == "neural":
-        raise EvpError("the neural renderer is not trained for any target in this version; use --renderer warp")
+        from evpcli.errors import NotBuiltError
+
+        raise NotBuiltError("the neural renderer (--renderer neural) is not built in this version yet; use "
+                            "--renderer warp")
     from evpcli.render.mouth import MouthBank
     from evpcli.render.warp import WarpRenderer
 
