@@ -558,7 +558,8 @@ def preview_landmarks(
 
 
 # --------------------------------------------------------------------------- entry point
-INTERRUPTED = "evp: interrupted; the workspace is consistent and a re-run resumes"
+INTERRUPTED = ("evp: interrupted; the workspace is consistent and a re-run resumes (training: with --resume; until "
+               "then the previous finished model stays in use)")
 
 
 def main(argv: list[str] | None = None) -> int:
