@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from evpcli import __version__
 from evpcli.errors import EvpError, NotBuiltError
+from evpcli.paths import check_output, check_output_dir
 from evpcli.progress import Progress, RichProgress
 from evpcli.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -57,15 +59,29 @@ app = typer.Typer(
         "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
         "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
         "Every subcommand shares one workspace (--workspace, env EVP_WORKSPACE) of cached MFCCs, landmarks, "
-        "pairs, models and 3D fits; re-running a stage reuses what is cached. Exit codes: 0 ok, 1 failed or "
-        "bad input, 2 usage error."
+        "pairs, models and 3D fits; re-running a stage reuses what is cached. The global options (-w, -v, -q) "
+        "may also come after the subcommand. Exit codes: 0 ok, 1 failed or bad input, 2 usage error, "
+        "130 interrupted (Ctrl-C or SIGTERM; a re-run resumes)."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: wraps long option names instead of cutting them at 80 columns
 )
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names positional arguments as click does (``SOURCE``, not Typer's ``{source}``)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, typer.core.TyperArgument):
+                pieces.append(p.name.upper() if p.required else f"[{p.name.upper()}]")
+            else:
+                pieces.extend(p.get_usage_pieces(ctx))
+        return pieces
 
 
 class DeviceChoice(str, Enum):
@@ -132,13 +148,16 @@ def status(
         return
     from rich.table import Table
 
-    con = state.console
+    con = Console(quiet=state.quiet)  # the table is the command's output: on stdout, for pipes
     if not info["exists"]:
         con.print(f"workspace [bold]{info['workspace']}[/] is empty (run `evp prepare-dataset` to fill it)")
         return
     c = info["clips"]
     con.print(f"workspace [bold]{info['workspace']}[/]: {c['ok']} clips ready, {c['failed']} failed, "
               f"{info['pairs']} pairs, {len(info['models'])} models, {len(info['fitted_targets'])} fitted targets")
+    for run in info.get("unfinished_runs", []):
+        con.print(f"unfinished {run['stage']} run {run['run']} (interrupted after epoch {run['epochs_done']}); "
+                  f"`evp train --stage {run['stage']} --resume` with its settings continues it")
     if c["by_actor"]:
         emotions = sorted({e for d in c["by_actor"].values() for e in d})
         t = Table("actor", *emotions)
@@ -153,7 +172,8 @@ class Layout(str, Enum):
     manifest = "manifest"
 
 
-@app.command("synth-corpus", epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
+@app.command("synth-corpus", cls=_Command,
+             epilog="Example:  evp synth-corpus corpus/ --actors 2 --sentences 6 --levels 1,3 --jobs 2")
 def synth_corpus(
     out: Path = typer.Argument(..., help="Folder to write the corpus into (MEAD layout)."),
     actors: int = typer.Option(2, help="Number of synthetic actors (voices x faces)."),
@@ -176,6 +196,9 @@ def synth_corpus(
     from evpcli.corpus.synth import contact_sheet
     from evpcli.corpus.synth import synth_corpus as _synth
 
+    check_output_dir(out, "OUT")
+    if preview is not None:
+        check_output(preview, [], "--preview")
     emotion_list = list(EMOTIONS) if emotions.strip().lower() == "all" else \
         [e.strip() for e in emotions.split(",") if e.strip()]
     try:
@@ -192,7 +215,7 @@ def synth_corpus(
                             + (f"; contact sheet {preview}" if preview is not None else ""))
 
 
-@app.command("prepare-dataset", epilog=(
+@app.command("prepare-dataset", cls=_Command, epilog=(
     "Examples:\n\n"
     "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
     "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
@@ -339,7 +362,8 @@ def train(
     epochs: int | None = typer.Option(None, help="Epochs (default from the stage's config)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default from the stage's config)."),
     steps_per_epoch: int | None = typer.Option(None, help="Batches per epoch (default from the stage's config)."),
-    resume: bool = typer.Option(False, help="Continue from the last checkpoint of this stage."),
+    resume: bool = typer.Option(False, help="Continue the run with these settings (interrupted or finished with "
+                                "fewer epochs) up to --epochs; never back to fewer epochs than it has done."),
     seed: int | None = typer.Option(None, help="Random seed (default 0; runs are deterministic on CPU)."),
     ablate: str | None = typer.Option(None, help="disentangle: turn one loss off (cross|self|cla|con); audio2lm: "
                                       "build on the encoders trained with that loss off (for `evaluate --ablations`)."),
@@ -358,6 +382,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
+
+    Until a run finishes, every command keeps using the stage's previous finished model; an interrupted run is
+    continued with --resume. A finished model is kept when the stage is trained again with other epochs.
 
     disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
     It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
@@ -406,6 +433,8 @@ def fit_pose(
     _require_file(target, "--target")
     if fps < 0:
         raise typer.BadParameter("--fps must be positive (or 0 for the video's own rate)")
+    if preview is not None:
+        check_output(preview, [target], "--preview", ["--target"])
     result = run_fit_pose(state.ws, target, fps=fps or None, progress=state.progress, force=force)
     summary = result.to_dict()
     if preview is not None:
@@ -541,18 +570,65 @@ def preview_landmarks(
     _require_file(audio, "--audio")
     if emotion_audio is not None:
         _require_file(emotion_audio, "--emotion-audio")
+    check_output(out, [audio, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device,
             model_path=model)
     _emit(r.to_dict(), as_json, r.summary())
 
 
 # --------------------------------------------------------------------------- entry point
-INTERRUPTED = "evp: interrupted; the workspace is consistent and a re-run resumes"
+INTERRUPTED = ("evp: interrupted; the workspace is consistent and a re-run resumes (training: with --resume; until "
+               "then the previous finished model stays in use)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (``evp`` exits with it)."""
+    """Run the CLI; returns the exit code (``evp`` exits with it). SIGTERM stops a run as Ctrl-C does (130)."""
+    from evpcli.workers import handle_sigterm_like_sigint
+
+    previous = handle_sigterm_like_sigint()
     try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_GLOBAL_WITH_VALUE = ("-w", "--workspace", "--device")
+_MOVABLE = ("-w", "--workspace", "-v", "--verbose", "-q", "--quiet")  # no subcommand has options of these names
+
+
+def global_options_first(argv: list[str]) -> list[str]:
+    """Move the global options -w/--workspace, -v, -q found after the subcommand to before it, so that
+    ``evp status -w ws`` means ``evp -w ws status`` (click only reads a group's options before the subcommand)."""
+    args = list(argv)
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":  # up to the subcommand
+        i += 2 if args[i] in _GLOBAL_WITH_VALUE else 1
+    if i >= len(args) or args[i] == "--":
+        return args
+    head, sub, rest = args[:i], args[i], args[i + 1:]
+    moved, kept = [], []
+    j = 0
+    while j < len(rest):
+        a = rest[j]
+        if a == "--":
+            kept.extend(rest[j:])
+            break
+        if a in ("-w", "--workspace") and j + 1 < len(rest):
+            moved += rest[j:j + 2]
+            j += 2
+            continue
+        if a in _MOVABLE or a.startswith("--workspace=") or (a.startswith("-w") and not a.startswith("--")):
+            moved.append(a)
+        else:
+            kept.append(a)
+        j += 1
+    return head + moved + [sub] + kept
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        argv = global_options_first(sys.argv[1:] if argv is None else argv)
         rv = app(args=argv, prog_name="evp", standalone_mode=False)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except typer.Exit as exc:

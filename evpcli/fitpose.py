@@ -206,7 +206,9 @@ def draw_preview(frames: np.ndarray, fit: PoseFit) -> np.ndarray:
 def write_preview(fit: FitResult, out: str | Path) -> Path:
     """Write ``out`` (mp4): the target's frames with the fit drawn (see :func:`draw_preview`)."""
     from evpcli.media import read_video, write_video
+    from evpcli.paths import check_output
 
+    check_output(out, [fit.target], "--preview", ["--target"])
     video = read_video(fit.target, fps=fit.fps)
     return write_video(out, draw_preview(video.frames, fit), fps=fit.fps)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evpcli.errors import MediaError
-from evpcli.workspace import _umask
+from evpcli.workspace import _umask, temp_beside
 
 SAMPLE_RATE = 16000
 
@@ -60,6 +59,7 @@ class VideoInfo:
     duration: float  # seconds
     n_frames: int  # estimated from duration * fps
     has_audio: bool
+    audio_rate: int | None = None  # sample rate of the first audio track (Hz)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -76,8 +76,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     fps = float(m_fps.group(1)) if m_fps else 25.0
     m_dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err)
     dur = (int(m_dur.group(1)) * 3600 + int(m_dur.group(2)) * 60 + float(m_dur.group(3))) if m_dur else 0.0
-    has_audio = re.search(r"Stream #\S+.*Audio:", err) is not None
-    return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=has_audio)
+    m_audio = re.search(r"Stream #\S+.*Audio:(.*)", err)
+    m_rate = re.search(r"(\d+) Hz", m_audio.group(1)) if m_audio else None
+    return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=m_audio is not None,
+                     audio_rate=int(m_rate.group(1)) if m_rate else None)
 
 
 @dataclass
@@ -165,6 +167,20 @@ def _ffmpeg_audio(p: Path, sr: int) -> np.ndarray:
     return np.frombuffer(proc.stdout, np.float32).copy()
 
 
+def audio_sample_rate(path: str | os.PathLike) -> int | None:
+    """The sample rate an audio file (or a video's first audio track) was recorded at, or None if unknown."""
+    p = _check_file(path)
+    try:
+        import soundfile as sf
+
+        return int(sf.info(str(p)).samplerate)
+    except Exception:
+        pass
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(p)], capture_output=True, text=True, errors="replace")
+    m = re.search(r"Stream #\S+.*Audio:.*?(\d+) Hz", proc.stderr)
+    return int(m.group(1)) if m else None
+
+
 def extract_audio(video_path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     """The audio track of a video as mono float32 at ``sr``; MediaError if it has none."""
     p = _check_file(video_path)
@@ -176,9 +192,7 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) ->
     import soundfile as sf
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
+    tmp = str(temp_beside(path, ".wav"))
     try:
         sf.write(tmp, np.clip(np.asarray(wav, np.float32), -1, 1), sr, subtype="PCM_16")
         os.chmod(tmp, 0o666 & ~_umask())
@@ -199,9 +213,7 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
     import imageio_ffmpeg
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
+    tmp = str(temp_beside(path, ".mp4"))
     wav_tmp = None
     writer = None
     try:

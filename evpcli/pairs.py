@@ -177,6 +177,8 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     if missing:
         raise EvpError(f"{len(missing)} clips have no MFCC (first: {missing[0]}); re-run `evp prepare-dataset`")
     cached = {a["key"]: a for a in ws.artifacts(KIND_PAIRS)}
+    newest = {(a["meta"].get("actor"), a["meta"].get("sentence")): k for k, a in cached.items()
+              if isinstance(a["meta"], dict)}  # rows come oldest first
     groups = _groups(clips)
     plan = []
     summary = PairsSummary()
@@ -189,20 +191,27 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         plan.append((actor, sentence, group, cand, key))
 
     t0 = time.perf_counter()
-    warps, costs = [], []
+    warps, costs, reuse = [], [], []
     todo = [p for p in plan if p[4] not in cached]
     jobs = max(1, min(jobs, len(todo)))
     with contextlib.ExitStack() as stack, \
             (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
         args = [([str(mfcc_rows[c.clip_id]["path"]) for c in group], cand, cfg) for _, _, group, cand, _ in todo]
         if jobs > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(jobs))
+            from evpcli.workers import stop_pool, worker_initializer
+
+            init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, initializer=init, initargs=initargs))
+            # on an error or Ctrl-C, stop the workers now instead of waiting for every queued group
+            stack.push(lambda exc_type, exc, tb: stop_pool(pool) if exc_type is not None else None)
             aligned = iter(pool.map(_align_group, *zip(*args, strict=True)))
         else:
             aligned = (_align_group(*a) for a in args)  # lazily, in the order of ``todo``
         for actor, sentence, group, cand, key in plan:
             if key in cached:
                 data = load_npz(cached[key]["path"])
+                if newest.get((actor, sentence)) != key:  # another setting's pairs of this group were made later
+                    reuse.append(cached[key])
                 summary.groups_cached += 1
             else:
                 data = {"clips": np.array([c.clip_id for c in group]), "emotions": np.array([c.emotion for c in group]),
@@ -218,6 +227,8 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
             summary.aligned_windows += len(data["index"])
             warps.append(data["warp"])
             costs.append(data["cost_per_step"])
+    for row in reuse:  # the groups reused become the newest of their group again: the pairs in use (load_pairs)
+        ws.put_artifact(KIND_PAIRS, row["key"], row["path"], params=row["params"], meta=row["meta"])
     summary.seconds = time.perf_counter() - t0
     if summary.pairs_computed:
         summary.pairs_per_second = summary.pairs_computed / max(summary.seconds, 1e-9)

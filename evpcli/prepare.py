@@ -19,14 +19,15 @@ Clips that cannot be prepared (unreadable video, no face, audio and video length
 ``max_av_mismatch`` seconds, unknown emotion, ...) are indexed with ``status="failed"`` and the reason, listed in
 the :class:`PrepareReport` and in ``<workspace>/prepare-report.json``; the run goes on. Workers are processes
 (``jobs``); the index is written by the parent only, after each clip's files are complete, so an interrupted
-run leaves a consistent workspace and a re-run resumes.
+run leaves a consistent workspace and a re-run resumes. A clip being prepared is claimed (``<workspace>/claims/``,
+an flock the kernel drops when its process dies), so concurrent runs over the same clips share the work: a clip
+another live run holds is left to it and picked up (found, not recomputed) once it is done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,15 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.config import AudioConfig, LandmarkConfig
+from evpcli.config import Audio2LandmarkTrainConfig, AudioConfig, LandmarkConfig
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
-from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, hash_file,
-                              load_npz, save_json, save_npz)
+from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
+                              hash_file, load_npz, save_json, save_npz)
 
 FPS = 25.0
 FORMAT_VERSION = 1  # bump when the artifacts' content changes without a config change
 REPORT_NAME = "prepare-report.json"
+MIN_FRAMES = Audio2LandmarkTrainConfig().seq_len  # shorter clips cannot give one training sequence: refused
+NARROW_BAND_HZ = 16000  # audio recorded at a lower rate lacks the upper bands of the MFCC's mel filters
+CLAIMS = "claims"  # <workspace>/claims/<clip>.lock: the clip is being prepared by a live run
 
 
 @dataclass
@@ -92,11 +96,63 @@ def _artifact_name(clip_id: str, key: str) -> str:
     return f"{clip_id.replace('/', '-')}-{key}.npz"
 
 
+def _too_short(n_frames: float, min_frames: int) -> str:
+    return (f"clip is too short: {n_frames / FPS:.2f} s ({round(n_frames)} frames at 25 fps); training needs at least "
+            f"{min_frames} frames ({min_frames / FPS:.2f} s)")
+
+
+def _claim_path(ws: Workspace, clip_id: str) -> str:
+    return str(ws.root / CLAIMS / f"{clip_id.replace('/', '-')}.lock")
+
+
+def _remove_temp_files(job: dict) -> None:
+    """Hidden temp files of a clip's two artifacts: left by a run that died while writing them (only the holder of
+    the clip's claim writes them, so while holding it none is in use)."""
+    for key in ("mfcc_path", "landmarks_path"):
+        path = Path(job[key])
+        for tmp in path.parent.glob(f".{path.name}.*"):
+            tmp.unlink(missing_ok=True)
+
+
+def existing_clip_files(mfcc_path: str | os.PathLike, landmarks_path: str | os.PathLike) -> dict | None:
+    """``{n_frames, detected, valid}`` when both of a clip's files exist and load (made by an earlier or a concurrent
+    run), else None."""
+    mfcc_path, landmarks_path = Path(mfcc_path), Path(landmarks_path)
+    if not (mfcc_path.exists() and landmarks_path.exists()):
+        return None
+    try:
+        lm = load_npz(landmarks_path)
+        load_npz(mfcc_path)
+    except EvpError:  # corrupt leftovers: recompute
+        return None
+    return {"n_frames": len(lm["landmarks"]), "detected": float(lm["detected"].mean()),
+            "valid": float(lm["valid"].mean())}
+
+
 # ------------------------------------------------------------------ the per-clip work (runs in workers)
 def prepare_clip(job: dict) -> dict:
     """Compute and write one clip's MFCC and landmark files. ``job``: paths, keys and configs (plain data, so
     it pickles to a worker). Returns ``{clip_id, status, message, n_frames, fps, seconds, detected, valid}``;
-    never raises for bad input (the reason goes in ``message``)."""
+    never raises for bad input (the reason goes in ``message``).
+
+    With ``job["claim_path"]`` the clip is claimed first (see :func:`evpcli.workspace.claim`): a clip another run
+    holds comes back with ``status="busy"`` (or, with ``job["wait"]``, is waited for); a clip whose files another
+    run finished meanwhile comes back ``ok`` with ``found: True`` without being computed again."""
+    if not job.get("claim_path"):
+        return _compute_clip(job)
+    with claim(job["claim_path"], wait=bool(job.get("wait"))) as held:
+        if not held:
+            return {"clip_id": job["clip_id"], "status": "busy", "message": "claimed by another run", "n_frames": 0,
+                    "fps": FPS}
+        _remove_temp_files(job)
+        found = existing_clip_files(job["mfcc_path"], job["landmarks_path"])
+        if found is not None:
+            return {"clip_id": job["clip_id"], "status": "ok", "found": True, "message": "", "fps": FPS,
+                    "seconds": 0.0, **found}
+        return _compute_clip(job)
+
+
+def _compute_clip(job: dict) -> dict:
     from evpcli import audio as audio_fe
     from evpcli import media
     from evpcli.errors import MediaError
@@ -108,8 +164,17 @@ def prepare_clip(job: dict) -> dict:
     video, audio_path = job["video"], job["audio"]
     acfg = AudioConfig(**job["audio_config"])
     lcfg = LandmarkConfig(**job["landmark_config"])
+    min_frames = int(job.get("min_frames", 0))
+
+    def check_long_enough(n: float) -> None:
+        if n < min_frames:
+            raise EvpError(_too_short(n, min_frames))
+
     try:
         info = media.probe(video)
+        if info.duration > 0:
+            check_long_enough(info.duration * FPS)
+        out["audio_rate"] = media.audio_sample_rate(audio_path) if audio_path else info.audio_rate
         if audio_path:
             wav = media.load_audio(audio_path)
         else:
@@ -140,6 +205,7 @@ def prepare_clip(job: dict) -> dict:
             raise
         n = track.n_frames
         check_length(n)
+        check_long_enough(n)
         gap = abs(n / FPS - len(wav) / acfg.sample_rate)
         if gap > job["max_av_mismatch"]:
             raise EvpError(f"audio ({len(wav) / acfg.sample_rate:.2f} s) and video ({n / FPS:.2f} s) lengths differ "
@@ -163,10 +229,6 @@ def prepare_clip(job: dict) -> dict:
         out["message"] = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     out["seconds"] = time.perf_counter() - t0
     return out
-
-
-def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
 # ------------------------------------------------------------------ the stage
@@ -197,7 +259,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                     actors: str | list[str] | None = None, emotions: str | list[str] | None = None,
                     sentence_map: str | os.PathLike | None = None, jobs: int = 1,
                     landmark_config: LandmarkConfig | None = None, audio_config: AudioConfig | None = None,
-                    max_av_mismatch: float = 0.5, progress: Progress | None = None) -> PrepareReport:
+                    max_av_mismatch: float = 0.5, min_frames: int = MIN_FRAMES,
+                    progress: Progress | None = None) -> PrepareReport:
     """Prepare every clip of ``source`` (see the module docstring); returns the run's :class:`PrepareReport`,
     also written to ``<workspace>/prepare-report.json``. Raises :class:`EvpError` for a bad source (missing
     folder, manifest without the required columns); per-clip problems go into the report instead.
@@ -225,7 +288,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
     for rec in records:
         if rec.status == "failed":  # refused while reading the layout (unknown emotion, bad level, ...)
             fail(rec, rec.message)
-            to_index.append(rec)
+            if not rec.extra.get("not_a_clip"):  # a manifest row without a clip id is only reported
+                to_index.append(rec)
             continue
         old = known.get(rec.clip_id)
         try:
@@ -247,6 +311,10 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
         rec.extra.update(video_stat=vstat, audio_stat=astat, mfcc_key=mkey, landmarks_key=lkey)
         index_same = (old is not None and old.extra.get("mfcc_key") == mkey and old.extra.get("landmarks_key") == lkey
                       and old.sentence == rec.sentence and old.text == rec.text)
+        if index_same and old.status == "ok" and 0 < old.n_frames < min_frames:  # indexed before clips were checked
+            fail(rec, _too_short(old.n_frames, min_frames))
+            to_index.append(rec)
+            continue
         if index_same and old.status == "ok" and (KIND_MFCC, mkey) in have and (KIND_LANDMARKS, lkey) in have:
             report.cached += 1
             report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
@@ -256,24 +324,19 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
             continue
         mpath = ws.path(KIND_MFCC, _artifact_name(rec.clip_id, mkey))
         lpath = ws.path(KIND_LANDMARKS, _artifact_name(rec.clip_id, lkey))
-        if mpath.exists() and lpath.exists():  # written by a run interrupted before it updated the index
-            try:
-                lm = load_npz(lpath)
-                n = len(lm["landmarks"])
-                load_npz(mpath)
-                rec.n_frames, rec.fps, rec.status = n, FPS, "ok"
-                rec.message = ""
-                _register(ws, rec, mkey, lkey, mpath, lpath, mfcc_params, lm_params,
-                          {"n_frames": n, "detected": float(lm["detected"].mean()), "valid": float(lm["valid"].mean())})
-                report.cached += 1
-                report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
-                continue
-            except EvpError:
-                pass  # corrupt leftovers: recompute
+        found = existing_clip_files(mpath, lpath)  # written by a run stopped before it updated the index
+        if found is not None and found["n_frames"] >= min_frames:
+            rec.n_frames, rec.fps, rec.status = found["n_frames"], FPS, "ok"
+            rec.message = ""
+            _register(ws, rec, mkey, lkey, mpath, lpath, mfcc_params, lm_params, found)
+            report.cached += 1
+            report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
+            continue
         todo.append((rec, {"clip_id": rec.clip_id, "video": rec.video, "audio": rec.audio,
                            "mfcc_path": str(mpath), "landmarks_path": str(lpath),
+                           "claim_path": _claim_path(ws, rec.clip_id),
                            "audio_config": asdict(acfg), "landmark_config": asdict(lcfg),
-                           "max_av_mismatch": float(max_av_mismatch)}))
+                           "max_av_mismatch": float(max_av_mismatch), "min_frames": int(min_frames)}))
     if to_index:
         ws.put_clips(to_index)
 
@@ -281,37 +344,69 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
     try:
         with _worker_pool(jobs, len(todo)) as pool, \
                 (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
+            # clips another run has claimed wait for the end, then for that run: it finishes them (found here,
+            # not computed again) or dies (its claim drops with it, and the clip is computed here)
+            deferred = []
             for result in _run(todo, pool):
-                rec, job = by_id[result["clip_id"]]
-                if result["status"] == "ok":
-                    rec.status, rec.message = "ok", result.get("message", "")
-                    rec.n_frames, rec.fps = result["n_frames"], result["fps"]
-                    _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
-                              Path(job["landmarks_path"]), mfcc_params, lm_params,
-                              {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})
-                    report.prepared += 1
-                    report.frames += result["n_frames"]
-                    report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
-                else:
-                    if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
-                        rec.extra.pop("mfcc_key", None)
-                    fail(rec, result["message"])
-                    ws.put_clips([rec])
+                if result["status"] == "busy":
+                    deferred.append(by_id[result["clip_id"]])
+                    continue
+                _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
                 bar.advance(1)
+            for _, job in deferred:
+                job["wait"] = True
+            for result in _run(deferred, pool):
+                _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
+                bar.advance(1)
+        narrow_band(ws, {r.clip_id for r in records}, report)
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
-        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed)
-            for key in ("mfcc_path", "landmarks_path"):
-                path = Path(job[key])
-                for tmp in path.parent.glob(f".{path.name}.*"):
-                    tmp.unlink(missing_ok=True)
+        for _, job in todo:  # temp files of clips whose worker was stopped mid-write (hidden, never renamed),
+            with claim(job["claim_path"]) as held:  # unless another run holds the clip and is writing them
+                if held:
+                    _remove_temp_files(job)
         raise
     finally:
         report.failed.sort(key=lambda f: f["clip_id"])
         report.seconds = time.perf_counter() - t_start
         save_json(ws.root / REPORT_NAME, report.to_dict())
     return report
+
+
+def narrow_band(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> None:
+    """Warn (in the report) about ready clips whose audio was recorded below 16 kHz (telephone speech is 8 kHz)."""
+    narrow = [c for c in ws.clips() if c.clip_id in clip_ids and 0 < int(c.extra.get("audio_rate") or 0) < NARROW_BAND_HZ]
+    if narrow:
+        rates = sorted({int(c.extra["audio_rate"]) for c in narrow})
+        report.warnings.append(
+            f"{len(narrow)} clip(s) have narrow-band audio (recorded at {', '.join(map(str, rates))} Hz; first: "
+            f"{narrow[0].clip_id}): nothing above {rates[-1] // 2} Hz, so their MFCCs differ from wide-band speech; "
+            "use 16 kHz (or better) recordings where you can, and do not mix the two in one actor if you can avoid it")
+
+
+def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRecord, job: dict, mfcc_params: dict,
+                 lm_params: dict, fail) -> None:
+    """Index one clip's result (its files are complete) and count it in the report."""
+    if result["status"] == "ok":
+        rec.status, rec.message = "ok", result.get("message", "")
+        rec.n_frames, rec.fps = result["n_frames"], result["fps"]
+        if result.get("audio_rate"):
+            rec.extra["audio_rate"] = result["audio_rate"]
+        _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
+                  Path(job["landmarks_path"]), mfcc_params, lm_params,
+                  {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})
+        if result.get("found"):  # finished by a concurrent run
+            report.cached += 1
+        else:
+            report.prepared += 1
+            report.frames += result["n_frames"]
+        report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
+    else:
+        if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
+            rec.extra.pop("mfcc_key", None)
+        fail(rec, result["message"])
+        ws.put_clips([rec])
 
 
 def _register(ws: Workspace, rec: ClipRecord, mkey: str, lkey: str, mpath: Path, lpath: Path, mfcc_params: dict,
@@ -334,18 +429,16 @@ def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]
         return
     import multiprocessing
 
+    from evpcli.workers import stop_pool, worker_initializer
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process (kill -9 included)
     pool = ProcessPoolExecutor(min(jobs, n_todo), mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_init)
+                               initializer=init, initargs=initargs)
     try:
         yield pool
     except BaseException:
-        procs = list(getattr(pool, "_processes", {}).values())
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 

@@ -87,18 +87,46 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def temp_beside(path: str | os.PathLike, suffix: str = "") -> Path:
+    """A new hidden temp file beside ``path``, named after it and this process: ``.<name>.evp<pid>.<random><suffix>``.
+
+    Temp files of the same target left by a process that no longer exists (killed while writing it) are removed
+    first, so a killed writer's litter goes with the next write of the same file.
+    """
+    import glob
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = f".{path.name}.evp"
+    for old in glob.glob(os.path.join(glob.escape(str(path.parent)), glob.escape(head) + "*")):
+        pid = os.path.basename(old)[len(head):].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(old)
+    fd, tmp = tempfile.mkstemp(prefix=f"{head}{os.getpid()}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on normal exit it is renamed onto ``path``, on error removed.
 
-    The temp name keeps the suffix (``.x.npz`` writers that append suffixes still work) and starts with a dot,
-    so listings that skip hidden files never see a half-written artifact.
+    The temp name (:func:`temp_beside`) keeps the suffix (``.x.npz`` writers that append suffixes still work) and
+    starts with a dot, so listings that skip hidden files never see a half-written artifact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path, f".tmp{path.suffix}")
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual file mode
@@ -146,6 +174,47 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not Path(path).exists():
         raise EvpError(f"{path}: checkpoint missing; train it first")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+@contextlib.contextmanager
+def claim(path: str | os.PathLike, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive claim on a piece of work (a lock file at ``path``) for the ``with`` block; yields whether it
+    is held. ``wait``: block until the claim is free instead of yielding False.
+
+    Claims are ``flock`` locks, so the kernel drops the claim of a process that dies (``kill -9`` included) and the
+    next run takes a dead run's work over. The file is removed on release (while still locked; a process that
+    locked a removed file retries on the new one). Without ``fcntl`` (Windows) every claim is granted at once.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks: claims are not enforced
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # removed by the holder we waited for
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for people looking; the lock is what counts
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
 
 
 @dataclass
@@ -331,6 +400,19 @@ class Workspace:
             raise EvpError(f"no {kind} for clip {clip_id} in {self.root}; run `evp prepare-dataset` first")
         return load_npz(row["path"])
 
+    def unfinished_runs(self) -> list[dict]:
+        """Training runs interrupted before they finished: their staging checkpoints
+        (``runs/<stage>-<run>-checkpoint.pt``), as ``{stage, run, epochs_done, path}``."""
+        out = []
+        for path in sorted((self.root / "runs").glob("*-checkpoint.pt")):
+            stage, _, run = path.name[:-len("-checkpoint.pt")].rpartition("-")
+            try:
+                done = int(load_checkpoint(path)["epoch"])
+            except Exception:  # unreadable: being replaced right now, or foreign
+                continue
+            out.append({"stage": stage, "run": run, "epochs_done": done, "path": str(path)})
+        return out
+
     # ---------------------------------------------------------------- summary
     def status(self) -> dict:
         """What the workspace holds, as plain JSON-able data (``evp status``)."""
@@ -346,7 +428,11 @@ class Workspace:
         kinds: dict[str, int] = {}
         for a in arts:
             kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
-        pairs = sum(int(a["meta"].get("n_pairs", 0)) for a in arts if a["kind"] == KIND_PAIRS and isinstance(a["meta"], dict))
+        newest_pairs: dict[tuple, dict] = {}  # the pairs in use: the newest artifact of each actor/sentence group
+        for a in arts:  # ordered by creation time (build-pairs refreshes the groups it reuses)
+            if a["kind"] == KIND_PAIRS and isinstance(a["meta"], dict):
+                newest_pairs[(a["meta"].get("actor"), a["meta"].get("sentence"))] = a["meta"]
+        pairs = sum(int(m.get("n_pairs", 0)) for m in newest_pairs.values())
         return {
             "workspace": str(self.root),
             "exists": self.index_path.exists(),
@@ -357,4 +443,5 @@ class Workspace:
                         "path": str(a["path"])} for a in arts if a["kind"] == KIND_MODEL],
             "fitted_targets": [{"key": a["key"], **(a["meta"] if isinstance(a["meta"], dict) else {})}
                                for a in arts if a["kind"] == KIND_FIT],
+            "unfinished_runs": self.unfinished_runs(),
         }

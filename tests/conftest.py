@@ -69,3 +69,34 @@ def tiny_models(tmp_path_factory):
                                lstm_layers=2)
     train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=6, steps_per_epoch=20, lr=2e-3), a2l, device="cpu")
     return root, ws
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> dict:
+    """A small synthetic corpus (1 actor, neutral and happy, 3 sentences, 128 px: 6 clips) and a workspace prepared
+    from it with pairs and a tiny disentanglement model (sentence 3 held out). Copy ``ws`` before changing it."""
+    import torch
+
+    from evpcli.config import DisentangleTrainConfig
+    from evpcli.corpus.synth import synth_corpus
+    from evpcli.pairs import build_pairs
+    from evpcli.prepare import prepare_dataset
+    from evpcli.train.disentangle import train_disentangle
+    from evpcli.workspace import Workspace
+    from tests.test_audio2lm import TINY_DIS
+
+    root = tmp_path_factory.mktemp("tiny-pipeline")
+    synth_corpus(root / "corpus", actors=1, sentences=3, emotions=["neutral", "happy"], levels=(3,), size=128, seed=0,
+                 jobs=2)
+    ws = Workspace(root / "ws")
+    prepare_dataset(ws, root / "corpus", "mead", jobs=2)
+    build_pairs(ws)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_disentangle(ws, DisentangleTrainConfig(epochs=1, steps_per_epoch=4, pretrain_steps=4, batch_size=8,
+                                                     holdout_sentences=1, eval_tuples=4), TINY_DIS, device="cpu")
+    finally:
+        torch.set_num_threads(n)
+    ws.close()
+    return {"corpus": root / "corpus", "ws": root / "ws"}

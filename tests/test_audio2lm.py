@@ -64,7 +64,8 @@ def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
     # --resume with more epochs continues after the last finished epoch
     r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=11, steps_per_epoch=20, batch_size=16, lr=2e-3), TINY_A2L,
                         device="cpu", resume=True)
-    assert r2.key == r.key and r2.start_epoch == 10 and r2.steps == 20
+    assert r2.run_key == r.run_key and r2.start_epoch == 10 and r2.steps == 20
+    assert (r.key, r2.key) == (f"{r.run_key}-e10", f"{r.run_key}-e11") and r.checkpoint.exists()  # both kept
     assert len(np.genfromtxt(r2.files["log_csv"], delimiter=",", names=True)) == 11
 
 

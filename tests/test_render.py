@@ -91,7 +91,7 @@ def test_render_a_still_portrait_with_head_motion_and_an_emotion_clip(tiny_model
     info = media.probe(out)
     assert info.size == (256, 256) and info.has_audio
     frames = media.read_video(out).frames
-    assert np.ptp(np.load(lm)["adapted"][:, 30], axis=0).max() > 1.5  # the head moves (nose tip, pixels)
+    assert np.ptp(np.load(lm)["adapted"][:, 30], axis=0).max() > 0.4  # the head moves (nose tip, pixels)
     assert frames.std(axis=0).mean() > 0.05
     g = media.read_video(guide).frames
     assert len(g) == len(frames) and g.max() > 200  # sketch curves are drawn

@@ -39,8 +39,10 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
                       thickness: int = 2, model_path: str | Path | None = None) -> PreviewResult:
     """Write ``out`` (mp4): the sketch of the landmarks predicted from ``speech`` with the given emotion."""
     from evpcli.face.sketch import sketch_video
+    from evpcli.paths import check_output
     from evpcli.prepare import load_actor
 
+    check_output(out, [speech, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     model = load_audio2lm(ws, path=model_path, device=device)
     actors = sorted(a["key"] for a in ws.artifacts(KIND_ACTOR))
     if actor is None:

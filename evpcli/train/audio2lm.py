@@ -13,6 +13,7 @@ whose sentences neither stage has seen.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -25,9 +26,9 @@ from evpcli.infer import clip_emotion_code, identity_features, predict_landmarks
 from evpcli.metrics import landmark_metrics, mean_metrics
 from evpcli.models import STAGE_AUDIO2LM, load_disentangle
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, TrainResult, deterministic, epoch_rng, load_training_state, plot_curves, \
-    save_training_state
-from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, KIND_MODEL, Workspace, cache_key, load_npz, save_json
+from evpcli.train.common import CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state, \
+    plot_curves, save_training_state
+from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, Workspace, cache_key, load_npz, save_json
 
 STAGE = STAGE_AUDIO2LM
 LOG_FIELDS = ["epoch", "loss", "coeff_mse", "landmark_mse", "seconds", "steps_per_second"]
@@ -128,12 +129,12 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     ``train_cfg.finetune_encoders``. Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
     held-out metrics, and records the model as a ``models`` artifact with ``meta.stage == "audio2lm"``.
     """
-    with deterministic(train_cfg.seed):
-        return _train(ws, train_cfg, net_cfg, ablate, device, resume, progress or Progress())
+    with deterministic(train_cfg.seed), contextlib.ExitStack() as stack:
+        return _train(ws, train_cfg, net_cfg, ablate, device, resume, progress or Progress(), stack)
 
 
 def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2LandmarkConfig | None, ablate: str,
-           device: str, resume: bool, progress: Progress) -> Audio2LandmarkResult:
+           device: str, resume: bool, progress: Progress, stack: contextlib.ExitStack) -> Audio2LandmarkResult:
     import torch
 
     from evpcli.device import resolve_device
@@ -151,10 +152,11 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     lm_keys = sorted(a["key"] for a in ws.artifacts(KIND_LANDMARKS))
     key = cache_key(dis_key, *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
                                                                                       "epochs": None}, "version": 1})
-    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
-    log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
+    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs))
+    log = CsvLog(run.log, LOG_FIELDS)
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg), "disentangle_net": to_dict(dis.cfg),
                "disentangle_key": dis_key, "ablate": ablate}
+    source, start = run.resume_point() if resume else (None, 0)
 
     model = Audio2LandmarkModel(dis, net_cfg)
     mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
@@ -172,9 +174,8 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
         model.eval()
         content_codes, emotion_codes = _clip_codes(model, train_clips, dev, progress)
 
-    start = 0
-    if resume and ckpt.exists():
-        start = int(load_training_state(ckpt, model, opt, map_location=dev)["epoch"])
+    if source is not None:
+        load_training_state(source, model, opt, map_location=dev)
         log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     t_train, steps = 0.0, 0
@@ -217,12 +218,12 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
             cm, lmm = sums / train_cfg.steps_per_epoch
             log.append({"epoch": epoch + 1, "loss": cm + train_cfg.landmark_weight * lmm, "coeff_mse": cm,
                         "landmark_mse": lmm, "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
-            save_training_state(ckpt, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
-    loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", "coeff_mse", "landmark_mse"],
+            save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    loss_png = plot_curves(log, run.file("losses.png"), ["loss", "coeff_mse", "landmark_mse"],
                            f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
     model.eval()
     means, present, stats = _emotion_means(model, train_clips)
-    save_training_state(ckpt, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+    save_training_state(run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
                         stage=STAGE, heldout_sentences=sorted(held), emotion_means=torch.from_numpy(means),
                         emotion_present=torch.from_numpy(present),
                         **{f"code_{k}": torch.from_numpy(np.asarray(v)) for k, v in stats.items()})
@@ -234,13 +235,11 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
                "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
                "disentangle_key": dis_key}
-    metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
-    ws.put_artifact(KIND_MODEL, key, ckpt, params=configs,
-                    meta={"stage": STAGE, "ablate": ablate, "disentangle": dis_key, "epochs": train_cfg.epochs,
-                          "heldout_sentences": sorted(held)})
-    return Audio2LandmarkResult(STAGE, key, ckpt, train_cfg.epochs, start, steps, t_train,
+    metrics_path = save_json(run.file("metrics.json"), metrics)
+    run.finish(configs, {"stage": STAGE, "ablate": ablate, "disentangle": dis_key, "heldout_sentences": sorted(held)})
+    return Audio2LandmarkResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
                                 steps / t_train if t_train else 0.0, metrics,
-                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path})
+                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path}, key)
 
 
 def _emotion_means(model, clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -1,9 +1,14 @@
 """Utilities every training loop shares: seeding, resumable checkpoints, a CSV log and a loss-curve plot.
 
-A stage keeps one checkpoint per run (overwritten atomically after every epoch, so an interrupted run loses at
-most the epoch in progress) holding the model and optimiser states, the next epoch to run and its configs as
-plain dicts; everything loads with ``torch.load(weights_only=True)``. Randomness is drawn per epoch from
-:func:`epoch_rng` (seed, epoch), so a resumed run continues exactly as an uninterrupted one would.
+A *run* of a stage is identified by its key: the data it trains on and every setting except the number of epochs.
+A run in progress writes a staging checkpoint (``runs/<stage>-<run>-checkpoint.pt``, replaced atomically after
+every epoch, so an interrupted run loses at most the epoch in progress) holding the model and optimiser states,
+the epochs done and its configs as plain dicts; everything loads with ``torch.load(weights_only=True)``. Only a
+run that completes writes a finished model, ``models/<stage>-<run>-e<epochs>.pt``, and then its index row (so
+:mod:`evpcli.models` keeps using the previous model until that moment); a finished model is never written by a
+run that has not finished, and retraining with other epochs makes another file. See :class:`TrainingRun`.
+Randomness is drawn per epoch from :func:`epoch_rng` (seed, epoch), so a resumed run continues exactly as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.workspace import atomic_path, load_checkpoint, save_checkpoint
+from evpcli.errors import EvpError
+from evpcli.workspace import KIND_MODEL, Workspace, atomic_path, claim, load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -75,6 +81,83 @@ def load_training_state(path: str | os.PathLike, model=None, optimizer=None, map
     if optimizer is not None and state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
     return state
+
+
+class TrainingRun:
+    """The files of one run of a stage, held exclusively for the ``with`` block (another process training the same
+    run at the same time is refused; a dead one's claim is taken over).
+
+    ``staging``: the resumable checkpoint of the run in progress. ``model``: the finished model of ``epochs``
+    epochs, written by :meth:`finish` only. ``model_key`` (``<run>-e<epochs>``) names the finished model's index row
+    and its files (:meth:`file`); ``log`` is the run's per-epoch log (shared by its resumptions).
+    """
+
+    def __init__(self, ws: Workspace, stage: str, run_key: str, epochs: int):
+        self.ws, self.stage, self.run_key, self.epochs = ws, stage, run_key, int(epochs)
+        self.model_key = f"{run_key}-e{self.epochs}"
+        self.staging = ws.path("runs", f"{stage}-{run_key}-checkpoint.pt")
+        self.model = ws.path(KIND_MODEL, f"{stage}-{self.model_key}.pt")
+        self.log = ws.path("runs", f"{stage}-{run_key}-log.csv")
+        self._claim = None
+
+    def file(self, suffix: str, kind: str = "runs") -> Path:
+        """A file of the finished model, e.g. ``file("metrics.json")`` -> ``runs/<stage>-<model_key>-metrics.json``."""
+        return self.ws.path(kind, f"{self.stage}-{self.model_key}-{suffix}")
+
+    def __enter__(self) -> TrainingRun:
+        self._claim = claim(self.ws.root / "claims" / f"train-{self.stage}-{self.run_key}.lock")
+        if not self._claim.__enter__():
+            self._claim = None
+            raise EvpError(f"another evp process is training this {self.stage} run (same data and settings) right now; "
+                           "wait for it to finish or stop it, then re-run with --resume")
+        for path in (self.staging, self.model):  # temp files of a writer killed mid-write (this run's, by the claim)
+            for tmp in path.parent.glob(f".{path.name}.*"):
+                tmp.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._claim is not None:
+            self._claim.__exit__(*exc)
+            self._claim = None
+
+    def finished_models(self) -> dict[int, Path]:
+        """Finished models of this run on disk: {epochs: path}."""
+        out = {}
+        for path in self.model.parent.glob(f"{self.stage}-{self.run_key}-e*.pt"):
+            tail = path.stem[len(f"{self.stage}-{self.run_key}-e"):]
+            if tail.isdigit():
+                out[int(tail)] = path
+        return out
+
+    def resume_point(self) -> tuple[Path | None, int]:
+        """(checkpoint to continue from, epochs it has done) for ``--resume``: the furthest of the staging checkpoint
+        and this run's finished models that does not pass ``epochs``; (None, 0) when there is none. Raises
+        :class:`EvpError` when the run has already trained more epochs than asked (going back is not resuming)."""
+        points = dict(self.finished_models())
+        if self.staging.exists():
+            try:
+                points.setdefault(int(load_checkpoint(self.staging)["epoch"]), self.staging)
+            except Exception:  # an unreadable staging file: nothing to resume from it
+                pass
+        usable = [e for e in points if e <= self.epochs]
+        if not usable and points:
+            done = min(points)
+            raise EvpError(f"this {self.stage} run has trained {done} epochs already; --resume cannot go back to "
+                           f"{self.epochs} (give --epochs {done} or more, or leave out --resume to train afresh)")
+        if not usable:
+            return None, 0
+        best = max(usable)
+        return points[best], best
+
+    def finish(self, params: dict, meta: dict, extra_rows: tuple = ()) -> None:
+        """Publish the finished model (its file already written atomically at ``self.model``): index rows of
+        ``extra_rows`` ((kind, path) pairs, under ``model_key``) first, then the model's row (from this moment it is
+        the stage's newest finished model), then drop the staging checkpoint."""
+        for kind, path in extra_rows:
+            self.ws.put_artifact(kind, self.model_key, path, params=params, meta=meta)
+        self.ws.put_artifact(KIND_MODEL, self.model_key, self.model, params=params,
+                             meta={**meta, "run": self.run_key, "epochs": self.epochs})
+        self.staging.unlink(missing_ok=True)
 
 
 class CsvLog:
@@ -148,6 +231,7 @@ class TrainResult:
     steps_per_second: float
     metrics: dict = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    run_key: str = ""  # the run (data + settings but epochs) that ``key`` (``<run>-e<epochs>``) finished
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -20,6 +20,7 @@ windows), each emotion a mean code, and the held-out metrics are measured (see :
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,8 @@ from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
 from evpcli.infer import clip_emotion_code
 from evpcli.models import STAGE_DISENTANGLE
-from evpcli.train.common import CsvLog, TrainResult, deterministic, epoch_rng, load_training_state, plot_curves, \
-    save_training_state
+from evpcli.train.common import CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state, \
+    plot_curves, save_training_state
 from evpcli.workspace import (KIND_EMOTION_CODES, KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz,
                               save_json, save_npz)
 
@@ -241,12 +242,12 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
     ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
     than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
     """
-    with deterministic(train_cfg.seed):
-        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress())
+    with deterministic(train_cfg.seed), contextlib.ExitStack() as stack:
+        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress(), stack)
 
 
 def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, device: str, resume: bool,
-           progress: Progress) -> DisentangleResult:
+           progress: Progress, stack: contextlib.ExitStack) -> DisentangleResult:
     import torch
 
     from evpcli.device import resolve_device
@@ -257,8 +258,9 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
     sampler = TupleSampler(bank, train_sents)
     key = run_key(ws, net_cfg, train_cfg)
-    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
-    log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
+    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs))
+    source, start = run.resume_point() if resume else (None, 0)
+    log = CsvLog(run.log, LOG_FIELDS)
 
     model = Disentangle(net_cfg)
     train_rows = np.concatenate([np.arange(bank.offsets[k], bank.offsets[k + 1]) for k in range(len(bank.clip_ids))
@@ -271,15 +273,13 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
 
-    start = 0
-    if resume and ckpt.exists():
-        state = load_training_state(ckpt, model, opt, map_location=dev)
-        start = int(state["epoch"])
+    if source is not None:
+        load_training_state(source, model, opt, map_location=dev)
         log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     else:
         _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress)
-        save_training_state(ckpt, model=model, optimizer=opt, epoch=0, config=configs, key=key)
+        save_training_state(run.staging, model=model, optimizer=opt, epoch=0, config=configs, key=key)
 
     need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
     weights = {k: getattr(train_cfg, f"w_{k}") for k in need}
@@ -310,8 +310,8 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
             means = {k: v / train_cfg.steps_per_epoch for k, v in sums.items()}
             log.append({"epoch": epoch + 1, "loss": sum(weights[k] * means[k] for k in need), **means,
                         "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
-            save_training_state(ckpt, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
-    loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", *[k for k in LOSSES if k in need]],
+            save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    loss_png = plot_curves(log, run.file("losses.png"), ["loss", *[k for k in LOSSES if k in need]],
                            f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
 
     model.eval()
@@ -327,22 +327,21 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     present = np.array([(clip_emotions == e).any() for e in EMOTIONS])
     means = np.stack([codes[clip_emotions == e].mean(0) if p else np.zeros(net_cfg.emotion_dim, np.float32)
                       for e, p in zip(EMOTIONS, present, strict=True)]).astype(np.float32)
-    codes_path = save_npz(ws.path(KIND_MODEL, f"{STAGE}-{key}-codes.npz"), clip_ids=np.array(bank.clip_ids),
+    codes_path = save_npz(run.file("codes.npz", KIND_MODEL), clip_ids=np.array(bank.clip_ids),
                           clip_emotions=clip_emotions, clip_codes=codes)
     emb_png = plot_embedding(codes, bank.emotions, [s in held_sents for s in bank.sentences],
-                             ws.path("runs", f"{STAGE}-{key}-embedding.png"))
-    metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
+                             run.file("embedding.png"))
+    metrics_path = save_json(run.file("metrics.json"), metrics)
     meta = {"stage": STAGE, "ablate": train_cfg.ablate, "epochs": train_cfg.epochs,
             "heldout_accuracy": metrics.get("heldout_accuracy"), "heldout_sentences": sorted(held_sents)}
-    save_training_state(ckpt, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+    save_training_state(run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
                         stage=STAGE, heldout_sentences=sorted(held_sents), emotion_means=torch.from_numpy(means),
                         emotion_present=torch.from_numpy(present))
-    ws.put_artifact(KIND_MODEL, key, ckpt, params=configs, meta=meta)
-    ws.put_artifact(KIND_EMOTION_CODES, key, codes_path, params=configs, meta=meta)
-    return DisentangleResult(STAGE, key, ckpt, train_cfg.epochs, start, steps, t_train,
+    run.finish(configs, meta, extra_rows=((KIND_EMOTION_CODES, codes_path),))
+    return DisentangleResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
                              steps / t_train if t_train else 0.0, metrics,
                              {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
-                              "loss_png": loss_png, "embedding_png": emb_png})
+                              "loss_png": loss_png, "embedding_png": emb_png}, key)
 
 
 def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,

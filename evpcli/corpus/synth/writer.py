@@ -138,8 +138,11 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
             # they get the portrait's landmarks from here instead of loading dlib each.
             import multiprocessing as mp
 
+            from evpcli.workers import worker_initializer
+
+            init, initargs = worker_initializer(use_portrait_landmarks, (astronaut_landmarks(),))  # die with us
             pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                       initializer=use_portrait_landmarks, initargs=(astronaut_landmarks(),))
+                                       initializer=init, initargs=initargs)
             try:
                 futures = [pool.submit(_make_and_write, a) for a in args]
                 for fut in as_completed(futures):
