@@ -182,7 +182,12 @@ def test_cli_trains_finds_and_renders_with_the_neural_renderer(tiny_models, carp
     assert set(r["metrics"]["heldout"]) == {"neural", "warp"}
     for f in ("log_csv", "loss_png", "grid_png", "metrics_json"):
         assert Path(r["files"][f]).is_file(), f
+    assert run("train", "--stage", "renderer", "--target", carphone_mp4, "--epochs", "2", "--steps-per-epoch", "2",
+               "--resume", "--json") == 0  # continues the finished 1-epoch run
+    r = json.loads(capsys.readouterr().out)
+    assert r["start_epoch"] == 1 and r["steps"] == 2 and r["key"].endswith("-e2")
     bundle = load_renderer(ws, carphone_mp4)
+    assert bundle.source.key == r["key"]
     assert bundle.source.origin == "workspace" and bundle.config.size == 128 and not bundle.net.training
     assert bundle.config.hybrid  # the default: render builds the warp renderer it reads
     with pytest.raises(EvpError, match="no neural renderer trained for"):

@@ -38,9 +38,9 @@ from evpcli.errors import EvpError
 from evpcli.face.normalize import apply_transform
 from evpcli.progress import Progress
 from evpcli.render.neural import NeuralRenderer, condition, crop_affine, crop_image, paste_mask, to_unit
-from evpcli.train.common import (CsvLog, TrainResult, epoch_rng, load_training_state, plot_curves, save_training_state,
-                                 seed_everything)
-from evpcli.workspace import KIND_MODEL, Workspace, cache_key, hash_file, save_checkpoint, save_json
+from evpcli.train.common import (CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state,
+                                 plot_curves, save_training_state, seed_everything)
+from evpcli.workspace import Workspace, cache_key, hash_file, save_checkpoint, save_json
 
 STAGE = "renderer"
 CHECKPOINT_FORMAT = 1
@@ -328,9 +328,10 @@ class Trained:
 
 def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, ckpt: Path, log_csv: Path,
                  device="cpu", resume: bool = False, progress: Progress | None = None, extra_state: dict | None = None,
-                 heldout_every: int = 1) -> Trained:
+                 heldout_every: int = 1, source: Path | None = None) -> Trained:
     """Train a generator on ``data`` (the core of :func:`train_renderer`, usable without a workspace): a resumable
-    checkpoint ``ckpt`` after every epoch, a CSV log. Returns the trained generator."""
+    checkpoint ``ckpt`` after every epoch, a CSV log. ``resume`` continues from ``source`` (default ``ckpt``)
+    when it exists. Returns the trained generator."""
     import torch
 
     from evpcli.nets.renderer import MultiScaleDiscriminator, RendererGenerator, TemporalDiscriminator
@@ -348,8 +349,9 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
     log = CsvLog(log_csv, LOG_FIELDS)
     configs = {"net": to_dict(net_cfg), "train": to_dict(cfg), "stage": STAGE}
     start = 0
-    if resume and ckpt.exists():
-        state = load_training_state(ckpt, map_location=dev)
+    source = source or ckpt
+    if resume and source.exists():
+        state = load_training_state(source, map_location=dev)
         gen.load_state_dict(state["generator"])
         disc.load_state_dict(state["discriminator"])
         if tdisc is not None and "temporal_discriminator" in state:
@@ -439,11 +441,12 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
 
     The target's landmarks come from its fit-pose (cached in the workspace); ``net_cfg`` defaults to
     :data:`~evpcli.config.RENDERER_GPU` on a GPU and :data:`~evpcli.config.RENDERER_CPU` otherwise; ``hybrid``
-    (None: the config's) chooses whether the generator also reads the warp renderer's output. Writes a
-    resumable checkpoint per epoch (``models/renderer-<key>.pt``), ``runs/renderer-<key>-log.csv``, ``-losses.png``,
-    ``-heldout.png`` (held-out frames: guidance | real | neural | warp) and ``-metrics.json``, and records the model
-    as a ``models`` artifact with ``meta.stage == "renderer"`` and ``meta.target`` the video's content hash (how
-    render finds it).
+    (None: the config's) chooses whether the generator also reads the warp renderer's output. A run in progress
+    writes a resumable checkpoint per epoch (``runs/renderer-<run>-checkpoint.pt``, see
+    :class:`~evpcli.train.common.TrainingRun`); a finished run writes ``models/renderer-<run>-e<epochs>.pt`` and
+    ``runs/renderer-<run>-e<epochs>-losses.png``, ``-heldout.png`` (held-out frames: guidance | real | neural |
+    warp) and ``-metrics.json``, and records the model as a ``models`` artifact with ``meta.stage == "renderer"``
+    and ``meta.target`` the video's content hash (how render finds it).
     """
     from evpcli.device import resolve_device
     from evpcli.fitpose import fit_pose
@@ -463,34 +466,37 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
     data = prepare_target(iter_frames(target, fps=25), fit.landmarks, fit.valid, net_cfg, cfg)
     key = cache_key(video_hash, params={"net": to_dict(net_cfg), "train": {**to_dict(cfg), "epochs": None},
                                         "version": CHECKPOINT_FORMAT})
-    ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
-    files = {"log_csv": ws.path("runs", f"{STAGE}-{key}-log.csv")}
-    trained = fit_renderer(data, net_cfg, cfg, ckpt, files["log_csv"], dev, resume, progress,
-                           extra_state={"target": video_hash})
-    files["loss_png"] = plot_curves(trained.log, ws.path("runs", f"{STAGE}-{key}-losses.png"),
-                                    ["g_loss", "d_loss", "l1", "fm", "temporal", "heldout_mae"],
-                                    f"renderer losses ({'hybrid' if net_cfg.hybrid else 'neural'}) on {target.name}")
-    renderers = {"neural": NeuralRenderer(trained.generator, net_cfg,
-                                          warp=WarpRenderer(data.bank) if net_cfg.hybrid else None),
-                 "warp": WarpRenderer(data.bank)}
-    held = data.heldout()
-    metrics: dict = {"target": str(target), "target_hash": video_hash, "frames": data.n_frames,
-                     "train_frames": data.n_train, "heldout_frames": len(held), "working_scale": data.scale,
-                     "hybrid": net_cfg.hybrid, "size": net_cfg.size, "device": str(dev)}
-    if len(held) > 5:
-        offset = min(4, len(held) // 3)
-        scores, kept = heldout_metrics(renderers, data.frames, data.landmarks, held, offset=offset, keep=len(held))
-        metrics["heldout"] = {k: v for k, v in scores.items() if k != "real"}
-        metrics["real_change"] = scores["real"]["change"]
-        pairs = [(held[i - offset], held[i]) for i in range(offset, len(held))]
-        files["grid_png"] = grid_png(ws.path("runs", f"{STAGE}-{key}-heldout.png"), data, kept, pairs, net_cfg)
-    metrics.update({"epochs": cfg.epochs, "steps": trained.steps, "train_seconds": trained.seconds})
-    files["metrics_json"] = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
-    state = load_training_state(ckpt, map_location="cpu")
-    state["metrics"] = json.loads(json.dumps(metrics))
-    save_checkpoint(ckpt, state)
-    ws.put_artifact(KIND_MODEL, key, ckpt, params={"net": to_dict(net_cfg), "train": to_dict(cfg)},
-                    meta={"stage": STAGE, "target": video_hash, "target_path": str(target), "hybrid": net_cfg.hybrid,
-                          "epochs": cfg.epochs, "size": net_cfg.size})
-    return RendererResult(STAGE, key, ckpt, cfg.epochs, trained.start_epoch, trained.steps, trained.seconds,
-                          trained.steps / trained.seconds if trained.seconds else 0.0, metrics, files)
+    with deterministic(cfg.seed), TrainingRun(ws, STAGE, key, cfg.epochs) as run:
+        source, _ = run.resume_point() if resume else (None, 0)
+        trained = fit_renderer(data, net_cfg, cfg, run.staging, run.log, dev, source is not None, progress,
+                               extra_state={"target": video_hash}, source=source)
+        files = {"log_csv": run.log}
+        files["loss_png"] = plot_curves(trained.log, run.file("losses.png"),
+                                        ["g_loss", "d_loss", "l1", "fm", "temporal", "heldout_mae"],
+                                        f"renderer losses ({'hybrid' if net_cfg.hybrid else 'neural'}) on {target.name}")
+        renderers = {"neural": NeuralRenderer(trained.generator, net_cfg,
+                                              warp=WarpRenderer(data.bank) if net_cfg.hybrid else None),
+                     "warp": WarpRenderer(data.bank)}
+        held = data.heldout()
+        metrics: dict = {"target": str(target), "target_hash": video_hash, "frames": data.n_frames,
+                         "train_frames": data.n_train, "heldout_frames": len(held), "working_scale": data.scale,
+                         "hybrid": net_cfg.hybrid, "size": net_cfg.size, "device": str(dev)}
+        if len(held) > 5:
+            offset = min(4, len(held) // 3)
+            scores, kept = heldout_metrics(renderers, data.frames, data.landmarks, held, offset=offset, keep=len(held))
+            metrics["heldout"] = {k: v for k, v in scores.items() if k != "real"}
+            metrics["real_change"] = scores["real"]["change"]
+            pairs = [(held[i - offset], held[i]) for i in range(offset, len(held))]
+            files["grid_png"] = grid_png(run.file("heldout.png"), data, kept, pairs, net_cfg)
+        metrics.update({"epochs": cfg.epochs, "steps": trained.steps, "train_seconds": trained.seconds})
+        files["metrics_json"] = save_json(run.file("metrics.json"), metrics)
+        # the finished model: the last state (resumable with more epochs) plus the metrics that mark it finished
+        state = load_training_state(run.staging, map_location="cpu")
+        state["metrics"] = json.loads(json.dumps(metrics))
+        save_checkpoint(run.model, state)
+        run.finish({"net": to_dict(net_cfg), "train": to_dict(cfg)},
+                   {"stage": STAGE, "target": video_hash, "target_path": str(target), "hybrid": net_cfg.hybrid,
+                    "size": net_cfg.size})
+    return RendererResult(STAGE, run.model_key, run.model, cfg.epochs, trained.start_epoch, trained.steps,
+                          trained.seconds, trained.steps / trained.seconds if trained.seconds else 0.0, metrics, files,
+                          key)
