@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from evpcli.config import EMOTIONS
 from evpcli.errors import EvpError
@@ -220,19 +219,23 @@ def write_index(out: Path, inputs: dict[str, str], videos: list[dict], sheet: st
         for v in videos if v["kind"] == "emotion")
     other_figs = "\n".join(_figure(v["path"], out, v["title"]) for v in videos if v["kind"] != "emotion")
     about = f"model {model['key']} ({model['origin']}: {Path(model['path']).name})"
+    speech_note = "espeak-ng"
     if model["origin"] == "shipped":
         manifest = shipped_manifest() or {}
         if manifest.get("trained_on"):
             about += f", trained on {manifest['trained_on']}"
+        corpus = manifest.get("corpus") or {}
+        if corpus.get("generator") == "evp synth-corpus" and corpus.get("sentences", 99) <= SPEECH_SENTENCE \
+                and corpus.get("actors", 99) <= SPEECH_ACTOR:
+            speech_note = "espeak-ng; a sentence and a voice the models never trained on"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>evp demo</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style>
 <script>{_SCRIPT}</script></head>
 <body>
 <h1>evp demo: one sentence, eight emotions</h1>
-<p>Each video is the target person saying the same speech (<code>inputs/speech.wav</code>, a sentence and a voice
-the models never trained on) with the emotion named under it; only the face changes. Made by <code>evp demo</code>.
-</p>
+<p>Each video is the target person saying the same speech (<code>inputs/speech.wav</code>, {html.escape(speech_note)})
+with the emotion named under it; only the face changes. Made by <code>evp demo</code>.</p>
 <button onclick="playAll()">play all together</button> (sound from the first)
 <h2>Emotions</h2>
 <div class="grid">
