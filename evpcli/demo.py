@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 from evpcli.config import EMOTIONS
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
