@@ -83,9 +83,7 @@ def shipped_audio2lm_state(state: dict, half: bool) -> dict:
         if k.startswith("disentangle.decoder."):
             continue
         model[k] = v.detach().to(torch.float16 if half and k in params else v.dtype).clone()
-    keep = ("stage", "key", "epoch", "config", "heldout_sentences", "emotion_means", "emotion_present")
-    out = {k: state[k] for k in keep if k in state}
-    out.update({k: v for k, v in state.items() if k.startswith("code_")})
+    out = {k: v for k, v in state.items() if k not in ("model", "optimizer")}  # configs, means, code statistics
     out["model"] = model
     return out
 
