@@ -71,6 +71,8 @@ class EvaluateResult(dict):
                          + f"  {'' if acc is None else f'{100 * acc:.1f} %':>12}  {'' if mr is None else f'{mr:.2f}':>7}")
         if self.get("missing_ablations"):
             lines.append(f"not evaluated (no model): {', '.join('w/o L_' + a for a in self['missing_ablations'])}")
+        if self.get("models"):
+            lines.append("workspace models: " + ", ".join(f"{k} {v}" for k, v in self["models"].items()))
         lines.append(f"written to {self['path']}")
         return "\n".join(lines)
 
