@@ -541,8 +541,8 @@ def demo(
 ) -> None:
     """Show what evp does, with nothing but the installed package: makes a speech clip and a target, renders one
     video per emotion, one onto a still photo with head motion, an interpolation sad -> happy, a contact sheet and
-    an index.html that shows them side by side. Uses the shipped default models (no workspace needed); about a
-    minute on a CPU.
+    an index.html that shows them side by side. Uses the shipped default models and a temporary workspace inside
+    OUT (--workspace is not used); about a minute on a CPU.
     """
     from evpcli.demo import parse_emotions, run_demo
 

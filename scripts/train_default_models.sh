@@ -29,7 +29,7 @@ if [ "$mode" = "--first-epoch" ]; then
   evp train --stage disentangle --epochs 1 --json > "$work/first-epoch.json"
   exit 0
 fi
-evp train --stage disentangle          # holds out the last 2 sentences (the evaluation's unseen sentences)
+evp train --stage disentangle          # holds out 2 sentence ids (the evaluation's unseen ones; the manifest names them)
 evp train --stage audio2lm
 # ---- end of the recipe ------------------------------------------------------------------------------------------
 
