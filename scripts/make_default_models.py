@@ -4,9 +4,10 @@
     python scripts/make_default_models.py WORKSPACE [--out evpcli/data/models] [--recipe NAME]
 
 Takes the workspace's newest full audio-to-landmark model (it holds the disentanglement encoders Ec, Ee and the
-emotion classifier Ce; the decoder D, which inference never uses, is left out) with its per-emotion mean codes and
-code statistics, and the landmark emotion classifier `evp evaluate` trains (evaluating the workspace first, which
-also gives the manifest's numbers). Weights only, no optimiser state. The network's weights are stored in half
+emotion classifier Ce; the decoder D, which inference never uses, is left out) with its per-emotion mean codes,
+held-out sentences and code statistics (taken from the workspace or recomputed when the checkpoint predates them),
+and the landmark emotion classifier `evp evaluate` trains (evaluating the workspace first, which also gives the
+manifest's numbers). Weights only, no optimiser state. The network's weights are stored in half
 precision when that changes the landmarks predicted on the held-out clips by less than 0.05 px on average
 (checked here, recorded in the manifest); otherwise in single precision. Buffers (MFCC normalisation, the
 displacement PCA) stay float32.
@@ -88,6 +89,31 @@ def shipped_audio2lm_state(state: dict, half: bool) -> dict:
     return out
 
 
+def complete_state(state: dict, ws, bundle) -> dict:
+    """A workspace checkpoint with what inference needs and older training code did not store: the stage, the
+    held-out sentences (from the workspace) and the statistics of the training clips' emotion codes (recomputed
+    exactly as training computes them; the emotion means are recomputed too and must match the stored ones)."""
+    import torch
+
+    out = dict(state)
+    out.setdefault("stage", "audio2lm")
+    if out.get("heldout_sentences") is None:
+        out["heldout_sentences"] = sorted(bundle.heldout_sentences)
+    if not any(k.startswith("code_") for k in out):
+        from evpcli.train.audio2lm import _emotion_means, load_clip_data
+
+        held = set(out["heldout_sentences"])
+        seq_len = int(state["config"]["train"].get("seq_len", 1))
+        clips = [c for c in load_clip_data(ws) if c.sentence not in held and len(c.windows) >= seq_len]
+        means, present, stats = _emotion_means(bundle.net, clips)
+        stored = state["emotion_means"].cpu().numpy()
+        if not np.allclose(means[present], stored[present], atol=1e-4):
+            raise SystemExit("recomputed emotion means differ from the checkpoint's; is this the workspace the "
+                             "model was trained on?")
+        out.update({f"code_{k}": torch.from_numpy(np.asarray(v)) for k, v in stats.items()})
+    return out
+
+
 def fp16_check(ws, full_path: Path, half_path: Path) -> dict:
     """Mean and max over held-out clips of the mean per-frame landmark distance (px of the 256 frame) between the
     float32 and the half-precision weights (own emotion code of each clip, silence gate on, as evaluate does)."""
@@ -97,7 +123,9 @@ def fp16_check(ws, full_path: Path, half_path: Path) -> dict:
 
     a = load_audio2lm(None, path=full_path, device="cpu")
     b = load_audio2lm(None, path=half_path, device="cpu")
-    clips = [c for c in load_clip_data(ws) if c.sentence in a.heldout_sentences] or load_clip_data(ws)[:20]
+    clips = [c for c in load_clip_data(ws) if c.sentence in a.heldout_sentences]
+    if not clips:
+        raise SystemExit("no held-out clips in the workspace for the half-precision check")
     diffs = []
     for c in clips:
         pa = predict_landmarks(a, c.windows, None, c.reference, c.rms)
@@ -133,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     a2l = load_audio2lm(ws, device="cpu", shipped=False)
     if evaluation["models"].get("audio2lm") != a2l.source.key:
         raise SystemExit("evaluate used another audio-to-landmark model than the newest one; re-run")
-    state = load_checkpoint(a2l.source.path)
+    state = complete_state(load_checkpoint(a2l.source.path), ws, a2l)
     clf = load_landmark_emotion(ws, key=evaluation["models"]["emotion_classifier"], device="cpu", shipped=False)
     clf_state = load_checkpoint(clf.source.path)
 
