@@ -130,6 +130,7 @@ def test_a_workspace_model_wins_over_the_shipped_one(tiny_models):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_wheel_contains_the_shipped_models(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
                    check=True, timeout=900)
@@ -141,6 +142,7 @@ def test_wheel_contains_the_shipped_models(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # corpus, features, pairs and one epoch: 10-20 minutes on 2 cores
 def test_recipe_reproduces_the_first_epoch(tmp_path):
     """scripts/train_default_models.sh --first-epoch: the corpus, features, pairs and the first disentanglement
     epoch from nothing; its loss equals the manifest's (CPU, seed 0)."""
