@@ -56,6 +56,7 @@ app = typer.Typer(
     help=(
         "Emotional talking-portrait videos from speech (EVP, CVPR 2021), on a CPU.\n\n"
         "Typical use:\n\n"
+        "  evp demo                      (a first look: writes ./evp-demo/index.html)\n\n"
         "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
         "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
         "Every subcommand shares one workspace (--workspace, env EVP_WORKSPACE) of cached MFCCs, landmarks, "
@@ -574,6 +575,30 @@ def preview_landmarks(
     r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device,
             model_path=model)
     _emit(r.to_dict(), as_json, r.summary())
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp demo                                  (writes ./evp-demo; open evp-demo/index.html)\n\n"
+    "  evp demo /tmp/demo --emotions happy,sad --json"))
+def demo(
+    out: Path = typer.Argument(Path("evp-demo"), help="Folder to write the demo into."),
+    emotions: str = typer.Option("all", help="Comma-separated emotions to render, or 'all' (eight)."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
+                                      "shipped default."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (every file written)."),
+) -> None:
+    """Show what evp does, with nothing but the installed package: makes a speech clip and a target, renders one
+    video per emotion, one onto a still photo with head motion, an interpolation sad -> happy, a contact sheet and
+    an index.html that shows them side by side. Uses the shipped default models and a temporary workspace inside
+    OUT (--workspace is not used); about a minute on a CPU.
+    """
+    from evpcli.demo import parse_emotions, run_demo
+
+    if model is not None:
+        _require_file(model, "--model")
+    r = run_demo(out, parse_emotions(emotions), model_path=model, device=state.device, progress=state.progress)
+    _emit({**r.to_dict(), "files": r.files}, as_json, r.summary())
 
 
 # --------------------------------------------------------------------------- entry point

@@ -71,6 +71,8 @@ class EvaluateResult(dict):
                          + f"  {'' if acc is None else f'{100 * acc:.1f} %':>12}  {'' if mr is None else f'{mr:.2f}':>7}")
         if self.get("missing_ablations"):
             lines.append(f"not evaluated (no model): {', '.join('w/o L_' + a for a in self['missing_ablations'])}")
+        if self.get("models"):
+            lines.append("workspace models: " + ", ".join(f"{k} {v}" for k, v in self["models"].items()))
         lines.append(f"written to {self['path']}")
         return "\n".join(lines)
 
@@ -129,7 +131,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
 
     progress = progress or Progress()
     dev = resolve_device(device)
-    dis = load_disentangle(ws)
+    dis = load_disentangle(ws, shipped=False)  # evaluate measures the workspace's own models
     held = dis.heldout_sentences
     if not held:
         raise EvpError("the disentanglement model holds out no sentences, so nothing is unseen to evaluate on; "
@@ -155,7 +157,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     real = [c.normalised[c.valid] for c in test_clips]
     result = EvaluateResult({"heldout_sentences": sorted(held), "test_clips": len(test_clips), "train_clips": len(train_clips),
                     "units": "pixels of the 256x256 canonical frame", "rows": {}, "emotion_accuracy": {},
-                    "mouth_open_r": {}})
+                    "mouth_open_r": {}, "models": {"disentangle": dis.source.key, "emotion_classifier": clf_key}})
     baseline = [energy_baseline(c.reference, c.rms, gain)[c.valid] for c in test_clips]
     result["rows"]["energy baseline"] = mean_metrics([landmark_metrics(p, g) for p, g in zip(baseline, real, strict=True)])
     result["emotion_accuracy"]["real landmarks"] = accuracy(real)
@@ -168,7 +170,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     with progress.task("evaluate", total=len(variants) * len(test_clips), unit="clips") as bar:
         for ablate, name in variants:
             try:
-                model = load_audio2lm(ws, ablate=ablate, device=dev)
+                model = load_audio2lm(ws, ablate=ablate, device=dev, shipped=False)
             except EvpError:
                 if not ablate:
                     raise
@@ -184,6 +186,8 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
                         code = clip_emotion_code(model, o.windows)
                         other.append(predict_landmarks(model, c.windows, code, c.reference, c.rms)[c.valid])
                     bar.advance(1)
+            if not ablate:
+                result["models"]["audio2lm"] = model.source.key
             label = f"{name} (own emotion)" if not ablate else name
             result["rows"][label] = mean_metrics([landmark_metrics(p, g) for p, g in zip(own, real, strict=True)])
             result["emotion_accuracy"][label] = accuracy(own)

@@ -6,7 +6,8 @@ Everything a command needs to drive a face from speech once a model is loaded (:
 - emotion codes: of a speech clip (mean of Ee over its windows), of an emotion name (the mean code of that
   emotion's training clips), scaled by an intensity, and mixed (the paper's editing ``alpha E_a + (1-alpha) E_b``);
 - the silence gate (mouth and chin close where the speech is silent);
-- :func:`predict_landmarks` (MFCC windows -> normalised landmarks, any length).
+- :func:`predict_landmarks` (MFCC windows -> normalised landmarks, any length);
+- :func:`landmark_emotion`: the emotion the landmark emotion classifier reads from a landmark sequence.
 
 Functions take a model bundle of :mod:`evpcli.models` or the bare :class:`Audio2LandmarkModel` (training code
 evaluates its own network with them).
@@ -29,6 +30,7 @@ from evpcli.face.parts import MOUTH
 # Points a silent mouth closes: the lips and the lower jaw.
 GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
 MAX_INTENSITY = 2.0
+LANDMARK_EMOTION_SCALE = 256.0  # the landmark emotion classifier reads displacements / 256 (about +-0.05)
 
 
 def _net(model: Any):
@@ -228,3 +230,25 @@ def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, refer
     """Normalised landmarks (T, 68, 2) of 16 kHz mono speech with emotion ``code``, one per 25 fps frame."""
     windows = audio.speech_windows(wav)
     return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, len(windows)), gate)
+
+
+# --------------------------------------------------------------------------- emotion of landmarks
+def landmark_displacement(normalised: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The landmark emotion classifier's input: (T, 68, 2) normalised landmarks minus the person's reference face,
+    divided by 256 -> (T, 68, 2) float32."""
+    return ((np.asarray(normalised, np.float32) - np.asarray(reference, np.float32)[None])
+            / LANDMARK_EMOTION_SCALE).astype(np.float32)
+
+
+def landmark_emotion(model: Any, landmarks: np.ndarray, reference: np.ndarray) -> tuple[str, float]:
+    """The emotion a landmark emotion classifier (bundle of :func:`evpcli.models.load_landmark_emotion`, or the
+    network) reads from normalised landmarks (T, 68, 2) of a face whose neutral reference is ``reference``, and
+    its probability."""
+    import torch
+
+    net = _net(model)
+    x = torch.from_numpy(landmark_displacement(landmarks, reference)[None]).to(_device(model))
+    with torch.no_grad():
+        p = torch.softmax(net.eval()(x), -1)[0].cpu().numpy()
+    k = int(p.argmax())
+    return EMOTIONS[k], float(p[k])

@@ -4,7 +4,9 @@ Every command that uses a model loads it here, with one rule for every stage:
 
 1. an explicit path (``--model PATH``), else
 2. the newest *finished* model of that stage (and ablation) in the workspace, else
-3. the default model shipped inside the package (once one ships).
+3. the default model shipped inside the package (``evpcli/data/models/``: weights only, checksummed by its
+   ``manifest.json``; see :func:`shipped_manifest`). Training builds on the workspace's own models only
+   (``shipped=False``).
 
 Each loader returns a typed bundle: the network in eval mode, its configs, the per-emotion mean codes where the
 stage has them, and a :class:`ModelSource` saying where the model came from, so a command can print which model
@@ -13,6 +15,7 @@ it used. Nothing here imports training code: checkpoints are plain dicts loadabl
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +40,13 @@ TRAIN_HINT = {
 }
 STAGE_NAME = {STAGE_DISENTANGLE: "disentanglement", STAGE_AUDIO2LM: "audio-to-landmark",
               STAGE_LM_EMOTION: "landmark emotion classifier", STAGE_RENDERER: "neural renderer"}
+
+# The default models shipped in the package. The audio-to-landmark file holds the disentanglement encoders too
+# (Ec, Ee, Ce; the decoder, which inference never uses, is left out), so it also serves `load_disentangle`.
+SHIPPED_DIR = Path(__file__).parent / "data" / "models"
+MANIFEST = "manifest.json"
+SHIPPED_FILES = {STAGE_AUDIO2LM: "audio2lm.pt", STAGE_DISENTANGLE: "audio2lm.pt", STAGE_LM_EMOTION: "lm_emotion.pt"}
+REINSTALL = "reinstall evp (pip install --force-reinstall evpcli, or pip install -e . in a checkout)"
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,61 @@ class LandmarkEmotionBundle:
         return next(self.net.parameters()).device
 
 
+# --------------------------------------------------------------------------- shipped defaults
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shipped_manifest(root: str | Path | None = None) -> dict | None:
+    """The shipped models' manifest (files with sha256, configs, corpus recipe, seed, evp version, evaluation
+    numbers), or None when this installation ships no models."""
+    p = Path(root or SHIPPED_DIR) / MANIFEST
+    if not p.exists():
+        return None
+    try:
+        manifest = json.loads(p.read_text())
+        manifest["files"]  # noqa: B018 - the one key every reader needs
+    except (ValueError, KeyError, TypeError):
+        raise EvpError(f"{p}: the shipped models' manifest is unreadable; {REINSTALL}") from None
+    return manifest
+
+
+def verify_shipped(path: Path, expected: str) -> None:
+    """Raise a one-line EvpError when a shipped file is missing or its sha256 differs from the manifest's (checked
+    once per process and file version)."""
+    try:
+        st = path.stat()
+    except OSError:
+        raise EvpError(f"{path}: a shipped model file is missing; {REINSTALL}") from None
+    ident = (str(path), st.st_size, st.st_mtime_ns)
+    if _VERIFIED.get(ident) == expected:
+        return
+    if sha256_file(path) != expected:
+        raise EvpError(f"{path}: the shipped model file is damaged or was modified (its sha256 differs from "
+                       f"{MANIFEST}); {REINSTALL}")
+    _VERIFIED[ident] = expected
+
+
+def shipped_model(stage: str, root: str | Path | None = None) -> tuple[Path, ModelSource] | None:
+    """The shipped default model of ``stage`` (checksum verified) and its source, or None when none ships."""
+    base = Path(root or SHIPPED_DIR)
+    manifest = shipped_manifest(base)
+    if manifest is None or SHIPPED_FILES.get(stage) not in manifest["files"]:
+        return None
+    name = SHIPPED_FILES[stage]
+    entry = manifest["files"][name]
+    path = base / name
+    verify_shipped(path, entry["sha256"])
+    return path, ModelSource("shipped", stage, str(entry.get("key", Path(name).stem)), str(path))
+
+
 # --------------------------------------------------------------------------- finding
 def model_rows(ws: Workspace, stage: str, ablate: str | None = "") -> list[dict]:
     """Finished models of ``stage`` in the workspace index, oldest first. ``ablate`` None: any ablation."""
@@ -133,8 +198,10 @@ def _missing(ws: Workspace, stage: str, ablate: str) -> EvpError:
     return EvpError(f"no trained {what} in {ws.root}; run `{hint}` first (or give --model PATH)")
 
 
-def _locate(ws: Workspace | None, stage: str, path: str | Path | None, ablate: str) -> tuple[Path, ModelSource, dict]:
-    """(checkpoint path, source, artifact row or {}) by the rule explicit path > workspace > shipped."""
+def _locate(ws: Workspace | None, stage: str, path: str | Path | None, ablate: str,
+            shipped: bool = True) -> tuple[Path, ModelSource, dict]:
+    """(checkpoint path, source, artifact row or {}) by the rule explicit path > workspace > shipped (the shipped
+    default is the full model: no ablation)."""
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -143,6 +210,9 @@ def _locate(ws: Workspace | None, stage: str, path: str | Path | None, ablate: s
     row = newest_row(ws, stage, ablate) if ws is not None else None
     if row is not None:
         return Path(row["path"]), ModelSource("workspace", stage, row["key"], str(row["path"]), ablate), row
+    found = shipped_model(stage) if shipped and not ablate else None
+    if found is not None:
+        return found[0], found[1], {}
     raise _missing(ws, stage, ablate) if ws is not None else EvpError(f"no {STAGE_NAME[stage]} model given")
 
 
@@ -160,6 +230,14 @@ def _check_stage(state: dict, path: Path, stage: str) -> None:
     got = state.get("stage") or (state.get("config") or {}).get("stage")
     if got is not None and got != stage:
         raise EvpError(f"{path} is a {got} model, not a {stage} model")
+
+
+def _without_unused(net, model_state: dict, prefix: str = "") -> None:
+    """Drop the disentanglement decoder from ``net`` when the weights leave it out (shipped models: inference never
+    decodes MFCCs), so the remaining weights load strictly."""
+    dis = net if not prefix else net.disentangle
+    if not any(k.startswith(prefix + "decoder.") for k in model_state):
+        dis.decoder = None
 
 
 def _means_from_state(state: dict) -> dict[str, np.ndarray]:
@@ -184,17 +262,24 @@ def _heldout(state: dict, row: dict, ws: Workspace | None, dis_key: str | None) 
 
 # --------------------------------------------------------------------------- loaders
 def load_disentangle(ws: Workspace | None, path: str | Path | None = None, ablate: str = "",
-                     device: Any = "cpu") -> DisentangleBundle:
-    """The disentanglement model (explicit ``path`` > newest finished workspace model with ``ablate``)."""
+                     device: Any = "cpu", shipped: bool = True) -> DisentangleBundle:
+    """The disentanglement model (explicit ``path`` > newest finished workspace model with ``ablate`` > the shipped
+    default's encoders, without the decoder; ``shipped=False`` for callers that need this workspace's own model)."""
     from evpcli.device import resolve_device
     from evpcli.nets.disentangle import Disentangle
 
     dev = resolve_device(device)
-    ckpt, source, row = _locate(ws, STAGE_DISENTANGLE, path, ablate)
+    ckpt, source, row = _locate(ws, STAGE_DISENTANGLE, path, ablate, shipped)
     state = _load_state(ckpt, dev)
-    _check_stage(state, ckpt, STAGE_DISENTANGLE)
+    if source.origin == "shipped":  # the encoders inside the shipped audio-to-landmark model
+        state = {**state, "config": {"net": state["config"]["disentangle_net"]},
+                 "model": {k[len("disentangle."):]: v for k, v in state["model"].items()
+                           if k.startswith("disentangle.")}}
+    else:
+        _check_stage(state, ckpt, STAGE_DISENTANGLE)
     cfg = DisentangleConfig.from_dict(state["config"]["net"])
     net = Disentangle(cfg)
+    _without_unused(net, state["model"])
     net.load_state_dict(state["model"])
     if "emotion_means" in state:
         means = _means_from_state(state)
@@ -209,15 +294,15 @@ def load_disentangle(ws: Workspace | None, path: str | Path | None = None, ablat
 
 
 def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: str = "",
-                  device: Any = "cpu") -> Audio2LandmarkBundle:
+                  device: Any = "cpu", shipped: bool = True) -> Audio2LandmarkBundle:
     """The audio-to-landmark model (explicit ``path`` > newest finished workspace model built on encoders trained
-    with ``ablate``)."""
+    with ``ablate`` > the shipped default). Half-precision weights (shipped) load into float32 modules."""
     from evpcli.device import resolve_device
     from evpcli.nets.audio2lm import Audio2LandmarkModel
     from evpcli.nets.disentangle import Disentangle
 
     dev = resolve_device(device)
-    ckpt, source, row = _locate(ws, STAGE_AUDIO2LM, path, ablate)
+    ckpt, source, row = _locate(ws, STAGE_AUDIO2LM, path, ablate, shipped)
     state = _load_state(ckpt, dev)
     _check_stage(state, ckpt, STAGE_AUDIO2LM)
     if "emotion_means" not in state:
@@ -226,6 +311,7 @@ def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: 
     dis_cfg = DisentangleConfig.from_dict(cfg["disentangle_net"])
     net_cfg = Audio2LandmarkConfig(**cfg["net"])
     net = Audio2LandmarkModel(Disentangle(dis_cfg), net_cfg)
+    _without_unused(net, state["model"], "disentangle.")
     net.load_state_dict(state["model"])
     stats = {k[len("code_"):]: v.cpu().numpy() for k, v in state.items() if k.startswith("code_")}
     return Audio2LandmarkBundle(net.to(dev).eval(), net_cfg, dis_cfg, _means_from_state(state),
@@ -233,8 +319,9 @@ def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: 
 
 
 def load_landmark_emotion(ws: Workspace | None, path: str | Path | None = None, device: Any = "cpu",
-                          key: str | None = None) -> LandmarkEmotionBundle:
-    """The landmark emotion classifier (explicit ``path`` > the workspace's model with ``key`` if given > newest)."""
+                          key: str | None = None, shipped: bool = True) -> LandmarkEmotionBundle:
+    """The landmark emotion classifier (explicit ``path`` > the workspace's model with ``key`` if given > newest >
+    the shipped default)."""
     from evpcli.device import resolve_device
     from evpcli.nets.lm_emotion import LandmarkEmotionClassifier
 
@@ -245,7 +332,7 @@ def load_landmark_emotion(ws: Workspace | None, path: str | Path | None = None, 
             raise _missing(ws, STAGE_LM_EMOTION, "")
         ckpt, source = Path(row["path"]), ModelSource("workspace", STAGE_LM_EMOTION, key, str(row["path"]))
     else:
-        ckpt, source, _ = _locate(ws, STAGE_LM_EMOTION, path, "")
+        ckpt, source, _ = _locate(ws, STAGE_LM_EMOTION, path, "", shipped)
     state = _load_state(ckpt, dev)
     cfg = LandmarkEmotionConfig(**state["config"])
     net = LandmarkEmotionClassifier(cfg)

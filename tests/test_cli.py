@@ -4,7 +4,7 @@ import sys
 
 from evpcli.cli import main
 
-SUBCOMMANDS = ["prepare-dataset", "build-pairs", "train", "fit-pose", "render", "interpolate", "evaluate", "status"]
+SUBCOMMANDS = ["demo", "prepare-dataset", "build-pairs", "train", "fit-pose", "render", "interpolate", "evaluate", "status"]
 
 
 def test_help_lists_every_subcommand(capsys):

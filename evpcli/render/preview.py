@@ -1,7 +1,8 @@
 """``evp preview-landmarks``: predicted emotional landmark motion for a speech clip, drawn as a sketch video.
 
 No target video is needed: the landmarks are predicted in the canonical 256×256 frame for one of the workspace's
-actors (its reference face gives the identity) and drawn as EVP's facial-part curves, with the speech muxed in.
+actors (its reference face gives the identity; in a workspace without actors, the canonical mean face) and drawn
+as EVP's facial-part curves, with the speech muxed in.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 
 from evpcli import media
 from evpcli.errors import EvpError
@@ -45,13 +47,16 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
     check_output(out, [speech, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     model = load_audio2lm(ws, path=model_path, device=device)
     actors = sorted(a["key"] for a in ws.artifacts(KIND_ACTOR))
-    if actor is None:
-        if not actors:
-            raise EvpError(f"no actor models in {ws.root}; run `evp prepare-dataset` first")
-        actor = actors[0]
-    elif actor not in actors:
-        raise EvpError(f"unknown actor {actor!r}; the workspace has {', '.join(actors) or 'none'}")
-    reference = load_actor(ws, actor)["reference"]
+    if actor is None and not actors:  # an empty workspace (shipped model): the canonical mean face
+        from evpcli.face.normalize import TEMPLATE
+
+        actor, reference = "the canonical mean face", TEMPLATE.astype(np.float32)
+    else:
+        if actor is None:
+            actor = actors[0]
+        elif actor not in actors:
+            raise EvpError(f"unknown actor {actor!r}; the workspace has {', '.join(actors) or 'none'}")
+        reference = load_actor(ws, actor)["reference"]
     emo = emotion_code(model, emotion, emotion_audio)
     wav = media.load_audio(speech)
     lm = speech_landmarks(model, wav, emo.code, reference)

@@ -141,7 +141,7 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     from evpcli.nets.audio2lm import Audio2LandmarkModel
 
     dev = resolve_device(device)
-    dis_bundle = load_disentangle(ws, ablate=ablate, device="cpu")
+    dis_bundle = load_disentangle(ws, ablate=ablate, device="cpu", shipped=False)
     dis, dis_key = dis_bundle.net, dis_bundle.source.key
     net_cfg = net_cfg or Audio2LandmarkConfig(content_dim=dis.cfg.content_dim, emotion_dim=dis.cfg.emotion_dim)
     held = dis_bundle.heldout_sentences

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from evpcli.config import EMOTIONS, LandmarkEmotionConfig
+from evpcli.infer import LANDMARK_EMOTION_SCALE, landmark_displacement
 from evpcli.nets.lm_emotion import LandmarkEmotionClassifier
 from evpcli.progress import Progress
 from evpcli.train.common import seed_everything
 
-SCALE = 256.0
+SCALE = LANDMARK_EMOTION_SCALE
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class LandmarkEmotionTrainConfig:
 
 
 def displacement(normalised: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(T, 68, 2) normalised landmarks -> classifier input (T, 68, 2) float32."""
-    return ((np.asarray(normalised, np.float32) - np.asarray(reference, np.float32)[None]) / SCALE).astype(np.float32)
+    """(T, 68, 2) normalised landmarks -> classifier input (T, 68, 2) float32 (the one definition is in infer)."""
+    return landmark_displacement(normalised, reference)
 
 
 def _crops(seqs: list[np.ndarray], labels: np.ndarray, crop: int, rng: np.random.Generator):
