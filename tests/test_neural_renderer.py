@@ -110,7 +110,7 @@ def test_render_changes_only_inside_its_mask(synth, data, hybrid):
         NeuralRenderer(RendererGenerator(dataclasses.replace(TINY, hybrid=True)))  # the hybrid needs the warp
 
 
-@pytest.mark.parametrize("hybrid", [False, True])
+@pytest.mark.parametrize("hybrid", [pytest.param(False, marks=pytest.mark.slow), True])  # the default (hybrid) always
 def test_losses_fall(data, tmp_path, hybrid):
     from evpcli.train.renderer import fit_renderer, make_batch, sequence_starts, unroll
 
