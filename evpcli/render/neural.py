@@ -33,7 +33,7 @@ from evpcli.face.guidance import face_region, guidance_map
 from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
 from evpcli.face.parts import CURVES
 from evpcli.render.geometry import Box
-from evpcli.render.warp import RenderInfo
+from evpcli.render.warp import RenderInfo, check_frame_inputs
 
 _STABLE = list(STABLE_POINTS)
 TEMPLATE_JAW_WIDTH = float(np.linalg.norm(TEMPLATE[16] - TEMPLATE[0]))
@@ -271,13 +271,7 @@ class NeuralRenderer:
         """One output frame: ``frame`` (H, W, 3) uint8 RGB with its face redrawn for ``adapted`` (68, 2) pixels
         (the frame's own face at ``tracked`` (68, 2)), blended in by ``reliability`` in [0, 1]. Returns a new
         (H, W, 3) uint8 array; :attr:`last` describes what was done."""
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-        tracked = np.asarray(tracked, np.float64)
-        adapted = np.asarray(adapted, np.float64)
-        if tracked.shape != (68, 2) or adapted.shape != (68, 2):
-            raise ValueError(f"landmarks must be (68, 2), got {tracked.shape} and {adapted.shape}")
+        frame, tracked, adapted = check_frame_inputs(frame, tracked, adapted)
         rel = float(np.clip(reliability, 0.0, 1.0))
         self.last = RenderInfo()
         if rel < self.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):

@@ -56,6 +56,19 @@ class RenderInfo:
         return out
 
 
+def check_frame_inputs(frame, tracked, adapted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arguments of a renderer's ``render``: (H, W, 3) uint8 RGB frame, (68, 2) tracked and adapted landmarks
+    (as float64); ValueError otherwise."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    tracked = np.asarray(tracked, np.float64)
+    adapted = np.asarray(adapted, np.float64)
+    if tracked.shape != (68, 2) or adapted.shape != (68, 2):
+        raise ValueError(f"landmarks must be (68, 2), got {tracked.shape} and {adapted.shape}")
+    return frame, tracked, adapted
+
+
 class WarpRenderer:
     """Re-renders target frames with new landmarks. ``bank``: the target's mouth bank (None or empty: the drawn
     cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`."""
@@ -101,13 +114,7 @@ class WarpRenderer:
         """One output frame: ``frame`` (H, W, 3) uint8 RGB with its face moved from ``tracked`` (68, 2) pixels to
         ``adapted`` (68, 2) pixels, blended in by ``reliability`` in [0, 1]. Returns a new (H, W, 3) uint8 array;
         :attr:`last` describes what was done."""
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-        tracked = np.asarray(tracked, np.float64)
-        adapted = np.asarray(adapted, np.float64)
-        if tracked.shape != (68, 2) or adapted.shape != (68, 2):
-            raise ValueError(f"landmarks must be (68, 2), got {tracked.shape} and {adapted.shape}")
+        frame, tracked, adapted = check_frame_inputs(frame, tracked, adapted)
         out = frame.copy()
         self.last = RenderInfo()
         rel = float(np.clip(reliability, 0.0, 1.0))
