@@ -580,7 +580,7 @@ def preview_landmarks(
 @app.command(epilog=(
     "Examples:\n\n"
     "  evp demo                                  (writes ./evp-demo; open evp-demo/index.html)\n\n"
-    "  evp demo /tmp/demo --emotions happy,sad --json"))
+    "  evp demo my-demo --emotions happy,sad --json"))
 def demo(
     out: Path = typer.Argument(Path("evp-demo"), help="Folder to write the demo into."),
     emotions: str = typer.Option("all", help="Comma-separated emotions to render, or 'all' (eight)."),
