@@ -1,0 +1,168 @@
+"""Does real recorded speech drive the mouth? The measure of issue 12, on real clips the project never trains on.
+
+    python benchmarks/bench_real_speech.py --workspace WS [--split tuning|heldout|all] [--actor M001] [--json]
+
+Per clip: landmarks from ``predict_landmarks`` with the neutral mean code of the model, the actor's reference face
+(the workspace's first actor unless ``--actor``), and the silence gate **off** (what the network itself does);
+opening = ``face.parts.mouth_opening`` (inner-lip gap, px of the 256 frame); envelope = ``log(frame_rms + 1e-4)``;
+**r** = Pearson correlation of opening and envelope over frames; **contrast** = mean opening over the loudest 40 %
+of frames minus over the quietest 15 % (px). The same again with the silence gate **on** (the default gate), and,
+for clips with known pauses (noisy variants and dialogues: frames where the noise-free source is silent),
+**pause px** = how far the mouth is open in those pauses above the reference face's opening, gate on.
+
+The clips (``real_speech_clips.py``) come from installed Debian packages; missing ones are listed and skipped:
+``sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils``. Tuning and held-out clips
+are reported apart; only the tuning clips may guide a choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_speech_clips import RealClip, real_clips  # noqa: E402
+
+from evpcli import audio  # noqa: E402
+from evpcli.face.parts import mouth_opening  # noqa: E402
+
+KINDS = ("clean16k", "8k", "noisy", "long")
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    d = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / d) if d > 0 else 0.0
+
+
+def contrast(opening: np.ndarray, envelope: np.ndarray) -> float:
+    """Mean opening over the loudest 40 % of frames minus over the quietest 15 % (px)."""
+    order = np.argsort(envelope, kind="stable")
+    n = len(order)
+    quiet = order[: max(1, int(round(0.15 * n)))]
+    loud = order[n - max(1, int(round(0.40 * n))):]
+    return float(opening[loud].mean() - opening[quiet].mean())
+
+
+def pause_frames(clean: np.ndarray, n_frames: int) -> np.ndarray:
+    """Frames where the noise-free source is silent (RMS under 3 % of its 95th percentile) -> (T,) bool."""
+    rms = audio.frame_rms(clean, n_frames).astype(np.float64)
+    return rms < 0.03 * max(np.percentile(rms, 95), 1e-9)
+
+
+def load(workspace: str, actor: str | None):
+    """(model bundle or net, reference (68, 2), neutral code, predict function, default gate)."""
+    from evpcli.workspace import KIND_ACTOR, Workspace
+
+    ws = Workspace(workspace)
+    try:  # the inference layer (issue 10)
+        from evpcli import infer, models
+
+        bundle = models.load_audio2lm(ws)
+        predict, gate, means = infer.predict_landmarks, infer.SilenceGate(), bundle.emotion_means
+        source = bundle.source.describe()
+    except ImportError:
+        from evpcli.config import SilenceGate
+        from evpcli.train.audio2lm import load_audio2lm, predict_landmarks
+
+        bundle = load_audio2lm(ws)
+        predict, gate, means, source = predict_landmarks, SilenceGate(), bundle.emotion_means, "workspace"
+    from evpcli.prepare import load_actor
+
+    actors = sorted(a["key"] for a in ws.artifacts(KIND_ACTOR))
+    actor = actor or (actors[0] if actors else None)
+    if actor is None:
+        from evpcli.face.normalize import TEMPLATE
+
+        reference = TEMPLATE
+    else:
+        reference = load_actor(ws, actor)["reference"].astype(np.float32)
+    return bundle, reference, np.asarray(means["neutral"], np.float32), predict, gate, f"{source}, actor {actor}"
+
+
+def measure_clip(bundle, reference, code, predict, gate, clip: RealClip) -> dict:
+    wav = clip.wav
+    windows = audio.speech_windows(wav)
+    rms = audio.frame_rms(wav, len(windows))
+    env = np.log(rms.astype(np.float64) + 1e-4)
+    off = predict(bundle, windows, code, reference, rms, None)
+    on = predict(bundle, windows, code, reference, rms, gate)
+    o_off, o_on = mouth_opening(off), mouth_opening(on)
+    row = {"clip": clip.name, "split": clip.split, "kind": clip.kind, "seconds": round(len(wav) / 16000, 2),
+           "r_off": pearson(o_off, env), "contrast_off": contrast(o_off, env),
+           "r_on": pearson(o_on, env), "contrast_on": contrast(o_on, env), "pause_px_on": None,
+           "pause_px_off": None}
+    if clip.clean is not None:
+        pauses = pause_frames(clip.clean, len(windows))
+        if pauses.sum() >= 5:
+            closed = float(mouth_opening(reference))
+            row["pause_px_on"] = float(o_on[pauses].mean() - closed)
+            row["pause_px_off"] = float(o_off[pauses].mean() - closed)
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean of each measure per split, per split x kind."""
+    out = []
+    for split in ("tuning", "heldout"):
+        sel = [r for r in rows if r["split"] == split]
+        for kind in (None, *KINDS):
+            part = [r for r in sel if kind is None or r["kind"] == kind]
+            if not part:
+                continue
+            pauses = [r["pause_px_on"] for r in part if r["pause_px_on"] is not None]
+            out.append({"split": split, "kind": kind or "all", "clips": len(part),
+                        **{k: float(np.mean([r[k] for r in part])) for k in ("r_off", "contrast_off", "r_on", "contrast_on")},
+                        "pause_px_on": float(np.mean(pauses)) if pauses else None})
+    return out
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workspace", required=True, help="workspace holding the trained audio2lm model")
+    ap.add_argument("--split", default="all", choices=("tuning", "heldout", "all"))
+    ap.add_argument("--actor", default=None, help="reference face (default: the workspace's first actor)")
+    ap.add_argument("--json", action="store_true", help="print rows and summary as JSON")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    bundle, reference, code, predict, gate, source = load(args.workspace, args.actor)
+    clips, missing = real_clips(args.split)
+    t0 = time.perf_counter()
+    rows = [measure_clip(bundle, reference, code, predict, gate, c) for c in clips]
+    summary = summarise(rows)
+    if args.json:
+        print(json.dumps({"model": source, "rows": rows, "summary": summary, "missing": missing}, indent=1))
+        return 0
+    print(f"model: {source}; {len(rows)} clips in {time.perf_counter() - t0:.1f} s")
+    for m in missing:
+        print(f"skipped {m}")
+    head = (f"{'clip':32s} {'split':8s} {'kind':9s} {'sec':>5s} | {'r off':>6s} {'c off':>6s} | "
+            f"{'r on':>6s} {'c on':>6s} {'pause':>6s}")
+    print(head + "\n" + "-" * len(head))
+    for r in rows:
+        print(f"{r['clip']:32s} {r['split']:8s} {r['kind']:9s} {r['seconds']:5.1f} | {r['r_off']:6.2f} "
+              f"{r['contrast_off']:6.2f} | {r['r_on']:6.2f} {r['contrast_on']:6.2f} {_fmt(r['pause_px_on']):>6s}")
+    print("\nmeans (r, contrast px; pause = mouth opening in noisy pauses above the closed reference, gate on)")
+    print(f"{'split':8s} {'kind':9s} {'n':>3s} | {'r off':>6s} {'c off':>6s} | {'r on':>6s} {'c on':>6s} {'pause':>6s}")
+    for s in summary:
+        print(f"{s['split']:8s} {s['kind']:9s} {s['clips']:3d} | {s['r_off']:6.2f} {s['contrast_off']:6.2f} | "
+              f"{s['r_on']:6.2f} {s['contrast_on']:6.2f} {_fmt(s['pause_px_on']):>6s}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
