@@ -135,6 +135,10 @@ class DisentangleConfig:
     time, FC -> ``emotion_dim``, ReLU (non-negative, as in the authors' release).
     Decoder D: concat(content, emotion) -> FC -> transposed convs (``decoder_channels``) -> 28x12 window.
     Classifier Ce: Linear emotion_dim -> n_emotions.
+    ``cmvn``: the content encoder reads each clip's windows normalised by that clip's own per-coefficient mean and
+    standard deviation (cepstral mean and variance normalisation, the channel-robustness step of speech
+    recognition) instead of the training set's; the emotion encoder keeps the global normalisation (a clip's
+    average spectrum carries its voice quality, part of the emotion).
     """
 
     n_coeffs: int = 12
@@ -146,6 +150,7 @@ class DisentangleConfig:
     emotion_dim: int = 128
     decoder_channels: tuple[int, ...] = (256, 128, 64)
     n_emotions: int = 8
+    cmvn: bool = False  # per-utterance cepstral mean/variance normalisation of the content encoder's input
 
     @classmethod
     def from_dict(cls, data: dict) -> DisentangleConfig:
@@ -179,7 +184,24 @@ class DisentangleTrainConfig:
     pretrain_lr: float = 1e-3
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
+    augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time audio augmentation (:mod:`evpcli.augment`): each augmented copy of a clip draws one chain of
+    pitch shift, room reverberation, telephone band, additive noise and gain, each with its probability.
+    Every transform keeps the clip's length (aligned with its landmarks and DTW pairs)."""
+
+    noise_prob: float = 0.7
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    reverb_prob: float = 0.3
+    rt60: tuple[float, float] = (0.15, 0.7)
+    telephone_prob: float = 0.35
+    pitch_prob: float = 0.3
+    pitch_semitones: float = 3.0
+    gain_db: tuple[float, float] = (-12.0, 6.0)
 
 
 @dataclass(frozen=True)
@@ -220,6 +242,7 @@ class Audio2LandmarkTrainConfig:
     landmark_weight: float = 10.0
     disp_scale: float = 8.0  # pixels of the 256 frame per unit
     emotion_windows: int = 12  # windows drawn from a clip for its emotion code during training
+    augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
     seed: int = 0
 
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from evpcli import audio, media, vad
-from evpcli.config import DisentangleConfig, DisentangleTrainConfig
 from evpcli.corpus import festival
 from evpcli.nets.disentangle import Disentangle, rows_of_windows
 from evpcli.pairs import build_pairs

@@ -27,7 +27,15 @@ from evpcli.errors import EvpError
 from evpcli.face.normalize import TEMPLATE
 from evpcli.face.parts import MOUTH
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, epoch_rng, load_training_state, plot_curves, save_training_state, seed_everything
+from evpcli.train.common import (
+    CsvLog,
+    augmented_mfcc,
+    epoch_rng,
+    load_training_state,
+    plot_curves,
+    save_training_state,
+    seed_everything,
+)
 from evpcli.train.disentangle import model_from_row
 from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, KIND_MODEL, Workspace, cache_key, load_npz, save_json
 
@@ -142,16 +150,16 @@ def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkT
     return pick, starts, emo_rows, d, v, ident
 
 
-def _clip_codes(model, clips: list[ClipData], dev, progress: Progress) -> tuple[list, list]:
-    """Content codes (T, content_dim) and the clip-level emotion code of every clip, with the encoders fixed."""
+def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[list, list]:
+    """Content codes (T, content_dim) and the clip-level emotion code of every clip and every version of its audio
+    (``windows[k][v]``: clip k, version v), with the encoders fixed -> lists indexed [k][v]."""
     import torch
 
     content, emotion = [], []
-    with torch.no_grad(), progress.task("content and emotion codes", total=len(clips), unit="clips") as bar:
-        for c in clips:
-            w = torch.from_numpy(c.windows).to(dev)
-            content.append(torch.cat([model.disentangle.content(w[i:i + 512]) for i in range(0, len(w), 512)]))
-            emotion.append(model.emotion_code(w))
+    with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
+        for versions in windows:
+            content.append([model.disentangle.clip_content(w) for w in versions])
+            emotion.append([model.emotion_code(w) for w in versions])
             bar.advance(1)
     return content, emotion
 
@@ -201,10 +209,15 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     if finetune:
         groups.append({"params": model.disentangle.parameters(), "lr": train_cfg.encoder_lr})
     opt = torch.optim.Adam(groups)
-    windows = [torch.from_numpy(c.windows).to(dev) for c in train_clips]
+    copies = train_cfg.augment_copies
+    aug = augmented_mfcc(ws, [c.clip_id for c in train_clips], copies, train_cfg.seed, progress=progress)
+    # windows[k][v]: clip k's windows from its clean audio (v = 0) or augmented copy v (same frames)
+    windows = [[torch.from_numpy(w).to(dev) for w in
+                [c.windows] + [audio.frame_windows(m, len(c.windows)) for m in aug.get(c.clip_id, [])]]
+               for c in train_clips]
     if not finetune:
         model.eval()
-        content_codes, emotion_codes = _clip_codes(model, train_clips, dev, progress)
+        content_codes, emotion_codes = _clip_codes(model, windows, dev, progress)
 
     start = 0
     if resume and ckpt.exists():
@@ -226,14 +239,16 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
             for _ in range(train_cfg.steps_per_epoch):
                 pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
                 d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
+                var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
                 if finetune:
-                    w = torch.stack([windows[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
-                    e = torch.stack([windows[k][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
+                    w = torch.stack([windows[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
+                    e = torch.stack([windows[k][u][torch.from_numpy(r).to(dev)]
+                                     for k, u, r in zip(pick, var, emo_rows, strict=True)])
                     emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
                     coeffs = model(w, emo, ident)
                 else:
-                    content = torch.stack([content_codes[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
-                    emo = torch.stack([emotion_codes[k] for k in pick])
+                    content = torch.stack([content_codes[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
+                    emo = torch.stack([emotion_codes[k][u] for k, u in zip(pick, var, strict=True)])
                     coeffs = model.lstm(content, emo, ident)
                 mask = v.float()
                 denom = mask.sum().clamp_min(1.0)

@@ -32,7 +32,15 @@ from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, t
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, deterministic, epoch_rng, load_training_state, plot_curves, save_training_state
+from evpcli.train.common import (
+    CsvLog,
+    augmented_mfcc,
+    deterministic,
+    epoch_rng,
+    load_training_state,
+    plot_curves,
+    save_training_state,
+)
 from evpcli.workspace import KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz, save_json, save_npz
 
 STAGE = "disentangle"
@@ -63,6 +71,22 @@ class WindowBank:
     offsets: np.ndarray
     pairs: list[Pair]
     pair_clips: list[tuple[int, int]]  # clip numbers of (clip_a, clip_b) of each pair
+    content_rows: np.ndarray | None = None  # with DisentangleConfig.cmvn: ``rows`` normalised clip by clip
+
+    def with_cmvn(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """``rows`` (default :attr:`rows`; same layout) with each clip's rows normalised by that clip's own
+        per-coefficient mean and std (what the content encoder reads with ``cmvn``)."""
+        import torch
+
+        from evpcli.nets.disentangle import cmvn_stats
+
+        rows = self.rows if rows is None else rows
+        out = rows.copy()
+        for k in range(len(self.clip_ids)):
+            a, b = self.row_offsets[k], self.row_offsets[k + 1]
+            mean, std = cmvn_stats(torch.from_numpy(rows[a:b]))
+            out[a:b] = (rows[a:b] - mean.numpy()) / std.numpy()
+        return out
 
     def clip_windows(self, k: int) -> np.ndarray:
         return self.windows[self.offsets[k]:self.offsets[k + 1]]
@@ -178,19 +202,25 @@ class TupleSampler:
 
 
 # --------------------------------------------------------------------------- losses
-def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES)):
+def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES),
+                       targets: tuple | None = None, content_x: tuple | None = None):
     """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
 
-    Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element).
+    Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element). With
+    ``targets`` (the four windows' clean versions, when the inputs are augmented copies) the decoder reconstructs
+    the clean windows, and L_con compares the content codes of two differently augmented inputs. ``content_x``:
+    what the content encoder reads instead of the (globally normalised) inputs (the CMVN windows, with ``cmvn``).
     """
     import torch
     import torch.nn.functional as F
 
     x = model.normalise(torch.cat([x_im, x_jn, x_in, x_jm]))  # (4B, 28, 12)
     B = len(x_im)
-    n_im, n_jn, n_in, n_jm = x.split(B)
+    t = x if targets is None else model.normalise(torch.cat(list(targets)))
+    n_im, n_jn, n_in, n_jm = t.split(B)
     n_content = 4 if "con" in need else 2
-    c = model.content_encoder(x[: n_content * B])
+    cx = x if content_x is None else torch.cat(list(content_x))
+    c = model.content_encoder(cx[: n_content * B])
     c_im, c_jn = c[:B], c[B:2 * B]
     e = model.emotion_encoder(x)
     e_im, e_jn = e[:B], e[B:2 * B]
@@ -266,13 +296,21 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
 
     model = Disentangle(net_cfg)
+    copies = train_cfg.augment_copies
+    aug = augmented_mfcc(ws, bank.clip_ids, copies, train_cfg.seed, progress=progress)
     train_rows = np.concatenate([np.arange(bank.offsets[k], bank.offsets[k + 1]) for k in range(len(bank.clip_ids))
                                  if bank.sentences[k] in train_sents])  # training windows
     flat = bank.windows[train_rows].reshape(-1, net_cfg.n_coeffs)
     model.set_normalisation(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
     model.to(dev)
     windows = torch.from_numpy(bank.windows).to(dev)
-    mfcc_rows = torch.from_numpy(bank.rows).to(dev)
+    variants = [bank.rows] + [variant_rows(bank, aug, k) for k in range(copies)]
+    n_rows = len(bank.rows)
+    mfcc_rows = torch.from_numpy(np.concatenate(variants)).to(dev)  # clean rows, then each augmented copy
+    content_rows = None
+    if net_cfg.cmvn:  # the content encoder reads each clip (and copy) normalised by its own statistics
+        bank.content_rows = bank.with_cmvn()
+        content_rows = torch.from_numpy(np.concatenate([bank.content_rows] + [bank.with_cmvn(v) for v in variants[1:]])).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
 
@@ -283,7 +321,8 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
         log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     else:
-        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress)
+        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress,
+                                  mfcc_rows if copies else None)
         save_training_state(ckpt, model=model, optimizer=opt, epoch=0, config=configs, key=key)
 
     need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
@@ -300,8 +339,17 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                 rows, labels = sampler.sample(rng, train_cfg.batch_size)
                 x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
                 lab = torch.from_numpy(labels).to(dev)
+                targets, cx = None, None
+                if copies:  # each input from a random copy (0 = clean); the decoder's targets stay clean
+                    which = rng.integers(0, copies + 1, size=(len(rows), 4, 1))
+                    targets = [x[:, k] for k in range(4)]
+                    rows = rows + which * n_rows
+                    x = mfcc_rows[torch.from_numpy(rows).to(dev)]
+                if content_rows is not None:
+                    c = content_rows[torch.from_numpy(rows).to(dev)]
+                    cx = [c[:, k] for k in range(4)]
                 x = [x[:, k] for k in range(4)]
-                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need)
+                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need, targets, cx)
                 total = sum(weights[k] * losses[k] for k in need)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -346,9 +394,31 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                              start, steps, t_train, steps / t_train if t_train else 0.0, metrics)
 
 
+def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
+    """Augmented copy ``copy`` of :attr:`WindowBank.rows` (same layout: each clip's rows at its offset, then the
+    silence row); a copy whose length differs from the clip's own rows is cut or padded with silence."""
+    out = np.zeros_like(bank.rows)
+    for k, cid in enumerate(bank.clip_ids):
+        a, b = bank.row_offsets[k], bank.row_offsets[k + 1]
+        m = aug[cid][copy][: b - a]
+        out[a:a + len(m)] = m
+    return out
+
+
+def window_row_index(bank: WindowBank, window_ids: np.ndarray) -> np.ndarray:
+    """Rows (len(window_ids), 28) of :attr:`WindowBank.rows` that make up the given windows (global numbers)."""
+    clip = np.searchsorted(bank.offsets, window_ids, side="right") - 1
+    out = np.empty((len(window_ids), 28), np.int64)
+    for k in np.unique(clip):
+        sel = clip == k
+        out[sel] = bank.window_rows(int(k), window_ids[sel] - bank.offsets[k])
+    return out
+
+
 def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,
-                              dev, progress: Progress) -> None:
-    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences."""
+                              dev, progress: Progress, mfcc_rows=None) -> None:
+    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences (with
+    ``mfcc_rows``, the clean rows followed by the augmented copies, each window from a random copy)."""
     import torch
     import torch.nn.functional as F
 
@@ -360,11 +430,20 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     params = list(model.emotion_encoder.parameters()) + list(model.classifier.parameters())
     opt = torch.optim.Adam(params, lr=cfg.pretrain_lr, betas=(cfg.beta1, cfg.beta2))
     rng = epoch_rng(cfg.seed, 0, phase=1)
+    if mfcc_rows is not None:
+        win_rows = torch.from_numpy(window_row_index(bank, train_rows)).to(dev)
+        n_rows = len(bank.rows)
     model.train()
     with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
         for _ in range(cfg.pretrain_steps):
-            pick = torch.from_numpy(rng.integers(len(train_rows), size=4 * cfg.batch_size)).to(dev)
-            logits = model.classifier(model.emotion(windows[rows_t[pick]]))
+            pick_np = rng.integers(len(train_rows), size=4 * cfg.batch_size)
+            pick = torch.from_numpy(pick_np).to(dev)
+            if mfcc_rows is None:
+                batch = windows[rows_t[pick]]
+            else:
+                which = torch.from_numpy(rng.integers(0, cfg.augment_copies + 1, size=(len(pick_np), 1))).to(dev)
+                batch = mfcc_rows[win_rows[pick] + which * n_rows]
+            logits = model.classifier(model.emotion(batch))
             loss = F.cross_entropy(logits, labels[pick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -424,7 +503,11 @@ def evaluate_disentangle(model, bank: WindowBank, codes: np.ndarray, train_sents
         rows, _ = sampler.sample(np.random.default_rng(seed), n_tuples)
         x = [model.normalise(torch.from_numpy(bank.rows[rows[:, k]]).to(dev)) for k in range(4)]
         n_im, n_jn, n_in, n_jm = x
-        c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
+        if bank.content_rows is not None:
+            c_im, c_in, c_jm = (model.content_encoder(torch.from_numpy(bank.content_rows[rows[:, k]]).to(dev))
+                                for k in (0, 2, 3))
+        else:
+            c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
         cross = model.decoder(c_im, model.emotion_encoder(n_jn))
         res["cross_to_target"] = float((cross - n_in).abs().mean())
         res["cross_to_source"] = float((cross - n_im).abs().mean())
@@ -524,6 +607,6 @@ def encode_content(model, wav: np.ndarray) -> np.ndarray:
     windows = audio.speech_windows(wav)
     dev = next(model.parameters()).device
     with torch.no_grad():
-        return model.content(torch.from_numpy(windows).to(dev)).cpu().numpy().astype(np.float32)
+        return model.clip_content(torch.from_numpy(windows).to(dev)).cpu().numpy().astype(np.float32)
 
 
