@@ -8,7 +8,8 @@ opening = ``face.parts.mouth_opening`` (inner-lip gap, px of the 256 frame); env
 **r** = Pearson correlation of opening and envelope over frames; **contrast** = mean opening over the loudest 40 %
 of frames minus over the quietest 15 % (px). The same again with the silence gate **on** (the default gate), and,
 for clips with known pauses (noisy variants and dialogues: frames where the noise-free source is silent),
-**pause px** = how far the mouth is open in those pauses above the reference face's opening, gate on.
+**pause px** = the mean inner-lip gap in those pauses, gate on (0 = lips together; for comparison, the
+workspace actor's reference face, the mean of its neutral clips, is printed too).
 
 The clips (``real_speech_clips.py``) come from installed Debian packages; missing ones are listed and skipped:
 ``sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils``. Tuning and held-out clips
@@ -101,10 +102,9 @@ def measure_clip(bundle, reference, code, predict, gate, clip: RealClip) -> dict
            "pause_px_off": None}
     if clip.clean is not None:
         pauses = pause_frames(clip.clean, len(windows))
-        if pauses.sum() >= 5:
-            closed = float(mouth_opening(reference))
-            row["pause_px_on"] = float(o_on[pauses].mean() - closed)
-            row["pause_px_off"] = float(o_off[pauses].mean() - closed)
+        if pauses.sum() >= 5:  # inner-lip gap in the pauses: 0 = lips together
+            row["pause_px_on"] = float(o_on[pauses].mean())
+            row["pause_px_off"] = float(o_off[pauses].mean())
     return row
 
 
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['clip']:32s} {r['split']:8s} {r['kind']:9s} {r['seconds']:5.1f} | {r['r_off']:6.2f} "
               f"{r['contrast_off']:6.2f} | {r['r_on']:6.2f} {r['contrast_on']:6.2f} {_fmt(r['pause_px_on']):>6s}")
-    print("\nmeans (r, contrast px; pause = mouth opening in noisy pauses above the closed reference, gate on)")
+    print(f"\nmeans (r, contrast px; pause = inner-lip gap in the pauses of noisy clips, gate on; "
+          f"the reference face's gap is {float(mouth_opening(reference)):.2f} px)")
     print(f"{'split':8s} {'kind':9s} {'n':>3s} | {'r off':>6s} {'c off':>6s} | {'r on':>6s} {'c on':>6s} {'pause':>6s}")
     for s in summary:
         print(f"{s['split']:8s} {s['kind']:9s} {s['clips']:3d} | {s['r_off']:6.2f} {s['contrast_off']:6.2f} | "

@@ -309,6 +309,11 @@ def train(
     device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
     finetune_encoders: bool = typer.Option(False, help="audio2lm: fine-tune the disentanglement encoders with the "
                                            "LSTM (the paper's setting; about 20x slower per step on a CPU)."),
+    augment_copies: int | None = typer.Option(None, help="disentangle, audio2lm: augmented copies of every clip's "
+                                              "audio (noise, reverb, telephone band, pitch, gain; 0: none; default "
+                                              "from the stage's config)."),
+    cmvn: bool | None = typer.Option(None, "--cmvn/--no-cmvn", help="disentangle: per-utterance cepstral mean and "
+                                     "variance normalisation of the content encoder's input (default from config)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
@@ -322,7 +327,7 @@ def train(
     """
     if stage is Stage.audio2lm:
         _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders,
-                        device.value if device else state.device, as_json)
+                        device.value if device else state.device, as_json, augment_copies)
         return
     if stage is not Stage.disentangle:
         _not_built(f"train --stage {stage.value}")
@@ -331,15 +336,19 @@ def train(
     from evpcli.config import DisentangleTrainConfig
     from evpcli.train.disentangle import train_disentangle
 
+    from evpcli.config import DisentangleConfig
+
+    zero_ok = ("holdout_sentences", "pretrain_steps", "augment_copies")
     overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-                 "holdout_sentences": holdout_sentences, "pretrain_steps": pretrain_steps}
+                 "holdout_sentences": holdout_sentences, "pretrain_steps": pretrain_steps,
+                 "augment_copies": augment_copies}
     for name, value in overrides.items():
-        if value is not None and value < (0 if name in ("holdout_sentences", "pretrain_steps") else 1):
-            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least "
-                                     f"{0 if name in ('holdout_sentences', 'pretrain_steps') else 1}")
+        if value is not None and value < (0 if name in zero_ok else 1):
+            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least {0 if name in zero_ok else 1}")
     cfg = dataclasses.replace(DisentangleTrainConfig(), seed=seed, ablate=ablate or "",
                               **{k: v for k, v in overrides.items() if v is not None})
-    r = train_disentangle(state.ws, cfg, device=(device.value if device else state.device), resume=resume,
+    net = DisentangleConfig() if cmvn is None else dataclasses.replace(DisentangleConfig(), cmvn=cmvn)
+    r = train_disentangle(state.ws, cfg, net, device=(device.value if device else state.device), resume=resume,
                           progress=state.progress)
     m = r.metrics
     on = m["on"]
@@ -356,16 +365,18 @@ def train(
     _emit(r.to_dict(), as_json, human)
 
 
-def _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders, device, as_json):
+def _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders, device, as_json,
+                    augment_copies=None):
     import dataclasses
 
     from evpcli.config import Audio2LandmarkTrainConfig
     from evpcli.train.audio2lm import train_audio2lm
 
-    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch}
+    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                 "augment_copies": augment_copies}
     for name, value in overrides.items():
-        if value is not None and value < 1:
-            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least 1")
+        if value is not None and value < (0 if name == "augment_copies" else 1):
+            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least {0 if name == 'augment_copies' else 1}")
     cfg = dataclasses.replace(Audio2LandmarkTrainConfig(), seed=seed, finetune_encoders=finetune_encoders,
                               **{k: v for k, v in overrides.items() if v is not None})
     r = train_audio2lm(state.ws, cfg, ablate=ablate or "", device=device, resume=resume, progress=state.progress)

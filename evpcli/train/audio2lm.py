@@ -151,15 +151,15 @@ def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkT
 
 
 def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[list, list]:
-    """Content codes (T, content_dim) and the clip-level emotion code of every clip and every version of its audio
-    (``windows[k][v]``: clip k, version v), with the encoders fixed -> lists indexed [k][v]."""
+    """Content codes (T, content_dim) of every clip and every version of its audio (``windows[k][v]``: clip k,
+    version v; indexed [k][v]) and the clip-level emotion code of its clean audio ([k][0]), encoders fixed."""
     import torch
 
     content, emotion = [], []
     with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
         for versions in windows:
             content.append([model.disentangle.clip_content(w) for w in versions])
-            emotion.append([model.emotion_code(w) for w in versions])
+            emotion.append([model.emotion_code(versions[0])])  # the emotion of the clean audio
             bar.advance(1)
     return content, emotion
 
@@ -242,13 +242,12 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
                 var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
                 if finetune:
                     w = torch.stack([windows[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
-                    e = torch.stack([windows[k][u][torch.from_numpy(r).to(dev)]
-                                     for k, u, r in zip(pick, var, emo_rows, strict=True)])
+                    e = torch.stack([windows[k][0][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
                     emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
                     coeffs = model(w, emo, ident)
                 else:
                     content = torch.stack([content_codes[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
-                    emo = torch.stack([emotion_codes[k][u] for k, u in zip(pick, var, strict=True)])
+                    emo = torch.stack([emotion_codes[k][0] for k in pick])  # the emotion of the clean audio
                     coeffs = model.lstm(content, emo, ident)
                 mask = v.float()
                 denom = mask.sum().clamp_min(1.0)

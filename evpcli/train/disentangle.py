@@ -207,8 +207,9 @@ def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | fro
     """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
 
     Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element). With
-    ``targets`` (the four windows' clean versions, when the inputs are augmented copies) the decoder reconstructs
-    the clean windows, and L_con compares the content codes of two differently augmented inputs. ``content_x``:
+    ``targets`` (the four windows' clean versions, when the inputs are augmented copies) the content encoder reads
+    the augmented inputs while the emotion encoder and the decoder's targets stay clean, and L_con compares the
+    content codes of two differently augmented inputs. ``content_x``:
     what the content encoder reads instead of the (globally normalised) inputs (the CMVN windows, with ``cmvn``).
     """
     import torch
@@ -222,7 +223,7 @@ def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | fro
     cx = x if content_x is None else torch.cat(list(content_x))
     c = model.content_encoder(cx[: n_content * B])
     c_im, c_jn = c[:B], c[B:2 * B]
-    e = model.emotion_encoder(x)
+    e = model.emotion_encoder(t)  # the emotion path reads the clean windows
     e_im, e_jn = e[:B], e[B:2 * B]
     out: dict[str, torch.Tensor] = {}
     if "cross" in need or "self" in need:
@@ -321,8 +322,7 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
         log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     else:
-        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress,
-                                  mfcc_rows if copies else None)
+        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress)
         save_training_state(ckpt, model=model, optimizer=opt, epoch=0, config=configs, key=key)
 
     need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
@@ -405,20 +405,9 @@ def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) 
     return out
 
 
-def window_row_index(bank: WindowBank, window_ids: np.ndarray) -> np.ndarray:
-    """Rows (len(window_ids), 28) of :attr:`WindowBank.rows` that make up the given windows (global numbers)."""
-    clip = np.searchsorted(bank.offsets, window_ids, side="right") - 1
-    out = np.empty((len(window_ids), 28), np.int64)
-    for k in np.unique(clip):
-        sel = clip == k
-        out[sel] = bank.window_rows(int(k), window_ids[sel] - bank.offsets[k])
-    return out
-
-
 def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,
-                              dev, progress: Progress, mfcc_rows=None) -> None:
-    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences (with
-    ``mfcc_rows``, the clean rows followed by the augmented copies, each window from a random copy)."""
+                              dev, progress: Progress) -> None:
+    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences."""
     import torch
     import torch.nn.functional as F
 
@@ -430,20 +419,11 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     params = list(model.emotion_encoder.parameters()) + list(model.classifier.parameters())
     opt = torch.optim.Adam(params, lr=cfg.pretrain_lr, betas=(cfg.beta1, cfg.beta2))
     rng = epoch_rng(cfg.seed, 0, phase=1)
-    if mfcc_rows is not None:
-        win_rows = torch.from_numpy(window_row_index(bank, train_rows)).to(dev)
-        n_rows = len(bank.rows)
     model.train()
     with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
         for _ in range(cfg.pretrain_steps):
-            pick_np = rng.integers(len(train_rows), size=4 * cfg.batch_size)
-            pick = torch.from_numpy(pick_np).to(dev)
-            if mfcc_rows is None:
-                batch = windows[rows_t[pick]]
-            else:
-                which = torch.from_numpy(rng.integers(0, cfg.augment_copies + 1, size=(len(pick_np), 1))).to(dev)
-                batch = mfcc_rows[win_rows[pick] + which * n_rows]
-            logits = model.classifier(model.emotion(batch))
+            pick = torch.from_numpy(rng.integers(len(train_rows), size=4 * cfg.batch_size)).to(dev)
+            logits = model.classifier(model.emotion(windows[rows_t[pick]]))
             loss = F.cross_entropy(logits, labels[pick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
