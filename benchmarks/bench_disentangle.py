@@ -108,7 +108,7 @@ def main() -> None:
         "train_wall_seconds": round(t_train, 1),  # pre-training, training, codes, metrics and plots
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()
            if k not in ("train_sentences", "device")},
-        "key": r.key, "embedding_png": str(r.embedding_png), "loss_png": str(r.loss_png),
+        "key": r.key, "embedding_png": str(r.files["embedding_png"]), "loss_png": str(r.files["loss_png"]),
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -124,8 +124,8 @@ def main() -> None:
     print(f"cross-reconstruction on held-out tuples: |D(Ec(x_im),Ee(x_jn)) - x_in| = {m['cross_to_target']:.3f}, "
           f"- x_im = {m['cross_to_source']:.3f} (x_im vs x_in themselves {m['source_to_target']:.3f})")
     print(f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}")
-    print(f"plots: {r.loss_png}  {r.embedding_png}")
-    print(f"mean emotion codes: {np.load(r.codes)['emotion_means'].shape}")
+    print(f"plots: {r.files['loss_png']}  {r.files['embedding_png']}")
+    print(f"clip emotion codes: {np.load(r.files['codes'])['clip_codes'].shape}")
 
 
 if __name__ == "__main__":

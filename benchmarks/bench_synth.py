@@ -26,6 +26,7 @@ import numpy as np
 from evpcli.audio import frame_rms
 from evpcli.config import EMOTIONS
 from evpcli.corpus import synth
+from evpcli.face.landmarks import dlib_models
 
 
 def main() -> None:
@@ -86,7 +87,7 @@ def _median_f0(wav: np.ndarray) -> float:
 def quality(n_sentences: int, size: int) -> None:
     import dlib
 
-    detector, predictor = synth.dlib_models()
+    detector, predictor = dlib_models()
     found = total = 0
     errors, rs = [], []
     voice: dict[tuple[str, int], list[tuple[float, float]]] = {}

@@ -8,9 +8,11 @@ traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -104,6 +106,12 @@ def _not_built(stage: str) -> None:
     raise NotBuiltError(f"`evp {stage}` is not built in this version yet; see the README for what works")
 
 
+def _jobs(jobs: int) -> int:
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    return jobs
+
+
 def _require_file(path: Path | None, option: str) -> Path:
     if path is None:
         raise typer.BadParameter(f"{option} is required")
@@ -175,7 +183,7 @@ def synth_corpus(
     except ValueError:
         raise EvpError(f"--levels must be comma-separated numbers among 1,2,3, got {levels!r}") from None
     summary = _synth(out, actors=actors, sentences=sentences, emotions=emotion_list, levels=level_list, size=size,
-                     seed=seed, jobs=jobs, progress=state.progress)
+                     seed=seed, jobs=_jobs(jobs), progress=state.progress)
     if preview is not None:
         summary["preview"] = str(contact_sheet(preview, emotions=emotion_list, levels=level_list, seed=seed,
                                                size=size))
@@ -211,13 +219,11 @@ def prepare_dataset(
     """
     from evpcli.prepare import prepare_dataset as run_prepare
 
-    if jobs < 1:
-        raise typer.BadParameter("--jobs must be at least 1")
     if sentence_map is not None:
         _require_file(sentence_map, "--sentence-map")
     try:
         report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
-                             sentence_map=sentence_map, jobs=jobs, progress=state.progress)
+                             sentence_map=sentence_map, jobs=_jobs(jobs), progress=state.progress)
     except KeyboardInterrupt:
         print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
         raise
@@ -243,42 +249,30 @@ def _print_prepare_report(report) -> None:
         for f in report.failed:
             t.add_row(f["clip_id"], f["reason"])
         con.print(t)
-    rate = f", {report.prepared / report.seconds:.2f} clips/s" if report.prepared and report.seconds > 0 else ""
-    con.print(f"{report.ok} of {report.total} clips ready ({report.prepared} prepared now, {report.cached} cached, "
-              f"{len(report.failed)} skipped) in {report.seconds:.1f} s{rate}; actors: "
-              f"{', '.join(f'{a} ({n})' for a, n in sorted(report.actors.items())) or 'none'}; "
-              f"report: {report.report_path}")
+    con.print(report.summary())
 
 
-@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json")
+@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
+             "\n\n  evp build-pairs --window 50")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
-    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's; exact on a 2-unit MFCC grid) or l2 "
-                                   "(Euclidean, ~17x faster)."),
+    frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's) or l2 (Euclidean)."),
+    window: int = typer.Option(0, "--window", help="Sakoe-Chiba band: paths stay within N MFCC rows (10 ms each) of "
+                               "the diagonal; faster, may cost more than the exact optimum (0: none, exact)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
 
-    Each two clips of one actor and sentence in different emotions, DTW over MFCC rows (L1 frame cost, in C).
+    Each two clips of one actor and sentence in different emotions, exact DTW over MFCC rows (L1 frame cost).
     The alignments are cached in the workspace; a re-run only aligns what changed.
     """
     from evpcli.config import PairsConfig
     from evpcli.pairs import build_pairs as run
 
-    if max_pairs_per_sentence < 0:
-        raise typer.BadParameter("--max-pairs-per-sentence must be 0 (all) or more")
-    if frame_cost not in ("l1", "l2"):
-        raise typer.BadParameter("--frame-cost must be l1 or l2")
-    cfg = PairsConfig(frame_cost=frame_cost, max_pairs_per_sentence=max_pairs_per_sentence)
-    if jobs < 1:
-        raise typer.BadParameter("--jobs must be at least 1")
-    s = run(state.ws, max_pairs_per_sentence=max_pairs_per_sentence, progress=state.progress, cfg=cfg, jobs=jobs)
-    skipped = f"; {len(s.skipped_sentences)} sentences had one emotion only" if s.skipped_sentences else ""
-    _emit(s.to_dict(), as_json,
-          f"{s.pairs} pairs in {s.groups} actor/sentence groups ({s.pairs_computed} aligned now at "
-          f"{s.pairs_per_second:.1f} pairs/s, {s.groups_cached} groups cached); {s.aligned_windows} aligned windows, "
-          f"mean warp ratio {s.mean_warp_ratio:.3f}{skipped}")
+    cfg = PairsConfig(frame_cost=frame_cost, window=window, max_pairs_per_sentence=max_pairs_per_sentence)
+    s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs))
+    _emit(s.to_dict(), as_json, s.summary())
 
 
 class Stage(str, Enum):
@@ -287,28 +281,68 @@ class Stage(str, Enum):
     renderer = "renderer"
 
 
+@dataclass(frozen=True)
+class TrainStage:
+    """One entry of ``evp train``'s stage table: the function that trains it (given the config overrides and the
+    device) and the stage-specific options it accepts."""
+
+    run: Callable[[dict, bool, str], Any] | None
+    options: frozenset[str] = frozenset()
+
+
+def _run_disentangle(overrides: dict, resume: bool, device: str):
+    from evpcli.config import DisentangleTrainConfig
+    from evpcli.train.disentangle import train_disentangle
+
+    from evpcli.config import DisentangleConfig
+
+    net = DisentangleConfig(cmvn=overrides.pop("cmvn", DisentangleConfig().cmvn))
+    cfg = dataclasses.replace(DisentangleTrainConfig(), **overrides)
+    return train_disentangle(state.ws, cfg, net, device=device, resume=resume, progress=state.progress)
+
+
+def _run_audio2lm(overrides: dict, resume: bool, device: str):
+    from evpcli.config import Audio2LandmarkTrainConfig
+    from evpcli.train.audio2lm import train_audio2lm
+
+    ablate = overrides.pop("ablate", "")
+    cfg = dataclasses.replace(Audio2LandmarkTrainConfig(), **overrides)
+    return train_audio2lm(state.ws, cfg, ablate=ablate, device=device, resume=resume, progress=state.progress)
+
+
+TRAIN_STAGES: dict[Stage, TrainStage] = {
+    Stage.disentangle: TrainStage(_run_disentangle, frozenset({"ablate", "holdout_sentences", "pretrain_steps",
+                                                               "augment_copies", "cmvn"})),
+    Stage.audio2lm: TrainStage(_run_audio2lm, frozenset({"ablate", "finetune_encoders", "augment_copies"})),
+    Stage.renderer: TrainStage(None, frozenset({"target"})),
+}
+COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "seed"})
+
+
 @app.command(epilog=(
     "Examples:\n\n"
     "  evp train --stage disentangle --epochs 30\n\n"
     "  evp train --stage audio2lm --resume\n\n"
     "  evp train --stage renderer --target me.mp4"))
 def train(
-    stage: Stage = typer.Option(..., help="Which model to train."),
+    stage: Stage = typer.Option(..., help="Which model to train: disentangle (emotion/content encoders), audio2lm "
+                                "(speech to landmarks; needs disentangle), renderer."),
     epochs: int | None = typer.Option(None, help="Epochs (default from the stage's config)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default from the stage's config)."),
+    steps_per_epoch: int | None = typer.Option(None, help="Batches per epoch (default from the stage's config)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint of this stage."),
-    seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    seed: int | None = typer.Option(None, help="Random seed (default 0; runs are deterministic on CPU)."),
     ablate: str | None = typer.Option(None, help="disentangle: turn one loss off (cross|self|cla|con); audio2lm: "
                                       "build on the encoders trained with that loss off (for `evaluate --ablations`)."),
-    target: Path | None = typer.Option(None, help="renderer only: the target video to train a renderer for."),
-    steps_per_epoch: int | None = typer.Option(None, help="disentangle: batches per epoch (default from config)."),
     holdout_sentences: int | None = typer.Option(None, help="disentangle: hold out the last N sentence ids (never "
                                                  "trained on) for the held-out metrics (default 2)."),
     pretrain_steps: int | None = typer.Option(None, help="disentangle: batches of emotion-classifier pre-training "
                                               "of the emotion encoder (0: none)."),
+    finetune_encoders: bool | None = typer.Option(None, "--finetune-encoders", help="audio2lm: fine-tune the "
+                                                  "disentanglement encoders with the LSTM (the paper's setting; about "
+                                                  "20x slower per step on a CPU)."),
+    target: Path | None = typer.Option(None, help="renderer: the target video to train a renderer for."),
     device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
-    finetune_encoders: bool = typer.Option(False, help="audio2lm: fine-tune the disentanglement encoders with the "
-                                           "LSTM (the paper's setting; about 20x slower per step on a CPU)."),
     augment_copies: int | None = typer.Option(None, help="disentangle, audio2lm: augmented copies of every clip's "
                                               "audio (noise, reverb, telephone band, pitch, gain; 0: none; default "
                                               "from the stage's config)."),
@@ -318,75 +352,27 @@ def train(
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
 
+    disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
+    It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
+
     audio2lm: identity MLP + 3-layer LSTM from content and emotion codes to landmark motion (16 PCA
     coefficients of the displacement from the actor's reference face), on top of the newest disentanglement
     model (whose held-out sentences it also holds out); prints held-out landmark distances at the end.
-
-    disentangle: content and emotion encoders, decoder and classifier, on the pairs of `evp build-pairs`.
-    It ends by printing held-out emotion accuracy, cross-reconstruction distances, content invariance.
     """
-    if stage is Stage.audio2lm:
-        _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders,
-                        device.value if device else state.device, as_json, augment_copies)
-        return
-    if stage is not Stage.disentangle:
+    given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                               "seed": seed, "ablate": ablate, "holdout_sentences": holdout_sentences,
+                               "pretrain_steps": pretrain_steps, "finetune_encoders": finetune_encoders,
+                               "target": target, "augment_copies": augment_copies, "cmvn": cmvn}.items()
+             if v is not None}
+    entry = TRAIN_STAGES[stage]
+    wrong = sorted(set(given) - COMMON_TRAIN_OPTIONS - entry.options)
+    if wrong:
+        raise typer.BadParameter(f"{', '.join('--' + w.replace('_', '-') for w in wrong)} does not apply to "
+                                 f"--stage {stage.value}")
+    if entry.run is None:
         _not_built(f"train --stage {stage.value}")
-    import dataclasses
-
-    from evpcli.config import DisentangleTrainConfig
-    from evpcli.train.disentangle import train_disentangle
-
-    from evpcli.config import DisentangleConfig
-
-    zero_ok = ("holdout_sentences", "pretrain_steps", "augment_copies")
-    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-                 "holdout_sentences": holdout_sentences, "pretrain_steps": pretrain_steps,
-                 "augment_copies": augment_copies}
-    for name, value in overrides.items():
-        if value is not None and value < (0 if name in zero_ok else 1):
-            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least {0 if name in zero_ok else 1}")
-    cfg = dataclasses.replace(DisentangleTrainConfig(), seed=seed, ablate=ablate or "",
-                              **{k: v for k, v in overrides.items() if v is not None})
-    net = DisentangleConfig() if cmvn is None else dataclasses.replace(DisentangleConfig(), cmvn=cmvn)
-    r = train_disentangle(state.ws, cfg, net, device=(device.value if device else state.device), resume=resume,
-                          progress=state.progress)
-    m = r.metrics
-    on = m["on"]
-    human = (f"trained {r.steps} steps in {r.seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
-             f"{f', resumed after epoch {r.resumed_from}' if r.resumed_from else ''}; model {r.checkpoint}\n"
-             f"{'held-out' if on == 'heldout' else 'training-sentence'} emotion accuracy "
-             f"{100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
-             f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
-             f"chance {100 * m['chance']:.1f} %)\n"
-             f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "
-             f"to x_im {m['cross_to_source']:.3f}\n"
-             f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}\n"
-             f"log {r.log_csv}, plots {r.loss_png} {r.embedding_png}")
-    _emit(r.to_dict(), as_json, human)
-
-
-def _train_audio2lm(epochs, batch_size, steps_per_epoch, resume, seed, ablate, finetune_encoders, device, as_json,
-                    augment_copies=None):
-    import dataclasses
-
-    from evpcli.config import Audio2LandmarkTrainConfig
-    from evpcli.train.audio2lm import train_audio2lm
-
-    overrides = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-                 "augment_copies": augment_copies}
-    for name, value in overrides.items():
-        if value is not None and value < (0 if name == "augment_copies" else 1):
-            raise typer.BadParameter(f"--{name.replace('_', '-')} must be at least {0 if name == 'augment_copies' else 1}")
-    cfg = dataclasses.replace(Audio2LandmarkTrainConfig(), seed=seed, finetune_encoders=finetune_encoders,
-                              **{k: v for k, v in overrides.items() if v is not None})
-    r = train_audio2lm(state.ws, cfg, ablate=ablate or "", device=device, resume=resume, progress=state.progress)
-    h = r.metrics.get("heldout") or {}
-    held = (f"held-out clips ({r.metrics['heldout_clips']}): " + ", ".join(f"{k} {v:.2f}" for k, v in h.items())
-            + " px") if h else "no held-out clips (train the disentanglement model with --holdout-sentences >= 1)"
-    human = (f"trained {r.steps} steps in {r.train_seconds:.0f} s ({r.steps_per_second:.2f} steps/s)"
-             f"{f', resumed after epoch {r.start_epoch}' if r.start_epoch else ''}; model {r.checkpoint}\n"
-             f"{held}\nlog {r.log_csv}, plot {r.loss_png}")
-    _emit(r.to_dict(), as_json, human)
+    result = entry.run(given, resume, device.value if device else state.device)
+    _emit(result.to_dict(), as_json, result.summary())
 
 
 @app.command("fit-pose", epilog=(
@@ -412,49 +398,96 @@ def fit_pose(
     if fps < 0:
         raise typer.BadParameter("--fps must be positive (or 0 for the video's own rate)")
     result = run_fit_pose(state.ws, target, fps=fps or None, progress=state.progress, force=force)
-    summary = result.summary()
+    summary = result.to_dict()
     if preview is not None:
         summary["preview"] = str(write_preview(result, preview))
-    human = (f"{target}: {summary['frames']} frames, face found in {summary['face_found_pct']:.1f} %, "
-             f"mean reprojection error {summary['mean_error_px']:.2f} px; yaw {summary['yaw_deg'][0]:.1f}..."
-             f"{summary['yaw_deg'][1]:.1f}°, pitch {summary['pitch_deg'][0]:.1f}...{summary['pitch_deg'][1]:.1f}°, "
-             f"roll {summary['roll_deg'][0]:.1f}...{summary['roll_deg'][1]:.1f}°"
-             + (" (cached)" if result.cached else "") + (f"; preview {preview}" if preview else ""))
-    _emit(summary, as_json, human)
+    _emit(summary, as_json, result.summary() + (f"; preview {preview}" if preview else ""))
+
+
+class RendererChoice(str, Enum):
+    warp = "warp"
+    neural = "neural"
+
+
+_TARGET_HELP = ("Video of the person (their head motion, body and background are kept), or a still portrait "
+                "(png/jpg) for a one-shot render.")
 
 
 @app.command(epilog=(
     "Examples:\n\n"
-    "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4\n\n"
-    "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4"))
+    "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
+    "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4 --json\n\n"
+    "  evp render --audio speech.m4a --emotion sad --intensity 1.5 --target portrait.jpg --head-motion --out o.mp4\n\n"
+    "  for f in clips/*.wav; do evp -q render --audio \"$f\" --emotion happy --target me.mp4 "
+    "--out \"out/$(basename \"$f\" .wav).mp4\" || echo \"failed: $f\"; done"))
 def render(
-    audio: Path = typer.Option(..., help="Speech to say (any format ffmpeg reads)."),
-    emotion_audio: Path | None = typer.Option(None, help="A clip spoken with the wanted emotion."),
-    emotion: str | None = typer.Option(None, help="An emotion name instead: angry, contempt, disgusted, fear, "
-                                          "happy, neutral, sad, surprised."),
-    target: Path = typer.Option(..., help="Video of the person (their head motion and background are kept)."),
-    out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    audio: Path = typer.Option(..., help="Speech to say (any format ffmpeg reads, any rate, mono or stereo)."),
+    emotion: str | None = typer.Option(None, help="An emotion name: angry, contempt, disgusted, fear, happy, "
+                                       "neutral, sad, surprised."),
+    emotion_audio: Path | None = typer.Option(None, help="Or a clip spoken with the wanted emotion (its words do "
+                                              "not matter)."),
+    target: Path = typer.Option(..., help=_TARGET_HELP),
+    out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC, 25 fps, the target's size); written "
+                             "only when complete."),
+    intensity: float = typer.Option(1.0, help="Emotion strength: 0 neutral, 1 as given, up to 2 (exaggerated)."),
+    renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp: training-free, any target at once; "
+                                            "neural: the target's trained edge-to-video network."),
+    head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: add gentle natural head "
+                                     "motion (otherwise the head stays still)."),
+    fps: float = typer.Option(25.0, help="Output frame rate."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
+                                      "workspace's newest."),
+    landmarks_out: Path | None = typer.Option(None, help="Also write the predicted frontal and adapted landmarks "
+                                              "(.npz), for other tools."),
+    guidance_out: Path | None = typer.Option(None, help="Also write EVP's guidance maps (landmark sketch + edges "
+                                             "outside the face) as an mp4, for inspection."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (out, frames, seconds, emotion, "
+                                 "model, time per stage)."),
 ) -> None:
-    """Make a video of the target person saying --audio with the emotion of --emotion-audio or --emotion."""
-    _require_file(audio, "--audio")
-    _require_file(target, "--target")
-    if emotion_audio is not None:
-        _require_file(emotion_audio, "--emotion-audio")
-    _not_built("render")
+    """Make a video of the target person saying --audio with the emotion of --emotion or --emotion-audio.
+
+    Only the face changes (the rest of every frame is the target's own); frames where the face is occluded or lost
+    pass through. The target's fit is cached in the workspace, so the second render onto it is faster.
+    """
+    from evpcli.render.pipeline import render as run
+
+    r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, intensity=intensity,
+            renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
+            guidance_out=guidance_out, device=state.device, progress=state.progress)
+    _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command(epilog="Example:  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4")
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
+    "  evp interpolate --from sad --to angry_line.wav --alpha 0.5 --audio speech.wav --target me.mp4 --sheet s.png"))
 def interpolate(
-    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start (a name or an audio file)."),
-    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end (a name or an audio file)."),
+    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start: a name or an emotion clip."),
+    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end: a name or an emotion clip."),
     audio: Path = typer.Option(..., help="Speech to say."),
-    target: Path = typer.Option(..., help="Video of the person."),
+    target: Path = typer.Option(..., help=_TARGET_HELP),
     out: Path = typer.Option(Path("interpolate.mp4"), help="Output mp4."),
+    alpha: float | None = typer.Option(None, help="Hold a fixed mix alpha*FROM + (1-alpha)*TO instead of moving "
+                                       "from FROM (alpha 1) to TO (alpha 0) over the clip."),
+    sheet: Path | None = typer.Option(None, help="Also write a contact sheet PNG: one row per alpha step, one column "
+                                      "per moment of the speech."),
+    intensity: float = typer.Option(1.0, help="Emotion strength of both ends (0-2)."),
+    renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp or neural (see `evp render`)."),
+    head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: gentle natural head motion."),
+    fps: float = typer.Option(25.0, help="Output frame rate."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
+    landmarks_out: Path | None = typer.Option(None, help="Also write the landmarks (.npz)."),
+    guidance_out: Path | None = typer.Option(None, help="Also write the guidance maps (.mp4)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Render with the emotion code moving from one emotion to another (alpha*E_from + (1-alpha)*E_to)."""
-    _not_built("interpolate")
+    """Render with the emotion moving from --from to --to over the clip (EVP's emotion editing:
+    alpha*E_from + (1-alpha)*E_to), or held at --alpha."""
+    from evpcli.render.pipeline import interpolate as run
+
+    r = run(state.ws, audio, target, out, from_emotion, to_emotion, alpha=alpha, intensity=intensity,
+            renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
+            guidance_out=guidance_out, sheet=sheet, device=state.device, progress=state.progress)
+    _emit(r.to_dict(), as_json, r.summary())
 
 
 @app.command(epilog=(
@@ -475,24 +508,7 @@ def evaluate(
     from evpcli.evaluate import evaluate_workspace
 
     r = evaluate_workspace(state.ws, ablations=ablations, device=state.device, progress=state.progress)
-    if as_json:
-        _emit(r, True)
-        return
-    from rich.table import Table
-
-    t = Table("model", "M-LD", "M-LVD", "F-LD", "F-LVD", "emotion acc.", "mouth r",
-              title=f"held-out clips: {r['test_clips']} (sentences {', '.join(r['heldout_sentences'])}); pixels of the "
-                    f"256 px canonical frame")
-    for name, m in r["rows"].items():
-        acc = r["emotion_accuracy"].get(name)
-        mr = r["mouth_open_r"].get(name)
-        t.add_row(name, *(f"{m[k]:.2f}" for k in ("M-LD", "M-LVD", "F-LD", "F-LVD")),
-                  "" if acc is None else f"{100 * acc:.1f} %", "" if mr is None else f"{mr:.2f}")
-    t.add_row("real landmarks", "", "", "", "", f"{100 * r['emotion_accuracy']['real landmarks']:.1f} %", "")
-    state.console.print(t)
-    if r.get("missing_ablations"):
-        state.console.print(f"not evaluated (no model): {', '.join('w/o L_' + a for a in r['missing_ablations'])}")
-    state.console.print(f"written to {r['path']}")
+    _emit(r.to_dict(), as_json, r.summary())
 
 
 @app.command("preview-landmarks", epilog=(
@@ -506,6 +522,8 @@ def preview_landmarks(
     emotion_audio: Path | None = typer.Option(None, help="Or a clip spoken with the wanted emotion."),
     actor: str | None = typer.Option(None, help="Whose face (identity) to use; default the workspace's first actor."),
     out: Path = typer.Option(Path("landmarks.mp4"), help="Output mp4: the landmark sketch (256x256) with the speech."),
+    model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) to use instead of "
+                                      "the workspace's newest one."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Draw the landmark motion predicted from speech and an emotion, without a target video."""
@@ -514,9 +532,9 @@ def preview_landmarks(
     _require_file(audio, "--audio")
     if emotion_audio is not None:
         _require_file(emotion_audio, "--emotion-audio")
-    r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device)
-    _emit(r.to_dict(), as_json, f"wrote {r.out}: {r.frames} frames ({r.seconds:.1f} s), emotion {r.emotion}, "
-                                f"actor {r.actor}")
+    r = run(state.ws, audio, out, emotion=emotion, emotion_audio=emotion_audio, actor=actor, device=state.device,
+            model_path=model)
+    _emit(r.to_dict(), as_json, r.summary())
 
 
 # --------------------------------------------------------------------------- entry point

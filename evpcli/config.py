@@ -43,6 +43,21 @@ class AudioConfig:
         return int(round(self.sample_rate / self.fps / self.hop_length))
 
 
+def check_ranges(cfg: Any, **ranges: tuple[float | None, float | None]) -> None:
+    """Raise :class:`evpcli.errors.UsageError` naming the option (``--field-name``) when a field lies outside its
+    inclusive ``(low, high)`` range (None: unbounded). Configs call it from ``__post_init__``, so every caller (the
+    CLI, a script) gets the same checks."""
+    from evpcli.errors import UsageError
+
+    for name, (low, high) in ranges.items():
+        value = getattr(cfg, name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            option = "--" + name.replace("_", "-")
+            bounds = (f"between {low:g} and {high:g}" if low is not None and high is not None
+                      else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise UsageError(f"{option} must be {bounds}, got {value:g}")
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -113,16 +128,23 @@ class LandmarkConfig:
 class PairsConfig:
     """build-pairs: DTW over MFCC rows with an L1 frame cost and the steps (i+1,j), (i,j+1), (i+1,j+1).
 
-    The L1 cost is computed by dtaidistance's C DTW on a *thermometer code* of the MFCC rows: each coefficient is
-    quantised to a grid of ``l1_step`` and written as one bit per grid line (scaled by sqrt(step)), so the squared
-    Euclidean distance between two codes equals the L1 distance of the quantised rows exactly. ``frame_cost="l2"``
-    uses the C implementation's Euclidean frame cost instead (faster, not the paper's).
+    The DTW is exact (compiled with numba, :mod:`evpcli.dtw`): the optimum of the unquantised L1 (or, with
+    ``frame_cost="l2"``, Euclidean) frame cost. ``window`` > 0 restricts paths to a Sakoe-Chiba band of that many
+    MFCC rows (10 ms each) around the line joining the two clips' first and last rows: faster, and the banded
+    optimum can cost more than the exact one.
     """
 
-    frame_cost: str = "l1"  # "l1" (paper, thermometer code) or "l2"
-    l1_step: float = 2.0  # grid step of the L1 quantisation, MFCC units (speech rows differ by ~50-200 in L1)
+    frame_cost: str = "l1"  # "l1" (the paper's) or "l2"
+    window: int = 0  # Sakoe-Chiba band half-width in MFCC rows (10 ms); 0: none (exact)
     max_pairs_per_sentence: int = 0  # 0: every pair of clips in different emotions
     seed: int = 0  # which pairs are kept when capped
+
+    def __post_init__(self) -> None:
+        from evpcli.errors import UsageError
+
+        if self.frame_cost not in ("l1", "l2"):
+            raise UsageError(f"--frame-cost must be l1 or l2, got {self.frame_cost!r}")
+        check_ranges(self, max_pairs_per_sentence=(0, None), window=(0, None))
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,14 @@ class DisentangleTrainConfig:
     augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from evpcli.errors import UsageError
+
+        check_ranges(self, epochs=(1, None), steps_per_epoch=(1, None), batch_size=(1, None), lr=(0, None),
+                     holdout_sentences=(0, None), pretrain_steps=(0, None), eval_tuples=(1, None))
+        if self.ablate not in ("", "cross", "self", "cla", "con"):
+            raise UsageError(f"unknown --ablate {self.ablate!r}; use one of cross, self, cla, con")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -245,6 +275,10 @@ class Audio2LandmarkTrainConfig:
     augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_ranges(self, epochs=(1, None), steps_per_epoch=(1, None), batch_size=(1, None), seq_len=(2, None),
+                     lr=(0, None), encoder_lr=(0, None), emotion_windows=(1, None))
+
 
 @dataclass(frozen=True)
 class LandmarkEmotionConfig:
@@ -265,3 +299,36 @@ class SilenceGate:
     low: float = 0.03
     high: float = 0.12
     smooth: int = 3
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """The training-free warp renderer (:mod:`evpcli.render.warp`) and its target analysis.
+
+    Lengths are in inter-ocular distances (IOD, outer eye corners) unless named ``_px``. The face is warped from
+    its tracked to its adapted landmarks (``warp`` "pwa": piecewise-affine over a fixed triangulation; "tps":
+    thin-plate spline) inside a ring of fixed points around the head, and blended back with a mask feathered
+    over ``feather`` IOD inside the ring. Maps are computed on a grid of at most ``map_side`` pixels and
+    upsampled, so the cost does not grow with the face size.
+    """
+
+    warp: str = "pwa"  # "pwa" or "tps"
+    ring_width: float = 1.45  # ring half-width, in half jaw widths
+    ring_height: float = 1.2  # ring half-height, in nose-top-to-chin lengths
+    ring_points: int = 20
+    feather: float = 0.35
+    map_side: int = 160
+    # mouth interior
+    bank_size: int = 32  # frames kept in the mouth bank
+    bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank
+    open_min: float = 0.06  # inner-lip opening / mouth width above which a mouth counts as open
+    fill_start: float = 1.15  # commanded / target opening ratio where the bank texture starts to replace the warp
+    fill_full: float = 1.6  # ... and where it has replaced it
+    switch_ratio: float = 0.7  # a new bank frame is taken when its shape cost is below this times the current one's
+    crossfade: int = 3  # frames over which a bank change is cross-faded
+    match_noise: bool = True  # add grain to filled mouth texture up to the frame's noise level
+    # occlusion / reliability
+    reliability_low: float = 9.0  # robust z-score of a face's appearance distance where reliability reaches 0
+    reliability_high: float = 6.0  # ... and below which it is 1
+    reliability_ramp: int = 6  # frames over which reliability fades in and out (no pops)
+    min_reliability: float = 0.02  # below this a frame passes through untouched

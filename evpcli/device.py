@@ -7,8 +7,12 @@ from evpcli.errors import EvpError
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(name: str = "auto"):
+def resolve_device(name="auto"):
+    """A torch device from a name (auto, cpu, cuda, cuda:N) or a torch.device (returned as it is)."""
     import torch
+
+    if isinstance(name, torch.device):
+        return name
 
     if name not in DEVICES and not name.startswith("cuda:"):
         raise EvpError(f"unknown device {name!r}; use one of auto, cpu, cuda")

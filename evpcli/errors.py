@@ -19,3 +19,9 @@ class NotBuiltError(EvpError):
     """A pipeline stage that this version does not implement yet."""
 
     exit_code = 2
+
+
+class UsageError(EvpError):
+    """An option value out of its range (exit 2, like any usage error). Raised by the configs' own checks."""
+
+    exit_code = 2

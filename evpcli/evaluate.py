@@ -1,49 +1,14 @@
-"""Metrics of EVP's evaluation (paper section 4) and the energy baseline.
+"""EVP's evaluation (paper section 4) over a workspace, and the energy baseline.
 
-Landmark metrics compare predicted and ground-truth landmark sequences (T, 68, 2) in the same pixel frame (here
-the canonical 256×256 frontal frame of normalised landmarks):
-
-- M-LD / F-LD: mean Euclidean distance per point and frame, over the mouth (points 48–67) / the whole face.
-- M-LVD / F-LVD: the same on velocities (frame-to-frame differences), i.e. how well the motion matches.
+The metrics themselves (M-LD, M-LVD, F-LD, F-LVD, mouth-opening r) are in :mod:`evpcli.metrics`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from evpcli.face.parts import MOUTH, mouth_opening
-
-
-def landmark_distance(pred: np.ndarray, gt: np.ndarray, points: np.ndarray | None = None) -> float:
-    """Mean Euclidean distance between (T, 68, 2) sequences over frames and the given points (all if None)."""
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    if pred.shape != gt.shape:
-        raise ValueError(f"shapes differ: {pred.shape} vs {gt.shape}")
-    if points is not None:
-        pred, gt = pred[:, points], gt[:, points]
-    return float(np.linalg.norm(pred - gt, axis=-1).mean())
-
-
-def landmark_velocity_distance(pred: np.ndarray, gt: np.ndarray, points: np.ndarray | None = None) -> float:
-    """Mean Euclidean distance between the frame-to-frame velocities of two (T, 68, 2) sequences (T >= 2)."""
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    return landmark_distance(np.diff(pred, axis=0), np.diff(gt, axis=0), points)
-
-
-def landmark_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """{"M-LD", "M-LVD", "F-LD", "F-LVD"} for one clip."""
-    return {
-        "M-LD": landmark_distance(pred, gt, MOUTH),
-        "M-LVD": landmark_velocity_distance(pred, gt, MOUTH),
-        "F-LD": landmark_distance(pred, gt),
-        "F-LVD": landmark_velocity_distance(pred, gt),
-    }
-
-
-def mean_metrics(per_clip: list[dict[str, float]]) -> dict[str, float]:
-    """Frame-weighted means would favour long clips; EVP reports per-clip means, and so do we."""
-    keys = per_clip[0].keys() if per_clip else []
-    return {k: float(np.mean([m[k] for m in per_clip])) for k in keys}
+from evpcli.face.parts import mouth_opening
+from evpcli.metrics import landmark_metrics, mean_metrics, mouth_open_correlation
 
 
 # ----------------------------------------------------------------------------- energy baseline
@@ -81,36 +46,53 @@ def energy_baseline(reference: np.ndarray, rms: np.ndarray, gain: tuple[float, f
     return out.astype(np.float32)
 
 
-def mouth_open_correlation(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Pearson r between the inner-mouth opening of two (T, 68, 2) sequences (nan if either is constant)."""
-    a, b = mouth_opening(pred), mouth_opening(gt)
-    if a.std() < 1e-9 or b.std() < 1e-9:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 # ----------------------------------------------------------------------------- evaluate a workspace
 ABLATIONS = ("cross", "self", "cla", "con")
+METRIC_NAMES = ("M-LD", "M-LVD", "F-LD", "F-LVD")
+
+
+class EvaluateResult(dict):
+    """The evaluation as a plain JSON-able dict (``rows``, ``emotion_accuracy``, ``mouth_open_r``, ...), with a
+    human table."""
+
+    def to_dict(self) -> dict:
+        return dict(self)
+
+    def summary(self) -> str:
+        head = (f"held-out clips: {self['test_clips']} (sentences {', '.join(self['heldout_sentences'])}); pixels of "
+                f"the 256 px canonical frame")
+        names = [*self["rows"], "real landmarks"]
+        width = max(len(n) for n in names)
+        lines = [head, f"{'model':<{width}}  " + "  ".join(f"{k:>6}" for k in METRIC_NAMES) + "  emotion acc.  mouth r"]
+        for name in names:
+            m = self["rows"].get(name, {})
+            acc, mr = self["emotion_accuracy"].get(name), self["mouth_open_r"].get(name)
+            lines.append(f"{name:<{width}}  " + "  ".join(f"{m[k]:6.2f}" if k in m else " " * 6 for k in METRIC_NAMES)
+                         + f"  {'' if acc is None else f'{100 * acc:.1f} %':>12}  {'' if mr is None else f'{mr:.2f}':>7}")
+        if self.get("missing_ablations"):
+            lines.append(f"not evaluated (no model): {', '.join('w/o L_' + a for a in self['missing_ablations'])}")
+        lines.append(f"written to {self['path']}")
+        return "\n".join(lines)
 
 
 def _emotion_classifier(ws, train_clips, device, progress):
     """The landmark emotion classifier trained on the real landmarks of ``train_clips`` (cached as a model)."""
     from evpcli.config import EMOTIONS, LandmarkEmotionConfig
-    from evpcli.train.lm_emotion import (LandmarkEmotionTrainConfig, classifier_from_state, classifier_state,
-                                         displacement, train_landmark_emotion)
-    from evpcli.workspace import KIND_MODEL, cache_key, load_checkpoint, save_checkpoint
+    from evpcli.models import STAGE_LM_EMOTION, load_landmark_emotion
+    from evpcli.train.lm_emotion import LandmarkEmotionTrainConfig, classifier_state, displacement, train_landmark_emotion
+    from evpcli.workspace import KIND_MODEL, cache_key, save_checkpoint
 
     train_cfg, net_cfg = LandmarkEmotionTrainConfig(), LandmarkEmotionConfig()
     key = cache_key(*sorted(c.clip_id for c in train_clips), params={"train": train_cfg, "net": net_cfg, "v": 1})
     row = ws.get_artifact(KIND_MODEL, key)
     if row is not None:
-        return classifier_from_state(load_checkpoint(row["path"])).to(device), key
+        return load_landmark_emotion(ws, key=key, device=device).net, key
     seqs = [displacement(c.normalised[c.valid], c.reference) for c in train_clips if c.valid.sum() >= 2]
     labels = [EMOTIONS.index(c.emotion) for c in train_clips if c.valid.sum() >= 2]
     net = train_landmark_emotion(seqs, labels, train_cfg, net_cfg, device, progress)
     path = save_checkpoint(ws.path(KIND_MODEL, f"lm_emotion-{key}.pt"), classifier_state(net))
     ws.put_artifact(KIND_MODEL, key, path, params={"train": train_cfg, "net": net_cfg},
-                    meta={"stage": "lm_emotion", "clips": len(seqs)})
+                    meta={"stage": STAGE_LM_EMOTION, "clips": len(seqs)})
     return net, key
 
 
@@ -122,7 +104,7 @@ def _other_clip(c, clips):
     return pool[0] if pool else None
 
 
-def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progress=None) -> dict:
+def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progress=None) -> EvaluateResult:
     """EVP's evaluation on the held-out clips of the workspace (sentences the models never trained on).
 
     For every held-out clip the landmarks are predicted from its own audio (content) with the emotion from
@@ -139,14 +121,16 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     from evpcli.device import resolve_device
     from evpcli.errors import EvpError
     from evpcli.progress import Progress
-    from evpcli.train.audio2lm import disentangle_row, heldout_sentences, load_audio2lm, load_clip_data, predict_landmarks
+    from evpcli.infer import clip_emotion_code, predict_landmarks
+    from evpcli.models import load_audio2lm, load_disentangle
+    from evpcli.train.audio2lm import load_clip_data
     from evpcli.train.lm_emotion import displacement, predict_emotion
     from evpcli.workspace import cache_key, save_json
 
     progress = progress or Progress()
     dev = resolve_device(device)
-    dis_row = disentangle_row(ws, "")
-    held = heldout_sentences(ws, dis_row)
+    dis = load_disentangle(ws)
+    held = dis.heldout_sentences
     if not held:
         raise EvpError("the disentanglement model holds out no sentences, so nothing is unseen to evaluate on; "
                        "train it with --holdout-sentences 1 or more")
@@ -169,9 +153,9 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
                                              dev) == labels))
 
     real = [c.normalised[c.valid] for c in test_clips]
-    result: dict = {"heldout_sentences": sorted(held), "test_clips": len(test_clips), "train_clips": len(train_clips),
+    result = EvaluateResult({"heldout_sentences": sorted(held), "test_clips": len(test_clips), "train_clips": len(train_clips),
                     "units": "pixels of the 256x256 canonical frame", "rows": {}, "emotion_accuracy": {},
-                    "mouth_open_r": {}}
+                    "mouth_open_r": {}})
     baseline = [energy_baseline(c.reference, c.rms, gain)[c.valid] for c in test_clips]
     result["rows"]["energy baseline"] = mean_metrics([landmark_metrics(p, g) for p, g in zip(baseline, real, strict=True)])
     result["emotion_accuracy"]["real landmarks"] = accuracy(real)
@@ -184,7 +168,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     with progress.task("evaluate", total=len(variants) * len(test_clips), unit="clips") as bar:
         for ablate, name in variants:
             try:
-                model = load_audio2lm(ws, ablate, str(dev))
+                model = load_audio2lm(ws, ablate=ablate, device=dev)
             except EvpError:
                 if not ablate:
                     raise
@@ -197,7 +181,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
                     own.append(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid])
                     o = _other_clip(c, clips) if not ablate else None
                     if o is not None:
-                        code = model.emotion_code(torch.from_numpy(o.windows).to(dev)).cpu().numpy()
+                        code = clip_emotion_code(model, o.windows)
                         other.append(predict_landmarks(model, c.windows, code, c.reference, c.rms)[c.valid])
                     bar.advance(1)
             label = f"{name} (own emotion)" if not ablate else name
@@ -211,6 +195,6 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
                 result["emotion_accuracy"]["EVP (emotion of another clip)"] = accuracy(other)
     if missing:
         result["missing_ablations"] = missing
-    key = cache_key(dis_row["key"], clf_key, *[c.clip_id for c in test_clips], params={"ablations": ablations})
+    key = cache_key(dis.source.key, clf_key, *[c.clip_id for c in test_clips], params={"ablations": ablations})
     result["path"] = str(save_json(ws.path("runs", f"evaluate-{key}.json"), result))
     return result

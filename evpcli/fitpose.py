@@ -45,7 +45,15 @@ class FitResult(PoseFit):
     detected: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
     cached: bool = False
 
-    def summary(self) -> dict:
+    def summary(self) -> str:
+        """One human line: frames, face found, reprojection error, pose ranges."""
+        d = self.to_dict()
+        return (f"{self.target}: {d['frames']} frames, face found in {d['face_found_pct']:.1f} %, mean reprojection "
+                f"error {d['mean_error_px']:.2f} px; yaw {d['yaw_deg'][0]:.1f}...{d['yaw_deg'][1]:.1f}°, pitch "
+                f"{d['pitch_deg'][0]:.1f}...{d['pitch_deg'][1]:.1f}°, roll {d['roll_deg'][0]:.1f}..."
+                f"{d['roll_deg'][1]:.1f}°" + (" (cached)" if self.cached else ""))
+
+    def to_dict(self) -> dict:
         """Plain JSON-able numbers: frames, face found %, mean reprojection error px, yaw/pitch/roll ranges."""
         e = self.euler_deg[self.valid] if self.valid.any() else self.euler_deg
         return {"target": self.target, "key": self.key, "path": str(self.path), "frames": self.n_frames,
@@ -108,16 +116,41 @@ def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progr
     return track.landmarks, track.detected, track.valid
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def is_image(path: str | Path) -> bool:
+    """Whether a target is a still image (a one-shot portrait) rather than a video, by its suffix."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_target(target: str | Path, fps: float | None = 25.0):
+    """All frames of a target: a video (resampled to ``fps``) or a still image as one frame -> media.Video."""
+    import cv2
+
+    from evpcli.media import Video, read_video
+
+    if not is_image(target):
+        return read_video(target, fps=fps)
+    image = cv2.imread(str(target), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise EvpError(f"{target}: cannot read the image (empty, corrupt or not an image); give a png or jpg portrait")
+    if min(image.shape[:2]) < 32:
+        raise EvpError(f"{target}: the image is {image.shape[1]}x{image.shape[0]} pixels, too small for a face; "
+                       "give a portrait at least 64 pixels high")
+    return Video(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], float(fps or 25.0))
+
+
 def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None, fps: float | None = 25.0,
-             model: ShapeModel | None = None, progress: Progress | None = None, force: bool = False) -> FitResult:
+             model: ShapeModel | None = None, progress: Progress | None = None, force: bool = False,
+             video=None) -> FitResult:
     """Fit the 3D landmark model to every frame of ``target`` (cached per video content, fps, config and model).
 
     fps: the rate frames are read at (25, as render reads targets; None keeps the source rate). model: the 3D
     model (default: the workspace's learned ``shape3d`` model if any, else the shipped one).
-    Raises EvpError when no face is found in the video.
+    Raises EvpError when no face is found in the video. A still image (png, jpg) is a one-frame target.
+    ``video``: the target's frames already decoded at ``fps`` (a media.Video), to avoid decoding twice.
     """
-    from evpcli.media import read_video
-
     cfg = config or FitConfig()
     target = Path(target)
     if not target.exists():
@@ -129,7 +162,7 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
     row = ws.get_artifact(KIND_FIT, key)
     if row is not None and not force:
         return FitResult.load(row["path"], key=key)
-    video = read_video(target, fps=fps)
+    video = video if video is not None else read_target(target, fps)
     try:
         landmarks, detected, valid = track_target(video.frames, tracking, progress)
     except NoFaceError as exc:
@@ -142,7 +175,7 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
                        target=str(target), fps=video.fps, size=(video.frames.shape[2], video.frames.shape[1]),
                        landmarks=np.asarray(landmarks, np.float32), detected=np.asarray(detected, bool))
     save_npz(path, **result.to_arrays())
-    summary = result.summary()
+    summary = result.to_dict()
     ws.put_artifact(KIND_FIT, key, path, params={"fit": to_dict(cfg), "fps": fps, "model": model_hash(model)},
                     meta={k: summary[k] for k in ("target", "frames", "face_found_pct", "mean_error_px",
                                                   "yaw_deg", "pitch_deg", "roll_deg")})

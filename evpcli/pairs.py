@@ -5,10 +5,10 @@ emotion. EVP aligns them with dynamic time warping over their MFCC rows (frame c
 (i+1, j+1)); the warping path maps one clip onto the other's time line, so "the same window index" means "the same
 content" and the pair gives aligned network inputs x(i,m), x(i,n).
 
-The DTW runs in dtaidistance's C implementation. Its frame costs are (squared) Euclidean only, so for the paper's
-L1 cost the rows are written as a thermometer code (:func:`thermometer_code`): the squared Euclidean distance of
-two codes is exactly the L1 distance of the rows quantised to a grid of ``PairsConfig.l1_step`` (2 MFCC units;
-rows of speech differ by ~20-200 in L1). The tests check paths and costs against a plain dynamic programme.
+The DTW is exact and compiled (:func:`evpcli.dtw.dtw`, numba): the optimum of the unquantised L1 frame cost,
+and faster than the earlier dtaidistance C DTW over thermometer codes, which was exact only on a 2-unit grid
+(``benchmarks/bench_pairs.py`` keeps it and prints both speeds). ``PairsConfig.window`` restricts it to a Sakoe-Chiba band.
+The tests check paths and costs against a plain dynamic programme.
 
 A pair stores the warping both ways as row maps (for every MFCC row of a, the matched row of b, and back), which
 is how training cuts the other clip's windows *on this clip's time line* (as in the paper: the window of x(i,n)
@@ -40,65 +40,22 @@ DEFAULT_AUDIO = AudioConfig()
 
 
 # --------------------------------------------------------------------------- DTW
-def thermometer_code(a: np.ndarray, b: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of two (N, D) sequences whose squared Euclidean distance is the L1 distance of the quantised rows.
-
-    Each coefficient d is quantised to ``q = floor((x - lo_d) / step)`` (``lo_d`` the smallest value of d in
-    either sequence) and written as ``q_max_d`` bits ``[q > k]``, k = 0 .. q_max_d - 1, each scaled by
-    sqrt(step). Then ``|code(x) - code(y)|^2 = step * sum_d |q_d(x) - q_d(y)|``, which differs from
-    ``|x - y|_1`` by less than ``step`` per coefficient. Returns float64 (N, sum q_max) and (M, sum q_max).
-    """
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    lo = np.minimum(a.min(0), b.min(0))
-    qa = np.floor((a - lo) / step).astype(np.int64)
-    qb = np.floor((b - lo) / step).astype(np.int64)
-    qmax = np.maximum(qa.max(0), qb.max(0))
-    scale = np.sqrt(step)
-
-    def code(q: np.ndarray) -> np.ndarray:
-        cols = [(q[:, d:d + 1] > np.arange(qmax[d])[None, :]) for d in range(q.shape[1])]
-        return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float64) * scale
-
-    return code(qa), code(qb)
-
-
-def quantised_l1(a: np.ndarray, b: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """The quantised rows ``step * q`` whose plain L1 distance the thermometer-code DTW minimises (for tests)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    lo = np.minimum(a.min(0), b.min(0))
-    return step * np.floor((a - lo) / step), step * np.floor((b - lo) / step)
-
-
 def dtw_path(a: np.ndarray, b: np.ndarray, cfg: PairsConfig = PairsConfig()) -> tuple[np.ndarray, float]:
-    """DTW of two MFCC sequences (N, 12) and (M, 12) with dtaidistance's C implementation.
+    """DTW of two MFCC sequences (N, 12) and (M, 12): the optimal path for ``cfg`` (frame cost, band).
 
     Returns the warping path as (L, 2) int64 row pairs from (0, 0) to (N-1, M-1), each step one of (1, 0),
-    (0, 1), (1, 1), and the total cost: the sum of frame costs along the path (L1 of the quantised rows for
-    ``frame_cost="l1"``, Euclidean for ``"l2"``).
+    (0, 1), (1, 1), and the total cost: the sum of frame costs along the path (L1 for ``frame_cost="l1"``,
+    Euclidean for ``"l2"``), computed in float64.
     """
-    from dtaidistance import dtw_ndim
+    from evpcli.dtw import dtw
 
     if len(a) == 0 or len(b) == 0:
         raise EvpError("cannot align an empty MFCC sequence; re-run `evp prepare-dataset`")
-    if cfg.frame_cost == "l1":
-        ca, cb = thermometer_code(a, b, cfg.l1_step)
-        if ca.shape[1] == 0:  # both sequences constant: any monotone path costs 0
-            ca, cb = np.zeros((len(a), 1)), np.zeros((len(b), 1))
-        path, dist = dtw_ndim.warping_path(ca, cb, use_c=True, include_distance=True)
-        cost = float(dist) ** 2  # dtaidistance returns sqrt of the summed squared-Euclidean costs
-    elif cfg.frame_cost == "l2":
-        a64, b64 = np.ascontiguousarray(a, np.float64), np.ascontiguousarray(b, np.float64)
-        # warping_path(use_c=True) of dtaidistance 2.5 ignores inner_dist, so take the full cost matrix and
-        # backtrack it (the C warping_paths honours it)
-        from dtaidistance import dtw
-
-        dist, paths = dtw_ndim.warping_paths(a64, b64, use_c=True, inner_dist="euclidean")
-        path, cost = dtw.best_path(paths), float(dist)
-    else:
+    if cfg.frame_cost not in ("l1", "l2"):
         raise EvpError(f"unknown DTW frame cost {cfg.frame_cost!r}; use l1 or l2")
-    return np.asarray(path, dtype=np.int64), cost
+    if cfg.window < 0:
+        raise EvpError(f"DTW window must be 0 (none) or a number of MFCC rows, got {cfg.window}")
+    return dtw(a, b, cfg.frame_cost, cfg.window)
 
 
 def align_windows(path: np.ndarray, n_frames_a: int, n_frames_b: int, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
@@ -158,13 +115,19 @@ class PairsSummary:
     pairs_computed: int = 0  # pairs aligned in this run (others came from the cache)
     aligned_windows: int = 0
     mean_warp_ratio: float = 0.0  # mean over pairs of path length / longer clip's MFCC rows
-    mean_cost_per_step: float = 0.0  # mean DTW frame cost along the paths (MFCC units, L1)
+    mean_cost_per_step: float = 0.0  # mean DTW frame cost along the paths (MFCC units, L1 or Euclidean)
     seconds: float = 0.0
     pairs_per_second: float = 0.0  # pairs aligned per second in this run
     skipped_sentences: list = field(default_factory=list)  # actor/sentence with clips in one emotion only
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str:
+        skipped = f"; {len(self.skipped_sentences)} sentences had one emotion only" if self.skipped_sentences else ""
+        return (f"{self.pairs} pairs in {self.groups} actor/sentence groups ({self.pairs_computed} aligned now at "
+                f"{self.pairs_per_second:.1f} pairs/s, {self.groups_cached} groups cached); {self.aligned_windows} "
+                f"aligned windows, mean warp ratio {self.mean_warp_ratio:.3f}{skipped}")
 
 
 def _groups(clips: list[ClipRecord]) -> dict[tuple[str, str], list[ClipRecord]]:
@@ -222,7 +185,7 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
         if not cand:
             summary.skipped_sentences.append(f"{actor}/{sentence}")
             continue
-        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 2})
+        key = cache_key(*[mfcc_rows[c.clip_id]["key"] for c in group], params={"pairs": asdict(cfg), "version": 3})
         plan.append((actor, sentence, group, cand, key))
 
     t0 = time.perf_counter()

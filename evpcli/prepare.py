@@ -73,6 +73,14 @@ class PrepareReport:
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
 
+    def summary(self) -> str:
+        """One human line (the skipped clips' reasons are a table the CLI prints from ``failed``)."""
+        rate = f", {self.prepared / self.seconds:.2f} clips/s" if self.prepared and self.seconds > 0 else ""
+        return (f"{self.ok} of {self.total} clips ready ({self.prepared} prepared now, {self.cached} cached, "
+                f"{len(self.failed)} skipped) in {self.seconds:.1f} s{rate}; actors: "
+                f"{', '.join(f'{a} ({n})' for a, n in sorted(self.actors.items())) or 'none'}; "
+                f"report: {self.report_path}")
+
 
 def _params(landmark_config: LandmarkConfig, audio_config: AudioConfig) -> tuple[dict, dict]:
     mfcc_params = {"audio": asdict(audio_config), "fps": FPS, "version": FORMAT_VERSION}

@@ -40,6 +40,7 @@ KIND_PAIRS = "pairs"
 KIND_MODEL = "models"
 KIND_FIT = "fits"  # 3D pose fits of target videos
 KIND_SHAPE3D = "shape3d"
+KIND_EMOTION_CODES = "emotion_codes"  # per-clip emotion codes of a disentanglement run (analysis, plots)
 
 
 def canonical_json(obj: Any) -> str:

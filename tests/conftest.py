@@ -41,3 +41,31 @@ def moving_square_frames(n: int, size: tuple[int, int] = (64, 48)) -> np.ndarray
         x = (i * 3) % (w - 12)
         frames[i, 10:22, x:x + 12] = 230
     return frames
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A workspace with a tiny disentanglement model and a tiny audio-to-landmark model trained on 12 synthetic
+    clips (1 actor; happy, sad, neutral; 4 sentences, the last held out): enough to drive a face, in ~1 minute."""
+    from evpcli.config import Audio2LandmarkConfig, Audio2LandmarkTrainConfig, DisentangleConfig, DisentangleTrainConfig
+    from evpcli.corpus.synth import synth_corpus
+    from evpcli.pairs import build_pairs
+    from evpcli.prepare import prepare_dataset
+    from evpcli.train.audio2lm import train_audio2lm
+    from evpcli.train.disentangle import train_disentangle
+    from evpcli.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    synth_corpus(root / "corpus", actors=1, sentences=4, emotions=["happy", "sad", "neutral"], levels=(3,), size=128,
+                 seed=0, jobs=2)
+    ws = Workspace(root / "ws")
+    prepare_dataset(ws, root / "corpus", layout="mead", jobs=2)
+    build_pairs(ws)
+    dis = DisentangleConfig(content_channels=(8, 8, 16, 16, 16), emotion_channels=(8, 16), content_dim=32,
+                            emotion_dim=16, decoder_channels=(16, 8, 8))
+    train_disentangle(ws, DisentangleTrainConfig(epochs=1, steps_per_epoch=8, pretrain_steps=30, holdout_sentences=1,
+                                                 eval_tuples=8), dis, device="cpu")
+    a2l = Audio2LandmarkConfig(identity_hidden=32, identity_dim=32, content_dim=32, emotion_dim=16, lstm_hidden=64,
+                               lstm_layers=2)
+    train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=6, steps_per_epoch=20, lr=2e-3), a2l, device="cpu")
+    return root, ws

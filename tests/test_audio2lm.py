@@ -41,13 +41,15 @@ def pipeline(tmp_path_factory):
 
 
 def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
-    from evpcli.evaluate import landmark_distance
-    from evpcli.train.audio2lm import load_audio2lm, load_clip_data, predict_landmarks, train_audio2lm
+    from evpcli.metrics import landmark_distance
+    from evpcli.infer import predict_landmarks
+    from evpcli.models import load_audio2lm
+    from evpcli.train.audio2lm import load_clip_data, train_audio2lm
 
     _, ws = pipeline
     cfg = Audio2LandmarkTrainConfig(epochs=10, steps_per_epoch=20, batch_size=16, lr=2e-3)
     r = train_audio2lm(ws, cfg, TINY_A2L, device="cpu")
-    log = np.genfromtxt(r.log_csv, delimiter=",", names=True)
+    log = np.genfromtxt(r.files["log_csv"], delimiter=",", names=True)
     assert len(log) == 10 and log["loss"][-3:].mean() < 0.75 * log["loss"][0]
     assert r.metrics["heldout_clips"] == 3 and r.metrics["train_clips"] == 9
     assert set(r.metrics["heldout"]) == {"M-LD", "M-LVD", "F-LD", "F-LVD"}
@@ -63,11 +65,13 @@ def test_training_lowers_the_loss_and_resumes(pipeline, tmp_path):
     r2 = train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=11, steps_per_epoch=20, batch_size=16, lr=2e-3), TINY_A2L,
                         device="cpu", resume=True)
     assert r2.key == r.key and r2.start_epoch == 10 and r2.steps == 20
-    assert len(np.genfromtxt(r2.log_csv, delimiter=",", names=True)) == 11
+    assert len(np.genfromtxt(r2.files["log_csv"], delimiter=",", names=True)) == 11
 
 
 def test_prediction_follows_the_clip_and_emotion_means_exist(pipeline):
-    from evpcli.train.audio2lm import load_audio2lm, load_clip_data, predict_landmarks
+    from evpcli.infer import predict_landmarks
+    from evpcli.models import load_audio2lm
+    from evpcli.train.audio2lm import load_clip_data
 
     _, ws = pipeline
     model = load_audio2lm(ws)
@@ -84,7 +88,7 @@ def test_prediction_follows_the_clip_and_emotion_means_exist(pipeline):
 
 
 def test_silence_gate_closes_the_mouth_smoothly():
-    from evpcli.train.audio2lm import apply_silence_gate, silence_weights
+    from evpcli.infer import apply_silence_gate, silence_weights
 
     ref = np.zeros((68, 2), np.float32)
     ref[[61, 62, 63], 1], ref[[65, 66, 67], 1] = 100, 101
@@ -129,15 +133,14 @@ def test_cli_train_evaluate_and_preview(pipeline, arctic_wav, capsys):
 
 
 def test_evaluate_needs_heldout_sentences(pipeline, tmp_path, capsys):
-    from evpcli.train.audio2lm import disentangle_row
+    from evpcli.models import newest_row
+    from evpcli.workspace import load_checkpoint, save_checkpoint
 
     _, ws = pipeline
     copy = Workspace(tmp_path / "ws")
     shutil.copytree(ws.root, copy.root)
-    metrics = copy.root / "runs" / f"disentangle-{disentangle_row(copy)['key']}-metrics.json"
-    data = json.loads(metrics.read_text())
-    data["heldout_sentences"] = []
-    metrics.write_text(json.dumps(data))
+    path = newest_row(copy, "disentangle")["path"]
+    save_checkpoint(path, {**load_checkpoint(path), "heldout_sentences": []})
     assert main(["--workspace", str(copy.root), "evaluate"]) == 1
     assert "holds out no sentences" in capsys.readouterr().err
 
@@ -145,14 +148,14 @@ def test_evaluate_needs_heldout_sentences(pipeline, tmp_path, capsys):
 def test_finetuning_updates_the_encoders_and_frozen_keeps_them(pipeline):
     import torch
 
-    from evpcli.train.audio2lm import disentangle_row, load_audio2lm, train_audio2lm
-    from evpcli.train.disentangle import model_from_row
+    from evpcli.models import load_audio2lm, load_disentangle
+    from evpcli.train.audio2lm import train_audio2lm
 
     _, ws = pipeline
-    before = model_from_row(disentangle_row(ws)).state_dict()
+    before = load_disentangle(ws).net.state_dict()
 
     def encoder_change():
-        after = load_audio2lm(ws).disentangle.state_dict()
+        after = load_audio2lm(ws).net.disentangle.state_dict()
         return max(float((after[k] - before[k]).abs().max()) for k in before if before[k].dtype == torch.float32)
 
     train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, seed=3), TINY_A2L,
@@ -161,3 +164,21 @@ def test_finetuning_updates_the_encoders_and_frozen_keeps_them(pipeline):
     train_audio2lm(ws, Audio2LandmarkTrainConfig(epochs=1, steps_per_epoch=3, batch_size=4, seed=4,
                                                  finetune_encoders=True), TINY_A2L, device="cpu")
     assert encoder_change() > 0.0
+
+
+def test_preview_path_imports_no_training_code(pipeline, arctic_wav):
+    """preview-landmarks (speech -> landmarks -> video) runs through models.py and infer.py alone."""
+    import subprocess
+    import sys
+
+    root, ws = pipeline
+    out = root / "no-train.mp4"
+    code = ("import sys; from evpcli.cli import main\n"
+            f"rc = main(['--workspace', {str(ws.root)!r}, '-q', 'preview-landmarks', '--audio', {str(arctic_wav)!r}, "
+            f"'--emotion', 'sad', '--out', {str(out)!r}])\n"
+            "assert rc == 0, rc\n"
+            "print(sorted(m for m in sys.modules if m.startswith('evpcli.train') or m == 'evpcli.pairs'))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+    assert media.probe(out).has_audio

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from evpcli.cli import main
+from evpcli import audio
 from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig
+from evpcli.infer import clip_emotion_code
+from evpcli.models import load_disentangle
 from evpcli.nets.disentangle import Disentangle
 from evpcli.pairs import build_pairs
 from evpcli.train import disentangle as td
@@ -110,31 +113,34 @@ def test_bank_windows_and_warped_partners(corpus_ws):
 
 def test_training_lowers_the_losses_and_writes_everything(corpus_ws, capsys):
     r = td.train_disentangle(corpus_ws, TINY_TRAIN, TINY, device="cpu")
-    with open(r.log_csv) as f:
+    with open(r.files["log_csv"]) as f:
         rows = list(csv.DictReader(f))
     assert [int(x["epoch"]) for x in rows] == [1, 2, 3, 4]
     for col in ("loss", "self", "cross"):
         assert float(rows[-1][col]) < 0.9 * float(rows[0][col]), (col, rows)
-    for p in (r.checkpoint, r.codes, r.metrics_path, r.loss_png, r.embedding_png):
+    for p in (r.checkpoint, *r.files.values()):
         assert p.exists() and p.stat().st_size > 0
-    assert r.loss_png.read_bytes()[:4] == b"\x89PNG"
-    m = json.loads(r.metrics_path.read_text())
+    assert r.files["loss_png"].read_bytes()[:4] == b"\x89PNG"
+    m = json.loads(r.files["metrics_json"].read_text())
     assert m["heldout_sentences"] == ["003"] and m["heldout_clips"] == len(EMOS)
     for k in ("heldout_accuracy", "cross_to_target", "cross_to_source", "content_ratio", "steps_per_second"):
         assert np.isfinite(m[k])
     # loaders for later stages
-    model, cfg = td.load_disentangle(corpus_ws, "cpu")
-    assert cfg == TINY and not model.training
-    codes = td.emotion_codes(corpus_ws)
+    bundle = load_disentangle(corpus_ws, device="cpu")
+    assert bundle.config == TINY and not bundle.net.training and bundle.source.key == r.key
+    assert bundle.heldout_sentences == {"003"}
+    codes = bundle.emotion_means
     assert sorted(codes) == sorted(EMOS) and all(c.shape == (TINY.emotion_dim,) for c in codes.values())
     wav = emotional(speech(td.Path(__file__).parent / "data" / "arctic_a0007.wav", 0.3, 0.9), "sad")
-    code = td.encode_emotion(model, wav)
+    code = clip_emotion_code(bundle, audio.speech_windows(wav))
     assert code.shape == (TINY.emotion_dim,) and code.dtype == np.float32
     # the stored code of that very clip is the same mean of Ee over its windows
-    stored = np.load(r.codes)
+    stored = np.load(r.files["codes"])
     k = list(stored["clip_ids"]).index("A/sad/level_1/001")
     np.testing.assert_allclose(code, stored["clip_codes"][k], rtol=1e-4, atol=1e-5)
-    assert td.encode_content(model, wav).shape[1] == TINY.content_dim
+    # the emotion means are the means of the stored clip codes
+    sad = stored["clip_emotions"] == "sad"
+    np.testing.assert_allclose(codes["sad"], stored["clip_codes"][sad].mean(0), rtol=1e-5, atol=1e-6)
 
 
 def test_training_is_deterministic_and_resume_continues_exactly(corpus_ws, tmp_path):
@@ -145,11 +151,11 @@ def test_training_is_deterministic_and_resume_continues_exactly(corpus_ws, tmp_p
     full = td.train_disentangle(ws_a, cfg, TINY, device="cpu")
     td.train_disentangle(ws_b, cfg1, TINY, device="cpu")  # stopped after 1 epoch ...
     resumed = td.train_disentangle(ws_b, cfg, TINY, device="cpu", resume=True)  # ... then resumed to 3
-    assert resumed.resumed_from == 1 and resumed.steps == 2 * cfg.steps_per_epoch
+    assert resumed.start_epoch == 1 and resumed.steps == 2 * cfg.steps_per_epoch
     sa, sb = load_checkpoint(full.checkpoint)["model"], load_checkpoint(resumed.checkpoint)["model"]
     for name in sa:
         assert torch.equal(sa[name], sb[name]), name
-    with open(resumed.log_csv) as f:
+    with open(resumed.files["log_csv"]) as f:
         assert [int(x["epoch"]) for x in csv.DictReader(f)] == [1, 2, 3]
 
 
@@ -160,7 +166,7 @@ def test_ablation_turns_one_loss_off(corpus_ws, tmp_path):
     before = torch.are_deterministic_algorithms_enabled()
     r = td.train_disentangle(ws, cfg, TINY, device="cpu")
     assert torch.are_deterministic_algorithms_enabled() == before  # the run's setting does not leak to the caller
-    with open(r.log_csv) as f:
+    with open(r.files["log_csv"]) as f:
         row = next(csv.DictReader(f))
     assert row["cross"] == "" and float(row["self"]) > 0
     assert r.metrics["ablate"] == "cross"
@@ -183,3 +189,13 @@ def test_train_cli_prints_the_metrics(corpus_ws, tmp_path, monkeypatch, capsys):
     assert main(["--workspace", str(ws.root), "train", "--stage", "disentangle", "--holdout-sentences", "2"]) == 1
     assert "hold out" in capsys.readouterr().err
     assert main(["--workspace", str(ws.root), "train", "--stage", "renderer"]) == 2
+
+
+def test_train_cli_refuses_options_of_another_stage(corpus_ws, capsys):
+    w = ["--workspace", str(corpus_ws.root)]
+    assert main([*w, "train", "--stage", "disentangle", "--finetune-encoders"]) == 2
+    assert "--finetune-encoders does not apply to --stage disentangle" in capsys.readouterr().err
+    assert main([*w, "train", "--stage", "audio2lm", "--pretrain-steps", "3"]) == 2
+    assert "--pretrain-steps does not apply" in capsys.readouterr().err
+    assert main([*w, "train", "--stage", "disentangle", "--epochs", "0"]) == 2  # range checks live with the config
+    assert "--epochs must be at least 1" in capsys.readouterr().err

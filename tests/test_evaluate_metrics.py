@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from evpcli import evaluate
+from evpcli import evaluate, metrics
 from evpcli.face.parts import mouth_opening
 from evpcli.config import Audio2LandmarkConfig
-from evpcli.nets.audio2lm import Audio2Landmark, LandmarkEmotionClassifier
+from evpcli.nets.audio2lm import Audio2Landmark
+from evpcli.nets.lm_emotion import LandmarkEmotionClassifier
 
 
 def seq(t=20, seed=0):
@@ -18,7 +19,7 @@ def test_distances_of_a_known_offset():
     gt = seq()
     pred = gt.copy()
     pred[:, 48:68] += [3.0, 4.0]  # mouth moved 5 px, rest exact
-    m = evaluate.landmark_metrics(pred, gt)
+    m = metrics.landmark_metrics(pred, gt)
     assert m["M-LD"] == pytest.approx(5.0)
     assert m["F-LD"] == pytest.approx(5.0 * 20 / 68)
     assert m["M-LVD"] == pytest.approx(0.0, abs=1e-9) and m["F-LVD"] == pytest.approx(0.0, abs=1e-9)
@@ -27,9 +28,9 @@ def test_distances_of_a_known_offset():
 def test_velocity_distance_sees_motion_not_offset():
     gt = seq()
     shaky = gt + np.where(np.arange(20) % 2 == 0, 1.0, -1.0)[:, None, None]
-    assert evaluate.landmark_velocity_distance(shaky, gt) == pytest.approx(2 * np.sqrt(2))
+    assert metrics.landmark_velocity_distance(shaky, gt) == pytest.approx(2 * np.sqrt(2))
     with pytest.raises(ValueError):
-        evaluate.landmark_distance(gt[:5], gt)
+        metrics.landmark_distance(gt[:5], gt)
 
 
 def test_energy_baseline_opens_with_energy_and_gain_fits():
@@ -43,9 +44,9 @@ def test_energy_baseline_opens_with_energy_and_gain_fits():
     out = evaluate.energy_baseline(ref, rms, (a, s_fit))
     assert out.shape == (200, 68, 2)
     np.testing.assert_allclose(mouth_opening(out), opening, rtol=1e-4)
-    assert np.isnan(evaluate.mouth_open_correlation(out, np.repeat(ref[None], 200, 0)))  # constant: undefined
+    assert np.isnan(metrics.mouth_open_correlation(out, np.repeat(ref[None], 200, 0)))  # constant: undefined
     noisy = out + rng.normal(0, 0.2, out.shape)
-    assert evaluate.mouth_open_correlation(noisy, out) > 0.9
+    assert metrics.mouth_open_correlation(noisy, out) > 0.9
     assert np.all(out[:, 17:48] == ref[17:48].astype(np.float32))  # brows, nose, eyes untouched
 
 

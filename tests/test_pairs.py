@@ -10,7 +10,8 @@ import pytest
 from evpcli import audio, media
 from evpcli.cli import main
 from evpcli.config import PairsConfig
-from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, quantised_l1, row_map
+from evpcli.dtw import band, dtw
+from evpcli.pairs import align_windows, build_pairs, candidate_pairs, dtw_path, load_pairs, row_map
 from evpcli.workspace import ClipRecord, Workspace, cache_key, save_npz
 
 
@@ -45,13 +46,16 @@ def emotional(wav: np.ndarray, emotion: str) -> np.ndarray:
     return (gain * out).astype(np.float32)
 
 
-def plain_dtw(a: np.ndarray, b: np.ndarray, cost: str = "l1") -> float:
-    """DTW written from the definition: D[i,j] = c(i,j) + min(D[i-1,j], D[i,j-1], D[i-1,j-1])."""
+def plain_dtw(a: np.ndarray, b: np.ndarray, cost: str = "l1", allowed=None) -> float:
+    """DTW written from the definition: D[i,j] = c(i,j) + min(D[i-1,j], D[i,j-1], D[i-1,j-1]); ``allowed(i, j)``
+    (0-based rows) limits the cells a path may use."""
     n, m = len(a), len(b)
     D = np.full((n + 1, m + 1), np.inf)
     D[0, 0] = 0.0
     for i in range(1, n + 1):
         for j in range(1, m + 1):
+            if allowed is not None and not allowed(i - 1, j - 1):
+                continue
             d = a[i - 1] - b[j - 1]
             c = np.abs(d).sum() if cost == "l1" else np.sqrt((d * d).sum())
             D[i, j] = c + min(D[i - 1, j], D[i, j - 1], D[i - 1, j - 1])
@@ -78,17 +82,46 @@ def two_takes(arctic_wav):
 
 def test_l1_dtw_matches_plain_dynamic_programme(two_takes):
     a, b = two_takes
-    cfg = PairsConfig(l1_step=2.0)
-    path, cost = dtw_path(a, b, cfg)
+    path, cost = dtw_path(a, b)
     check_path(path, len(a), len(b))
-    qa, qb = quantised_l1(a, b, cfg.l1_step)
-    best = plain_dtw(qa, qb, "l1")
-    assert cost == pytest.approx(best, rel=1e-9)  # the C DTW found the optimum of the quantised L1 problem
-    assert path_cost(path, qa, qb) == pytest.approx(best, rel=1e-9)  # and the path it returns costs that
-    # against unquantised L1: the path is optimal up to the quantisation (< step per coefficient and path step)
-    exact = plain_dtw(a.astype(np.float64), b.astype(np.float64), "l1")
-    assert exact <= path_cost(path, a, b) <= exact + 2 * len(path) * 12 * cfg.l1_step
-    assert path_cost(path, a, b) < 1.03 * exact
+    exact = plain_dtw(a.astype(np.float64), b.astype(np.float64), "l1")  # unquantised L1
+    assert cost == pytest.approx(exact, rel=1e-12)  # the optimum (float64 sums in another order)
+    assert path_cost(path, a.astype(np.float64), b.astype(np.float64)) == pytest.approx(exact, rel=1e-12)
+
+
+@pytest.mark.parametrize("frame_cost", ["l1", "l2"])
+def test_dtw_is_optimal_on_random_sequences_with_ties_and_bands(frame_cost):
+    """Many small cases, rounded values (ties) included, with and without a band: the optimum of the plain DP."""
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n, m = (int(x) for x in rng.integers(1, 25, 2))
+        a, b = rng.normal(size=(n, 3)), rng.normal(size=(m, 3))
+        if trial % 3 == 0:
+            a, b = np.round(a), np.round(b)
+        window = int(rng.integers(0, 5))
+        path, cost = dtw(a, b, frame_cost, window)
+        check_path(path, n, m)
+        lo, hi = band(n, m, window)
+        assert np.all((lo[path[:, 0]] <= path[:, 1]) & (path[:, 1] <= hi[path[:, 0]]))  # inside the band
+        best = plain_dtw(a, b, frame_cost, allowed=lambda i, j, lo=lo, hi=hi: lo[i] <= j <= hi[i])
+        assert cost == pytest.approx(best, rel=1e-12, abs=1e-12)
+        d = a[path[:, 0]] - b[path[:, 1]]
+        along = np.abs(d).sum() if frame_cost == "l1" else np.sqrt((d * d).sum(1)).sum()
+        assert along == pytest.approx(best, rel=1e-12, abs=1e-12)
+
+
+def test_band_follows_the_diagonal_of_unequal_lengths(two_takes):
+    a, b = two_takes  # b is ~1.3x longer
+    lo, hi = band(len(a), len(b), 5)
+    centre = np.arange(len(a)) * (len(b) - 1) / (len(a) - 1)
+    assert lo[0] == 0 and hi[-1] == len(b) - 1
+    assert np.all(lo <= hi) and np.all(lo[1:] <= hi[:-1] + 1)  # every row reachable from the one before
+    assert np.all(np.abs(lo - centre) <= 5 + 1) and np.all(np.abs(hi - centre) <= 5 + 1)
+    exact = dtw_path(a, b)[1]
+    banded_path, banded = dtw_path(a, b, PairsConfig(window=5))
+    assert banded >= exact - 1e-9
+    assert np.all(np.abs(banded_path[:, 1] - centre[banded_path[:, 0]]) <= 6)
+    assert dtw_path(a, b, PairsConfig(window=len(b)))[1] == pytest.approx(exact, rel=1e-12)  # a band wider than b
 
 
 def test_l2_dtw_matches_plain_dynamic_programme(two_takes):
@@ -197,6 +230,15 @@ def test_build_pairs_cli_json_and_cap(small_ws, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["pairs"] == 4 and out["groups"] == 2
     assert len(load_pairs(small_ws)) == 4  # the newest build of each group is what training sees
+
+
+def test_build_pairs_cli_window(small_ws, capsys):
+    assert main(["--workspace", str(small_ws.root), "-q", "build-pairs", "--window", "15", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pairs"] == 6 and out["pairs_computed"] == 6  # a band is another cache key
+    arts = small_ws.artifacts("pairs")
+    assert arts[-1]["params"]["window"] == 15
+    assert main(["--workspace", str(small_ws.root), "build-pairs", "--window", "-1"]) == 2
 
 
 def test_build_pairs_on_empty_workspace_says_what_to_do(tmp_path, capsys):

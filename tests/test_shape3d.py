@@ -1,6 +1,6 @@
 import numpy as np
 
-from evpcli.face.pose import mouth_aspect_ratio
+from evpcli.face.parts import mouth_aspect_ratio
 from evpcli.face.shape3d import ShapeModel, default_shape_model, learn_bases
 
 

@@ -14,6 +14,7 @@ from evpcli.config import EMOTIONS
 from evpcli.corpus import synth
 from evpcli.corpus.espeak import synthesize
 from evpcli.errors import EvpError
+from evpcli.face.landmarks import dlib_models
 from evpcli.face.shape3d import generic_mean_shape
 from evpcli.media import load_audio, probe, read_video
 
@@ -153,7 +154,7 @@ def test_ground_truth_follows_the_projection_convention(happy_clip):
 def test_dlib_finds_the_face_and_its_landmarks_sit_on_the_driving_landmarks():
     import dlib
 
-    detector, predictor = synth.dlib_models()
+    detector, predictor = dlib_models()
     found = total = 0
     errors = []
     for actor, emotion, level in ((0, "neutral", 1), (1, "surprised", 3), (2, "angry", 3), (3, "sad", 3)):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from evpcli.config import EMOTIONS
 from evpcli.corpus.manifest import check_emotion, clip_id, parse_level
 from evpcli.errors import EvpError
-from evpcli.workspace import ClipRecord
+from evpcli.workspace import ClipRecord, atomic_path
 
 SENTENCE_MAP_NAME = "sentences.csv"
 AUDIO_SUFFIXES = (".m4a", ".wav")
@@ -43,6 +44,15 @@ def read_sentence_map(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
             if row.get("clip"):
                 out[row["clip"]] = (row.get("sentence", ""), row.get("text", ""))
     return out
+
+
+def write_sentence_map(path: str | os.PathLike, rows: Iterable[tuple[str, int | str, str]]) -> Path:
+    """Atomically write ``(clip id, sentence id, text)`` rows as the CSV :func:`read_sentence_map` reads."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["clip", "sentence", "text"])
+        writer.writerows(rows)
+    return Path(path)
 
 
 def _split(names: str | list[str] | None) -> set[str] | None:

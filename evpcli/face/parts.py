@@ -1,4 +1,5 @@
-"""The 68-point iBUG scheme: index ranges of the facial parts, and the curves a landmark sketch draws."""
+"""The 68-point iBUG scheme: the indices of the facial parts (the only place that names them), the mirror table,
+the curves a landmark sketch draws, and mouth measures."""
 
 from __future__ import annotations
 
@@ -14,6 +15,20 @@ LEFT_EYE = np.arange(42, 48)
 OUTER_LIP = np.arange(48, 60)
 INNER_LIP = np.arange(60, 68)
 MOUTH = np.arange(48, 68)
+UPPER_OUTER_LIP = np.arange(49, 54)  # between the corners 48 and 54
+LOWER_OUTER_LIP = np.arange(55, 60)
+UPPER_INNER_LIP = np.array([61, 62, 63])
+LOWER_INNER_LIP = np.array([67, 66, 65])  # the lower-lip point below each upper one
+BROWS = np.arange(17, 27)
+EYES = np.arange(36, 48)
+UPPER_EYELIDS = np.array([37, 38, 43, 44])
+LOWER_EYELIDS = np.array([41, 40, 47, 46])  # the lower-lid point below each upper-lid point
+MIDLINE = np.array([27, 28, 29, 30, 33, 51, 57, 62, 66, 8])  # nose bridge and tip, lip centres, chin
+MIRROR = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65])
+"""Index of each landmark's mirror partner (left-right flip of the face): ``flipped = lm[MIRROR]``."""
 
 # (indices, closed) for every curve of the sketch: EVP's facial parts.
 CURVES: tuple[tuple[np.ndarray, bool], ...] = (
@@ -23,14 +38,25 @@ CURVES: tuple[tuple[np.ndarray, bool], ...] = (
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip opening: mean vertical gap of the inner lip pairs (61,67), (62,66), (63,65). (..., 68, 2) -> (...)."""
+    """Inner-lip opening: mean vertical gap of the inner lip pairs (61,67), (62,66), (63,65). (..., 68, D) -> (...)."""
     lm = np.asarray(landmarks)
-    upper, lower = lm[..., [61, 62, 63], 1], lm[..., [67, 66, 65], 1]
+    upper, lower = lm[..., UPPER_INNER_LIP, 1], lm[..., LOWER_INNER_LIP, 1]
     return (lower - upper).mean(axis=-1)
 
 
 def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip opening over mouth width (corners 48, 54). (..., 68, 2) -> (...)."""
+    """:func:`mouth_opening` over the mouth width (distance of the corners 48, 54). (..., 68, D) -> (...).
+
+    The gap is vertical like the opening's (an in-plane roll lowers it); a ratio, so the same in pixels and model units.
+    """
     lm = np.asarray(landmarks)
     width = np.linalg.norm(lm[..., 54, :] - lm[..., 48, :], axis=-1)
     return mouth_opening(lm) / np.maximum(width, 1e-6)
+
+
+def side_of_midline(shape: np.ndarray) -> np.ndarray:
+    """(68, D) points -> (68,) -1 for points on the image-left half of the face, +1 right, 0 on :data:`MIDLINE`."""
+    mid = shape[MIDLINE, 0].mean()
+    side = np.sign(shape[:, 0] - mid)
+    side[MIDLINE] = 0
+    return side

@@ -457,14 +457,6 @@ def frontalise(landmarks: np.ndarray, fit: PoseFit) -> np.ndarray:
     return np.einsum("tji,tnj->tni", fit.rotation, np.concatenate([pts, depth], axis=-1))
 
 
-def mouth_aspect_ratio(landmarks: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) -> (...,) inner-lip opening over mouth width: mean(|62-66|, |61-67|, |63-65|) / |48-54|."""
-    lm = np.asarray(landmarks, np.float64)
-    h = (np.linalg.norm(lm[..., 62, :] - lm[..., 66, :], axis=-1) + np.linalg.norm(lm[..., 61, :] - lm[..., 67, :], axis=-1)
-         + np.linalg.norm(lm[..., 63, :] - lm[..., 65, :], axis=-1)) / 3
-    return h / np.linalg.norm(lm[..., 48, :] - lm[..., 54, :], axis=-1)
-
-
 def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray | None = None,
                     config: FitConfig | None = None, fps: float = 25.0) -> np.ndarray:
     """3D-aware keypoint alignment: predicted frontal landmarks -> landmarks in each target frame (pixels).

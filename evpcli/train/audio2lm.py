@@ -13,36 +13,32 @@ whose sentences neither stage has seen.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from evpcli import audio
-from evpcli.config import Audio2LandmarkConfig, Audio2LandmarkTrainConfig, SilenceGate, to_dict
+from evpcli.config import EMOTIONS, Audio2LandmarkConfig, Audio2LandmarkTrainConfig, to_dict
 from evpcli.errors import EvpError
-from evpcli.face.normalize import TEMPLATE
-from evpcli.face.parts import MOUTH
+from evpcli.infer import clip_emotion_code, identity_features, predict_landmarks
+from evpcli.metrics import landmark_metrics, mean_metrics
+from evpcli.models import STAGE_AUDIO2LM, load_disentangle
 from evpcli.progress import Progress
 from evpcli.train.common import (
     CsvLog,
+    TrainResult,
     augmented_mfcc,
+    deterministic,
     epoch_rng,
     load_training_state,
     plot_curves,
     save_training_state,
-    seed_everything,
 )
-from evpcli.train.disentangle import model_from_row
 from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, KIND_MODEL, Workspace, cache_key, load_npz, save_json
 
-STAGE = "audio2lm"
+STAGE = STAGE_AUDIO2LM
 LOG_FIELDS = ["epoch", "loss", "coeff_mse", "landmark_mse", "seconds", "steps_per_second"]
-# Points a silent mouth closes: the lips and the lower jaw.
-GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
 
 
 @dataclass
@@ -85,11 +81,6 @@ def load_clip_data(ws: Workspace, clip_ids: set[str] | None = None) -> list[Clip
     return out
 
 
-def identity_features(reference: np.ndarray, disp_scale: float = 8.0) -> np.ndarray:
-    """The identity MLP's input: (reference - canonical template) / disp_scale, flattened -> (136,) float32."""
-    return ((np.asarray(reference, np.float32) - TEMPLATE.astype(np.float32)) / disp_scale).reshape(136)
-
-
 def fit_displacement_pca(clips: list[ClipData], n_components: int, disp_scale: float) -> tuple[np.ndarray, np.ndarray]:
     """(mean (136,), components (n, 136)) of scaled displacements over the valid frames of ``clips``."""
     flat = np.concatenate([((c.normalised - c.reference[None]) / disp_scale)[c.valid].reshape(-1, 136) for c in clips])
@@ -100,41 +91,12 @@ def fit_displacement_pca(clips: list[ClipData], n_components: int, disp_scale: f
     return mean.astype(np.float32), comps
 
 
-def disentangle_row(ws: Workspace, ablate: str = "") -> dict:
-    """The newest finished disentanglement model trained with ``ablate`` ('' = the full model)."""
-    rows = [a for a in ws.artifacts(KIND_MODEL) if isinstance(a["meta"], dict) and a["meta"].get("stage") == "disentangle"
-            and (a["meta"].get("ablate") or "") == ablate]
-    if not rows:
-        hint = f" --ablate {ablate}" if ablate else ""
-        raise EvpError(f"no disentanglement model{' without L_' + ablate if ablate else ''} in {ws.root}; "
-                       f"run `evp train --stage disentangle{hint}` first")
-    return rows[-1]
-
-
-def heldout_sentences(ws: Workspace, dis_row: dict) -> set[str]:
-    """Sentences the disentanglement run held out (from its metrics JSON)."""
-    path = ws.root / "runs" / f"disentangle-{dis_row['key']}-metrics.json"
-    if not path.exists():
-        return set()
-    return set(json.loads(path.read_text()).get("heldout_sentences", []))
-
-
-@dataclass
-class Audio2LandmarkResult:
-    key: str
-    checkpoint: Path
-    log_csv: Path
-    loss_png: Path
-    metrics_path: Path
-    epochs: int
-    start_epoch: int
-    steps: int
-    train_seconds: float
-    steps_per_second: float
-    metrics: dict
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+class Audio2LandmarkResult(TrainResult):
+    def summary(self) -> str:
+        h = self.metrics.get("heldout") or {}
+        held = (f"held-out clips ({self.metrics['heldout_clips']}): " + ", ".join(f"{k} {v:.2f}" for k, v in h.items())
+                + " px") if h else "no held-out clips (train the disentanglement model with --holdout-sentences >= 1)"
+        return f"{super().summary()}\n{held}\nlog {self.files['log_csv']}, plot {self.files['loss_png']}"
 
 
 def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkTrainConfig):
@@ -159,7 +121,8 @@ def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[li
     with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
         for versions in windows:
             content.append([model.disentangle.clip_content(w) for w in versions])
-            emotion.append([model.emotion_code(versions[0])])  # the emotion of the clean audio
+            # the emotion of the clean audio
+            emotion.append([torch.from_numpy(clip_emotion_code(model, versions[0].cpu().numpy())).to(dev)])
             bar.advance(1)
     return content, emotion
 
@@ -174,29 +137,33 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     ``train_cfg.finetune_encoders``. Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
     held-out metrics, and records the model as a ``models`` artifact with ``meta.stage == "audio2lm"``.
     """
+    with deterministic(train_cfg.seed):
+        return _train(ws, train_cfg, net_cfg, ablate, device, resume, progress or Progress())
+
+
+def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2LandmarkConfig | None, ablate: str,
+           device: str, resume: bool, progress: Progress) -> Audio2LandmarkResult:
     import torch
 
     from evpcli.device import resolve_device
     from evpcli.nets.audio2lm import Audio2LandmarkModel
 
-    progress = progress or Progress()
     dev = resolve_device(device)
-    seed_everything(train_cfg.seed)
-    dis_row = disentangle_row(ws, ablate)
-    dis = model_from_row(dis_row, "cpu")
+    dis_bundle = load_disentangle(ws, ablate=ablate, device="cpu")
+    dis, dis_key = dis_bundle.net, dis_bundle.source.key
     net_cfg = net_cfg or Audio2LandmarkConfig(content_dim=dis.cfg.content_dim, emotion_dim=dis.cfg.emotion_dim)
-    held = heldout_sentences(ws, dis_row)
+    held = dis_bundle.heldout_sentences
     clips = load_clip_data(ws)
     train_clips = [c for c in clips if c.sentence not in held and len(c.windows) >= train_cfg.seq_len]
     if not train_clips:
         raise EvpError(f"no training clips of at least {train_cfg.seq_len} frames in {ws.root}")
     lm_keys = sorted(a["key"] for a in ws.artifacts(KIND_LANDMARKS))
-    key = cache_key(dis_row["key"], *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
+    key = cache_key(dis_key, *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
                                                                                       "epochs": None}, "version": 1})
     ckpt = ws.path(KIND_MODEL, f"{STAGE}-{key}.pt")
     log = CsvLog(ws.path("runs", f"{STAGE}-{key}-log.csv"), LOG_FIELDS)
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg), "disentangle_net": to_dict(dis.cfg),
-               "disentangle_key": dis_row["key"], "ablate": ablate}
+               "disentangle_key": dis_key, "ablate": ablate}
 
     model = Audio2LandmarkModel(dis, net_cfg)
     mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
@@ -269,10 +236,11 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     loss_png = plot_curves(log, ws.path("runs", f"{STAGE}-{key}-losses.png"), ["loss", "coeff_mse", "landmark_mse"],
                            f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
     model.eval()
-    means, present = _emotion_means(model, train_clips, dev)
+    means, present, stats = _emotion_means(model, train_clips)
     save_training_state(ckpt, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
-                        emotion_means=torch.from_numpy(means), emotion_present=torch.from_numpy(present))
-    from evpcli.evaluate import landmark_metrics, mean_metrics
+                        stage=STAGE, heldout_sentences=sorted(held), emotion_means=torch.from_numpy(means),
+                        emotion_present=torch.from_numpy(present),
+                        **{f"code_{k}": torch.from_numpy(np.asarray(v)) for k, v in stats.items()})
 
     held_clips = [c for c in clips if c.sentence in held]
     per_clip = [landmark_metrics(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid],
@@ -280,106 +248,29 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     metrics = {"heldout_clips": len(held_clips), "train_clips": len(train_clips), "ablate": ablate or None,
                "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
                "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
-               "disentangle_key": dis_row["key"]}
+               "disentangle_key": dis_key}
     metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
     ws.put_artifact(KIND_MODEL, key, ckpt, params=configs,
-                    meta={"stage": STAGE, "ablate": ablate, "disentangle": dis_row["key"], "epochs": train_cfg.epochs})
-    return Audio2LandmarkResult(key, ckpt, log.path, loss_png, metrics_path, train_cfg.epochs, start, steps, t_train,
-                                steps / t_train if t_train else 0.0, metrics)
+                    meta={"stage": STAGE, "ablate": ablate, "disentangle": dis_key, "epochs": train_cfg.epochs,
+                          "heldout_sentences": sorted(held)})
+    return Audio2LandmarkResult(STAGE, key, ckpt, train_cfg.epochs, start, steps, t_train,
+                                steps / t_train if t_train else 0.0, metrics,
+                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path})
 
 
-def _emotion_means(model, clips: list[ClipData], dev) -> tuple[np.ndarray, np.ndarray]:
+def _emotion_means(model, clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Mean clip-level emotion code of each of the eight emotions under the (fine-tuned) emotion encoder:
-    (8, emotion_dim) float32 and a (8,) bool mask of the emotions present in ``clips``."""
-    import torch
-
-    from evpcli.config import EMOTIONS
-
-    with torch.no_grad():
-        codes = [model.emotion_code(torch.from_numpy(c.windows).to(dev)).cpu().numpy() for c in clips]
-    dim = model.cfg.emotion_dim
+    (8, emotion_dim) float32, a (8,) bool mask of the emotions present in ``clips``, and the statistics of the
+    clips' codes that :func:`evpcli.infer.out_of_distribution` uses (``scale`` (D,), ``limit`` ())."""
+    codes = np.stack([clip_emotion_code(model, c.windows) for c in clips])
+    labels = np.array([c.emotion for c in clips])
+    dim = codes.shape[1]
     means = np.zeros((len(EMOTIONS), dim), np.float32)
     present = np.zeros(len(EMOTIONS), bool)
     for k, e in enumerate(EMOTIONS):
-        sel = [code for code, c in zip(codes, clips, strict=True) if c.emotion == e]
-        if sel:
-            means[k], present[k] = np.mean(sel, axis=0), True
-    return means, present
-
-
-def load_audio2lm(ws: Workspace, ablate: str = "", device: str = "cpu"):
-    """The newest finished audio-to-landmark model built on encoders trained with ``ablate`` -> model (eval).
-
-    ``model.emotion_means`` maps each emotion name of the training data to its mean code (emotion_dim,) under the
-    model's fine-tuned emotion encoder (what ``--emotion NAME`` uses).
-    """
-    from evpcli.config import EMOTIONS
-
-    from evpcli.config import DisentangleConfig
-    from evpcli.device import resolve_device
-    from evpcli.nets.audio2lm import Audio2LandmarkModel
-    from evpcli.nets.disentangle import Disentangle
-
-    rows = [a for a in ws.artifacts(KIND_MODEL) if isinstance(a["meta"], dict) and a["meta"].get("stage") == STAGE
-            and (a["meta"].get("ablate") or "") == ablate]
-    if not rows:
-        raise EvpError(f"no trained audio-to-landmark model in {ws.root}; run `evp train --stage audio2lm"
-                       f"{' --ablate ' + ablate if ablate else ''}` first")
-    dev = resolve_device(device)
-    state = load_training_state(rows[-1]["path"], map_location=dev)
-    cfg = state["config"]
-    model = Audio2LandmarkModel(Disentangle(DisentangleConfig.from_dict(cfg["disentangle_net"])),
-                                Audio2LandmarkConfig(**cfg["net"]))
-    model.load_state_dict(state["model"])
-    if "emotion_means" not in state:
-        raise EvpError(f"{rows[-1]['path']}: training did not finish; re-run `evp train --stage audio2lm --resume`")
-    means, present = state["emotion_means"].cpu().numpy(), state["emotion_present"].cpu().numpy()
-    model.emotion_means = {e: means[k] for k, e in enumerate(EMOTIONS) if present[k]}
-    return model.to(dev).eval()
-
-
-def silence_weights(rms: np.ndarray, gate: SilenceGate = SilenceGate()) -> np.ndarray:
-    """Per-frame mouth weight in [0, 1]: 0 where the audio is silent, 1 in speech, smoothed (T,)."""
-    rms = np.asarray(rms, np.float64)
-    loud = np.percentile(rms, 95) if len(rms) else 0.0
-    if loud <= 0:
-        return np.zeros(len(rms))
-    x = np.clip((rms / loud - gate.low) / (gate.high - gate.low), 0.0, 1.0)
-    w = x * x * (3 - 2 * x)  # smoothstep
-    if gate.smooth > 1 and len(w) > 1:
-        k = np.ones(gate.smooth) / gate.smooth
-        w = np.convolve(np.pad(w, gate.smooth // 2, mode="edge"), k, mode="valid")[:len(rms)]
-    return w
-
-
-def apply_silence_gate(landmarks: np.ndarray, reference: np.ndarray, rms: np.ndarray,
-                       gate: SilenceGate = SilenceGate()) -> np.ndarray:
-    """Close the mouth where the audio is silent: lip and chin points move towards the reference face by
-    ``1 - weight`` (T, 68, 2)."""
-    w = silence_weights(rms, gate)[:, None, None]
-    out = np.array(landmarks, np.float32, copy=True)
-    ref = np.asarray(reference, np.float32)[None, GATED]
-    out[:, GATED] = ref + w * (out[:, GATED] - ref)
-    return out
-
-
-def predict_landmarks(model, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
-                      rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
-    """Normalised landmarks (T, 68, 2) for MFCC windows (T, 28, 12) of any length.
-
-    ``emotion``: an emotion code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the
-    clip's own code (mean of Ee over ``windows``). With ``rms`` and ``gate`` the mouth closes in silence.
-    """
-    import torch
-
-    dev = next(model.parameters()).device
-    w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
-    scale = float(model.disp_scale)
-    with torch.no_grad():
-        emo = model.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
-        ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
-        coeffs = model(w[None], emo[None], ident)
-        lm = np.asarray(reference, np.float32)[None] + model.decode(coeffs)[0].cpu().numpy()
-    if rms is not None and gate is not None:
-        lm = apply_silence_gate(lm, reference, rms, gate)
-    return lm.astype(np.float32)
+        if (labels == e).any():
+            means[k], present[k] = codes[labels == e].mean(0), True
+    scale = codes.std(0) + 1e-3 * max(float(codes.std()), 1e-6)
+    m = means[present]
+    dist = np.linalg.norm((codes[:, None] - m[None]) / scale, axis=-1).min(1) / np.sqrt(dim)
+    return means, present, {"scale": scale.astype(np.float32), "limit": np.float32(np.percentile(dist, 99) * 1.25)}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,36 @@ def plot_curves(log: CsvLog, png: str | os.PathLike, columns: list[str], title: 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return png
+
+
+@dataclass
+class TrainResult:
+    """What every training stage returns: the run's key and checkpoint, how much it trained (epochs run from
+    ``start_epoch`` to ``epochs``, ``steps`` in ``train_seconds``), its held-out ``metrics`` and its other files
+    (log, plots, metrics JSON) by name."""
+
+    stage: str
+    key: str
+    checkpoint: Path
+    epochs: int
+    start_epoch: int
+    steps: int
+    train_seconds: float
+    steps_per_second: float
+    metrics: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["checkpoint"] = str(self.checkpoint)
+        d["files"] = {k: str(v) for k, v in self.files.items()}
+        return d
+
+    def summary(self) -> str:
+        """One line on the training itself; stages add their metrics."""
+        resumed = f", resumed after epoch {self.start_epoch}" if self.start_epoch else ""
+        return (f"trained {self.stage}: {self.steps} steps in {self.train_seconds:.0f} s "
+                f"({self.steps_per_second:.2f} steps/s){resumed}; model {self.checkpoint}")
 
 
 def augmented_mfcc(ws, clip_ids: list[str], copies: int, seed: int = 0, cfg=None, progress=None,

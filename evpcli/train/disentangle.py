@@ -20,9 +20,8 @@ windows), each emotion a mean code, and the held-out metrics are measured (see :
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +31,11 @@ from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, t
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
+from evpcli.infer import clip_emotion_code
+from evpcli.models import STAGE_DISENTANGLE
 from evpcli.train.common import (
     CsvLog,
+    TrainResult,
     augmented_mfcc,
     deterministic,
     epoch_rng,
@@ -41,10 +43,10 @@ from evpcli.train.common import (
     plot_curves,
     save_training_state,
 )
-from evpcli.workspace import KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz, save_json, save_npz
+from evpcli.workspace import (KIND_EMOTION_CODES, KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz,
+                              save_json, save_npz)
 
-STAGE = "disentangle"
-KIND_EMOTION_CODES = "emotion_codes"
+STAGE = STAGE_DISENTANGLE
 LOSSES = ("cross", "self", "cla", "con")
 DEFAULT_NET_CONFIG = DisentangleConfig()  # the EVP-NOTES sizes
 LOG_FIELDS = ["epoch", "loss", "cross", "self", "cla", "con", "seconds", "steps_per_second"]
@@ -239,24 +241,19 @@ def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | fro
 
 
 # --------------------------------------------------------------------------- the stage
-@dataclass
-class DisentangleResult:
-    key: str
-    checkpoint: Path
-    codes: Path
-    metrics_path: Path
-    log_csv: Path
-    loss_png: Path
-    embedding_png: Path
-    epochs: int
-    resumed_from: int
-    steps: int
-    seconds: float
-    steps_per_second: float
-    metrics: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+class DisentangleResult(TrainResult):
+    def summary(self) -> str:
+        m = self.metrics
+        on = m["on"]
+        return (f"{super().summary()}\n"
+                f"{'held-out' if on == 'heldout' else 'training-sentence'} emotion accuracy "
+                f"{100 * m[f'{on}_accuracy']:.1f} % over {m[f'{on}_clips']} clips "
+                f"(per window {100 * m[f'{on}_window_accuracy']:.1f} %, train {100 * m['train_accuracy']:.1f} %, "
+                f"chance {100 * m['chance']:.1f} %)\n"
+                f"cross-reconstruction D(Ec(x_im), Ee(x_jn)): distance to x_in {m['cross_to_target']:.3f}, "
+                f"to x_im {m['cross_to_source']:.3f}\n"
+                f"content invariance |Ec(x_im)-Ec(x_in)| / |Ec(x_im)-Ec(x_jm)| = {m['content_ratio']:.3f}\n"
+                f"log {self.files['log_csv']}, plots {self.files['loss_png']} {self.files['embedding_png']}")
 
 
 def run_key(ws: Workspace, net_cfg: DisentangleConfig, train_cfg: DisentangleTrainConfig) -> str:
@@ -275,8 +272,6 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
     ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
     than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
     """
-    if train_cfg.ablate not in ("", *LOSSES):
-        raise EvpError(f"unknown --ablate {train_cfg.ablate!r}; use one of {', '.join(LOSSES)}")
     with deterministic(train_cfg.seed):
         return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress())
 
@@ -381,17 +376,21 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     means = np.stack([codes[clip_emotions == e].mean(0) if p else np.zeros(net_cfg.emotion_dim, np.float32)
                       for e, p in zip(EMOTIONS, present, strict=True)]).astype(np.float32)
     codes_path = save_npz(ws.path(KIND_MODEL, f"{STAGE}-{key}-codes.npz"), clip_ids=np.array(bank.clip_ids),
-                          clip_emotions=clip_emotions, clip_codes=codes, emotions=np.array(EMOTIONS),
-                          emotion_means=means, present=present)
+                          clip_emotions=clip_emotions, clip_codes=codes)
     emb_png = plot_embedding(codes, bank.emotions, [s in held_sents for s in bank.sentences],
                              ws.path("runs", f"{STAGE}-{key}-embedding.png"))
     metrics_path = save_json(ws.path("runs", f"{STAGE}-{key}-metrics.json"), metrics)
     meta = {"stage": STAGE, "ablate": train_cfg.ablate, "epochs": train_cfg.epochs,
-            "heldout_accuracy": metrics.get("heldout_accuracy")}
+            "heldout_accuracy": metrics.get("heldout_accuracy"), "heldout_sentences": sorted(held_sents)}
+    save_training_state(ckpt, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+                        stage=STAGE, heldout_sentences=sorted(held_sents), emotion_means=torch.from_numpy(means),
+                        emotion_present=torch.from_numpy(present))
     ws.put_artifact(KIND_MODEL, key, ckpt, params=configs, meta=meta)
     ws.put_artifact(KIND_EMOTION_CODES, key, codes_path, params=configs, meta=meta)
-    return DisentangleResult(key, ckpt, codes_path, metrics_path, log.path, loss_png, emb_png, train_cfg.epochs,
-                             start, steps, t_train, steps / t_train if t_train else 0.0, metrics)
+    return DisentangleResult(STAGE, key, ckpt, train_cfg.epochs, start, steps, t_train,
+                             steps / t_train if t_train else 0.0, metrics,
+                             {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
+                              "loss_png": loss_png, "embedding_png": emb_png})
 
 
 def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
@@ -433,15 +432,11 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
 
 def clip_emotion_codes(model, bank: WindowBank, dev, bar=None) -> np.ndarray:
     """Clip-level emotion codes (n_clips, emotion_dim) float32: the mean of Ee over each clip's windows."""
-    import torch
-
     out = []
-    with torch.no_grad():
-        for k in range(len(bank.clip_ids)):
-            w = torch.from_numpy(bank.clip_windows(k)).to(dev)
-            out.append(model.emotion(w).mean(0).cpu().numpy())
-            if bar is not None:
-                bar.advance(1)
+    for k in range(len(bank.clip_ids)):
+        out.append(clip_emotion_code(model, bank.clip_windows(k)))
+        if bar is not None:
+            bar.advance(1)
     return np.stack(out).astype(np.float32)
 
 
@@ -529,64 +524,3 @@ def plot_embedding(codes: np.ndarray, emotions: list[str], heldout: list[bool], 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return png
-
-
-# --------------------------------------------------------------------------- loaders for later stages
-def _newest_model_row(ws: Workspace, kind: str = KIND_MODEL) -> dict:
-    rows = [a for a in ws.artifacts(kind) if isinstance(a["meta"], dict) and a["meta"].get("stage") == STAGE]
-    full = [a for a in rows if not a["meta"].get("ablate")]
-    if not (full or rows):
-        raise EvpError(f"no trained disentanglement model in {ws.root}; run `evp train --stage disentangle`")
-    return (full or rows)[-1]
-
-
-def load_disentangle(ws: Workspace, device: str = "cpu"):
-    """The newest finished disentanglement model (without ablation, if there is one) -> (model in eval mode,
-    DisentangleConfig)."""
-    from evpcli.device import resolve_device
-
-    model = model_from_row(_newest_model_row(ws), resolve_device(device))
-    return model, model.cfg
-
-
-def model_from_row(row: dict, device="cpu"):
-    """The Disentangle model (eval mode) of a ``models`` artifact row of this stage."""
-    from evpcli.nets.disentangle import Disentangle
-
-    state = load_training_state(row["path"], map_location=device)
-    model = Disentangle(DisentangleConfig.from_dict(state["config"]["net"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def emotion_codes(ws: Workspace) -> dict[str, np.ndarray]:
-    """Mean emotion code (emotion_dim,) float32 of every emotion present in the training data of the model
-    :func:`load_disentangle` loads (what ``--emotion NAME`` uses)."""
-    model_key = _newest_model_row(ws)["key"]
-    rows = [a for a in ws.artifacts(KIND_EMOTION_CODES) if a["key"] == model_key]
-    if not rows:
-        raise EvpError(f"emotion codes of model {model_key} are missing; re-run `evp train --stage disentangle`")
-    d = load_npz(rows[-1]["path"])
-    return {str(e): d["emotion_means"][k] for k, e in enumerate(d["emotions"]) if d["present"][k]}
-
-
-def encode_emotion(model, wav: np.ndarray) -> np.ndarray:
-    """Clip-level emotion code (emotion_dim,) float32 of 16 kHz mono speech: mean of Ee over its windows."""
-    import torch
-
-    windows = audio.speech_windows(wav)
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        return model.emotion(torch.from_numpy(windows).to(dev)).mean(0).cpu().numpy().astype(np.float32)
-
-
-def encode_content(model, wav: np.ndarray) -> np.ndarray:
-    """Content codes (T, content_dim) float32 of 16 kHz mono speech, one per 25 fps video frame."""
-    import torch
-
-    windows = audio.speech_windows(wav)
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        return model.clip_content(torch.from_numpy(windows).to(dev)).cpu().numpy().astype(np.float32)
-
-

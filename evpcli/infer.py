@@ -1,0 +1,230 @@
+"""Speech + emotion -> landmarks, with no training code.
+
+Everything a command needs to drive a face from speech once a model is loaded (:mod:`evpcli.models`):
+
+- identity features of a reference face (what the identity MLP reads);
+- emotion codes: of a speech clip (mean of Ee over its windows), of an emotion name (the mean code of that
+  emotion's training clips), scaled by an intensity, and mixed (the paper's editing ``alpha E_a + (1-alpha) E_b``);
+- the silence gate (mouth and chin close where the speech is silent);
+- :func:`predict_landmarks` (MFCC windows -> normalised landmarks, any length).
+
+Functions take a model bundle of :mod:`evpcli.models` or the bare :class:`Audio2LandmarkModel` (training code
+evaluates its own network with them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evpcli import audio
+from evpcli.config import EMOTIONS, SilenceGate
+from evpcli.errors import EvpError
+from evpcli.face.normalize import TEMPLATE
+from evpcli.face.parts import MOUTH
+
+# Points a silent mouth closes: the lips and the lower jaw.
+GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
+MAX_INTENSITY = 2.0
+
+
+def _net(model: Any):
+    """The Audio2LandmarkModel of a bundle, or the model itself."""
+    return getattr(model, "net", model)
+
+
+def _device(model: Any):
+    return next(_net(model).parameters()).device
+
+
+def identity_features(reference: np.ndarray, disp_scale: float = 8.0) -> np.ndarray:
+    """The identity MLP's input: (reference - canonical template) / disp_scale, flattened -> (136,) float32."""
+    return ((np.asarray(reference, np.float32) - TEMPLATE.astype(np.float32)) / disp_scale).reshape(136)
+
+
+# --------------------------------------------------------------------------- emotion codes
+def clip_emotion_code(model: Any, windows: np.ndarray) -> np.ndarray:
+    """Clip-level emotion code (emotion_dim,) float32 of raw MFCC windows (N, 28, 12): the mean of Ee over them.
+
+    ``model``: an audio-to-landmark bundle/model (its own, possibly fine-tuned, emotion encoder) or a
+    disentanglement bundle/model."""
+    import torch
+
+    net = _net(model)
+    dis = getattr(net, "disentangle", net)
+    with torch.no_grad():
+        w = torch.from_numpy(np.asarray(windows, np.float32)).to(_device(model))
+        return dis.emotion(w).mean(0).cpu().numpy().astype(np.float32)
+
+
+def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
+    """The emotion the classifier Ce reads from a clip-level code, and its probability."""
+    import torch
+
+    net = _net(model)
+    dis = getattr(net, "disentangle", net)
+    with torch.no_grad():
+        p = torch.softmax(dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None]), -1)
+    p = p[0].cpu().numpy()
+    k = int(p.argmax())
+    return EMOTIONS[k], float(p[k])
+
+
+@dataclass
+class EmotionCode:
+    """An emotion to drive with: ``code`` (emotion_dim,) or per frame (T, emotion_dim) float32.
+
+    ``source`` is "name", "audio" or "mix"; for an emotion clip, ``predicted``/``probability`` say what the
+    emotion classifier reads from it, and ``out_of_distribution`` whether its code lies outside the training codes'
+    range (None when the model carries no statistics to tell)."""
+
+    code: np.ndarray
+    description: str
+    source: str
+    intensity: float = 1.0
+    predicted: str | None = None
+    probability: float | None = None
+    out_of_distribution: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {"description": self.description, "source": self.source, "intensity": self.intensity,
+                "predicted": self.predicted, "probability": self.probability,
+                "out_of_distribution": self.out_of_distribution}
+
+
+def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:
+    """Whether a clip-level code lies further from every emotion mean than (almost) all training clips did.
+
+    Uses the statistics stored with an audio-to-landmark model (``code_scale`` (D,): per-dimension spread of the
+    training codes; ``code_limit``: the 99th percentile of the training clips' scaled distance to their nearest
+    emotion mean). None when the model has none."""
+    stats = getattr(model, "code_stats", None) or {}
+    means = getattr(model, "emotion_means", None) or {}
+    if "scale" not in stats or "limit" not in stats or not means:
+        return None
+    m = np.stack(list(means.values()))
+    d = np.linalg.norm((np.asarray(code)[None] - m) / stats["scale"][None], axis=1).min() / np.sqrt(m.shape[1])
+    return bool(d > float(stats["limit"]))
+
+
+def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarray:
+    """Move a code ``intensity`` times its distance from the neutral mean (0 = neutral, 1 = unchanged, <= 2).
+    Codes are non-negative (Ee ends in a ReLU), so the result is clipped at 0."""
+    if not 0.0 <= intensity <= MAX_INTENSITY:
+        raise EvpError(f"--intensity must be between 0 and {MAX_INTENSITY:g}, got {intensity:g}")
+    if intensity == 1.0:
+        return np.asarray(code, np.float32)
+    means = getattr(model, "emotion_means", None) or {}
+    if "neutral" not in means:
+        raise EvpError("the model was trained without neutral clips, so --intensity cannot be applied; use 1")
+    neutral = means["neutral"]
+    return np.maximum(neutral + intensity * (np.asarray(code, np.float32) - neutral), 0.0).astype(np.float32)
+
+
+def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Path | np.ndarray | None = None,
+                 intensity: float = 1.0) -> EmotionCode:
+    """The emotion code of an emotion name (its training clips' mean code) or of an emotion clip (a path, or 16 kHz
+    mono float32 speech), moved by ``intensity``. Exactly one of ``emotion``/``emotion_audio``."""
+    if (emotion is None) == (emotion_audio is None):
+        raise EvpError("give exactly one of --emotion NAME or --emotion-audio FILE")
+    means = getattr(model, "emotion_means", None) or {}
+    if emotion is not None:
+        name = emotion.strip().lower()
+        if name not in EMOTIONS:
+            raise EvpError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
+        if name not in means:
+            raise EvpError(f"the model was trained without {name} clips; use one of {', '.join(sorted(means))}")
+        code = scale_intensity(model, means[name], intensity)
+        return EmotionCode(code, name if intensity == 1.0 else f"{name} x{intensity:g}", "name", intensity)
+    if isinstance(emotion_audio, np.ndarray):
+        wav, label = emotion_audio, "the emotion clip"
+    else:
+        from evpcli import media
+
+        wav, label = media.load_audio(emotion_audio), Path(emotion_audio).name
+    windows = audio.speech_windows(wav)
+    if len(windows) < 1:
+        raise EvpError(f"{label}: the emotion clip is too short (under one video frame of speech)")
+    raw = clip_emotion_code(model, windows)
+    predicted, prob = classify_code(model, raw)
+    code = scale_intensity(model, raw, intensity)
+    return EmotionCode(code, f"of {label}" + (f" x{intensity:g}" if intensity != 1.0 else ""), "audio", intensity,
+                       predicted, prob, out_of_distribution(model, raw))
+
+
+def mix_emotions(a: EmotionCode, b: EmotionCode, alpha: float | np.ndarray) -> EmotionCode:
+    """The paper's emotion editing: ``alpha * a + (1 - alpha) * b``; ``alpha`` a number or per frame (T,) -> a code
+    (D,) or (T, D)."""
+    alpha_arr = np.asarray(alpha, np.float32)
+    if np.any(alpha_arr < 0) or np.any(alpha_arr > 1):
+        raise EvpError("alpha must be between 0 and 1")
+    ca, cb = np.asarray(a.code, np.float32), np.asarray(b.code, np.float32)
+    if alpha_arr.ndim == 0:
+        code = float(alpha_arr) * ca + (1 - float(alpha_arr)) * cb
+        desc = f"{float(alpha_arr):.2f} x {a.description} + {1 - float(alpha_arr):.2f} x {b.description}"
+    else:
+        code = alpha_arr[:, None] * ca[None] + (1 - alpha_arr[:, None]) * cb[None]
+        desc = f"{a.description} -> {b.description}" if alpha_arr[0] >= alpha_arr[-1] else \
+            f"{b.description} -> {a.description}"
+    return EmotionCode(code.astype(np.float32), desc, "mix")
+
+
+# --------------------------------------------------------------------------- silence gate
+def silence_weights(rms: np.ndarray, gate: SilenceGate = SilenceGate()) -> np.ndarray:
+    """Per-frame mouth weight in [0, 1]: 0 where the audio is silent, 1 in speech, smoothed (T,)."""
+    rms = np.asarray(rms, np.float64)
+    loud = np.percentile(rms, 95) if len(rms) else 0.0
+    if loud <= 0:
+        return np.zeros(len(rms))
+    x = np.clip((rms / loud - gate.low) / (gate.high - gate.low), 0.0, 1.0)
+    w = x * x * (3 - 2 * x)  # smoothstep
+    if gate.smooth > 1 and len(w) > 1:
+        k = np.ones(gate.smooth) / gate.smooth
+        w = np.convolve(np.pad(w, gate.smooth // 2, mode="edge"), k, mode="valid")[:len(rms)]
+    return w
+
+
+def apply_silence_gate(landmarks: np.ndarray, reference: np.ndarray, rms: np.ndarray,
+                       gate: SilenceGate = SilenceGate()) -> np.ndarray:
+    """Close the mouth where the audio is silent: lip and chin points move towards the reference face by
+    ``1 - weight`` (T, 68, 2)."""
+    w = silence_weights(rms, gate)[:, None, None]
+    out = np.array(landmarks, np.float32, copy=True)
+    ref = np.asarray(reference, np.float32)[None, GATED]
+    out[:, GATED] = ref + w * (out[:, GATED] - ref)
+    return out
+
+
+# --------------------------------------------------------------------------- landmarks
+def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
+                      rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
+    """Normalised landmarks (T, 68, 2) float32 (canonical 256 frame) for MFCC windows (T, 28, 12) of any length.
+
+    ``emotion``: a code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the clip's
+    own code (mean of Ee over ``windows``). ``reference`` (68, 2): the face whose identity and rest shape the
+    landmarks take. With ``rms`` and ``gate`` the mouth closes in silence.
+    """
+    import torch
+
+    net = _net(model)
+    dev = _device(model)
+    w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
+    scale = float(net.disp_scale)
+    with torch.no_grad():
+        emo = net.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
+        ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
+        coeffs = net(w[None], emo[None], ident)
+        lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)[0].cpu().numpy()
+    if rms is not None and gate is not None:
+        lm = apply_silence_gate(lm, reference, rms, gate)
+    return lm.astype(np.float32)
+
+
+def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, reference: np.ndarray,
+                     gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
+    """Normalised landmarks (T, 68, 2) of 16 kHz mono speech with emotion ``code``, one per 25 fps frame."""
+    windows = audio.speech_windows(wav)
+    return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, len(windows)), gate)

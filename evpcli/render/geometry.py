@@ -1,0 +1,326 @@
+"""Warp geometry of the warp renderer: control points, the fixed triangulation, dense maps on a face crop.
+
+Control points of one frame (all pixels of that frame):
+
+- the 68 landmarks (tracked -> adapted: they move);
+- *skin points* on the cheeks, chin, jaw-side and forehead, each a blend of landmarks that moves with the same
+  blend of their displacements (damped outside the jaw and on the forehead), so the skin bends evenly instead of
+  along the edges of long thin triangles;
+- a *ring* of fixed points on an ellipse around the head (beyond the hair line, the ears and below the chin);
+  they do not move, so the warp is the identity on and outside the ring.
+
+Every point set is defined in the canonical 256x256 frame of :data:`~evpcli.face.normalize.TEMPLATE` and mapped
+into each frame by the similarity transform of its tracked stable points (eye corners and nose), so the ring
+turns and scales with the head. The triangulation is a Delaunay triangulation of the canonical points, made once:
+the same topology in every frame (no triangle flips from frame to frame). A frame whose tracked points fold a
+triangle over (an unusual pose) is triangulated afresh.
+
+Dense maps are computed on a grid of at most ``map_side`` points a side over the ring's bounding box and
+upsampled linearly (exact for the piecewise-affine warp inside each triangle), so their cost does not grow with
+the face's size in pixels. Two warps: :func:`pwa_maps` (piecewise-affine) and :func:`tps_maps` (thin-plate
+spline through the same control points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
+
+_STABLE = list(STABLE_POINTS)
+INNER_LIP = np.arange(60, 68)
+
+
+def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict[int, float]]]:
+    """Skin control points as rules (position weights, constant offset, displacement weights) over the 68
+    landmarks ``lm`` (canonical): position = sum w_k lm_k + offset; displacement = sum v_k d_k. Points between
+    two landmarks move as the same blend of them, so a lip opening wide never overtakes the chin's skin."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    zero = np.zeros(2)
+    rules = []
+    for k in (1, 2, 3, 4, 12, 13, 14, 15):  # cheeks, between the jaw line and the nose tip
+        for f in (0.3, 0.6):
+            w = {k: 1 - f, 33: f}
+            rules.append((w, zero, w))
+    for a, b in ((57, 8), (58, 7), (56, 9), (59, 6), (55, 10)):  # chin, between the lower lip and the jaw
+        w = {a: 0.5, b: 0.5}
+        rules.append((w, zero, w))
+    for k in (17, 19, 24, 26):  # forehead, above the brows: half their motion
+        rules.append(({k: 1.0}, np.array([0.0, -0.35 * iod]), {k: 0.5}))
+    rules.append(({21: 0.5, 22: 0.5}, np.array([0.0, -0.4 * iod]), {21: 0.25, 22: 0.25}))
+    for k, j in ((31, 3), (35, 13), (48, 4), (54, 12)):  # between the nose wings / mouth corners and the jaw
+        w = {k: 0.5, j: 0.5}
+        rules.append((w, zero, w))
+    for k in (2, 4, 6, 8, 10, 12, 14):  # outside the jaw line, along its normal: half the jaw's motion
+        tangent = lm[k + 1] - lm[k - 1]
+        normal = np.array([tangent[1], -tangent[0]]) / max(np.linalg.norm(tangent), 1e-9)
+        if np.dot(normal, lm[k] - lm[30]) < 0:
+            normal = -normal
+        rules.append(({k: 1.0}, 0.25 * iod * normal, {k: 0.5}))
+    return rules
+
+
+def _skin_points(lm: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Skin control points of canonical landmarks ``lm``: positions (K, 2), (K, 68) displacement weights and the
+    indices of the rules used. Without ``keep``, rules whose point falls too near a landmark (slivers) or near
+    the lips (a smile or an open mouth would fold them over) are left out."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    rules = _skin_rules(lm)
+    pts, weights, used = [], [], []
+    for i, (w, offset, v) in enumerate(rules):
+        p = sum(c * lm[k] for k, c in w.items()) + offset
+        if keep is None:
+            if np.linalg.norm(lm - p, axis=1).min() <= 0.06 * iod or np.linalg.norm(lm[48:68] - p, axis=1).min() <= 0.2 * iod:
+                continue
+        elif i not in keep:
+            continue
+        row = np.zeros(68)
+        for k, c in v.items():
+            row[k] = c
+        pts.append(p)
+        weights.append(row)
+        used.append(i)
+    return np.array(pts), np.array(weights), np.array(used)
+
+
+def _ring(lm: np.ndarray, n: int, width: float, height: float) -> np.ndarray:
+    """(n, 2) points on an ellipse around the face (canonical landmarks ``lm``)."""
+    cx = 0.5 * (lm[0, 0] + lm[16, 0])
+    half_w = 0.5 * (lm[16, 0] - lm[0, 0])
+    top, chin = lm[27, 1], lm[8, 1]
+    cy = 0.5 * (top + chin) - 0.1 * (chin - top)
+    ang = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([cx + width * half_w * np.cos(ang), cy + height * (chin - top) * np.sin(ang)], 1)
+
+
+@dataclass(frozen=True)
+class Rig:
+    """The canonical control points and their fixed triangulation (see the module docstring)."""
+
+    canonical: np.ndarray  # (P, 2): 68 landmarks, K skin points, R ring points
+    n_skin: int
+    n_ring: int
+    skin_weights: np.ndarray  # (K, 68): each skin point's share of every landmark's displacement
+    skin_rules: tuple[int, ...]  # which of _skin_rules make the skin points
+    ring_width: float
+    ring_height: float
+    triangles: np.ndarray  # (M, 3) int
+    orientation: np.ndarray  # (M,) sign of each triangle's area in the canonical frame
+    inner_only: np.ndarray  # (M,) bool, triangles of inner-lip points only (slivers when the mouth is closed)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.canonical)
+
+
+@lru_cache(maxsize=8)
+def make_rig(ring_points: int = 20, ring_width: float = 1.45, ring_height: float = 1.2) -> Rig:
+    lm = TEMPLATE.astype(np.float64)
+    skin, w, used = _skin_points(lm)
+    ring = _ring(lm, ring_points, ring_width, ring_height)
+    canonical = np.concatenate([lm, skin, ring])
+    tri = Delaunay(canonical).simplices.astype(np.int64)
+    return Rig(canonical=canonical, n_skin=len(skin), n_ring=len(ring), skin_weights=w, skin_rules=tuple(used.tolist()),
+               ring_width=ring_width, ring_height=ring_height, triangles=tri,
+               orientation=np.sign(signed_areas(canonical, tri)), inner_only=np.isin(tri, INNER_LIP).all(1))
+
+
+def frame_points(rig: Rig, tracked: np.ndarray, adapted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Control points of one frame. ``tracked``, ``adapted`` (68, 2) pixels.
+
+    Returns ``src`` (P, 2), ``dst`` (P, 2) pixels and ``to_frame`` (2, 3), the similarity from the canonical frame
+    to this frame (fitted on the tracked stable points)."""
+    tracked = np.asarray(tracked, np.float64)
+    adapted = np.asarray(adapted, np.float64)
+    to_frame = similarity_fit(TEMPLATE[_STABLE].astype(np.float64), tracked[_STABLE])
+    # skin points from the frame's own (canonicalised) landmarks, so they sit where that face's cheeks and chin
+    # are (a dropped jaw takes the chin's points with it); the ring is the template's, turned with the head
+    canon = apply_transform(tracked, invert_transform(to_frame))
+    skin_src = apply_transform(_skin_points(canon, rig.skin_rules)[0], to_frame)
+    # the ring: around this face (its jaw width and length, and the adapted chin if lower), turned with the head
+    envelope = canon.copy()
+    envelope[8, 1] = max(canon[8, 1], apply_transform(adapted[8:9], invert_transform(to_frame))[0, 1])
+    ring = apply_transform(_ring(envelope, rig.n_ring, rig.ring_width, rig.ring_height), to_frame)
+    skin_dst = skin_src + rig.skin_weights @ (adapted - tracked)
+    src = np.concatenate([tracked, skin_src, ring])
+    dst = np.concatenate([adapted, skin_dst, ring])
+    return src, dst, to_frame
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    p = points[triangles]
+    a, b = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+
+
+def triangles_for(rig: Rig, src: np.ndarray) -> np.ndarray:
+    """The rig's triangles, or a fresh Delaunay triangulation of ``src`` when the rig's fold over in it."""
+    area = signed_areas(src, rig.triangles) * rig.orientation
+    # a closed mouth collapses the inner-lip triangles to slivers: that is not a fold
+    bad = (area < 0) & ~rig.inner_only
+    if not bad.any():
+        return rig.triangles
+    return Delaunay(src).simplices.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Box:
+    """An integer pixel box ``[x0, x1) x [y0, y1)`` of a frame, and the coarse grid its maps are computed on."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    gw: int  # grid columns
+    gh: int  # grid rows
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def grid_xy(self, points: np.ndarray) -> np.ndarray:
+        """Frame pixels -> grid coordinates (grid node i sits at the centre-aligned resize position)."""
+        p = np.asarray(points, np.float64)
+        gx = (p[..., 0] - self.x0 + 0.5) * self.gw / self.width - 0.5
+        gy = (p[..., 1] - self.y0 + 0.5) * self.gh / self.height - 0.5
+        return np.stack([gx, gy], -1)
+
+    def grid_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(gh, gw) float64 frame x and y of every grid node."""
+        xs = self.x0 + (np.arange(self.gw) + 0.5) * self.width / self.gw - 0.5
+        ys = self.y0 + (np.arange(self.gh) + 0.5) * self.height / self.gh - 0.5
+        return np.meshgrid(xs, ys)
+
+
+def crop_box(points: np.ndarray, size: tuple[int, int], map_side: int) -> Box | None:
+    """The bounding box of ``points`` (the ring) clipped to the frame ``size`` (W, H); None when empty."""
+    w, h = size
+    lo = np.floor(points.min(0)).astype(int) - 1
+    hi = np.ceil(points.max(0)).astype(int) + 2
+    x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
+    x1, y1 = min(int(hi[0]), w), min(int(hi[1]), h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    step = max(1.0, max(x1 - x0, y1 - y0) / map_side)
+    return Box(x0, y0, x1, y1, max(2, int(np.ceil((x1 - x0) / step))), max(2, int(np.ceil((y1 - y0) / step))))
+
+
+def _upsample(box: Box, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid maps (frame pixels) -> crop-local maps (crop pixels), (height, width) float32 each."""
+    gx = (gx - box.x0).astype(np.float32)
+    gy = (gy - box.y0).astype(np.float32)
+    if (box.gw, box.gh) == (box.width, box.height):
+        return gx, gy
+    size = (box.width, box.height)
+    return cv2.resize(gx, size, interpolation=cv2.INTER_LINEAR), cv2.resize(gy, size, interpolation=cv2.INTER_LINEAR)
+
+
+_IDENTITY = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+
+
+def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-affine inverse maps over ``box``: for each output pixel, the frame pixel it samples, given
+    relative to the box (``cv2.remap`` of the box crop). Pixels outside every triangle keep their place."""
+    tri_dst = dst[triangles]  # (M, 3, 2)
+    tri_src = src[triangles].copy()
+    m = np.concatenate([tri_dst, np.ones((len(triangles), 3, 1))], axis=2)
+    flat = np.abs(np.linalg.det(m)) < 1e-6
+    m[flat] = np.eye(3)
+    tri_src[flat] = _IDENTITY
+    affine = np.linalg.solve(m, tri_src)  # (M, 3, 2): [x y 1] @ affine = source point
+    affine = np.concatenate([affine, _IDENTITY[None]])
+    k = len(triangles)
+    ids = np.full((box.gh, box.gw), k, np.int32)
+    fixed = np.round(box.grid_xy(tri_dst) * 16).astype(np.int32)
+    # larger triangles first, so that where a commanded shape folds over, the small (mouth) ones win; slivers
+    # (under a grid cell) are not drawn: the rasteriser would give their edge pixels an affine map that
+    # extrapolates wildly; the few nodes they leave are filled from their neighbours
+    area = 0.5 * np.abs(signed_areas(box.grid_xy(dst), triangles))
+    for i in np.argsort(-area):
+        if area[i] < 1.0:
+            break
+        if not flat[i]:
+            cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=4)
+    holes = ids == k
+    coef = affine.reshape(k + 1, 6).T  # (6, M+1): xx, xy, yx, yy, 1x, 1y
+    xs, ys = box.grid_nodes()
+    gx = coef[0].take(ids) * xs + coef[2].take(ids) * ys + coef[4].take(ids)
+    gy = coef[1].take(ids) * xs + coef[3].take(ids) * ys + coef[5].take(ids)
+    if holes.any():
+        _fill_holes(box, dst, holes, gx, gy)
+    return _upsample(box, gx, gy)
+
+
+def _fill_holes(box: Box, dst: np.ndarray, holes: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> None:
+    """Grid nodes inside the mesh that no triangle covers (a commanded shape folded over, or rounding on the
+    coarse grid) take the average map of the covered nodes around them (normalised convolution), in place;
+    neither the identity (the unwarped frame) nor an affine extrapolated from a sliver triangle."""
+    inside = np.zeros(holes.shape, np.uint8)
+    hull = cv2.convexHull(np.round(box.grid_xy(dst) * 16).astype(np.int32))
+    cv2.fillConvexPoly(inside, hull, 1, lineType=cv2.LINE_8, shift=4)
+    todo = holes & (inside > 0)
+    known = (~holes).astype(np.float32)
+    for _ in range(8):
+        if not todo.any():
+            return
+        w = cv2.blur(known, (5, 5))
+        ok = todo & (w > 1e-3)
+        for g in (gx, gy):
+            v = cv2.blur((g * known).astype(np.float32), (5, 5))
+            g[ok] = v[ok] / w[ok]
+        known[ok] = 1.0
+        todo &= ~ok
+
+
+def _tps_kernel(r2: np.ndarray) -> np.ndarray:
+    return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))  # r^2 log r
+
+
+def tps_maps(box: Box, src: np.ndarray, dst: np.ndarray, regularisation: float = 1e-3,
+             max_side: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Thin-plate-spline inverse maps over ``box`` (same convention as :func:`pwa_maps`): the spline through
+    dst -> src, evaluated on a grid of at most ``max_side`` nodes a side (it is smooth) and upsampled."""
+    scale = max(box.width, box.height)
+    c = (dst - [box.x0, box.y0]) / scale  # unit-size coordinates keep the system well conditioned
+    n = len(c)
+    kmat = _tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1)) + regularisation * np.eye(n)
+    p = np.concatenate([np.ones((n, 1)), c], 1)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n], a[:n, n:], a[n:, :n] = kmat, p, p.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = src - dst
+    try:
+        coef = np.linalg.solve(a, rhs)
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    step = max(1.0, scale / max_side)
+    coarse = Box(box.x0, box.y0, box.x1, box.y1, max(2, int(np.ceil(box.width / step))),
+                 max(2, int(np.ceil(box.height / step))))
+    xs, ys = coarse.grid_nodes()
+    q = np.stack([(xs - box.x0) / scale, (ys - box.y0) / scale], -1).reshape(-1, 2)
+    r2 = (q * q).sum(1)[:, None] + (c * c).sum(1)[None] - 2.0 * (q @ c.T)
+    u = _tps_kernel(np.maximum(r2, 0.0))
+    disp = u @ coef[:n] + np.concatenate([np.ones((len(q), 1)), q], 1) @ coef[n:]
+    gx = xs + disp[:, 0].reshape(xs.shape)
+    gy = ys + disp[:, 1].reshape(ys.shape)
+    return _upsample(coarse, gx, gy)
+
+
+def ring_alpha(box: Box, ring: np.ndarray, feather_px: float) -> np.ndarray:
+    """(height, width) float32 blend weight over ``box``: 0 on and outside the ring polygon, rising smoothly to 1
+    at ``feather_px`` inside it."""
+    mask = np.zeros((box.height, box.width), np.uint8)
+    cv2.fillPoly(mask, [np.round((ring - [box.x0, box.y0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    t = np.clip(dist / max(feather_px, 1.0), 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+

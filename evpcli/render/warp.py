@@ -1,0 +1,130 @@
+"""The training-free warp renderer (``--renderer warp``): only the face changes.
+
+Per frame (:meth:`WarpRenderer.render`):
+
+1. Control points (:mod:`evpcli.render.geometry`): the tracked landmarks move to the adapted ones, skin points
+   follow smoothly, a ring of fixed points around the head stays put. The face box is the ring's bounding box;
+   all work happens on that crop, at a cost that does not grow with the frame size.
+2. The crop is warped (piecewise-affine over a fixed triangulation, or a thin-plate spline) by inverse maps
+   computed on a coarse grid and upsampled.
+3. Where the commanded mouth opens wider than the target frame's, the inside of the commanded inner lip is filled
+   with the target's own mouth from the :class:`~evpcli.render.mouth.MouthBank` (or a drawn cavity when the target
+   never opens its mouth). Closing an open mouth is the warp alone.
+4. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
+   scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
+   the output is the input frame, byte for byte.
+
+The renderer keeps a little state between consecutive frames (the mouth bank entry in use, cross-fades), so
+frames must be rendered in output order; :meth:`WarpRenderer.reset` starts a new sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from evpcli.config import RenderConfig
+from evpcli.render.geometry import Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, tps_maps, triangles_for
+from evpcli.render.mouth import MouthBank, MouthFiller
+from evpcli.render.target import analyse_target, build_mouth_bank, face_reliability
+
+__all__ = ["WarpRenderer", "RenderInfo", "MouthBank", "build_mouth_bank", "face_reliability", "analyse_target"]
+
+
+@dataclass
+class RenderInfo:
+    """What :meth:`WarpRenderer.render` did to the last frame (for tests, metrics and previews).
+
+    ``box`` the face box (None: the frame passed through); ``alpha`` (box height, box width) float32 the blend
+    weight used there (mask x reliability); ``mouth_alpha`` the mouth-fill weight inside the box or None;
+    ``bank_entry`` the bank entry shown (None: none or the drawn cavity)."""
+
+    box: Box | None = None
+    alpha: np.ndarray | None = None
+    mouth_alpha: np.ndarray | None = None
+    bank_entry: int | None = None
+
+    def face_mask(self, size: tuple[int, int]) -> np.ndarray:
+        """(H, W) float32 blend weight over the whole frame (``size`` (W, H)); 0 where the frame is untouched."""
+        w, h = size
+        out = np.zeros((h, w), np.float32)
+        if self.box is not None and self.alpha is not None:
+            b = self.box
+            out[b.y0:b.y1, b.x0:b.x1] = self.alpha
+        return out
+
+
+class WarpRenderer:
+    """Re-renders target frames with new landmarks. ``bank``: the target's mouth bank (None or empty: the drawn
+    cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`."""
+
+    def __init__(self, bank: MouthBank | None = None, cfg: RenderConfig | None = None, seed: int = 0):
+        self.cfg = cfg or RenderConfig()
+        if self.cfg.warp not in ("pwa", "tps"):
+            raise ValueError(f"warp must be 'pwa' or 'tps', got {self.cfg.warp!r}")
+        if bank is None:
+            bank = MouthBank(crops=np.zeros((0, 1, 1, 3), np.uint8), landmarks=np.zeros((0, 68, 2), np.float32),
+                             shapes=np.zeros((0, 16)), openings=np.zeros(0), lip_colour=np.zeros((0, 3)),
+                             frames=np.zeros(0, np.int64), scale=1.0, noise=0.0)
+        self.bank = bank
+        self.rig = make_rig(self.cfg.ring_points, self.cfg.ring_width, self.cfg.ring_height)
+        self.mouth = MouthFiller(bank, self.cfg, seed)
+        self.last = RenderInfo()
+
+    def reset(self) -> None:
+        """Forget the state carried between frames (start of a new sequence)."""
+        self.mouth.reset()
+        self.last = RenderInfo()
+
+    def warp_crop(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
+                  ) -> tuple[Box, np.ndarray, np.ndarray] | None:
+        """Warp the face box of ``frame`` from ``tracked`` to ``adapted`` landmarks: (box, warped crop (h, w, 3)
+        uint8, ring (R, 2) frame pixels), or None when the box misses the frame."""
+        h, w = frame.shape[:2]
+        src, dst, _ = frame_points(self.rig, tracked, adapted)
+        ring = src[-self.rig.n_ring:]
+        box = crop_box(np.concatenate([ring, src[:68], dst[:68]]), (w, h), self.cfg.map_side)
+        if box is None:
+            return None
+        if self.cfg.warp == "pwa":
+            map_x, map_y = pwa_maps(box, src, dst, triangles_for(self.rig, src))
+        else:
+            map_x, map_y = tps_maps(box, src, dst)
+        crop = frame[box.y0:box.y1, box.x0:box.x1]
+        warped = cv2.remap(crop, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return box, warped, ring
+
+    def render(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, reliability: float = 1.0
+               ) -> np.ndarray:
+        """One output frame: ``frame`` (H, W, 3) uint8 RGB with its face moved from ``tracked`` (68, 2) pixels to
+        ``adapted`` (68, 2) pixels, blended in by ``reliability`` in [0, 1]. Returns a new (H, W, 3) uint8 array;
+        :attr:`last` describes what was done."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        tracked = np.asarray(tracked, np.float64)
+        adapted = np.asarray(adapted, np.float64)
+        if tracked.shape != (68, 2) or adapted.shape != (68, 2):
+            raise ValueError(f"landmarks must be (68, 2), got {tracked.shape} and {adapted.shape}")
+        out = frame.copy()
+        self.last = RenderInfo()
+        rel = float(np.clip(reliability, 0.0, 1.0))
+        if rel < self.cfg.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):
+            self.mouth.reset()
+            return out
+        result = self.warp_crop(frame, tracked, adapted)
+        if result is None:
+            return out
+        box, warped, ring = result
+        origin = np.array([box.x0, box.y0], np.float64)
+        mouth_alpha = self.mouth.fill(warped, tracked, adapted, origin)
+        iod = float(np.linalg.norm(tracked[45] - tracked[36]))
+        alpha = ring_alpha(box, ring, self.cfg.feather * iod) * rel
+        crop = out[box.y0:box.y1, box.x0:box.x1]
+        # alpha * warped + (1 - alpha) * frame; where alpha is 0 the frame's bytes come back exactly
+        crop[...] = cv2.blendLinear(warped, np.ascontiguousarray(crop), alpha, 1.0 - alpha)
+        self.last = RenderInfo(box=box, alpha=alpha, mouth_alpha=mouth_alpha,
+                               bank_entry=self.mouth.last_choice if self.mouth.use_bank and mouth_alpha is not None else None)
+        return out

@@ -1,0 +1,204 @@
+"""evp render / evp interpolate end to end on real media (carphone video, ARCTIC speech, the astronaut still)
+with tiny trained models: outputs play, last as long as the speech, carry it, and bad inputs fail cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from evpcli import media
+from evpcli.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def short_speech(tmp_path_factory, arctic_wav) -> Path:
+    """1.6 s of real speech (ARCTIC), as a 44.1 kHz stereo wav: render must take any rate and channel count."""
+    import soundfile as sf
+
+    wav = media.load_audio(arctic_wav)[int(0.3 * 16000):int(1.9 * 16000)]
+    up = np.interp(np.arange(int(len(wav) * 44100 / 16000)) * 16000 / 44100, np.arange(len(wav)), wav)
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    sf.write(path, np.stack([up, 0.5 * up], 1).astype(np.float32), 44100)
+    return path
+
+
+@pytest.fixture(scope="module")
+def astronaut_png(tmp_path_factory) -> Path:
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("still") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(data.astronaut(), (256, 256)), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _run(ws, *args) -> int:
+    return main(["--workspace", str(ws.root), "-q", *map(str, args)])
+
+
+def test_render_carphone_plays_with_the_speech(tiny_models, short_speech, carphone_mp4, tmp_path, capsys):
+    _, ws = tiny_models
+    out = tmp_path / "new" / "dir" / "car.mp4"  # a folder that does not exist yet is made
+    lm_out = tmp_path / "lm.npz"
+    assert _run(ws, "render", "--audio", short_speech, "--emotion", "happy", "--target", carphone_mp4, "--out", out,
+                "--landmarks-out", lm_out, "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    info = media.probe(out)
+    speech_s = len(media.load_audio(short_speech)) / 16000
+    assert info.size == (176, 144) and info.has_audio and abs(info.fps - 25) < 0.01
+    assert abs(info.duration - speech_s) <= 0.08, (info.duration, speech_s)
+    assert r["frames"] == int(round(speech_s * 25)) and r["emotion"]["description"] == "happy"
+    assert r["model"]["origin"] == "workspace" and set(r["stage_seconds"]) >= {"target", "render"}
+    frames = media.read_video(out).frames
+    target = media.read_video(carphone_mp4, fps=25).frames[:len(frames)]
+    lm = np.load(lm_out)
+    assert lm["adapted"].shape == (r["frames"], 68, 2) and lm["frontal"].shape == (r["frames"], 68, 2)
+    # only the face changes: far from the face the frames are the target's (up to H.264)
+    far = np.ones(frames.shape[1:3], bool)
+    box = np.concatenate([lm["tracked"], lm["adapted"]]).reshape(-1, 2)
+    x0, y0 = box.min(0) - 25
+    x1, y1 = box.max(0) + 25
+    far[max(int(y0), 0):int(y1), max(int(x0), 0):int(x1)] = False
+    mse = np.mean((frames[:, far].astype(float) - target[:, far].astype(float)) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 30
+    # and the face does change
+    face = ~far
+    assert np.abs(frames[:, face].astype(float) - target[:, face].astype(float)).mean() > 1.0
+    # a second render reuses the cached fit and analysis
+    assert _run(ws, "render", "--audio", short_speech, "--emotion", "sad", "--target", carphone_mp4, "--out",
+                tmp_path / "again.mp4", "--json") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["target"]["key"] == r["target"]["key"]
+
+
+def test_render_a_still_portrait_with_head_motion_and_an_emotion_clip(tiny_models, short_speech, astronaut_png,
+                                                                     arctic_wav, tmp_path, capsys):
+    _, ws = tiny_models
+    out = tmp_path / "still.mp4"
+    guide = tmp_path / "guide.mp4"
+    lm = tmp_path / "still.npz"
+    assert _run(ws, "render", "--audio", short_speech, "--emotion-audio", arctic_wav, "--target", astronaut_png,
+                "--head-motion", "--guidance-out", guide, "--out", out, "--landmarks-out", lm, "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["target"]["still"] and r["emotion"]["source"] == "audio"
+    assert r["emotion"]["predicted"] in ("happy", "sad", "neutral") and 0 < r["emotion"]["probability"] <= 1
+    info = media.probe(out)
+    assert info.size == (256, 256) and info.has_audio
+    frames = media.read_video(out).frames
+    assert np.ptp(np.load(lm)["adapted"][:, 30], axis=0).max() > 1.5  # the head moves (nose tip, pixels)
+    assert frames.std(axis=0).mean() > 0.05
+    g = media.read_video(guide).frames
+    assert len(g) == len(frames) and g.max() > 200  # sketch curves are drawn
+
+
+def test_audio_longer_than_the_target_plays_it_back_and_forth(tiny_models, arctic_wav, tmp_path, capsys):
+    from evpcli.corpus.synth import make_clip
+
+    _, ws = tiny_models
+    clip = make_clip(0, "neutral", 1, 0, size=128, seed=3)
+    target = tmp_path / "short.mp4"
+    media.write_video(target, clip.frames[:30], fps=25.0)
+    out = tmp_path / "pingpong.mp4"
+    assert _run(ws, "render", "--audio", arctic_wav, "--emotion", "sad", "--target", target, "--out", out,
+                "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    speech_s = len(media.load_audio(arctic_wav)) / 16000
+    assert r["frames"] > 60 and abs(media.probe(out).duration - speech_s) <= 0.08
+
+
+def test_interpolate_with_a_contact_sheet(tiny_models, short_speech, carphone_mp4, tmp_path, capsys):
+    _, ws = tiny_models
+    out, sheet = tmp_path / "ramp.mp4", tmp_path / "sheet.png"
+    assert _run(ws, "interpolate", "--from", "sad", "--to", "happy", "--audio", short_speech, "--target",
+                carphone_mp4, "--out", out, "--sheet", sheet, "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["emotion"]["description"] == "sad -> happy" and media.probe(out).has_audio
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape[0] >= 5 * 100 and img.shape[1] > 4 * 100
+    assert _run(ws, "interpolate", "--from", "sad", "--to", "happy", "--alpha", "0.5", "--audio", short_speech,
+                "--target", carphone_mp4, "--out", tmp_path / "half.mp4", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["emotion"]["description"].startswith("0.50 x sad")
+
+
+def test_bad_inputs_fail_with_one_line_and_write_nothing(tiny_models, short_speech, carphone_mp4, tmp_path, capsys):
+    import soundfile as sf
+
+    from tests.conftest import moving_square_frames
+
+    _, ws = tiny_models
+    out = tmp_path / "o.mp4"
+
+    def fails(*args, message: str, code: int = 1):
+        assert _run(ws, "render", *args) == code
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+    common = ["--target", carphone_mp4, "--out", out]
+    fails("--audio", short_speech, "--emotion", "bored", *common, message="unknown emotion 'bored'")
+    fails("--audio", short_speech, *common, message="exactly one of --emotion")
+    fails("--audio", short_speech, "--emotion", "sad", "--emotion-audio", short_speech, *common,
+          message="exactly one of --emotion")
+    fails("--audio", short_speech, "--emotion", "sad", "--intensity", "3", *common, message="--intensity")
+    tiny = tmp_path / "tiny.wav"
+    sf.write(tiny, np.zeros(300, np.float32), 16000)
+    fails("--audio", tiny, "--emotion", "sad", *common, message="give at least 40 ms")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    fails("--audio", short_speech, "--emotion", "sad", "--target", corrupt, "--out", out, message="corrupt")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    fails("--audio", empty, "--emotion", "sad", *common, message="empty")
+    faceless = tmp_path / "faceless.mp4"
+    media.write_video(faceless, moving_square_frames(30), fps=25.0)
+    fails("--audio", short_speech, "--emotion", "sad", "--target", faceless, "--out", out, message="face")
+    # --out equal to an input is refused and the input survives
+    before = short_speech.read_bytes()
+    assert _run(ws, "render", "--audio", short_speech, "--emotion", "sad", "--target", carphone_mp4, "--out",
+                short_speech) == 1
+    assert "same file" in capsys.readouterr().err and short_speech.read_bytes() == before
+    assert _run(ws, "render", "--audio", short_speech, "--emotion", "sad", "--target", carphone_mp4, "--out",
+                "/proc/evp/out.mp4") == 1
+    capsys.readouterr()
+
+
+def test_silent_speech_keeps_the_mouth_closed_and_still_writes_a_video(tiny_models, carphone_mp4, tmp_path, capsys):
+    import soundfile as sf
+
+    from evpcli.face.parts import mouth_opening
+
+    _, ws = tiny_models
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16000, np.float32), 16000)
+    out, lm = tmp_path / "quiet.mp4", tmp_path / "quiet.npz"
+    assert _run(ws, "render", "--audio", silence, "--emotion", "neutral", "--target", carphone_mp4, "--out", out,
+                "--landmarks-out", lm, "--json") == 0
+    r = json.loads(capsys.readouterr().out)
+    assert "silent" in " ".join(r["warnings"]) and media.probe(out).has_audio
+    frontal = np.load(lm)["frontal"]
+    assert np.ptp(mouth_opening(frontal)) < 1.0  # the mouth does not move
+
+
+def test_batch_render_example_runs_and_reports_failures(tiny_models, short_speech, carphone_mp4, tmp_path):
+    import os
+    import shutil
+    import sys
+
+    _, ws = tiny_models
+    speech_dir = tmp_path / "speech"
+    speech_dir.mkdir()
+    shutil.copy(short_speech, speech_dir / "a.wav")
+    (speech_dir / "broken.wav").write_bytes(b"RIFF....not audio")
+    env = {**os.environ, "EVP_WORKSPACE": str(ws.root), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(EXAMPLES / "batch_render.sh"), str(speech_dir), str(carphone_mp4),
+                        str(tmp_path / "out"), "happy"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1, r.stderr
+    assert "FAILED" in r.stderr and "broken.wav" in r.stderr
+    assert media.probe(tmp_path / "out" / "a-happy.mp4").has_audio
+    assert not (tmp_path / "out" / "broken-happy.mp4").exists()
