@@ -164,6 +164,10 @@ def synth_corpus(
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same bytes."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     preview: Path | None = typer.Option(None, help="Also write a contact sheet PNG (one frame per emotion and level)."),
+    tts: str = typer.Option("espeak", help="Speech synthesizers for the actors' voices, comma-separated: espeak "
+                            "(built in), festival (Festival's voices recorded from real people; needs `apt-get "
+                            "install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts`); with both, "
+                            "actors alternate."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write a MEAD-shaped emotional talking-face corpus with ground truth (speech, video, landmarks, pose).
@@ -183,7 +187,8 @@ def synth_corpus(
     except ValueError:
         raise EvpError(f"--levels must be comma-separated numbers among 1,2,3, got {levels!r}") from None
     summary = _synth(out, actors=actors, sentences=sentences, emotions=emotion_list, levels=level_list, size=size,
-                     seed=seed, jobs=_jobs(jobs), progress=state.progress)
+                     seed=seed, jobs=_jobs(jobs), progress=state.progress,
+                     tts=tuple(t.strip().lower() for t in tts.split(",") if t.strip()))
     if preview is not None:
         summary["preview"] = str(contact_sheet(preview, emotions=emotion_list, levels=level_list, seed=seed,
                                                size=size))

@@ -122,3 +122,26 @@ def test_training_on_augmented_copies_with_cmvn_is_repeatable(audio_ws, tmp_path
                                  dataclasses.replace(cfg, augment_copies=0), net, device="cpu")
     other = torch.load(plain.checkpoint, weights_only=True)["model"]
     assert not all(torch.equal(weights[0][k], other[k]) for k in other)  # the copies changed what it learnt
+
+
+def test_actor_indices_alternate_synthesizers_and_keep_espeak_actors():
+    from evpcli.corpus import synth
+
+    assert synth.actor_indices(3) == [0, 1, 2]
+    both = synth.actor_indices(5, ("espeak", "festival"))
+    assert both == [0, 100, 1, 101, 2]
+    assert [synth.actor_name(i) for i in both] == ["M001", "W101", "W002", "M102", "M003"]
+    assert synth.voice_of(101)[1] == "festival:kal" and synth.voice_of(1)[1] == "en+f2"
+    with pytest.raises(ValueError):
+        synth.actor_indices(2, ("espeak", "flite"))
+
+
+@pytest.mark.skipif(not festival.voice_installed("slt"), reason="Festival's slt voice is not installed")
+def test_a_festival_actor_speaks_and_its_mouth_follows_its_speech():
+    from evpcli.corpus import synth
+
+    clip = synth.make_clip(100, "happy", 3, 2, size=64)
+    assert clip.actor == "W101" and len(clip.frames) == len(clip.gt["mouth_open"])
+    rms = audio.frame_rms(clip.wav, len(clip.frames))
+    r = np.corrcoef(clip.gt["mouth_open"], np.log(rms + 1e-4))[0, 1]
+    assert r > 0.4  # the visemes follow Festival's phoneme timeline
