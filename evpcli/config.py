@@ -292,13 +292,19 @@ class LandmarkEmotionConfig:
 
 @dataclass(frozen=True)
 class SilenceGate:
-    """Where speech is silent the mouth closes smoothly: per-frame weight from the frame RMS relative to the clip's
-    95th-percentile RMS (0 below ``low``, 1 above ``high``), smoothed over ``smooth`` frames; mouth and chin
-    displacements are multiplied by it."""
+    """Where speech is silent the mouth closes smoothly. Per-frame weight from the frame RMS placed between the clip's
+    noise floor (its ``floor_percentile``-th percentile RMS; 0 for clean recordings with digital silence) and its
+    95th-percentile RMS: 0 below ``low``, 1 above ``high`` of that range; with ``vad`` (and a waveform to run it on)
+    also at most WebRTC's voice activity, so noise in pauses does not hold the mouth open; smoothed over ``smooth``
+    frames. Lip and chin displacements are scaled by the weight towards a closed mouth (``close``: the reference
+    face with its lips brought together) or towards the reference face itself."""
 
     low: float = 0.03
     high: float = 0.12
     smooth: int = 3
+    floor_percentile: float = 5.0
+    vad: bool = True
+    close: bool = True
 
 
 @dataclass(frozen=True)
