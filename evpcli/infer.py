@@ -110,6 +110,17 @@ def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:
     return bool(d > float(stats["limit"]))
 
 
+def ood_warning(code: EmotionCode) -> str | None:
+    """The warning to show when an emotion clip's code lies outside the training codes, else None."""
+    if not code.out_of_distribution:
+        return None
+    read = f" (the classifier reads {code.predicted}, p = {code.probability:.2f})" if code.predicted else ""
+    return (f"the emotion clip's code lies outside the codes of the model's training clips{read}: speech unlike "
+            "the training voices (real recordings, for a model trained on synthetic speech) gives an emotion the "
+            "model never learnt, so the face may not show the emotion you expect; use --emotion NAME instead, or "
+            "a model trained on real speech (MEAD)")
+
+
 def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarray:
     """Move a code ``intensity`` times its distance from the neutral mean (0 = neutral, 1 = unchanged, <= 2).
     Codes are non-negative (Ee ends in a ReLU), so the result is clipped at 0."""

@@ -145,3 +145,15 @@ def test_a_festival_actor_speaks_and_its_mouth_follows_its_speech():
     rms = audio.frame_rms(clip.wav, len(clip.frames))
     r = np.corrcoef(clip.gt["mouth_open"], np.log(rms + 1e-4))[0, 1]
     assert r > 0.4  # the visemes follow Festival's phoneme timeline
+
+
+def test_an_out_of_distribution_emotion_clip_is_warned_about():
+    from evpcli.infer import EmotionCode, ood_warning
+
+    code = np.zeros(4, np.float32)
+    odd = EmotionCode(code, "of me.wav", "audio", predicted="disgusted", probability=0.93, out_of_distribution=True)
+    msg = ood_warning(odd)
+    assert msg is not None and "disgusted" in msg and "0.93" in msg and "--emotion NAME" in msg
+    assert ood_warning(EmotionCode(code, "of me.wav", "audio", predicted="sad", probability=0.9,
+                                   out_of_distribution=False)) is None
+    assert ood_warning(EmotionCode(code, "sad", "name")) is None

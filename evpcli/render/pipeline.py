@@ -330,6 +330,10 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
     t0 = time.perf_counter()
     emo = code_for(model, len(windows))
+    from evpcli.infer import ood_warning
+
+    if getattr(emo, "source", None) == "audio" and ood_warning(emo):
+        warnings.append(ood_warning(emo))
     from evpcli.infer import voice_activity
 
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
