@@ -1,11 +1,12 @@
 """Training-time audio augmentation: the channels real speech arrives through, applied to 16 kHz mono speech.
 
-Additive noise (white, pink, brown or speech-shaped) at 5-30 dB SNR over the active speech, room reverberation
-(a synthetic exponentially decaying impulse response, RT60 0.15-0.7 s), the telephone band (300-3400 Hz
-band-pass, through 8 kHz, 8-bit mu-law), gain and pitch shifts (librosa's phase vocoder + resampling, duration
-kept). Every transform keeps the clip's length, so the MFCC rows of an augmented copy stay aligned with the
-original's landmarks and DTW pairs. Small numpy/scipy DSP rather than a library: audiomentations would pin
-``soxr<1`` (a downgrade of the resampler librosa uses here) and pulls in compiled extras.
+Additive noise (white, pink, brown or speech-shaped) at 5-30 dB SNR over the active speech, room reverberation (a
+synthetic exponentially decaying impulse response, RT60 0.15-0.7 s), narrow-band and telephone speech (through 8
+kHz, half the time also the 300-3400 Hz band-pass, half the time 8-bit mu-law), gain and pitch shifts (librosa's
+phase vocoder + resampling, duration kept). Every transform keeps the clip's length, so the MFCC rows of an
+augmented copy stay aligned with the original's landmarks and DTW pairs. Small numpy/scipy DSP rather than a
+library: audiomentations would pin ``soxr<1`` (a downgrade of the resampler librosa uses here) and pulls in
+compiled extras.
 
 :func:`augment` draws one random chain from an :class:`~evpcli.config.AugmentConfig` with a numpy Generator, so
 copies are repeatable from a seed.
@@ -85,12 +86,15 @@ def reverb(wav: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray
     return out * np.sqrt(max((wav ** 2).mean(), 1e-12) / max((out ** 2).mean(), 1e-12))
 
 
-def telephone(wav: np.ndarray, mu_law: bool = True) -> np.ndarray:
-    """300-3400 Hz band-pass, down to 8 kHz and back, optionally 8-bit mu-law (G.711) in between."""
+def telephone(wav: np.ndarray, mu_law: bool = True, band: bool = True) -> np.ndarray:
+    """Down to 8 kHz and back (nothing above 4 kHz: narrow-band speech), with ``band`` through the 300-3400 Hz
+    telephone band first, optionally 8-bit mu-law (G.711) in between."""
     import scipy.signal
 
-    sos = scipy.signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
-    y = scipy.signal.resample_poly(scipy.signal.sosfilt(sos, wav), 1, 2)
+    if band:
+        sos = scipy.signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
+        wav = scipy.signal.sosfilt(sos, wav)
+    y = scipy.signal.resample_poly(wav, 1, 2)
     if mu_law:
         peak = max(np.abs(y).max(), 1e-9)
         x = np.clip(y / peak, -1, 1)
@@ -115,7 +119,7 @@ def augment(wav: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = Augm
     if rng.random() < cfg.reverb_prob:
         y = reverb(y, rng.uniform(*cfg.rt60), rng)
     if rng.random() < cfg.telephone_prob:
-        y = telephone(y, mu_law=rng.random() < 0.5)
+        y = telephone(y, mu_law=rng.random() < 0.5, band=rng.random() < 0.5)
     if rng.random() < cfg.noise_prob:
         colour = ("white", "pink", "brown", "speech")[rng.integers(4)]
         y = add_noise(y, rng.uniform(*cfg.snr_db), colour, rng)
