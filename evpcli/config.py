@@ -172,7 +172,7 @@ class DisentangleConfig:
     emotion_dim: int = 128
     decoder_channels: tuple[int, ...] = (256, 128, 64)
     n_emotions: int = 8
-    cmvn: bool = False  # per-utterance cepstral mean/variance normalisation of the content encoder's input
+    cmvn: bool = True  # per-utterance cepstral mean/variance normalisation of the content encoder's input
 
     @classmethod
     def from_dict(cls, data: dict) -> DisentangleConfig:
@@ -206,7 +206,7 @@ class DisentangleTrainConfig:
     pretrain_lr: float = 1e-3
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
-    augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
+    augment_copies: int = 2  # augmented copies of every clip's audio (AugmentConfig) for the content path; 0: none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -272,7 +272,7 @@ class Audio2LandmarkTrainConfig:
     landmark_weight: float = 10.0
     disp_scale: float = 8.0  # pixels of the 256 frame per unit
     emotion_windows: int = 12  # windows drawn from a clip for its emotion code during training
-    augment_copies: int = 0  # augmented copies of every clip's audio (AugmentConfig); 0: train on clean audio only
+    augment_copies: int = 2  # augmented copies of every clip's audio (AugmentConfig) for the content path; 0: none
     seed: int = 0
 
     def __post_init__(self) -> None:
