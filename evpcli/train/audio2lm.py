@@ -182,6 +182,8 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     windows = [[torch.from_numpy(w).to(dev) for w in
                 [c.windows] + [audio.frame_windows(m, len(c.windows)) for m in aug.get(c.clip_id, [])]]
                for c in train_clips]
+    for versions in windows:  # a clip without copies (no audio file) repeats its clean windows
+        versions += [versions[0]] * (copies + 1 - len(versions))
     if not finetune:
         model.eval()
         content_codes, emotion_codes = _clip_codes(model, windows, dev, progress)

@@ -396,10 +396,13 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
 def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
     """Augmented copy ``copy`` of :attr:`WindowBank.rows` (same layout: each clip's rows at its offset, then the
     silence row); a copy whose length differs from the clip's own rows is cut or padded with silence."""
-    out = np.zeros_like(bank.rows)
+    out = bank.rows.copy()  # a clip without copies keeps its clean rows
     for k, cid in enumerate(bank.clip_ids):
+        if len(aug.get(cid, [])) <= copy:
+            continue
         a, b = bank.row_offsets[k], bank.row_offsets[k + 1]
         m = aug[cid][copy][: b - a]
+        out[a:b] = 0.0
         out[a:a + len(m)] = m
     return out
 
