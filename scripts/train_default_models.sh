@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The default models, from nothing: a synthetic corpus whose voices are espeak-ng's and Festival's (voices built from
-# recordings of real people), prepared, paired, and both audio models trained on clean + augmented audio
-# (noise, reverberation, telephone band, pitch, gain), then evaluated on held-out sentences and on real speech.
-# Deterministic on CPU (fixed seeds, deterministic kernels, one thread per process); under an hour on 2 cores.
+# The default models, from nothing: the synthetic corpus (2 espeak actors x 8 emotions x levels 1, 3 x 12 sentences),
+# prepared, paired, and both audio models trained with the defaults (content path on clean + 2 augmented copies of
+# every clip: noise, reverberation, 8 kHz / telephone band, pitch, gain; per-utterance CMVN), then evaluated on
+# held-out sentences and on real speech. Deterministic on CPU (fixed seeds, deterministic kernels, one thread per
+# process); about 25-35 minutes on a busy 2-core machine.
 #
 #   scripts/train_default_models.sh [workdir]
+#   TTS=espeak,festival ACTORS=4 scripts/train_default_models.sh [workdir]   # with Festival's voices (see README)
 #
-# Needs Festival and three of its voices (Debian/Ubuntu):
-#   sudo apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-# and, for the real-speech benchmark at the end (skipped when missing):
+# TTS=espeak,festival needs Festival and its voices: sudo apt-get install festival festvox-kallpc16k
+# festvox-kdlpc16k festvox-us-slt-hts (measured: no better on real speech, emotion accuracy 48 %; README "Real speech").
+# For the real-speech benchmark at the end (skipped when missing):
 #   sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils
 set -euo pipefail
 work=${1:-./evp-default-models}
@@ -20,7 +22,8 @@ start=$SECONDS
 step() { echo "[$(( SECONDS - start )) s] $*" >&2; }
 
 step "corpus"
-evp -q synth-corpus "$work/corpus" --actors 4 --sentences 12 --levels 1,3 --tts espeak,festival --seed 0 --jobs 2
+evp -q synth-corpus "$work/corpus" --actors "${ACTORS:-2}" --sentences 12 --levels 1,3 --tts "${TTS:-espeak}" --seed 0 \
+  --jobs 2
 step "prepare-dataset"
 evp -q prepare-dataset "$work/corpus" --layout mead --jobs 2
 step "build-pairs"
