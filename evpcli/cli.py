@@ -185,6 +185,10 @@ def synth_corpus(
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same bytes."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     preview: Path | None = typer.Option(None, help="Also write a contact sheet PNG (one frame per emotion and level)."),
+    tts: str = typer.Option("espeak", help="Speech synthesizers for the actors' voices, comma-separated: espeak "
+                            "(built in), festival (Festival's voices recorded from real people; needs `apt-get "
+                            "install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts`); with both, "
+                            "actors alternate."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write a MEAD-shaped emotional talking-face corpus with ground truth (speech, video, landmarks, pose).
@@ -207,7 +211,8 @@ def synth_corpus(
     except ValueError:
         raise EvpError(f"--levels must be comma-separated numbers among 1,2,3, got {levels!r}") from None
     summary = _synth(out, actors=actors, sentences=sentences, emotions=emotion_list, levels=level_list, size=size,
-                     seed=seed, jobs=_jobs(jobs), progress=state.progress)
+                     seed=seed, jobs=_jobs(jobs), progress=state.progress,
+                     tts=tuple(t.strip().lower() for t in tts.split(",") if t.strip()))
     if preview is not None:
         summary["preview"] = str(contact_sheet(preview, emotions=emotion_list, levels=level_list, seed=seed,
                                                size=size))
@@ -318,8 +323,11 @@ def _run_disentangle(overrides: dict, resume: bool, device: str):
     from evpcli.config import DisentangleTrainConfig
     from evpcli.train.disentangle import train_disentangle
 
+    from evpcli.config import DisentangleConfig
+
+    net = DisentangleConfig(cmvn=overrides.pop("cmvn", DisentangleConfig().cmvn))
     cfg = dataclasses.replace(DisentangleTrainConfig(), **overrides)
-    return train_disentangle(state.ws, cfg, device=device, resume=resume, progress=state.progress)
+    return train_disentangle(state.ws, cfg, net, device=device, resume=resume, progress=state.progress)
 
 
 def _run_audio2lm(overrides: dict, resume: bool, device: str):
@@ -345,8 +353,9 @@ def _run_renderer(overrides: dict, resume: bool, device: str):
 
 
 TRAIN_STAGES: dict[Stage, TrainStage] = {
-    Stage.disentangle: TrainStage(_run_disentangle, frozenset({"ablate", "holdout_sentences", "pretrain_steps"})),
-    Stage.audio2lm: TrainStage(_run_audio2lm, frozenset({"ablate", "finetune_encoders"})),
+    Stage.disentangle: TrainStage(_run_disentangle, frozenset({"ablate", "holdout_sentences", "pretrain_steps",
+                                                               "augment_copies", "cmvn"})),
+    Stage.audio2lm: TrainStage(_run_audio2lm, frozenset({"ablate", "finetune_encoders", "augment_copies"})),
     Stage.renderer: TrainStage(_run_renderer, frozenset({"target", "hybrid"})),
 }
 COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "seed"})
@@ -380,6 +389,11 @@ def train(
                                        "output (the network learns the residual; the default) or not (the paper's "
                                        "renderer: guidance map and previous frames only)."),
     device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
+    augment_copies: int | None = typer.Option(None, help="disentangle, audio2lm: augmented copies of every clip's "
+                                              "audio (noise, reverb, telephone band, pitch, gain; 0: none; default "
+                                              "from the stage's config)."),
+    cmvn: bool | None = typer.Option(None, "--cmvn/--no-cmvn", help="disentangle: per-utterance cepstral mean and "
+                                     "variance normalisation of the content encoder's input (default from config)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train one stage's model on the prepared workspace (checkpoints every epoch; --resume continues).
@@ -400,7 +414,8 @@ def train(
     given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                                "seed": seed, "ablate": ablate, "holdout_sentences": holdout_sentences,
                                "pretrain_steps": pretrain_steps, "finetune_encoders": finetune_encoders,
-                               "target": target, "hybrid": hybrid}.items() if v is not None}
+                               "target": target, "hybrid": hybrid, "augment_copies": augment_copies,
+                               "cmvn": cmvn}.items() if v is not None}
     entry = TRAIN_STAGES[stage]
     wrong = sorted(set(given) - COMMON_TRAIN_OPTIONS - entry.options)
     if wrong:

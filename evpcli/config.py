@@ -157,6 +157,10 @@ class DisentangleConfig:
     time, FC -> ``emotion_dim``, ReLU (non-negative, as in the authors' release).
     Decoder D: concat(content, emotion) -> FC -> transposed convs (``decoder_channels``) -> 28x12 window.
     Classifier Ce: Linear emotion_dim -> n_emotions.
+    ``cmvn``: the content encoder reads each clip's windows normalised by that clip's own per-coefficient mean and
+    standard deviation (cepstral mean and variance normalisation, the channel-robustness step of speech
+    recognition) instead of the training set's; the emotion encoder keeps the global normalisation (a clip's
+    average spectrum carries its voice quality, part of the emotion).
     """
 
     n_coeffs: int = 12
@@ -168,10 +172,13 @@ class DisentangleConfig:
     emotion_dim: int = 128
     decoder_channels: tuple[int, ...] = (256, 128, 64)
     n_emotions: int = 8
+    cmvn: bool = True  # per-utterance cepstral mean/variance normalisation of the content encoder's input
 
     @classmethod
     def from_dict(cls, data: dict) -> DisentangleConfig:
+        """A stored config. Configs written before ``cmvn`` existed (no key) describe networks trained without it."""
         names = {f.name: f for f in dataclasses.fields(cls)}
+        data = {"cmvn": False, **data}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
 
 
@@ -201,6 +208,7 @@ class DisentangleTrainConfig:
     pretrain_lr: float = 1e-3
     holdout_sentences: int = 2
     eval_tuples: int = 256  # held-out tuples for the cross-reconstruction and content metrics
+    augment_copies: int = 2  # augmented copies of every clip's audio (AugmentConfig) for the content path; 0: none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -210,6 +218,22 @@ class DisentangleTrainConfig:
                      holdout_sentences=(0, None), pretrain_steps=(0, None), eval_tuples=(1, None))
         if self.ablate not in ("", "cross", "self", "cla", "con"):
             raise UsageError(f"unknown --ablate {self.ablate!r}; use one of cross, self, cla, con")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time audio augmentation (:mod:`evpcli.augment`): each augmented copy of a clip draws one chain of
+    pitch shift, room reverberation, telephone band, additive noise and gain, each with its probability.
+    Every transform keeps the clip's length (aligned with its landmarks and DTW pairs)."""
+
+    noise_prob: float = 0.7
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    reverb_prob: float = 0.3
+    rt60: tuple[float, float] = (0.15, 0.7)
+    telephone_prob: float = 0.35
+    pitch_prob: float = 0.3
+    pitch_semitones: float = 3.0
+    gain_db: tuple[float, float] = (-12.0, 6.0)
 
 
 @dataclass(frozen=True)
@@ -250,6 +274,7 @@ class Audio2LandmarkTrainConfig:
     landmark_weight: float = 10.0
     disp_scale: float = 8.0  # pixels of the 256 frame per unit
     emotion_windows: int = 12  # windows drawn from a clip for its emotion code during training
+    augment_copies: int = 2  # augmented copies of every clip's audio (AugmentConfig) for the content path; 0: none
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -269,13 +294,19 @@ class LandmarkEmotionConfig:
 
 @dataclass(frozen=True)
 class SilenceGate:
-    """Where speech is silent the mouth closes smoothly: per-frame weight from the frame RMS relative to the clip's
-    95th-percentile RMS (0 below ``low``, 1 above ``high``), smoothed over ``smooth`` frames; mouth and chin
-    displacements are multiplied by it."""
+    """Where speech is silent the mouth closes smoothly. Per-frame weight from the frame RMS placed between the clip's
+    noise floor (its ``floor_percentile``-th percentile RMS; 0 for clean recordings with digital silence) and its
+    95th-percentile RMS: 0 below ``low``, 1 above ``high`` of that range; with ``vad`` (and a waveform to run it on)
+    also at most WebRTC's voice activity, so noise in pauses does not hold the mouth open; smoothed over ``smooth``
+    frames. Lip and chin displacements are scaled by the weight towards a closed mouth (``close``: the reference
+    face with its lips brought together) or towards the reference face itself."""
 
     low: float = 0.03
     high: float = 0.12
     smooth: int = 3
+    floor_percentile: float = 5.0
+    vad: bool = True
+    close: bool = True
 
 
 @dataclass(frozen=True)

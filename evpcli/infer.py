@@ -112,6 +112,17 @@ def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:
     return bool(d > float(stats["limit"]))
 
 
+def ood_warning(code: EmotionCode) -> str | None:
+    """The warning to show when an emotion clip's code lies outside the training codes, else None."""
+    if not code.out_of_distribution:
+        return None
+    read = f" (the classifier reads {code.predicted}, p = {code.probability:.2f})" if code.predicted else ""
+    return (f"the emotion clip's code lies outside the codes of the model's training clips{read}: speech unlike "
+            "the training voices (real recordings, for a model trained on synthetic speech) gives an emotion the "
+            "model never learnt, so the face may not show the emotion you expect; use --emotion NAME instead, or "
+            "a model trained on real speech (MEAD)")
+
+
 def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarray:
     """Move a code ``intensity`` times its distance from the neutral mean (0 = neutral, 1 = unchanged, <= 2).
     Codes are non-negative (Ee ends in a ReLU), so the result is clipped at 0."""
@@ -175,39 +186,78 @@ def mix_emotions(a: EmotionCode, b: EmotionCode, alpha: float | np.ndarray) -> E
 
 
 # --------------------------------------------------------------------------- silence gate
-def silence_weights(rms: np.ndarray, gate: SilenceGate = SilenceGate()) -> np.ndarray:
-    """Per-frame mouth weight in [0, 1]: 0 where the audio is silent, 1 in speech, smoothed (T,)."""
+def silence_weights(rms: np.ndarray, gate: SilenceGate = SilenceGate(), activity: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame mouth weight in [0, 1]: 0 where the audio is silent, 1 in speech, smoothed (T,).
+
+    Energy: the frame RMS between the clip's noise floor (``gate.floor_percentile``) and its loud frames (95th
+    percentile), mapped through ``low``..``high`` with a smoothstep. ``activity`` (T,) in [0, 1] (voice activity,
+    :func:`evpcli.vad.voice_activity`) caps it where given."""
     rms = np.asarray(rms, np.float64)
     loud = np.percentile(rms, 95) if len(rms) else 0.0
+    floor = np.percentile(rms, gate.floor_percentile) if len(rms) and gate.floor_percentile > 0 else 0.0
+    if floor >= loud:  # no quieter frames at all (a constant level): the level itself is not a pause
+        floor = 0.0
     if loud <= 0:
         return np.zeros(len(rms))
-    x = np.clip((rms / loud - gate.low) / (gate.high - gate.low), 0.0, 1.0)
+    x = np.clip(((rms - floor) / (loud - floor) - gate.low) / (gate.high - gate.low), 0.0, 1.0)
     w = x * x * (3 - 2 * x)  # smoothstep
+    if activity is not None:
+        w = np.minimum(w, np.clip(np.asarray(activity, np.float64)[:len(w)], 0.0, 1.0))
     if gate.smooth > 1 and len(w) > 1:
         k = np.ones(gate.smooth) / gate.smooth
         w = np.convolve(np.pad(w, gate.smooth // 2, mode="edge"), k, mode="valid")[:len(rms)]
     return w
 
 
+def closed_mouth(reference: np.ndarray) -> np.ndarray:
+    """The reference face (68, 2) with its lips together: the lower lip and the chin move up by the inner-lip gap
+    (the chin by a share that falls off along the jaw), nothing else changes. A reference that is the mean of
+    speaking frames has its mouth half open; a pause shows it closed."""
+    out = np.array(reference, np.float32, copy=True)
+    gap = np.maximum(out[[67, 66, 65], 1] - out[[61, 62, 63], 1], 0.0)  # per inner-lip pair
+    if gap.max() <= 0:
+        return out
+    out[[67, 66, 65], 1] -= gap
+    out[[59, 58, 57, 56, 55], 1] -= gap.mean()  # outer lower lip
+    jaw = {5: 0.3, 6: 0.5, 7: 0.8, 8: 1.0, 9: 0.8, 10: 0.5, 11: 0.3}
+    for k, wgt in jaw.items():
+        out[k, 1] -= wgt * gap.mean()
+    return out
+
+
 def apply_silence_gate(landmarks: np.ndarray, reference: np.ndarray, rms: np.ndarray,
-                       gate: SilenceGate = SilenceGate()) -> np.ndarray:
-    """Close the mouth where the audio is silent: lip and chin points move towards the reference face by
-    ``1 - weight`` (T, 68, 2)."""
-    w = silence_weights(rms, gate)[:, None, None]
+                       gate: SilenceGate = SilenceGate(), activity: np.ndarray | None = None) -> np.ndarray:
+    """Close the mouth where the audio is silent: lip and chin points move towards the closed mouth
+    (:func:`closed_mouth` of the reference; the reference itself without ``gate.close``) by ``1 - weight``
+    (T, 68, 2)."""
+    w = silence_weights(rms, gate, activity)[:, None, None]
     out = np.array(landmarks, np.float32, copy=True)
-    ref = np.asarray(reference, np.float32)[None, GATED]
+    rest = closed_mouth(reference) if gate.close else np.asarray(reference, np.float32)
+    ref = rest[None, GATED]
     out[:, GATED] = ref + w * (out[:, GATED] - ref)
     return out
 
 
+def voice_activity(wav: np.ndarray, n_frames: int, gate: SilenceGate | None = SilenceGate()) -> np.ndarray | None:
+    """Per-frame voice activity (n_frames,) for the gate, or None when the gate does not use it or webrtcvad is
+    not installed (the energy gate alone then)."""
+    from evpcli import vad
+
+    if gate is None or not gate.vad or not vad.available():
+        return None
+    return vad.voice_activity(wav, n_frames)
+
+
 # --------------------------------------------------------------------------- landmarks
 def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
-                      rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
+                      rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate(),
+                      activity: np.ndarray | None = None) -> np.ndarray:
     """Normalised landmarks (T, 68, 2) float32 (canonical 256 frame) for MFCC windows (T, 28, 12) of any length.
 
     ``emotion``: a code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the clip's
     own code (mean of Ee over ``windows``). ``reference`` (68, 2): the face whose identity and rest shape the
-    landmarks take. With ``rms`` and ``gate`` the mouth closes in silence.
+    landmarks take. With ``rms`` and ``gate`` the mouth closes in silence (``activity``: per-frame voice activity,
+    :func:`voice_activity`, which keeps it closed in noisy pauses too).
     """
     import torch
 
@@ -221,7 +271,7 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
         coeffs = net(w[None], emo[None], ident)
         lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)[0].cpu().numpy()
     if rms is not None and gate is not None:
-        lm = apply_silence_gate(lm, reference, rms, gate)
+        lm = apply_silence_gate(lm, reference, rms, gate, activity)
     return lm.astype(np.float32)
 
 
@@ -229,7 +279,8 @@ def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, refer
                      gate: SilenceGate | None = SilenceGate()) -> np.ndarray:
     """Normalised landmarks (T, 68, 2) of 16 kHz mono speech with emotion ``code``, one per 25 fps frame."""
     windows = audio.speech_windows(wav)
-    return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, len(windows)), gate)
+    return predict_landmarks(model, windows, code, reference, audio.frame_rms(wav, len(windows)), gate,
+                             voice_activity(wav, len(windows), gate))
 
 
 # --------------------------------------------------------------------------- emotion of landmarks

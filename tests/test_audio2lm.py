@@ -100,7 +100,18 @@ def test_silence_gate_closes_the_mouth_smoothly():
     assert w[:18].min() > 0.99 and w[22:].max() < 0.01 and np.all(np.diff(w) <= 1e-9)
     out = apply_silence_gate(lm, ref, rms)
     opening = mouth_opening(out)
-    assert opening[:18].min() == pytest.approx(11) and opening[22:].max() == pytest.approx(1)
+    # the reference's own 1 px gap closes too (a mean face of speaking frames is half open)
+    assert opening[:18].min() == pytest.approx(11) and opening[22:].max() == pytest.approx(0, abs=1e-5)
+    kept = apply_silence_gate(lm, ref, rms, SilenceGate(close=False))
+    assert mouth_opening(kept)[22:].max() == pytest.approx(1)
+    # noise in the pauses: the energy alone keeps the mouth open, the noise floor and voice activity close it
+    noisy = np.r_[np.full(20, 0.2), np.full(20, 0.06)].astype(np.float32)
+    assert silence_weights(noisy, SilenceGate(floor_percentile=0))[22:].min() > 0.99
+    assert silence_weights(noisy, SilenceGate())[22:].max() < 0.01
+    activity = np.r_[np.ones(20), np.zeros(20)]
+    flat = np.full(40, 0.2, np.float32)  # no quieter pause at all: only the voice activity tells
+    assert silence_weights(flat, SilenceGate())[:38].min() > 0.99
+    assert silence_weights(flat, SilenceGate(), activity)[22:].max() < 0.01
     np.testing.assert_array_equal(out[:, :48][:, 13:], lm[:, :48][:, 13:])  # brows, nose, eyes untouched
 
 

@@ -50,7 +50,8 @@ class Audio2LandmarkModel(nn.Module):
     the displacement PCA as buffers.
 
     ``forward(windows (B, T, 28, 12) raw MFCC, emotion (B, 128) or (B, T, 128), identity (B, 136))`` -> PCA
-    coefficients (B, T, pca_dim); :meth:`decode` turns coefficients into landmark displacements (B, T, 68, 2) in
+    coefficients (B, T, pca_dim) (with the encoders' ``cmvn`` each of the B sequences is normalised by its own
+    statistics, so pass whole clips); :meth:`decode` turns coefficients into landmark displacements (B, T, 68, 2) in
     pixels of the canonical 256 frame. ``disentangle`` is an :class:`evpcli.nets.disentangle.Disentangle`.
     """
 
@@ -75,7 +76,10 @@ class Audio2LandmarkModel(nn.Module):
 
     def forward(self, windows: torch.Tensor, emotion: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         b, t = windows.shape[:2]
-        content = self.disentangle.content(windows.reshape(b * t, *windows.shape[2:])).reshape(b, t, -1)
+        if getattr(self.disentangle.cfg, "cmvn", False):  # each sequence normalised by its own statistics
+            content = torch.stack([self.disentangle.content(self.disentangle.content_input(w)) for w in windows])
+        else:
+            content = self.disentangle.content(windows.reshape(b * t, *windows.shape[2:])).reshape(b, t, -1)
         return self.lstm(content, emotion, identity)
 
     def project(self, displacement: torch.Tensor) -> torch.Tensor:

@@ -97,8 +97,27 @@ class EmotionClassifier(nn.Module):
         return self.fc(code)
 
 
+def cmvn_stats(rows: torch.Tensor, min_std: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coefficient mean and std (12,) of one clip's MFCC rows (N, 12), leaving out rows of exact silence
+    (all zero: the padding) unless the clip has fewer than 8 other rows."""
+    speech = rows[rows.abs().sum(-1) > 0]
+    if len(speech) < 8:
+        speech = rows
+    return speech.mean(0), speech.std(0, unbiased=False).clamp_min(min_std)
+
+
+def rows_of_windows(windows: torch.Tensor, hop: int = 4) -> torch.Tensor:
+    """The MFCC rows (N, 12) behind one clip's consecutive windows (T, W, 12) that step by ``hop`` rows."""
+    return torch.cat([windows[0], windows[1:, -hop:].reshape(-1, windows.shape[-1])])
+
+
 class Disentangle(nn.Module):
-    """The four networks plus the MFCC normalisation they share."""
+    """The four networks plus the MFCC normalisation they share.
+
+    With ``cfg.cmvn`` the content encoder's input is a clip's windows normalised by the clip's own statistics
+    (:meth:`content_input`; callers with the windows of one whole clip use :meth:`clip_content`), and
+    :meth:`content` expects such inputs.
+    """
 
     def __init__(self, cfg: DisentangleConfig = DisentangleConfig()):
         super().__init__()
@@ -118,14 +137,29 @@ class Disentangle(nn.Module):
         """Raw MFCC windows (B, T, 12) -> the normalised space the encoders read and the decoder writes."""
         return (x - self.mfcc_mean) / self.mfcc_std
 
+    def content_input(self, windows: torch.Tensor) -> torch.Tensor:
+        """What Ec reads, for the consecutive raw windows (T, 28, 12) of one clip: with ``cfg.cmvn`` the windows
+        normalised by the clip's own per-coefficient mean and std, else the raw windows."""
+        if not self.cfg.cmvn:
+            return windows
+        mean, std = cmvn_stats(rows_of_windows(windows))
+        return (windows - mean) / std
+
     def content(self, x: torch.Tensor) -> torch.Tensor:
-        """Ec of raw windows (B, 28, 12) -> (B, content_dim)."""
-        return self.content_encoder(self.normalise(x))
+        """Ec of windows (B, 28, 12) -> (B, content_dim): raw windows, or with ``cfg.cmvn`` :meth:`content_input`."""
+        return self.content_encoder(x if self.cfg.cmvn else self.normalise(x))
+
+    def clip_content(self, windows: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+        """Content codes (T, content_dim) of one clip's consecutive raw windows (T, 28, 12)."""
+        x = self.content_input(windows)
+        return torch.cat([self.content(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else \
+            self.content(x)
 
     def emotion(self, x: torch.Tensor) -> torch.Tensor:
         """Ee of raw windows (B, T, 12) -> (B, emotion_dim), non-negative."""
         return self.emotion_encoder(self.normalise(x))
 
     def forward(self, content_src: torch.Tensor, emotion_src: torch.Tensor) -> torch.Tensor:
-        """D(Ec(content_src), Ee(emotion_src)) -> normalised window (B, 28, 12)."""
+        """D(Ec(content_src), Ee(emotion_src)) -> normalised window (B, 28, 12); ``content_src`` as :meth:`content`
+        reads it."""
         return self.decoder(self.content(content_src), self.emotion(emotion_src))

@@ -275,14 +275,14 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
-          head_motion: bool = False, gate: SilenceGate | None = SilenceGate()):
+          head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,)."""
     from evpcli.face.pose import align_to_target, frame_schedule
     from evpcli.infer import predict_landmarks
 
-    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate)  # (T, 68, 2) at 25 fps
+    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity)  # (T, 68, 2) at 25 fps
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -351,8 +351,14 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
     t0 = time.perf_counter()
     emo = code_for(model, len(windows))
+    from evpcli.infer import ood_warning
+
+    if getattr(emo, "source", None) == "audio" and ood_warning(emo):
+        warnings.append(ood_warning(emo))
+    from evpcli.infer import voice_activity
+
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
-                                                              gate)
+                                                              gate, voice_activity(wav, len(windows), gate))
     n_out = len(frontal)
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
@@ -509,6 +515,9 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     wav = load_speech(audio)
     windows = audio_fe.speech_windows(wav)
     rms = audio_fe.frame_rms(wav, len(windows))
+    from evpcli.infer import voice_activity
+
+    activity = voice_activity(wav, len(windows))
     loud = np.flatnonzero(rms >= np.percentile(rms, 40))
     lo, hi = (loud[0], loud[-1]) if len(loud) else (0, len(windows) - 1)
     cols = np.unique(np.linspace(lo, hi, columns).round().astype(int))
@@ -516,7 +525,7 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     rows, labels, frames_needed = [], [], None
     driven = []
     for label, code in codes:
-        _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code)
+        _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code, activity=activity)
         driven.append((label, adapted, tracked, schedule, reliability))
         frames_needed = schedule[cols]
     wanted = {int(k) for k in frames_needed}

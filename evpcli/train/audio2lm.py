@@ -26,8 +26,17 @@ from evpcli.infer import clip_emotion_code, identity_features, predict_landmarks
 from evpcli.metrics import landmark_metrics, mean_metrics
 from evpcli.models import STAGE_AUDIO2LM, load_disentangle
 from evpcli.progress import Progress
-from evpcli.train.common import CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state, \
-    plot_curves, save_training_state
+from evpcli.train.common import (
+    CsvLog,
+    TrainingRun,
+    TrainResult,
+    augmented_mfcc,
+    deterministic,
+    epoch_rng,
+    load_training_state,
+    plot_curves,
+    save_training_state,
+)
 from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, Workspace, cache_key, load_npz, save_json
 
 STAGE = STAGE_AUDIO2LM
@@ -105,16 +114,17 @@ def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkT
     return pick, starts, emo_rows, d, v, ident
 
 
-def _clip_codes(model, clips: list[ClipData], dev, progress: Progress) -> tuple[list, list]:
-    """Content codes (T, content_dim) and the clip-level emotion code of every clip, with the encoders fixed."""
+def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[list, list]:
+    """Content codes (T, content_dim) of every clip and every version of its audio (``windows[k][v]``: clip k,
+    version v; indexed [k][v]) and the clip-level emotion code of its clean audio ([k][0]), encoders fixed."""
     import torch
 
     content, emotion = [], []
-    with torch.no_grad(), progress.task("content and emotion codes", total=len(clips), unit="clips") as bar:
-        for c in clips:
-            w = torch.from_numpy(c.windows).to(dev)
-            content.append(torch.cat([model.disentangle.content(w[i:i + 512]) for i in range(0, len(w), 512)]))
-            emotion.append(torch.from_numpy(clip_emotion_code(model, c.windows)).to(dev))
+    with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
+        for versions in windows:
+            content.append([model.disentangle.clip_content(w) for w in versions])
+            # the emotion of the clean audio
+            emotion.append([torch.from_numpy(clip_emotion_code(model, versions[0].cpu().numpy())).to(dev)])
             bar.advance(1)
     return content, emotion
 
@@ -169,10 +179,17 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     if finetune:
         groups.append({"params": model.disentangle.parameters(), "lr": train_cfg.encoder_lr})
     opt = torch.optim.Adam(groups)
-    windows = [torch.from_numpy(c.windows).to(dev) for c in train_clips]
+    copies = train_cfg.augment_copies
+    aug = augmented_mfcc(ws, [c.clip_id for c in train_clips], copies, train_cfg.seed, progress=progress)
+    # windows[k][v]: clip k's windows from its clean audio (v = 0) or augmented copy v (same frames)
+    windows = [[torch.from_numpy(w).to(dev) for w in
+                [c.windows] + [audio.frame_windows(m, len(c.windows)) for m in aug.get(c.clip_id, [])]]
+               for c in train_clips]
+    for versions in windows:  # a clip without copies (no audio file) repeats its clean windows
+        versions += [versions[0]] * (copies + 1 - len(versions))
     if not finetune:
         model.eval()
-        content_codes, emotion_codes = _clip_codes(model, train_clips, dev, progress)
+        content_codes, emotion_codes = _clip_codes(model, windows, dev, progress)
 
     if source is not None:
         load_training_state(source, model, opt, map_location=dev)
@@ -193,14 +210,15 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
             for _ in range(train_cfg.steps_per_epoch):
                 pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
                 d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
+                var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
                 if finetune:
-                    w = torch.stack([windows[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
-                    e = torch.stack([windows[k][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
+                    w = torch.stack([windows[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
+                    e = torch.stack([windows[k][0][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
                     emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
                     coeffs = model(w, emo, ident)
                 else:
-                    content = torch.stack([content_codes[k][s:s + L] for k, s in zip(pick, starts, strict=True)])
-                    emo = torch.stack([emotion_codes[k] for k in pick])
+                    content = torch.stack([content_codes[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
+                    emo = torch.stack([emotion_codes[k][0] for k in pick])  # the emotion of the clean audio
                     coeffs = model.lstm(content, emo, ident)
                 mask = v.float()
                 denom = mask.sum().clamp_min(1.0)

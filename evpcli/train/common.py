@@ -244,3 +244,54 @@ class TrainResult:
         resumed = f", resumed after epoch {self.start_epoch}" if self.start_epoch else ""
         return (f"trained {self.stage}: {self.steps} steps in {self.train_seconds:.0f} s "
                 f"({self.steps_per_second:.2f} steps/s){resumed}; model {self.checkpoint}")
+
+
+def augmented_mfcc(ws, clip_ids: list[str], copies: int, seed: int = 0, cfg=None, progress=None,
+                   jobs: int = 1) -> dict[str, list[np.ndarray]]:
+    """``copies`` augmented versions of every clip's MFCC rows (each (N, 12) float32, the same N as the clip's own
+    ``mfcc`` artifact): the clip's audio through :func:`evpcli.augment.augment` with a generator seeded by
+    (seed, clip id, copy), so the copies are the same in every run and every stage. Empty when ``copies`` is 0; a
+    clip whose audio file cannot be read gets no copies (it trains on its clean features only)."""
+    if copies <= 0:
+        return {}
+    from evpcli.config import AugmentConfig
+    from evpcli.progress import Progress
+
+    cfg = cfg or AugmentConfig()
+    records = {c.clip_id: c for c in ws.clips(status="ok")}
+    jobs_args = [(cid, records[cid].audio or records[cid].video, copies, seed, cfg) for cid in clip_ids
+                 if cid in records]
+    out: dict[str, list[np.ndarray]] = {}
+    progress = progress or Progress()
+    with progress.task("augmented copies", total=len(jobs_args), unit="clips") as bar:
+        if jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(jobs) as pool:
+                for cid, rows in pool.map(_augmented_clip, jobs_args, chunksize=8):
+                    out[cid] = rows
+                    bar.advance(1)
+        else:
+            for args in jobs_args:
+                cid, rows = _augmented_clip(args)
+                out[cid] = rows
+                bar.advance(1)
+    return out
+
+
+def _augmented_clip(args: tuple) -> tuple[str, list[np.ndarray]]:
+    import zlib
+
+    from evpcli import audio, media
+    from evpcli.augment import augment
+
+    clip_id, path, copies, seed, cfg = args
+    try:
+        wav = media.load_audio(path)
+    except Exception:  # no audio file (features prepared elsewhere, or moved): the clip trains on its clean audio
+        return clip_id, []
+    rows = []
+    for k in range(copies):
+        rng = np.random.default_rng([seed, zlib.crc32(clip_id.encode()), k])
+        rows.append(audio.mfcc(augment(wav, rng, cfg)))
+    return clip_id, rows

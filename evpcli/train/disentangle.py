@@ -34,8 +34,17 @@ from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
 from evpcli.infer import clip_emotion_code
 from evpcli.models import STAGE_DISENTANGLE
-from evpcli.train.common import CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state, \
-    plot_curves, save_training_state
+from evpcli.train.common import (
+    CsvLog,
+    TrainingRun,
+    TrainResult,
+    augmented_mfcc,
+    deterministic,
+    epoch_rng,
+    load_training_state,
+    plot_curves,
+    save_training_state,
+)
 from evpcli.workspace import (KIND_EMOTION_CODES, KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz,
                               save_json, save_npz)
 
@@ -66,6 +75,22 @@ class WindowBank:
     offsets: np.ndarray
     pairs: list[Pair]
     pair_clips: list[tuple[int, int]]  # clip numbers of (clip_a, clip_b) of each pair
+    content_rows: np.ndarray | None = None  # with DisentangleConfig.cmvn: ``rows`` normalised clip by clip
+
+    def with_cmvn(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """``rows`` (default :attr:`rows`; same layout) with each clip's rows normalised by that clip's own
+        per-coefficient mean and std (what the content encoder reads with ``cmvn``)."""
+        import torch
+
+        from evpcli.nets.disentangle import cmvn_stats
+
+        rows = self.rows if rows is None else rows
+        out = rows.copy()
+        for k in range(len(self.clip_ids)):
+            a, b = self.row_offsets[k], self.row_offsets[k + 1]
+            mean, std = cmvn_stats(torch.from_numpy(rows[a:b]))
+            out[a:b] = (rows[a:b] - mean.numpy()) / std.numpy()
+        return out
 
     def clip_windows(self, k: int) -> np.ndarray:
         return self.windows[self.offsets[k]:self.offsets[k + 1]]
@@ -181,21 +206,28 @@ class TupleSampler:
 
 
 # --------------------------------------------------------------------------- losses
-def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES)):
+def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES),
+                       targets: tuple | None = None, content_x: tuple | None = None):
     """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
 
-    Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element).
+    Reconstructions are compared in the model's normalised MFCC space (mean absolute error per element). With
+    ``targets`` (the four windows' clean versions, when the inputs are augmented copies) the content encoder reads
+    the augmented inputs while the emotion encoder and the decoder's targets stay clean, and L_con compares the
+    content codes of two differently augmented inputs. ``content_x``:
+    what the content encoder reads instead of the (globally normalised) inputs (the CMVN windows, with ``cmvn``).
     """
     import torch
     import torch.nn.functional as F
 
     x = model.normalise(torch.cat([x_im, x_jn, x_in, x_jm]))  # (4B, 28, 12)
     B = len(x_im)
-    n_im, n_jn, n_in, n_jm = x.split(B)
+    t = x if targets is None else model.normalise(torch.cat(list(targets)))
+    n_im, n_jn, n_in, n_jm = t.split(B)
     n_content = 4 if "con" in need else 2
-    c = model.content_encoder(x[: n_content * B])
+    cx = x if content_x is None else torch.cat(list(content_x))
+    c = model.content_encoder(cx[: n_content * B])
     c_im, c_jn = c[:B], c[B:2 * B]
-    e = model.emotion_encoder(x)
+    e = model.emotion_encoder(t)  # the emotion path reads the clean windows
     e_im, e_jn = e[:B], e[B:2 * B]
     out: dict[str, torch.Tensor] = {}
     if "cross" in need or "self" in need:
@@ -263,13 +295,21 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     log = CsvLog(run.log, LOG_FIELDS)
 
     model = Disentangle(net_cfg)
+    copies = train_cfg.augment_copies
+    aug = augmented_mfcc(ws, bank.clip_ids, copies, train_cfg.seed, progress=progress)
     train_rows = np.concatenate([np.arange(bank.offsets[k], bank.offsets[k + 1]) for k in range(len(bank.clip_ids))
                                  if bank.sentences[k] in train_sents])  # training windows
     flat = bank.windows[train_rows].reshape(-1, net_cfg.n_coeffs)
     model.set_normalisation(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
     model.to(dev)
     windows = torch.from_numpy(bank.windows).to(dev)
-    mfcc_rows = torch.from_numpy(bank.rows).to(dev)
+    variants = [bank.rows] + [variant_rows(bank, aug, k) for k in range(copies)]
+    n_rows = len(bank.rows)
+    mfcc_rows = torch.from_numpy(np.concatenate(variants)).to(dev)  # clean rows, then each augmented copy
+    content_rows = None
+    if net_cfg.cmvn:  # the content encoder reads each clip (and copy) normalised by its own statistics
+        bank.content_rows = bank.with_cmvn()
+        content_rows = torch.from_numpy(np.concatenate([bank.content_rows] + [bank.with_cmvn(v) for v in variants[1:]])).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
 
@@ -295,8 +335,17 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                 rows, labels = sampler.sample(rng, train_cfg.batch_size)
                 x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
                 lab = torch.from_numpy(labels).to(dev)
+                targets, cx = None, None
+                if copies:  # each input from a random copy (0 = clean); the decoder's targets stay clean
+                    which = rng.integers(0, copies + 1, size=(len(rows), 4, 1))
+                    targets = [x[:, k] for k in range(4)]
+                    rows = rows + which * n_rows
+                    x = mfcc_rows[torch.from_numpy(rows).to(dev)]
+                if content_rows is not None:
+                    c = content_rows[torch.from_numpy(rows).to(dev)]
+                    cx = [c[:, k] for k in range(4)]
                 x = [x[:, k] for k in range(4)]
-                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need)
+                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need, targets, cx)
                 total = sum(weights[k] * losses[k] for k in need)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -342,6 +391,20 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                              steps / t_train if t_train else 0.0, metrics,
                              {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
                               "loss_png": loss_png, "embedding_png": emb_png}, key)
+
+
+def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
+    """Augmented copy ``copy`` of :attr:`WindowBank.rows` (same layout: each clip's rows at its offset, then the
+    silence row); a copy whose length differs from the clip's own rows is cut or padded with silence."""
+    out = bank.rows.copy()  # a clip without copies keeps its clean rows
+    for k, cid in enumerate(bank.clip_ids):
+        if len(aug.get(cid, [])) <= copy:
+            continue
+        a, b = bank.row_offsets[k], bank.row_offsets[k + 1]
+        m = aug[cid][copy][: b - a]
+        out[a:b] = 0.0
+        out[a:a + len(m)] = m
+    return out
 
 
 def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,
@@ -418,7 +481,11 @@ def evaluate_disentangle(model, bank: WindowBank, codes: np.ndarray, train_sents
         rows, _ = sampler.sample(np.random.default_rng(seed), n_tuples)
         x = [model.normalise(torch.from_numpy(bank.rows[rows[:, k]]).to(dev)) for k in range(4)]
         n_im, n_jn, n_in, n_jm = x
-        c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
+        if bank.content_rows is not None:
+            c_im, c_in, c_jm = (model.content_encoder(torch.from_numpy(bank.content_rows[rows[:, k]]).to(dev))
+                                for k in (0, 2, 3))
+        else:
+            c_im, c_in, c_jm = (model.content_encoder(v) for v in (n_im, n_in, n_jm))
         cross = model.decoder(c_im, model.emotion_encoder(n_jn))
         res["cross_to_target"] = float((cross - n_in).abs().mean())
         res["cross_to_source"] = float((cross - n_im).abs().mean())

@@ -64,15 +64,16 @@ from evpcli.corpus.synth.expressions import EXPRESSION_GAIN, expression_offsets
 from evpcli.corpus.synth.motion import blinks, euler_to_rotation, head_pose, rotation_to_euler
 from evpcli.corpus.synth.sheet import contact_sheet
 from evpcli.corpus.synth.speech import Speech, make_speech, prosody_for
-from evpcli.corpus.synth.style import (DEFAULT_LEVELS, FPS, LEAD_S, SAMPLE_RATE, SENTENCES, STYLES, VOICES, EmotionStyle,
-                                       actor_name, clip_id, intensity)
+from evpcli.corpus.synth.style import (DEFAULT_LEVELS, FESTIVAL_VOICES, FPS, LEAD_S, SAMPLE_RATE, SENTENCES, STYLES, VOICES,
+                                       EmotionStyle, actor_indices, actor_name, clip_id, intensity, voice_of)
 from evpcli.corpus.synth.visemes import mouth_tracks, speech_offsets, viseme
 from evpcli.corpus.synth.writer import clip_paths, corpus_clips, save_npz_deterministic, synth_corpus, write_clip
 
 __all__ = [
-    "DEFAULT_LEVELS", "EXPRESSION_GAIN", "FPS", "LEAD_S", "SAMPLE_RATE", "SENTENCES", "STYLES", "VOICES", "Actor",
-    "EmotionStyle", "Speech", "SynthClip", "actor_name", "blinks", "clip_id", "clip_paths", "contact_sheet",
+    "DEFAULT_LEVELS", "EXPRESSION_GAIN", "FESTIVAL_VOICES", "FPS", "LEAD_S", "SAMPLE_RATE", "SENTENCES", "STYLES",
+    "VOICES", "Actor",
+    "EmotionStyle", "Speech", "SynthClip", "actor_indices", "actor_name", "blinks", "clip_id", "clip_paths", "contact_sheet",
     "corpus_clips", "euler_to_rotation", "expression_offsets", "head_pose", "intensity", "make_actor", "make_clip",
     "make_speech", "mouth_tracks", "prosody_for", "rotation_to_euler", "save_npz_deterministic", "speech_offsets",
-    "synth_corpus", "viseme", "write_clip",
+    "synth_corpus", "viseme", "voice_of", "write_clip",
 ]

@@ -9,7 +9,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from evpcli.corpus.synth.style import VOICES, actor_name
+from evpcli.corpus.synth.style import actor_name, voice_of
 from evpcli.errors import EvpError
 from evpcli.face.landmarks import dlib_models
 from evpcli.face.parts import (BROWS, EYES, INNER_LIP, JAW, LOWER_INNER_LIP, LOWER_OUTER_LIP, MIDLINE, MIRROR, MOUTH,
@@ -109,8 +109,8 @@ def _head_ring(lm: np.ndarray, n: int = 16) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
-    """Actor ``index`` (0-based): voice from :data:`VOICES`, face from the astronaut portrait with its own
-    mirroring, colour, face shape and depth, all drawn from ``seed``."""
+    """Actor ``index`` (0-based): voice from :func:`~evpcli.corpus.synth.style.voice_of`, face from the astronaut
+    portrait with its own mirroring, colour, face shape and depth, all drawn from ``seed``."""
     rng = np.random.default_rng([seed, 7, index])
     image, lm = _portrait(size)
     image, lm = image.copy(), lm.copy()
@@ -163,6 +163,6 @@ def make_actor(index: int, size: int = 256, seed: int = 0) -> Actor:
     head3d = np.zeros((len(ring), 3))
     head3d[:, :2] = (ring - centre) / scale
     head3d[:, 2] = 25.0
-    return Actor(index=index, name=actor_name(index), voice=VOICES[index % len(VOICES)][1], mirrored=mirrored,
+    return Actor(index=index, name=actor_name(index), voice=voice_of(index)[1], mirrored=mirrored,
                  image=image, image_landmarks=lm, shape3d=shape, scale=float(scale), translation=centre,
                  head3d=head3d, image_head=_head_ring(lm), colour=(float(gain), float(da), float(db)))

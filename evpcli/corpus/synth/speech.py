@@ -1,5 +1,6 @@
-"""A clip's speech: espeak-ng in the actor's voice with the emotion's prosody and voice quality, padded with
-silence to a whole number of video frames, with its phoneme timeline."""
+"""A clip's speech: espeak-ng (or a Festival voice, for actors from FESTIVAL_BASE on) in the actor's voice with the
+emotion's prosody and voice quality, padded with silence to a whole number of video frames, with its phoneme
+timeline."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import scipy.signal
 
 from evpcli.config import EMOTIONS
 from evpcli.corpus.espeak import Prosody, synthesize
-from evpcli.corpus.synth.style import FPS, LEAD_S, SAMPLE_RATE, SENTENCES, STYLES, VOICES, EmotionStyle, intensity
+from evpcli.corpus.synth.style import FPS, LEAD_S, SAMPLE_RATE, SENTENCES, STYLES, EmotionStyle, intensity, voice_of
 
 
 def prosody_for(actor_index: int, emotion: str, level: int) -> Prosody:
-    """espeak prosody of an actor's voice in an emotion at a level."""
-    _, _, base_pitch, base_rate = VOICES[actor_index % len(VOICES)]
+    """Prosody (espeak's scales, which the Festival binding maps) of an actor's voice in an emotion at a level."""
+    _, _, base_pitch, base_rate = voice_of(actor_index)
     style, a = STYLES[emotion], intensity(emotion, level)
     return Prosody(
         rate=int(round(base_rate * (1 + (style.rate - 1) * a))),
@@ -64,10 +65,15 @@ class Speech:
 def make_speech(actor_index: int, emotion: str, level: int, sentence_index: int, seed: int = 0) -> Speech:
     """Synthesise one sentence in an actor's voice with an emotion's prosody and voice quality."""
     style, a = STYLES[emotion], intensity(emotion, level)
-    voice = VOICES[actor_index % len(VOICES)][1]
+    voice = voice_of(actor_index)[1]
     rng = np.random.default_rng([seed, 11, actor_index, EMOTIONS.index(emotion), level, sentence_index])
-    utt = synthesize(SENTENCES[sentence_index % len(SENTENCES)], voice, prosody_for(actor_index, emotion, level),
-                     seed=int(rng.integers(0, 2**31 - 1)))
+    speak = synthesize
+    if voice.startswith("festival:"):
+        from evpcli.corpus import festival
+
+        speak, voice = festival.synthesize, voice.split(":", 1)[1]
+    utt = speak(SENTENCES[sentence_index % len(SENTENCES)], voice, prosody_for(actor_index, emotion, level),
+                seed=int(rng.integers(0, 2**31 - 1)))
     wav = _voice_quality(utt.wav, utt.sample_rate, style, a, rng)
     wav = scipy.signal.resample_poly(wav, SAMPLE_RATE, utt.sample_rate).astype(np.float32)
     lead = int(LEAD_S * SAMPLE_RATE)

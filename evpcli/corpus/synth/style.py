@@ -45,9 +45,45 @@ VOICES: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
+# Festival voices built from recordings of real people (evpcli.corpus.festival; an optional system dependency), as
+# (gender letter, "festival:<voice>", pitch 0-100 where 50 is the voice's own, rate words/min where 165 is its own).
+# Their actors have indices FESTIVAL_BASE + k (names W101, M102, M103), so espeak-only corpora keep their actors.
+FESTIVAL_VOICES: tuple[tuple[str, str, int, int], ...] = (
+    ("W", "festival:slt", 50, 165), ("M", "festival:kal", 50, 165), ("M", "festival:ked", 50, 165),
+)
+FESTIVAL_BASE = 100
+TTS_ENGINES = ("espeak", "festival")
+
+
+def voice_of(index: int) -> tuple[str, str, int, int]:
+    """(gender letter, voice, base pitch, base rate) of actor ``index``: espeak's :data:`VOICES` (cycled) below
+    :data:`FESTIVAL_BASE`, :data:`FESTIVAL_VOICES` (cycled) from it."""
+    if index >= FESTIVAL_BASE:
+        return FESTIVAL_VOICES[(index - FESTIVAL_BASE) % len(FESTIVAL_VOICES)]
+    return VOICES[index % len(VOICES)]
+
+
+def actor_indices(actors: int, tts: tuple[str, ...] = ("espeak",)) -> list[int]:
+    """The actor indices of a corpus of ``actors`` actors whose voices come from the engines ``tts``: espeak's
+    0, 1, 2, ...; Festival's 100, 101, 102; both: alternating (0, 100, 1, 101, 2, 102, 3, 4, ...)."""
+    unknown = [t for t in tts if t not in TTS_ENGINES]
+    if unknown or not tts:
+        raise ValueError(f"unknown speech synthesizer {', '.join(unknown) or '(none)'}; use {' or '.join(TTS_ENGINES)}")
+    espeak = list(range(actors)) if "espeak" in tts else []
+    fest = [FESTIVAL_BASE + k for k in range(len(FESTIVAL_VOICES))] if "festival" in tts else []
+    if not espeak:  # Festival only: cycle its voices with new faces
+        return [FESTIVAL_BASE + k for k in range(actors)]
+    out: list[int] = []
+    while len(out) < actors:
+        out.append(espeak.pop(0))
+        if fest and len(out) < actors:
+            out.append(fest.pop(0))
+    return out
+
+
 def actor_name(index: int) -> str:
-    """MEAD-style actor id: M001, W002, M003, ..."""
-    return f"{VOICES[index % len(VOICES)][0]}{index + 1:03d}"
+    """MEAD-style actor id: M001, W002, M003, ... (Festival voices: W101, M102, M103)."""
+    return f"{voice_of(index)[0]}{index + 1:03d}"
 
 
 def intensity(emotion: str, level: int) -> float:

@@ -18,7 +18,7 @@ from evpcli.config import EMOTIONS
 from evpcli.corpus.mead import SENTENCE_MAP_NAME, write_sentence_map
 from evpcli.corpus.synth.actors import astronaut_landmarks, use_portrait_landmarks
 from evpcli.corpus.synth.clip import SynthClip, make_clip
-from evpcli.corpus.synth.style import DEFAULT_LEVELS, FPS, SAMPLE_RATE, SENTENCES, actor_name, clip_id
+from evpcli.corpus.synth.style import DEFAULT_LEVELS, FPS, SAMPLE_RATE, SENTENCES, actor_indices, actor_name, clip_id
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
 from evpcli.workspace import atomic_path
@@ -62,10 +62,12 @@ def _make_and_write(args: tuple) -> tuple[str, int, float]:
     return clip.clip_id, len(clip.frames), len(clip.wav) / SAMPLE_RATE
 
 
-def corpus_clips(actors: int, sentences: int, emotions: Sequence[str], levels: Sequence[int]) -> list[tuple]:
-    """(actor_index, emotion, level, sentence_index) of every clip; neutral has level 1 only."""
+def corpus_clips(actors: int, sentences: int, emotions: Sequence[str], levels: Sequence[int],
+                 tts: Sequence[str] = ("espeak",)) -> list[tuple]:
+    """(actor_index, emotion, level, sentence_index) of every clip; neutral has level 1 only. ``tts``: the speech
+    synthesizers the actors' voices come from (:func:`~evpcli.corpus.synth.style.actor_indices`)."""
     out = []
-    for ai in range(actors):
+    for ai in actor_indices(actors, tuple(tts)):
         for emotion in emotions:
             for level in ((1,) if emotion == "neutral" else tuple(levels)):
                 for si in range(sentences):
@@ -89,9 +91,22 @@ def _validate(actors: int, sentences: int, emotions: Sequence[str], levels: Sequ
         raise EvpError(f"--jobs must be at least 1, got {jobs}")
 
 
+def _check_tts(tts: tuple[str, ...], actors: int) -> None:
+    from evpcli.corpus import festival
+    from evpcli.corpus.synth.style import FESTIVAL_BASE, voice_of
+
+    try:
+        indices = actor_indices(actors, tts)
+    except ValueError as exc:
+        raise EvpError(f"--tts: {exc}") from None
+    for i in indices:
+        if i >= FESTIVAL_BASE:
+            festival.require(voice_of(i)[1].split(":", 1)[1])  # says what to install
+
+
 def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, emotions: Sequence[str] = EMOTIONS,
                  levels: Sequence[int] = DEFAULT_LEVELS, size: int = 256, seed: int = 0, jobs: int = 1,
-                 progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None, tts: Sequence[str] = ("espeak",)) -> dict:
     """Write a MEAD-layout corpus with ground truth under ``out``; returns a summary dict.
 
     Writes ``<actor>/video/front/<emotion>/level_<k>/<NNN>.mp4``, ``<actor>/audio/...wav``,
@@ -101,10 +116,14 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
     """
     out = Path(out)
     emotions, levels = tuple(emotions), tuple(sorted(set(int(k) for k in levels)))
+    tts = tuple(tts)
     _validate(actors, sentences, emotions, levels, size, jobs)
+    _check_tts(tts, actors)
     params = {"generator": "evp synth-corpus", "version": __version__, "actors": actors, "sentences": sentences,
               "emotions": list(emotions), "levels": list(levels), "size": size, "seed": seed, "fps": FPS,
               "sample_rate": SAMPLE_RATE}
+    if tts != ("espeak",):  # espeak-only corpora keep the parameters they were written with
+        params["tts"] = list(tts)
     meta_path = out / "corpus.json"
     if out.exists() and not out.is_dir():
         raise EvpError(f"{out} is a file; give a folder to write the corpus into")
@@ -121,7 +140,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(params, indent=2) + "\n")
 
-    clips = corpus_clips(actors, sentences, emotions, levels)
+    clips = corpus_clips(actors, sentences, emotions, levels, tts)
     todo = [c for c in clips if not all(p.exists() for p in clip_paths(out, clip_id(*c)).values())]
     frames = 0
     seconds = 0.0
@@ -156,6 +175,7 @@ def synth_corpus(out: str | os.PathLike, actors: int = 2, sentences: int = 6, em
 
     write_sentence_map(out / SENTENCE_MAP_NAME, [(clip_id(ai, e, k, si), si + 1, SENTENCES[si]) for ai, e, k, si in clips])
     return {"out": str(out), "clips": len(clips), "generated": len(todo), "kept": len(clips) - len(todo),
-            "actors": [actor_name(i) for i in range(actors)], "emotions": list(emotions), "levels": list(levels),
+            "actors": [actor_name(i) for i in actor_indices(actors, tts)], "tts": list(tts),
+            "emotions": list(emotions), "levels": list(levels),
             "sentences": sentences, "frames_generated": frames, "seconds_generated": round(seconds, 2),
             "size": size, "seed": seed}
