@@ -140,16 +140,24 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
 
         data, rate = sf.read(str(p), dtype="float32", always_2d=True)
         wav = data.mean(axis=1)
-        if rate != sr:
-            import librosa
-
-            wav = librosa.resample(wav, orig_sr=rate, target_sr=sr)
-        wav = np.ascontiguousarray(wav, dtype=np.float32)
+        wav = np.ascontiguousarray(resample(wav, rate, sr), dtype=np.float32)
     except Exception:
         wav = _ffmpeg_audio(p, sr)
     if wav.size == 0:
         raise MediaError(f"{p}: audio is empty")
     return wav
+
+
+def resample(wav: np.ndarray, rate: int, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono audio (N,) from ``rate`` to ``sr`` Hz: exactly ``librosa.resample(wav, orig_sr=rate, target_sr=sr)``
+    (soxr's "HQ" resampler, the length cut or zero-padded to ceil(N * sr / rate)) without importing librosa."""
+    if rate == sr:
+        return wav
+    import soxr
+
+    n = int(np.ceil(len(wav) * float(sr) / rate))
+    out = soxr.resample(wav, rate, sr, quality="soxr_hq")
+    return np.pad(out, (0, max(n - len(out), 0)))[:n].astype(wav.dtype, copy=False)
 
 
 def _ffmpeg_audio(p: Path, sr: int) -> np.ndarray:
