@@ -342,7 +342,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     times["audio"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model = load_audio2lm(ws, path=model_path, device=device)
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     times["model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -490,7 +490,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     if sheet is not None:
         from evpcli.models import load_audio2lm
 
-        model = load_audio2lm(ws, path=model_path, device=device)
+        model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
         a = emotion_code(model, a_name, a_path, intensity)
         b = emotion_code(model, b_name, b_path, intensity)
         rows = []
@@ -510,7 +510,7 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     from evpcli.render.sheet import face_crop, write_sheet
     from evpcli.render.warp import WarpRenderer
 
-    model = load_audio2lm(ws, path=model_path, device=device)
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     td = prepare_target(ws, target)
     wav = load_speech(audio)
     windows = audio_fe.speech_windows(wav)
