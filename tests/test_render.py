@@ -202,3 +202,20 @@ def test_batch_render_example_runs_and_reports_failures(tiny_models, short_speec
     assert "FAILED" in r.stderr and "broken.wav" in r.stderr
     assert media.probe(tmp_path / "out" / "a-happy.mp4").has_audio
     assert not (tmp_path / "out" / "broken-happy.mp4").exists()
+
+
+def test_ping_pong_frames_stream_in_schedule_order(tmp_path):
+    """A target shorter than the speech plays forward then backward: the frames come out in schedule order, each
+    decoded once (served while decoding on the first pass, then from the spill file)."""
+    from types import SimpleNamespace
+
+    from evpcli.face.pose import frame_schedule
+    from evpcli.render.pipeline import _target_frames
+    from tests.conftest import moving_square_frames
+
+    path = media.write_video(tmp_path / "t.mp4", moving_square_frames(12), fps=25)
+    decoded = media.read_video(path, fps=25).frames
+    schedule = frame_schedule(40, len(decoded))
+    td = SimpleNamespace(frames=None, still=False, n_frames=len(decoded), path=path)
+    got = np.stack(list(_target_frames(td, schedule, 25.0, tmp_path)))
+    assert np.array_equal(got, decoded[schedule])
