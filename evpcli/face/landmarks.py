@@ -74,19 +74,32 @@ def predictor_path() -> Path:
     return path
 
 
-_models: tuple | None = None
-_models_lock = threading.Lock()
+_models: dict = {}
+_model_locks = {"detector": threading.Lock(), "predictor": threading.Lock()}
+
+
+def _model(name: str):
+    with _model_locks[name]:
+        if name not in _models:
+            import dlib
+
+            _models[name] = (dlib.get_frontal_face_detector() if name == "detector"
+                             else dlib.shape_predictor(str(predictor_path())))
+        return _models[name]
 
 
 def dlib_models() -> tuple:
     """(dlib frontal face detector, 68-point shape predictor), loaded once per process."""
-    global _models
-    with _models_lock:
-        if _models is None:
-            import dlib
+    return _model("detector"), _model("predictor")
 
-            _models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path())))
-        return _models
+
+def preload_models() -> None:
+    """Start loading dlib's detector and shape predictor in two background threads (0.5 and 0.7 s of CPU, with
+    the GIL released), so that a caller that will track a video can decode it meanwhile; :func:`dlib_models` then
+    waits for them."""
+    for name in ("detector", "predictor"):
+        if name not in _models:
+            threading.Thread(target=_model, args=(name,), name=f"evp-load-{name}", daemon=True).start()
 
 
 @dataclass
