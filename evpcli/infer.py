@@ -261,19 +261,20 @@ def voice_activity(wav: np.ndarray, n_frames: int, gate: SilenceGate | None = Si
 # --------------------------------------------------------------------------- landmarks
 def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
                       rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate(),
-                      activity: np.ndarray | None = None) -> np.ndarray:
+                      activity: np.ndarray | None = None, content: np.ndarray | None = None) -> np.ndarray:
     """Normalised landmarks (T, 68, 2) float32 (canonical 256 frame) for MFCC windows (T, 28, 12) of any length.
 
     ``emotion``: a code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the clip's
     own code (mean of Ee over ``windows``). ``reference`` (68, 2): the face whose identity and rest shape the
     landmarks take. With ``rms`` and ``gate`` the mouth closes in silence (``activity``: per-frame voice activity,
-    :func:`voice_activity`, which keeps it closed in noisy pauses too).
+    :func:`voice_activity`, which keeps it closed in noisy pauses too). ``content``: the windows' content codes when
+    computed beforehand (:func:`content_codes`; numpy backend only, ignored by torch models).
     """
     net = _net(model)
     scale = float(net.disp_scale)
     if _is_numpy(net):
         emo = net.emotion_code(windows) if emotion is None else np.asarray(emotion, np.float32)
-        coeffs = net.forward(windows, emo, identity_features(reference, scale))
+        coeffs = net.forward(windows, emo, identity_features(reference, scale), content)
         lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)
     else:
         import torch
@@ -288,6 +289,14 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
     if rms is not None and gate is not None:
         lm = apply_silence_gate(lm, reference, rms, gate, activity)
     return lm.astype(np.float32)
+
+
+def content_codes(model: Any, windows: np.ndarray) -> np.ndarray | None:
+    """The content codes (T, content_dim) of a clip's windows, for :func:`predict_landmarks` to take later (so a
+    caller can compute them in a thread while it does other work); None for torch models, which compute them
+    inside their forward pass."""
+    net = _net(model)
+    return net.content_codes(windows) if _is_numpy(net) else None
 
 
 def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, reference: np.ndarray,

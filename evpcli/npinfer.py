@@ -254,11 +254,16 @@ class NumpyAudio2Landmark:
         return e / e.sum()
 
     # ----------------------------------------------------------------- the landmarks
-    def forward(self, windows: np.ndarray, emotion: np.ndarray, identity: np.ndarray) -> np.ndarray:
+    def content_codes(self, windows: np.ndarray) -> np.ndarray:
+        """Content codes (T, content_dim) of one clip's consecutive raw windows (T, 28, 12)."""
+        return self.content(self.content_input(windows))
+
+    def forward(self, windows: np.ndarray, emotion: np.ndarray, identity: np.ndarray,
+                content: np.ndarray | None = None) -> np.ndarray:
         """One clip: raw windows (T, 28, 12), emotion (emotion_dim,) or (T, emotion_dim), identity features (136,)
-        -> PCA coefficients (T, pca_dim)."""
+        -> PCA coefficients (T, pca_dim). ``content``: :meth:`content_codes` of the windows if already computed."""
         t = len(windows)
-        content = self.content(self.content_input(windows))
+        content = self.content_codes(windows) if content is None else np.asarray(content, np.float32)
         ident = np.asarray(identity, np.float32)
         for w, b in self.identity:
             ident = _relu(ident @ w + b)

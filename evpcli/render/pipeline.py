@@ -285,14 +285,14 @@ def _target_frames(td: TargetData, schedule: np.ndarray, fps: float, tmpdir: Pat
                 frame = next(frames, None)
                 if frame is None:
                     break
-                if store is None:
+                if store is None:  # a plain ndarray view: slicing a memmap costs ~2 ms a frame in numpy 2
                     store = np.lib.format.open_memmap(tmpdir / "frames.npy", mode="w+", dtype=np.uint8,
-                                                      shape=(td.n_frames, *frame.shape))
+                                                      shape=(td.n_frames, *frame.shape)).view(np.ndarray)
                 store[decoded] = frame
                 decoded += 1
             if store is None:
                 raise EvpError(f"{td.path}: the target video has no frames")
-            yield np.asarray(store[min(k, decoded - 1)])
+            yield store[min(k, decoded - 1)]
     finally:
         frames.close()
 
@@ -311,14 +311,16 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
-          head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None):
+          head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
+          content: np.ndarray | None = None):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
-    landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,)."""
+    landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
+    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`)."""
     from evpcli.face.pose import align_to_target, frame_schedule
     from evpcli.infer import predict_landmarks
 
-    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity)  # (T, 68, 2) at 25 fps
+    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -391,8 +393,17 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     times["model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    td = prepare_target(ws, target, fps, progress=progress)
-    times["target"] = time.perf_counter() - t0
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evpcli.infer import content_codes
+
+    # the speech's content codes (the network's costliest part, numpy releases the GIL) are computed in a thread
+    # while the target is prepared (a first render: decoding, tracking and fitting it)
+    with ThreadPoolExecutor(1, thread_name_prefix="evp-content") as pool:
+        content = pool.submit(content_codes, model, windows)
+        td = prepare_target(ws, target, fps, progress=progress)
+        times["target"] = time.perf_counter() - t0
+        content = content.result()
 
     t0 = time.perf_counter()
     emo = code_for(model, len(windows))
@@ -403,7 +414,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     from evpcli.infer import voice_activity
 
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
-                                                              gate, voice_activity(wav, len(windows), gate))
+                                                              gate, voice_activity(wav, len(windows), gate), content)
     n_out = len(frontal)
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
