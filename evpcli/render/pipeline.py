@@ -403,9 +403,9 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         content = pool.submit(content_codes, model, windows)
         td = prepare_target(ws, target, fps, progress=progress)
         times["target"] = time.perf_counter() - t0
+        t0 = time.perf_counter()  # what the content codes still take after the target is ready: landmarks time
         content = content.result()
 
-    t0 = time.perf_counter()
     emo = code_for(model, len(windows))
     from evpcli.infer import ood_warning
 
