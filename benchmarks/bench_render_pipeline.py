@@ -76,7 +76,7 @@ def run_render(ws: Path, audio: Path, target: Path, out: Path) -> tuple[float, f
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([sys.executable, "-m", "evpcli", "-q", "-w", str(ws), "render", "--audio", str(audio),
                         "--emotion", "happy", "--target", str(target), "--out", str(out), "--json"],
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=env, cwd=ROOT)  # cwd: `-m` puts it first on sys.path
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(r.stderr)
@@ -124,7 +124,8 @@ def bench_memory(ws: Path, minutes: float) -> None:
             cmd = [sys.executable, "-c", code, sys.executable, "-m", "evpcli", "-q", "-w", str(ws), "render",
                    "--audio", str(audio), "--emotion", "happy", "--target", str(carphone()), "--out",
                    str(d / "m.mp4")]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                 cwd=ROOT)
             peak_kb, rc = out.stdout.split()
             print(f"  {seconds / 60:.1f} min of speech: peak RSS {int(peak_kb) / 1024:.0f} MB, exit {rc}, "
                   f"{time.perf_counter() - t0:.0f} s wall")

@@ -5,6 +5,8 @@ All functions take 16 kHz mono float32 audio as loaded by :func:`evpcli.media.lo
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from evpcli.config import AudioConfig
@@ -26,24 +28,63 @@ def mfcc(wav: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO, pad: bool = True) ->
     1e-10, so exact silence gives all-zero coefficients 1..12), orthonormal DCT-II, cepstral lifter 22; c0
     (the energy term) is dropped. With ``pad`` (default) 120 ms of silence is added at each end first, so row
     ``4 t`` starts 3 video frames before video frame t and :func:`frame_windows` can centre windows on frames.
-    """
-    import librosa
-    import scipy.fft
 
+    numpy only: the window, the mel filters and the DCT are librosa's and scipy's (``get_window("hamming")``,
+    ``filters.mel(htk=True, norm=None)``, ``dct(norm="ortho")``) written out, equal to them to float32 precision
+    (tests/test_audio.py compares), so render does not pay for importing librosa (about a second).
+    """
     x = pad_audio(wav, cfg) if pad else np.asarray(wav, dtype=np.float32)
     if len(x) < cfg.win_length:
         x = np.pad(x, (0, cfg.win_length - len(x)))
     x = np.append(x[0], x[1:] - cfg.preemphasis * x[:-1]).astype(np.float64)
-    frames = librosa.util.frame(x, frame_length=cfg.win_length, hop_length=cfg.hop_length, axis=0)  # (N, 400)
-    window = librosa.filters.get_window("hamming", cfg.win_length, fftbins=True)
+    frames = np.lib.stride_tricks.sliding_window_view(x, cfg.win_length)[::cfg.hop_length]  # (N, 400)
+    window = hamming(cfg.win_length)
     power = (np.abs(np.fft.rfft(frames * window, n=cfg.n_fft, axis=1)) ** 2).T  # (n_fft/2+1, N)
-    mel_fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=0.0,
-                                 fmax=cfg.sample_rate / 2, htk=True, norm=None)
+    mel_fb = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels)
     log_mel = np.log(np.maximum(mel_fb @ power, 1e-10))  # (26, N)
-    cep = scipy.fft.dct(log_mel, type=2, axis=0, norm="ortho")[: cfg.n_cepstra]
+    cep = dct_matrix(cfg.n_mels, cfg.n_cepstra) @ log_mel  # (13, N)
     n = np.arange(cfg.n_cepstra)
     cep *= (1 + cfg.lifter / 2 * np.sin(np.pi * n / cfg.lifter))[:, None]
     return np.ascontiguousarray(cep[1:].T, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def hamming(n: int) -> np.ndarray:
+    """Periodic Hamming window (n,) float64, computed as scipy's ``get_window("hamming", n, fftbins=True)`` is
+    (a symmetric window of n + 1 points without its last)."""
+    fac = np.linspace(-np.pi, np.pi, n + 1)
+    w = np.zeros(n + 1)
+    for k, a in enumerate((0.54, 1.0 - 0.54)):  # scipy's coefficients, to the last bit
+        w += a * np.cos(k * fac)
+    w = w[:-1]
+    w.flags.writeable = False
+    return w
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Triangular HTK mel filters over 0 .. sr/2, unnormalised: (n_mels, n_fft // 2 + 1) float32, as librosa's
+    ``filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0, htk=True, norm=None)``."""
+    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    top = 2595.0 * np.log10(1.0 + (sr / 2) / 700.0)
+    mel_f = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)  # band edges, Hz
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, len(fft_freqs)), np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    weights.flags.writeable = False
+    return weights
+
+
+@functools.lru_cache(maxsize=4)
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The first ``n_out`` rows of the orthonormal DCT-II of length ``n_in``: (n_out, n_in) float64."""
+    k = np.arange(n_out)[:, None]
+    m = np.sqrt(2.0 / n_in) * np.cos(np.pi * k * (2 * np.arange(n_in)[None, :] + 1) / (2 * n_in))
+    m[0] /= np.sqrt(2.0)
+    m.flags.writeable = False
+    return m
 
 
 def n_video_frames(n_samples: int, cfg: AudioConfig = DEFAULT_AUDIO) -> int:

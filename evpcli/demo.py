@@ -118,7 +118,7 @@ def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, mo
     ws_dir = Path(tempfile.mkdtemp(prefix=".workspace-", dir=out))
     try:
         ws = Workspace(ws_dir)
-        model = load_audio2lm(ws, path=model_path, device=device)
+        model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
         missing = [e for e in {*emotions, *INTERPOLATE} if e not in model.emotion_means]
         if missing:
             raise EvpError(f"the model was trained without {', '.join(sorted(missing))} clips; choose --emotions among "

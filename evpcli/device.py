@@ -21,3 +21,18 @@ def resolve_device(name="auto"):
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise EvpError("--device cuda asked for, but this torch build sees no CUDA GPU; use --device cpu")
     return torch.device(name)
+
+
+GPU_DEVICE_FILES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL's GPU
+
+
+def cpu_without_torch(name="auto") -> bool:
+    """Whether ``--device name`` certainly means the CPU, decided without importing torch (1-2 s): "cpu", or "auto"
+    on a machine with no GPU device at all. False means: ask torch (:func:`resolve_device`)."""
+    import os
+
+    if not isinstance(name, str):
+        return str(name) == "cpu"
+    if name == "cpu":
+        return True
+    return name == "auto" and not any(os.path.exists(p) for p in GPU_DEVICE_FILES)

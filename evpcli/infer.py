@@ -42,6 +42,11 @@ def _device(model: Any):
     return next(_net(model).parameters()).device
 
 
+def _is_numpy(net: Any) -> bool:
+    """Whether a network is the numpy backend's (:class:`evpcli.npinfer.NumpyAudio2Landmark`) rather than torch's."""
+    return not hasattr(net, "parameters")
+
+
 def identity_features(reference: np.ndarray, disp_scale: float = 8.0) -> np.ndarray:
     """The identity MLP's input: (reference - canonical template) / disp_scale, flattened -> (136,) float32."""
     return ((np.asarray(reference, np.float32) - TEMPLATE.astype(np.float32)) / disp_scale).reshape(136)
@@ -53,9 +58,11 @@ def clip_emotion_code(model: Any, windows: np.ndarray) -> np.ndarray:
 
     ``model``: an audio-to-landmark bundle/model (its own, possibly fine-tuned, emotion encoder) or a
     disentanglement bundle/model."""
+    net = _net(model)
+    if _is_numpy(net):
+        return net.emotion_code(windows).astype(np.float32)
     import torch
 
-    net = _net(model)
     dis = getattr(net, "disentangle", net)
     with torch.no_grad():
         w = torch.from_numpy(np.asarray(windows, np.float32)).to(_device(model))
@@ -64,13 +71,16 @@ def clip_emotion_code(model: Any, windows: np.ndarray) -> np.ndarray:
 
 def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
     """The emotion the classifier Ce reads from a clip-level code, and its probability."""
-    import torch
-
     net = _net(model)
-    dis = getattr(net, "disentangle", net)
-    with torch.no_grad():
-        p = torch.softmax(dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None]), -1)
-    p = p[0].cpu().numpy()
+    if _is_numpy(net):
+        p = net.classify(code)
+    else:
+        import torch
+
+        dis = getattr(net, "disentangle", net)
+        with torch.no_grad():
+            p = torch.softmax(dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None]),
+                              -1)[0].cpu().numpy()
     k = int(p.argmax())
     return EMOTIONS[k], float(p[k])
 
@@ -251,28 +261,42 @@ def voice_activity(wav: np.ndarray, n_frames: int, gate: SilenceGate | None = Si
 # --------------------------------------------------------------------------- landmarks
 def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | None, reference: np.ndarray,
                       rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate(),
-                      activity: np.ndarray | None = None) -> np.ndarray:
+                      activity: np.ndarray | None = None, content: np.ndarray | None = None) -> np.ndarray:
     """Normalised landmarks (T, 68, 2) float32 (canonical 256 frame) for MFCC windows (T, 28, 12) of any length.
 
     ``emotion``: a code (emotion_dim,), a per-frame code (T, emotion_dim) (interpolation), or None for the clip's
     own code (mean of Ee over ``windows``). ``reference`` (68, 2): the face whose identity and rest shape the
     landmarks take. With ``rms`` and ``gate`` the mouth closes in silence (``activity``: per-frame voice activity,
-    :func:`voice_activity`, which keeps it closed in noisy pauses too).
+    :func:`voice_activity`, which keeps it closed in noisy pauses too). ``content``: the windows' content codes when
+    computed beforehand (:func:`content_codes`; numpy backend only, ignored by torch models).
     """
-    import torch
-
     net = _net(model)
-    dev = _device(model)
-    w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
     scale = float(net.disp_scale)
-    with torch.no_grad():
-        emo = net.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
-        ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
-        coeffs = net(w[None], emo[None], ident)
-        lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)[0].cpu().numpy()
+    if _is_numpy(net):
+        emo = net.emotion_code(windows) if emotion is None else np.asarray(emotion, np.float32)
+        coeffs = net.forward(windows, emo, identity_features(reference, scale), content)
+        lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)
+    else:
+        import torch
+
+        dev = _device(model)
+        w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
+        with torch.no_grad():
+            emo = net.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
+            ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
+            coeffs = net(w[None], emo[None], ident)
+            lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)[0].cpu().numpy()
     if rms is not None and gate is not None:
         lm = apply_silence_gate(lm, reference, rms, gate, activity)
     return lm.astype(np.float32)
+
+
+def content_codes(model: Any, windows: np.ndarray) -> np.ndarray | None:
+    """The content codes (T, content_dim) of a clip's windows, for :func:`predict_landmarks` to take later (so a
+    caller can compute them in a thread while it does other work); None for torch models, which compute them
+    inside their forward pass."""
+    net = _net(model)
+    return net.content_codes(windows) if _is_numpy(net) else None
 
 
 def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, reference: np.ndarray,

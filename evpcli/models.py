@@ -102,7 +102,7 @@ class Audio2LandmarkBundle:
 
     @property
     def device(self):
-        return next(self.net.parameters()).device
+        return next(self.net.parameters()).device if hasattr(self.net, "parameters") else "cpu"
 
     @property
     def disentangle(self):
@@ -240,9 +240,14 @@ def _without_unused(net, model_state: dict, prefix: str = "") -> None:
         dis.decoder = None
 
 
+def _numpy(x) -> np.ndarray:
+    """A tensor or a numpy array (the numpy checkpoint reader's) as a numpy array."""
+    return x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
+
+
 def _means_from_state(state: dict) -> dict[str, np.ndarray]:
-    means = state["emotion_means"].cpu().numpy().astype(np.float32)
-    present = state["emotion_present"].cpu().numpy().astype(bool)
+    means = _numpy(state["emotion_means"]).astype(np.float32)
+    present = _numpy(state["emotion_present"]).astype(bool)
     return {e: means[k] for k, e in enumerate(EMOTIONS) if present[k]}
 
 
@@ -294,15 +299,31 @@ def load_disentangle(ws: Workspace | None, path: str | Path | None = None, ablat
 
 
 def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: str = "",
-                  device: Any = "cpu", shipped: bool = True) -> Audio2LandmarkBundle:
+                  device: Any = "cpu", shipped: bool = True, backend: str = "torch") -> Audio2LandmarkBundle:
     """The audio-to-landmark model (explicit ``path`` > newest finished workspace model built on encoders trained
-    with ``ablate`` > the shipped default). Half-precision weights (shipped) load into float32 modules."""
+    with ``ablate`` > the shipped default). Half-precision weights (shipped) load into float32 modules.
+
+    ``backend``: "torch" (the network as torch modules), "numpy" (:class:`evpcli.npinfer.NumpyAudio2Landmark`, the
+    same forward pass without importing torch; CPU inference only), or "auto": numpy when ``device`` is the CPU
+    (for "auto", when the machine has no GPU at all) and the checkpoint reads without torch, else torch. Inference
+    (:mod:`evpcli.infer`) takes either; training and evaluation use torch."""
+    if backend not in ("torch", "numpy", "auto"):
+        raise ValueError(f"backend must be torch, numpy or auto, got {backend!r}")
+    ckpt, source, row = _locate(ws, STAGE_AUDIO2LM, path, ablate, shipped)
+    if backend != "torch":
+        from evpcli.device import cpu_without_torch
+
+        if backend == "numpy" or cpu_without_torch(device):
+            bundle = _load_audio2lm_numpy(ws, ckpt, source, row)
+            if bundle is not None or backend == "numpy":
+                if bundle is None:
+                    raise EvpError(f"{ckpt}: this checkpoint cannot be read without torch; use the torch backend")
+                return bundle
     from evpcli.device import resolve_device
     from evpcli.nets.audio2lm import Audio2LandmarkModel
     from evpcli.nets.disentangle import Disentangle
 
     dev = resolve_device(device)
-    ckpt, source, row = _locate(ws, STAGE_AUDIO2LM, path, ablate, shipped)
     state = _load_state(ckpt, dev)
     _check_stage(state, ckpt, STAGE_AUDIO2LM)
     if "emotion_means" not in state:
@@ -315,6 +336,35 @@ def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: 
     net.load_state_dict(state["model"])
     stats = {k[len("code_"):]: v.cpu().numpy() for k, v in state.items() if k.startswith("code_")}
     return Audio2LandmarkBundle(net.to(dev).eval(), net_cfg, dis_cfg, _means_from_state(state),
+                                _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats)
+
+
+def _load_audio2lm_numpy(ws: Workspace | None, ckpt: Path, source: ModelSource, row: dict) -> Audio2LandmarkBundle | None:
+    """The numpy backend's bundle, or None when the checkpoint holds something the numpy reader does not know."""
+    from evpcli.npinfer import NumpyAudio2Landmark, UnsupportedCheckpoint, read_checkpoint
+
+    if not ckpt.exists():
+        raise EvpError(f"{ckpt}: checkpoint missing; train it first")
+    try:
+        state = read_checkpoint(ckpt)
+    except UnsupportedCheckpoint:
+        return None
+    except Exception as exc:  # a truncated or foreign file
+        raise EvpError(f"{ckpt}: not a readable evp model ({type(exc).__name__}); re-train or give another "
+                       f"--model") from None
+    _check_stage(state, ckpt, STAGE_AUDIO2LM)
+    if "emotion_means" not in state:
+        raise EvpError(f"{ckpt}: training did not finish; re-run `{TRAIN_HINT[STAGE_AUDIO2LM]} --resume`")
+    cfg = state["config"]
+    dis_cfg = DisentangleConfig.from_dict(cfg["disentangle_net"])
+    net_cfg = Audio2LandmarkConfig(**cfg["net"])
+    try:
+        net = NumpyAudio2Landmark(state["model"], net_cfg, dis_cfg)
+    except KeyError as exc:
+        raise EvpError(f"{ckpt}: not a complete audio-to-landmark model (no {exc.args[0]}); re-train or give "
+                       "another --model") from None
+    stats = {k[len("code_"):]: np.asarray(v) for k, v in state.items() if k.startswith("code_")}
+    return Audio2LandmarkBundle(net, net_cfg, dis_cfg, _means_from_state(state),
                                 _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats)
 
 

@@ -121,3 +121,68 @@ def test_speech_windows_of_a_clip():
     np.testing.assert_array_equal(audio.speech_windows(wav), audio.frame_windows(audio.mfcc(wav), 50))
     with pytest.raises(EvpError, match="shorter than one video frame"):
         audio.speech_windows(np.zeros(100, np.float32))
+
+
+def librosa_mfcc(wav: np.ndarray, cfg: AudioConfig = CFG) -> np.ndarray:
+    """evpcli.audio.mfcc as it was written with librosa's helpers (frame, get_window, mel) and scipy's DCT: the
+    numpy version must equal it, so features cached or trained before stay valid."""
+    import librosa
+    import scipy.fft
+
+    x = audio.pad_audio(wav, cfg)
+    if len(x) < cfg.win_length:
+        x = np.pad(x, (0, cfg.win_length - len(x)))
+    x = np.append(x[0], x[1:] - cfg.preemphasis * x[:-1]).astype(np.float64)
+    frames = librosa.util.frame(x, frame_length=cfg.win_length, hop_length=cfg.hop_length, axis=0)
+    window = librosa.filters.get_window("hamming", cfg.win_length, fftbins=True)
+    power = (np.abs(np.fft.rfft(frames * window, n=cfg.n_fft, axis=1)) ** 2).T
+    mel_fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=0.0,
+                                 fmax=cfg.sample_rate / 2, htk=True, norm=None)
+    cep = scipy.fft.dct(np.log(np.maximum(mel_fb @ power, 1e-10)), type=2, axis=0, norm="ortho")[: cfg.n_cepstra]
+    cep *= (1 + cfg.lifter / 2 * np.sin(np.pi * np.arange(cfg.n_cepstra) / cfg.lifter))[:, None]
+    return np.ascontiguousarray(cep[1:].T, dtype=np.float32)
+
+
+def test_mfcc_equals_librosa_on_real_speech(arctic_wav, tmp_path):
+    import librosa
+
+    wav = media.load_audio(arctic_wav)
+    # the helpers themselves are librosa's and scipy's, bit for bit
+    np.testing.assert_array_equal(audio.hamming(400), librosa.filters.get_window("hamming", 400, fftbins=True))
+    np.testing.assert_array_equal(audio.mel_filters(16000, 512, 26),
+                                  librosa.filters.mel(sr=16000, n_fft=512, n_mels=26, fmin=0.0, fmax=8000.0,
+                                                      htk=True, norm=None))
+    # an 8 kHz recording (telephone speech, as the real-speech clips are), read at 16 kHz as render reads it
+    path = tmp_path / "tel.wav"
+    sf.write(path, librosa.resample(wav, orig_sr=16000, target_sr=8000), 8000)
+    tel = media.load_audio(path)
+    cfg8 = AudioConfig(sample_rate=8000, win_length=200, hop_length=80, n_fft=256)  # and MFCC at 8 kHz itself
+    for x, cfg in ((wav, CFG), (tel, CFG), (wav[:450], CFG), (np.zeros(3000, np.float32), CFG),
+                   (sf.read(path, dtype="float32")[0], cfg8)):
+        ours, theirs = audio.mfcc(x, cfg), librosa_mfcc(x, cfg)
+        assert ours.shape == theirs.shape and ours.dtype == np.float32
+        assert np.abs(ours - theirs).max() < 1e-6 * max(1.0, np.abs(theirs).max())
+
+
+def test_resampling_equals_librosa(tmp_path):
+    import librosa
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.1, 22050 + 7).astype(np.float32)
+    for rate in (8000, 22050, 44100, 48000):
+        np.testing.assert_array_equal(media.resample(x, rate), librosa.resample(x, orig_sr=rate, target_sr=16000))
+    assert media.resample(x, 16000) is x
+
+
+def test_render_path_imports_no_librosa():
+    """Speech in, windows out, without librosa, scipy.signal or numba: their imports cost seconds on a busy CPU."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, soundfile as sf, tempfile, os\n"
+            "from evpcli import audio, media\n"
+            "p = os.path.join(tempfile.mkdtemp(), 'a.wav'); sf.write(p, np.zeros(22050, np.float32), 22050)\n"
+            "audio.speech_windows(media.load_audio(p))\n"
+            "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -72,7 +72,7 @@ def base(tiny_pipeline, tmp_path_factory, arctic_wav, carphone_mp4):
             "render_seconds": r.seconds, "speech": speech, "target": carphone_mp4}
 
 
-def kill_prepare(base, tmp: Path, when: float) -> bool:
+def kill_prepare(base, tmp: Path, when: float) -> tuple[bool, str, float]:
     ws = tmp / "ws"
     cmd = evp("--workspace", str(ws), "prepare-dataset", str(base["corpus"]), "--jobs", "2")
     killed = run(cmd, kill_after=when)
@@ -87,10 +87,10 @@ def kill_prepare(base, tmp: Path, when: float) -> bool:
     assert len(w.clips()) == 6 and counts["rows"] >= 12
     assert not [p for p in temp_files(ws) if p.parent.name in ("mfcc", "landmarks")]
     w.close()
-    return killed.killed, note
+    return killed.killed, note, killed.seconds
 
 
-def kill_train(base, tmp: Path, when: float) -> bool:
+def kill_train(base, tmp: Path, when: float) -> tuple[bool, str, float]:
     ws = tmp / "ws"
     shutil.copytree(base["ws"], ws)
     model = ws / base["model"].relative_to(base["ws"])
@@ -111,7 +111,7 @@ def kill_train(base, tmp: Path, when: float) -> bool:
     check_workspace(ws)
     newest = newest_audio2lm(ws)
     assert newest != model and _sha(model) == base["model_sha"]  # the new one is in use; the old one kept
-    return killed.killed, note
+    return killed.killed, note, killed.seconds
 
 
 def render_cmd(base, ws: Path, out: Path) -> list[str]:
@@ -119,7 +119,7 @@ def render_cmd(base, ws: Path, out: Path) -> list[str]:
                str(base["target"]), "--out", str(out / "o.mp4"), "--landmarks-out", str(out / "lm.npz"))
 
 
-def kill_render(base, tmp: Path, when: float) -> bool:
+def kill_render(base, tmp: Path, when: float) -> tuple[bool, str, float]:
     ws, out = tmp / "ws", tmp / "out"
     shutil.copytree(base["ws"], ws)
     model = ws / base["model"].relative_to(base["ws"])
@@ -138,11 +138,12 @@ def kill_render(base, tmp: Path, when: float) -> bool:
     check_file(out / "o.mp4")
     check_file(out / "lm.npz")
     assert not temp_files(out)  # the killed writer's temp files went with the re-run's writes
-    return killed.killed, note
+    return killed.killed, note, killed.seconds
 
 
 def _kill_points(base, tmp_path, n_prepare: int, n_train: int, n_render: int) -> dict:
-    """Kill each command ``n`` times (drawing more moments when a run ended before its kill, at most 2n draws)."""
+    """Kill each command ``n`` times (drawing more moments when a run ended before its kill, at most 2n draws, then
+    within the time that run took: on the shared machine one run of a command can take half as long as another)."""
     rng = random.Random(SEED)
     done = {"prepare": 0, "train": 0, "render": 0, "finished first": 0}
     for stage, n, fn, span in (("prepare", n_prepare, kill_prepare, base["prepare_seconds"]),
@@ -153,10 +154,12 @@ def _kill_points(base, tmp_path, n_prepare: int, n_train: int, n_render: int) ->
                 break
             when = rng.uniform(0.1, 0.9) * span
             try:
-                killed, note = fn(base, tmp_path / f"{stage}-{k}", when)
+                killed, note, seconds = fn(base, tmp_path / f"{stage}-{k}", when)
             except AssertionError as exc:
                 raise AssertionError(f"{stage} killed after {when:.2f} s (EVP_FAULT_SEED={SEED}): {exc}") from None
             done[stage if killed else "finished first"] += 1
+            if not killed:
+                span = min(span, seconds)
             print(f"{stage} {'killed' if killed else 'had finished'} at {when:.2f} s: {note}")
     print(f"kill points (seed {SEED}): {done}; whole runs: prepare {base['prepare_seconds']:.1f} s, "
           f"train {base['train_seconds']:.1f} s, render {base['render_seconds']:.1f} s")

@@ -220,3 +220,17 @@ def test_small_face_in_a_full_hd_frame_is_found():
     found = L.detect_landmarks(big)
     assert found is not None
     assert np.linalg.norm(found - (lm + [900, 400]), axis=-1).mean() < 1.5
+
+
+def test_savgol_equals_scipy():
+    """Tracking smooths with a numpy Savitzky-Golay filter (importing scipy.signal costs 0.5-1 s of a first render):
+    it must equal scipy's savgol_filter(mode="interp"), inside and at both ends."""
+    from scipy.signal import savgol_filter
+
+    rng = np.random.default_rng(0)
+    for n, window, order in ((100, 9, 2), (250, 5, 3), (7, 7, 2), (31, 13, 3), (12, 11, 4)):
+        x = rng.normal(0, 30, (n, 20, 2)) + np.arange(n)[:, None, None]
+        np.testing.assert_allclose(L.savgol(x, window, order), savgol_filter(x, window, order, axis=0, mode="interp"),
+                                   rtol=0, atol=1e-8)
+    with pytest.raises(ValueError):
+        L.savgol(np.zeros((5, 2)), 7, 2)

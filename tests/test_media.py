@@ -108,3 +108,63 @@ def test_audio_formats_via_ffmpeg(tmp_path):
     back = media.load_audio(m4a)
     assert abs(len(back) - 16000) < 0.06 * 16000
     assert abs(np.argmax(np.abs(np.fft.rfft(back))) * 16000 / len(back) - 500) < 3
+
+
+def test_threaded_keeps_order_errors_and_stops_early():
+    assert list(media.threaded(iter(range(50)), 4)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("producer failed")
+
+    with pytest.raises(ValueError, match="producer failed"):
+        list(media.threaded(failing(), 2))
+    closed = []
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                yield k
+                k += 1
+        finally:
+            closed.append(True)
+
+    it = media.threaded(endless(), 3)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()
+    assert closed == [True]
+
+
+def test_prefetched_frames_equal_plain_ones(tmp_path):
+    path = media.write_video(tmp_path / "sq.mp4", moving_square_frames(30), fps=25)
+    plain = np.stack(list(media.iter_frames(path, 25)))
+    ahead = np.stack(list(media.iter_frames(path, 25, prefetch=4)))
+    assert plain.shape == (30, 48, 64, 3) and np.array_equal(plain, ahead)
+    first = media.iter_frames(path, 25, prefetch=4)
+    assert next(first).shape == (48, 64, 3)
+    first.close()  # stops the decoder early without hanging
+
+
+def test_encoder_failure_reaches_the_caller(tmp_path, monkeypatch):
+    """The writer thread's errors (ffmpeg dies) surface in write_video, and nothing is left at the path."""
+    import imageio_ffmpeg
+
+    real = imageio_ffmpeg.write_frames
+
+    def broken(*args, **kwargs):
+        gen = real(*args, **kwargs)
+        gen.send(None)
+        n = 0
+        while True:
+            frame = yield
+            n += 1
+            if n > 5:
+                gen.close()
+                raise OSError("encoder died")
+            gen.send(frame)
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", broken)
+    with pytest.raises(OSError, match="encoder died"):
+        media.write_video(tmp_path / "x.mp4", moving_square_frames(40), fps=25)
+    assert os.listdir(tmp_path) == []

@@ -202,3 +202,52 @@ def test_batch_render_example_runs_and_reports_failures(tiny_models, short_speec
     assert "FAILED" in r.stderr and "broken.wav" in r.stderr
     assert media.probe(tmp_path / "out" / "a-happy.mp4").has_audio
     assert not (tmp_path / "out" / "broken-happy.mp4").exists()
+
+
+def test_ping_pong_frames_stream_in_schedule_order(tmp_path):
+    """A target shorter than the speech plays forward then backward: the frames come out in schedule order, each
+    decoded once (served while decoding on the first pass, then from the spill file)."""
+    from types import SimpleNamespace
+
+    from evpcli.face.pose import frame_schedule
+    from evpcli.render.pipeline import _target_frames
+    from tests.conftest import moving_square_frames
+
+    path = media.write_video(tmp_path / "t.mp4", moving_square_frames(12), fps=25)
+    decoded = media.read_video(path, fps=25).frames
+    schedule = frame_schedule(40, len(decoded))
+    td = SimpleNamespace(frames=None, still=False, n_frames=len(decoded), path=path)
+    got = np.stack(list(_target_frames(td, schedule, 25.0, tmp_path)))
+    assert np.array_equal(got, decoded[schedule])
+
+
+def test_cached_alignment_equals_computing_it(tmp_path, arctic_wav):
+    """prepare_target stores the reference aligned onto every target frame; drive gives the same landmarks with it
+    as without it (computing the same fits itself), whether the speech visits every frame or only the first."""
+    import dataclasses
+
+    from evpcli import audio
+    from evpcli.corpus.synth import make_clip
+    from evpcli.models import load_audio2lm
+    from evpcli.render.pipeline import drive, prepare_target
+    from evpcli.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    clip = make_clip(0, "neutral", 1, 0, size=128, seed=3)
+    target = media.write_video(tmp_path / "t.mp4", clip.frames[:20], fps=25.0)
+    td = prepare_target(ws, target)
+    assert td.neutral.shape == (20, 68, 2) and td.reference_scale > 0
+    again = prepare_target(ws, target)  # from the cache
+    assert np.array_equal(again.neutral, td.neutral) and again.reference_scale == td.reference_scale
+    model = load_audio2lm(ws, backend="auto")
+    wav = media.load_audio(arctic_wav)
+    bare = dataclasses.replace(again, neutral=None, reference_scale=None)
+    for seconds in (2.0, 0.5):  # 50 frames: back and forth over all 20; 12 frames: the first 12 only
+        w = wav[:int(seconds * 16000)]
+        win = audio.speech_windows(w)
+        rms = audio.frame_rms(w, len(win))
+        code = model.emotion_means["happy"]
+        a = drive(model, again, win, rms, code)
+        b = drive(model, bare, win, rms, code)
+        for x, y in zip(a, b, strict=True):
+            assert np.array_equal(x, y)

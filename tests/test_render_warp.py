@@ -201,3 +201,22 @@ def test_bad_input_is_refused(synth):
     # a face box outside the frame: passes through
     far = target.landmarks[0] + 5000
     assert np.array_equal(r.render(target.frames[0], far, far, 1.0), target.frames[0])
+
+
+def test_shipped_rig_triangulation_is_scipys():
+    """The default rig's triangles come from the table in evpcli/data (so a render need not import scipy.spatial)
+    and equal scipy's Delaunay triangulation of its canonical points, in the same order. If this fails after a
+    change to the template, the skin points or the ring, rewrite the table:
+    python -c 'from evpcli.render.geometry import write_triangulations; write_triangulations()'"""
+    from scipy.spatial import Delaunay
+
+    from evpcli.render import geometry
+
+    cfg = RenderConfig()
+    canonical = geometry._canonical_points(cfg.ring_points, cfg.ring_width, cfg.ring_height)
+    assert geometry._points_key(canonical) in geometry._stored_triangulations(), "stale table: rewrite it (see above)"
+    rig = geometry.make_rig(cfg.ring_points, cfg.ring_width, cfg.ring_height)
+    assert np.array_equal(rig.canonical, canonical)
+    assert np.array_equal(rig.triangles, Delaunay(canonical).simplices)
+    other = canonical[:40] + 0.5  # points not in the table: scipy's
+    assert np.array_equal(geometry.delaunay(other), Delaunay(other).simplices)

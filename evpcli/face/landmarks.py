@@ -74,19 +74,32 @@ def predictor_path() -> Path:
     return path
 
 
-_models: tuple | None = None
-_models_lock = threading.Lock()
+_models: dict = {}
+_model_locks = {"detector": threading.Lock(), "predictor": threading.Lock()}
+
+
+def _model(name: str):
+    with _model_locks[name]:
+        if name not in _models:
+            import dlib
+
+            _models[name] = (dlib.get_frontal_face_detector() if name == "detector"
+                             else dlib.shape_predictor(str(predictor_path())))
+        return _models[name]
 
 
 def dlib_models() -> tuple:
     """(dlib frontal face detector, 68-point shape predictor), loaded once per process."""
-    global _models
-    with _models_lock:
-        if _models is None:
-            import dlib
+    return _model("detector"), _model("predictor")
 
-            _models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path())))
-        return _models
+
+def preload_models() -> None:
+    """Start loading dlib's detector and shape predictor in two background threads (0.5 and 0.7 s of CPU, with
+    the GIL released), so that a caller that will track a video can decode it meanwhile; :func:`dlib_models` then
+    waits for them."""
+    for name in ("detector", "predictor"):
+        if name not in _models:
+            threading.Thread(target=_model, args=(name,), name=f"evp-load-{name}", daemon=True).start()
 
 
 @dataclass
@@ -377,8 +390,6 @@ def smooth_landmarks(raw: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS
     """Zero-phase Savitzky-Golay smoothing over time of (T, 68, 2) landmarks, per point group (see the module
     docstring for the windows and why). Returns (T, 68, 2) float32; clips shorter than a window get a
     shorter one (or none)."""
-    from scipy.signal import savgol_filter
-
     raw = np.asarray(raw, np.float64)
     out = raw.copy()
     n = len(raw)
@@ -389,8 +400,31 @@ def smooth_landmarks(raw: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS
         window = min(window, n if n % 2 else n - 1)
         if window <= order or window < 3:
             continue
-        out[:, points] = savgol_filter(raw[:, points], window, order, axis=0, mode="interp")
+        out[:, points] = savgol(raw[:, points], window, order)
     return out.astype(np.float32)
+
+
+def savgol(x: np.ndarray, window: int, order: int) -> np.ndarray:
+    """Savitzky-Golay smoothing along axis 0, as ``scipy.signal.savgol_filter(x, window, order, axis=0,
+    mode="interp")`` (equal to float64 rounding; tests compare) without importing scipy.signal (0.5-1 s): inside,
+    the least-squares polynomial of the ``window`` samples around each one, at its centre; in the first and last
+    ``window // 2`` samples, the polynomial fitted to the first (last) ``window`` samples. ``window`` odd, at most
+    len(x), greater than ``order``."""
+    x = np.asarray(x, np.float64)
+    n, half = len(x), window // 2
+    if window % 2 == 0 or window > n or window <= order:
+        raise ValueError(f"savgol needs an odd window in ({order}, {n}], got {window}")
+    flat = x.reshape(n, -1)
+    pos = np.arange(window, dtype=np.float64)
+    vander = pos[:, None] ** np.arange(order + 1)[None, :]  # (window, order + 1)
+    hat = vander @ np.linalg.pinv(vander)  # (window, window): samples -> the fitted polynomial at each position
+    out = np.empty_like(flat)
+    centre = hat[half]
+    strided = np.lib.stride_tricks.sliding_window_view(flat, window, axis=0)  # (n - window + 1, D, window)
+    out[half:n - half] = strided @ centre
+    out[:half] = hat[:half] @ flat[:window]
+    out[n - half:] = hat[window - half:] @ flat[n - window:]
+    return out.reshape(x.shape)
 
 
 def track_video(frames: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS) -> TrackResult:

@@ -24,8 +24,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
 
 from evpcli.config import FitConfig
 from evpcli.errors import EvpError
@@ -222,6 +220,9 @@ def _total_cost(prob: _Problem, xf: np.ndarray, alpha: np.ndarray) -> float:
 
 def _solve(prob: _Problem, xf: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Levenberg–Marquardt with IRLS weights over all frames at once; returns frames, identity, final cost."""
+    import scipy.sparse as sp  # here, not at the top: a cached render fits nothing and skips the import (0.3 s)
+    from scipy.sparse.linalg import spsolve
+
     cfg = prob.cfg
     T, p = xf.shape
     ki = prob.model.n_identity

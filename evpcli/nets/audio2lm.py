@@ -12,6 +12,8 @@ from torch import nn
 
 from evpcli.config import Audio2LandmarkConfig
 
+CONTENT_CHUNK = 512  # windows per content-encoder batch at inference
+
 
 class IdentityEncoder(nn.Module):
     """MLP on the actor's reference landmarks: identity_in -> 256 -> 512."""
@@ -76,10 +78,14 @@ class Audio2LandmarkModel(nn.Module):
 
     def forward(self, windows: torch.Tensor, emotion: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         b, t = windows.shape[:2]
+        # the content encoder runs CONTENT_CHUNK windows at a time: its activations for a whole 10-minute clip at
+        # once would take gigabytes (training batches are smaller than a chunk, so they run as one)
         if getattr(self.disentangle.cfg, "cmvn", False):  # each sequence normalised by its own statistics
-            content = torch.stack([self.disentangle.content(self.disentangle.content_input(w)) for w in windows])
+            content = torch.stack([self.disentangle.clip_content(w, CONTENT_CHUNK) for w in windows])
         else:
-            content = self.disentangle.content(windows.reshape(b * t, *windows.shape[2:])).reshape(b, t, -1)
+            flat = windows.reshape(b * t, *windows.shape[2:])
+            content = torch.cat([self.disentangle.content(flat[i:i + CONTENT_CHUNK])
+                                 for i in range(0, max(len(flat), 1), CONTENT_CHUNK)]).reshape(b, t, -1)
         return self.lstm(content, emotion, identity)
 
     def project(self, displacement: torch.Tensor) -> torch.Tensor:

@@ -23,12 +23,13 @@ spline through the same control points).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
 
@@ -118,13 +119,63 @@ class Rig:
         return len(self.canonical)
 
 
+TRIANGULATIONS = Path(__file__).resolve().parents[1] / "data" / "rig_triangles.npz"
+"""Delaunay triangulations of the default rigs' canonical points, by the points' exact bytes: importing
+scipy.spatial for them cost 0.35-0.45 s of every render (tests/test_render_warp.py checks the table against
+scipy; :func:`write_triangulations` rewrites it)."""
+
+
+def _points_key(points: np.ndarray) -> str:
+    return "k" + hashlib.sha256(np.ascontiguousarray(points, np.float64).tobytes()).hexdigest()[:24]
+
+
+@lru_cache(maxsize=1)
+def _stored_triangulations() -> dict[str, np.ndarray]:
+    try:
+        with np.load(TRIANGULATIONS) as z:
+            return {k: z[k].astype(np.int64) for k in z.files}
+    except OSError:
+        return {}
+
+
+def delaunay(points: np.ndarray, stored: bool = True) -> np.ndarray:
+    """Delaunay triangles (M, 3) int64 of ``points`` (N, 2): scipy's (Qhull), looked up first in the shipped
+    table when ``stored`` (points that are not there, e.g. from another platform's last bit, go to scipy)."""
+    if stored:
+        found = _stored_triangulations().get(_points_key(points))
+        if found is not None:
+            return found.copy()
+    from scipy.spatial import Delaunay
+
+    return Delaunay(points).simplices.astype(np.int64)
+
+
+def write_triangulations(rigs=((20, 1.45, 1.2),)) -> Path:
+    """Rewrite :data:`TRIANGULATIONS` for the rigs ``(ring_points, ring_width, ring_height)`` (the default
+    RenderConfig's) with scipy's triangulation of their canonical points."""
+    table = {}
+    for args in rigs:
+        canonical = _canonical_points(*args)
+        table[_points_key(canonical)] = delaunay(canonical, stored=False).astype(np.int16)
+    np.savez_compressed(TRIANGULATIONS, **table)
+    _stored_triangulations.cache_clear()
+    return TRIANGULATIONS
+
+
+def _canonical_points(ring_points: int, ring_width: float, ring_height: float) -> np.ndarray:
+    lm = TEMPLATE.astype(np.float64)
+    skin = _skin_points(lm)[0]
+    ring = _ring(lm, ring_points, ring_width, ring_height)
+    return np.concatenate([lm, skin, ring])
+
+
 @lru_cache(maxsize=8)
 def make_rig(ring_points: int = 20, ring_width: float = 1.45, ring_height: float = 1.2) -> Rig:
     lm = TEMPLATE.astype(np.float64)
     skin, w, used = _skin_points(lm)
     ring = _ring(lm, ring_points, ring_width, ring_height)
     canonical = np.concatenate([lm, skin, ring])
-    tri = Delaunay(canonical).simplices.astype(np.int64)
+    tri = delaunay(canonical)
     return Rig(canonical=canonical, n_skin=len(skin), n_ring=len(ring), skin_weights=w, skin_rules=tuple(used.tolist()),
                ring_width=ring_width, ring_height=ring_height, triangles=tri,
                orientation=np.sign(signed_areas(canonical, tri)), inner_only=np.isin(tri, INNER_LIP).all(1))
@@ -165,7 +216,7 @@ def triangles_for(rig: Rig, src: np.ndarray) -> np.ndarray:
     bad = (area < 0) & ~rig.inner_only
     if not bad.any():
         return rig.triangles
-    return Delaunay(src).simplices.astype(np.int64)
+    return delaunay(src, stored=False)
 
 
 @dataclass(frozen=True)

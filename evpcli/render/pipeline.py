@@ -36,6 +36,7 @@ KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank
 FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
+PREFETCH = 8  # target frames decoded ahead of the renderer (a thread; ~0.7 MB each at 640x360)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class TargetData:
     reference: np.ndarray  # (68, 2) float32, canonical 256 frame
     still: bool
     frames: np.ndarray | None = None  # decoded frames when they were needed anyway (still image, first fit)
+    neutral: np.ndarray | None = None  # (N, 68, 2) the reference aligned onto every target frame (cached)
+    reference_scale: float | None = None  # the 3D fit's scale of the reference lifted frontally (cached)
 
     @property
     def n_frames(self) -> int:
@@ -178,6 +181,9 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
 
             fit = FitResult.load(fit_row["path"], key=fit_row["key"])
     if fit is None:
+        from evpcli.face.landmarks import preload_models
+
+        preload_models()  # the tracker's models load while the target decodes
         video = read_target(target, fps)
         fit = fit_pose(ws, target, fps=fps, progress=progress, video=video)
         row = None  # the analysis follows the fit
@@ -188,8 +194,13 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
         bank_path = Path(str(d["bank_path"])) if str(d["bank_path"]) else None
         if bank_path is not None and not bank_path.is_absolute():
             bank_path = ws.root / bank_path
-        return TargetData(target, fit, d["reliability"].astype(np.float32), bank_path,
-                          d["reference"].astype(np.float32), still, video.frames if video is not None else None)
+        reference = d["reference"].astype(np.float32)
+        if "neutral" in d:  # analyses stored before the alignment was cached compute it at each render
+            neutral, reference_scale = d["neutral"].astype(np.float32), float(d["reference_scale"])
+        else:
+            neutral, reference_scale = None, None
+        return TargetData(target, fit, d["reliability"].astype(np.float32), bank_path, reference, still,
+                          video.frames if video is not None else None, neutral, reference_scale)
     if video is None:
         video = read_target(target, fps)
     with progress.task("analyse target", total=1, unit="targets") as bar:
@@ -198,13 +209,28 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
     reliability = (reliability * np.asarray(fit.valid, np.float32)).astype(np.float32)
     normalised, _ = normalise(fit.landmarks)
     reference = robust_reference(normalised, np.asarray(fit.valid) & (reliability > 0.5))
+    neutral, reference_scale = aligned_reference(reference, fit, fps)
     bank_path = bank.save(ws.path(KIND_TARGET, f"bank-{key}.npz")) if bank is not None else None
     path = save_npz(ws.path(KIND_TARGET, f"target-{key}.npz"), reliability=reliability, reference=reference,
-                    bank_path=np.array(os.path.relpath(bank_path, ws.root) if bank_path else ""))
+                    bank_path=np.array(os.path.relpath(bank_path, ws.root) if bank_path else ""),
+                    neutral=neutral, reference_scale=np.float64(reference_scale))
     ws.put_artifact(KIND_TARGET, key, path, params={"fps": fps, "render": to_dict(cfg)},
                     meta={"target": str(target), "fit": fit.key, "frames": int(fit.n_frames),
                           "reliable_pct": round(100.0 * float((reliability > 0.5).mean()), 1)})
-    return TargetData(target, fit, reliability, bank_path, reference, still, video.frames)
+    return TargetData(target, fit, reliability, bank_path, reference, still, video.frames, neutral, reference_scale)
+
+
+def aligned_reference(reference: np.ndarray, fit, fps: float) -> tuple[np.ndarray, float]:
+    """What :func:`drive` computes from the target alone, once per target: its reference face aligned onto every
+    frame (N, 68, 2) float32 pixels (:func:`evpcli.face.pose.align_to_target` over all N frames, as drive does when
+    the schedule visits them all), and the scale of the reference's frontal 3D fit (:func:`pose_displacement`).
+    Two whole-sequence fits: about 0.5 s of a cached render on the busy machine."""
+    from evpcli.face.pose import align_to_target, fit_landmarks
+
+    n = int(fit.n_frames)
+    neutral = align_to_target(np.repeat(np.asarray(reference)[None], n, 0), fit, np.arange(n), fps=fps)
+    lifted = fit_landmarks(np.asarray(reference, np.float64)[None], model=fit.model, free_rotation=False)
+    return neutral, float(lifted.scale[0])
 
 
 def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
@@ -242,23 +268,33 @@ def _target_frames(td: TargetData, schedule: np.ndarray, fps: float, tmpdir: Pat
         return
     forward = bool(np.all(np.diff(schedule) == 1)) and (len(schedule) == 0 or schedule[0] == 0)
     if forward:
-        for k, frame in enumerate(media.iter_frames(td.path, fps)):
+        for k, frame in enumerate(media.iter_frames(td.path, fps, prefetch=PREFETCH)):
             if k >= len(schedule):
                 return
             yield frame
         return
+    # ping-pong: each frame is decoded once, spilled to a raw file as it comes (the first forward pass is served
+    # while decoding) and read back from it for the later passes
     store = None
-    for k, frame in enumerate(media.iter_frames(td.path, fps)):
-        if k >= td.n_frames:
-            break
-        if store is None:
-            store = np.lib.format.open_memmap(tmpdir / "frames.npy", mode="w+", dtype=np.uint8,
-                                              shape=(td.n_frames, *frame.shape))
-        store[k] = frame
-    if store is None:
-        raise EvpError(f"{td.path}: the target video has no frames")
-    for k in schedule:
-        yield np.asarray(store[int(k)])
+    decoded = 0
+    frames = media.iter_frames(td.path, fps, prefetch=PREFETCH)
+    try:
+        for k in schedule:
+            k = min(int(k), td.n_frames - 1)
+            while decoded <= k:
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                if store is None:  # a plain ndarray view: slicing a memmap costs ~2 ms a frame in numpy 2
+                    store = np.lib.format.open_memmap(tmpdir / "frames.npy", mode="w+", dtype=np.uint8,
+                                                      shape=(td.n_frames, *frame.shape)).view(np.ndarray)
+                store[decoded] = frame
+                decoded += 1
+            if store is None:
+                raise EvpError(f"{td.path}: the target video has no frames")
+            yield store[min(k, decoded - 1)]
+    finally:
+        frames.close()
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -275,14 +311,16 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
-          head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None):
+          head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
+          content: np.ndarray | None = None):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
-    landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,)."""
+    landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
+    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`)."""
     from evpcli.face.pose import align_to_target, frame_schedule
     from evpcli.infer import predict_landmarks
 
-    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity)  # (T, 68, 2) at 25 fps
+    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -301,20 +339,29 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     # identity then replaces: measured, the landmark emotion accuracy after alignment fell to chance (12 %); this
     # way it stays at the frontal prediction's (75 % on 16 held-out synthetic clips).
     uniq, inverse = np.unique(frames, return_inverse=True)
-    neutral = align_to_target(np.repeat(td.reference[None], len(uniq), 0), posed, uniq, fps=fps)[inverse]
-    adapted = neutral + pose_displacement(frontal - td.reference[None], posed, frames, td.reference)
+    cached = pose is None and td.neutral is not None and np.array_equal(uniq, np.arange(td.n_frames))
+    if cached:  # the same fit over the same frames, done once per target (prepare_target)
+        neutral = td.neutral[frames]
+    else:
+        neutral = align_to_target(np.repeat(td.reference[None], len(uniq), 0), posed, uniq, fps=fps)[inverse]
+    adapted = neutral + pose_displacement(frontal - td.reference[None], posed, frames, td.reference,
+                                          td.reference_scale if pose is None else None)
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
 
 
-def pose_displacement(displacement: np.ndarray, fit, frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def pose_displacement(displacement: np.ndarray, fit, frames: np.ndarray, reference: np.ndarray,
+                      reference_scale: float | None = None) -> np.ndarray:
     """Displacements (T, 68, 2) in the canonical frontal frame -> target pixels of each frame: scaled from the
-    canonical face's size to the frame's (the 3D fit's scale over the reference's own lifted scale) and turned by the
-    frame's rotation (its image-plane 2x2 block: roll, and the foreshortening of yaw and pitch). (T, 68, 2) float32."""
-    from evpcli.face.pose import fit_landmarks
+    canonical face's size to the frame's (the 3D fit's scale over the reference's own lifted scale, given as
+    ``reference_scale`` or fitted here) and turned by the frame's rotation (its image-plane 2x2 block: roll, and the
+    foreshortening of yaw and pitch). (T, 68, 2) float32."""
+    if reference_scale is None:
+        from evpcli.face.pose import fit_landmarks
 
-    lifted = fit_landmarks(np.asarray(reference, np.float64)[None], model=fit.model, free_rotation=False)
-    k = np.asarray(fit.scale, np.float64)[frames] / float(lifted.scale[0])
+        lifted = fit_landmarks(np.asarray(reference, np.float64)[None], model=fit.model, free_rotation=False)
+        reference_scale = float(lifted.scale[0])
+    k = np.asarray(fit.scale, np.float64)[frames] / float(reference_scale)
     r = np.asarray(fit.rotation, np.float64)[frames][:, :2, :2]
     return (k[:, None, None] * np.einsum("tij,tnj->tni", r, np.asarray(displacement, np.float64))).astype(np.float32)
 
@@ -342,14 +389,23 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     times["audio"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model = load_audio2lm(ws, path=model_path, device=device)
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     times["model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    td = prepare_target(ws, target, fps, progress=progress)
-    times["target"] = time.perf_counter() - t0
+    from concurrent.futures import ThreadPoolExecutor
 
-    t0 = time.perf_counter()
+    from evpcli.infer import content_codes
+
+    # the speech's content codes (the network's costliest part, numpy releases the GIL) are computed in a thread
+    # while the target is prepared (a first render: decoding, tracking and fitting it)
+    with ThreadPoolExecutor(1, thread_name_prefix="evp-content") as pool:
+        content = pool.submit(content_codes, model, windows)
+        td = prepare_target(ws, target, fps, progress=progress)
+        times["target"] = time.perf_counter() - t0
+        t0 = time.perf_counter()  # what the content codes still take after the target is ready: landmarks time
+        content = content.result()
+
     emo = code_for(model, len(windows))
     from evpcli.infer import ood_warning
 
@@ -358,7 +414,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     from evpcli.infer import voice_activity
 
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
-                                                              gate, voice_activity(wav, len(windows), gate))
+                                                              gate, voice_activity(wav, len(windows), gate), content)
     n_out = len(frontal)
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
@@ -490,7 +546,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     if sheet is not None:
         from evpcli.models import load_audio2lm
 
-        model = load_audio2lm(ws, path=model_path, device=device)
+        model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
         a = emotion_code(model, a_name, a_path, intensity)
         b = emotion_code(model, b_name, b_path, intensity)
         rows = []
@@ -510,7 +566,7 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     from evpcli.render.sheet import face_crop, write_sheet
     from evpcli.render.warp import WarpRenderer
 
-    model = load_audio2lm(ws, path=model_path, device=device)
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     td = prepare_target(ws, target)
     wav = load_speech(audio)
     windows = audio_fe.speech_windows(wav)

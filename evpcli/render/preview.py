@@ -51,7 +51,7 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
     from evpcli.prepare import load_actor
 
     check_output(out, [speech, emotion_audio], "--out", ["--audio", "--emotion-audio"])
-    model = load_audio2lm(ws, path=model_path, device=device)
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     actors = sorted(a["key"] for a in ws.artifacts(KIND_ACTOR))
     if actor is None and not actors:  # an empty workspace (shipped model): the canonical mean face
         from evpcli.face.normalize import TEMPLATE

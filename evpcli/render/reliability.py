@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE
@@ -133,6 +132,8 @@ def appearance_scores(faces: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def reliability_from_scores(score: np.ndarray, valid: np.ndarray, cfg: RenderConfig) -> np.ndarray:
     """(N,) reliability in [0, 1] from occlusion scores, zero where the tracker is not valid, faded over time."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d  # only the target's analysis needs it
+
     score = np.asarray(score, np.float64)
     t = np.clip((cfg.reliability_low - score) / (cfg.reliability_low - cfg.reliability_high), 0.0, 1.0)
     raw = t * t * (3 - 2 * t)
