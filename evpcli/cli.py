@@ -129,6 +129,18 @@ def _jobs(jobs: int) -> int:
     return jobs
 
 
+class ExecutorChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+_EXECUTOR_HELP = ("local: this machine (--jobs worker processes); ray: one Ray task per item (pip install "
+                  "'evpcli[ray]'), on a local Ray of --jobs CPUs or the cluster at --ray-address; the tasks write "
+                  "into the workspace (a shared folder on a cluster), this process alone writes its index.")
+_RAY_ADDRESS_HELP = ("Ray cluster to join with --executor ray (auto, HOST:6379 or ray://HOST:10001); default: start a "
+                     "local Ray inside this process.")
+
+
 def _require_file(path: Path | None, option: str) -> Path:
     if path is None:
         raise typer.BadParameter(f"{option} is required")
@@ -225,7 +237,8 @@ def synth_corpus(
     "Examples:\n\n"
     "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
     "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
-    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json"))
+    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json\n\n"
+    "  evp prepare-dataset ~/MEAD --executor ray --ray-address auto   (a Ray cluster; -w on a shared folder)"))
 def prepare_dataset(
     source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
     layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
@@ -236,7 +249,10 @@ def prepare_dataset(
     sentence_map: Path | None = typer.Option(None, help="Sentence map (which clips share a sentence): CSV with "
                                              "columns clip,sentence,text, clip = actor/emotion/level_k/NNN. "
                                              "Default for --layout mead: <root>/sentences.csv if present."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel workers (processes; with --executor ray and no "
+                             "--ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -252,7 +268,8 @@ def prepare_dataset(
         _require_file(sentence_map, "--sentence-map")
     try:
         report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
-                             sentence_map=sentence_map, jobs=_jobs(jobs), progress=state.progress)
+                             sentence_map=sentence_map, jobs=_jobs(jobs), executor=executor.value,
+                             ray_address=ray_address, progress=state.progress)
     except KeyboardInterrupt:
         print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
         raise
@@ -282,13 +299,16 @@ def _print_prepare_report(report) -> None:
 
 
 @app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
-             "\n\n  evp build-pairs --window 50")
+             "\n\n  evp build-pairs --window 50\n\n  evp build-pairs --executor ray --ray-address auto")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
     frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's) or l2 (Euclidean)."),
     window: int = typer.Option(0, "--window", help="Sakoe-Chiba band: paths stay within N MFCC rows (10 ms each) of "
                                "the diagonal; faster, may cost more than the exact optimum (0: none, exact)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel workers, one actor/sentence group each (processes; "
+                             "with --executor ray and no --ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
@@ -300,7 +320,8 @@ def build_pairs(
     from evpcli.pairs import build_pairs as run
 
     cfg = PairsConfig(frame_cost=frame_cost, window=window, max_pairs_per_sentence=max_pairs_per_sentence)
-    s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs))
+    s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs), executor=executor.value,
+            ray_address=ray_address)
     _emit(s.to_dict(), as_json, s.summary())
 
 
