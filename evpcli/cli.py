@@ -445,7 +445,10 @@ def train(
     if entry.run is None:
         _not_built(f"train --stage {stage.value}")
     result = entry.run(given, resume, device.value if device else state.device)
-    _emit(result.to_dict(), as_json, result.summary())
+    from evpcli.train.distributed import from_env
+
+    if from_env().main:  # under torchrun every rank returns rank 0's result; rank 0 prints it
+        _emit(result.to_dict(), as_json, result.summary())
 
 
 @app.command("fit-pose", epilog=(
