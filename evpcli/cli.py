@@ -535,6 +535,52 @@ def render(
     _emit(r.to_dict(), as_json, r.summary())
 
 
+@app.command("batch-render", cls=_Command, epilog=(
+    "Example jobs.csv (paths relative to the CSV's folder; each row fills emotion or emotion_audio):\n\n"
+    "  audio,emotion,emotion_audio,target,out,intensity\n\n"
+    "  speech/a.wav,happy,,me.mp4,out/a-happy.mp4,\n\n"
+    "  speech/a.wav,,angry_line.wav,me.mp4,out/a-angry.mp4,1.5\n\n"
+    "  speech/b.m4a,sad,,portrait.jpg,out/b-sad.mp4,\n\n"
+    "Examples:\n\n"
+    "  evp batch-render jobs.csv\n\n"
+    "  evp batch-render jobs.csv --jobs 2 --json > batch.json\n\n"
+    "  evp batch-render jobs.csv --executor ray --ray-address auto   (-w and the files on a shared folder)"))
+def batch_render(
+    jobs_csv: Path = typer.Argument(..., help="CSV with a header row: audio, emotion or emotion_audio, target, out "
+                                    "(optional intensity 0-2, renderer warp|neural); one render per row."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Renders at once (processes; with --executor ray and no "
+                             "--ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (rendered, skipped, failed rows "
+                                 "with their reasons, outputs)."),
+) -> None:
+    """Render every row of a jobs CSV (each as `evp render` would), going on past failures.
+
+    Resumable: a row whose out file exists is skipped (renders appear only when complete), so re-running the CSV
+    does what is missing. A bad row (missing file, both or neither emotion, no face in the target) fails that job
+    only; the failures are listed at the end by CSV line. Each target is fitted once and cached in the workspace.
+    Exit 0 when every job is done, 1 when any failed (or the CSV is unusable), 2 for a usage error.
+    """
+    from evpcli.render.batch import batch_render as run
+
+    r = run(state.ws, jobs_csv, executor=executor.value, jobs=_jobs(jobs), ray_address=ray_address,
+            device=state.device, progress=state.progress)
+    if as_json:
+        _emit(r.to_dict(), True)
+    else:
+        if r.failed:
+            from rich.table import Table
+
+            t = Table("line", "out", "reason", title=f"{len(r.failed)} job(s) failed", title_justify="left")
+            for f in r.failed:
+                t.add_row(str(f["line"]), f["out"], f["reason"])
+            state.console.print(t)
+        state.console.print(r.summary())
+    if r.failed:
+        raise typer.Exit(1)
+
+
 @app.command(epilog=(
     "Examples:\n\n"
     "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
