@@ -537,9 +537,10 @@ def render(
 
 @app.command("batch-render", cls=_Command, epilog=(
     "Example jobs.csv (paths relative to the CSV's folder; each row fills emotion or emotion_audio):\n\n"
-    "  audio,emotion,emotion_audio,target,out,intensity\n\n"
-    "  speech/a.wav,happy,,me.mp4,out/a-happy.mp4,\n\n"
-    "  speech/a.wav,,angry_line.wav,me.mp4,out/a-angry.mp4,1.5\n\n"
+    "\b\n"
+    "  audio,emotion,emotion_audio,target,out,intensity\n"
+    "  speech/a.wav,happy,,me.mp4,out/a-happy.mp4,\n"
+    "  speech/a.wav,,angry_line.wav,me.mp4,out/a-angry.mp4,1.5\n"
     "  speech/b.m4a,sad,,portrait.jpg,out/b-sad.mp4,\n\n"
     "Examples:\n\n"
     "  evp batch-render jobs.csv\n\n"

@@ -31,11 +31,6 @@ from evpcli.workspace import Workspace
 PATH_COLUMNS = ("audio", "target", "out", "emotion_audio")
 REQUIRED = ("audio", "target", "out")
 EMOTION_COLUMNS = ("emotion", "emotion_audio")
-OPTIONAL = ("intensity", "renderer")
-EXAMPLE = ("audio,emotion,emotion_audio,target,out,intensity\n"
-           "speech/a.wav,happy,,me.mp4,out/a-happy.mp4,\n"
-           "speech/a.wav,,angry_line.wav,me.mp4,out/a-angry.mp4,1.5\n"
-           "speech/b.m4a,sad,,portrait.jpg,out/b-sad.mp4,\n")
 
 
 @dataclass
