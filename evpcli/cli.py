@@ -386,7 +386,9 @@ COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "se
     "Examples:\n\n"
     "  evp train --stage disentangle --epochs 30\n\n"
     "  evp train --stage audio2lm --resume\n\n"
-    "  evp train --stage renderer --target me.mp4"))
+    "  evp train --stage renderer --target me.mp4\n\n"
+    "  torchrun --standalone --nproc-per-node 2 -m evpcli train --stage disentangle --batch-size 32   (data "
+    "parallel: each process trains its part of every batch; rank 0 writes)"))
 def train(
     stage: Stage = typer.Option(..., help="Which model to train: disentangle (emotion/content encoders), audio2lm "
                                 "(speech to landmarks; needs disentangle), renderer."),
