@@ -26,6 +26,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from evpcli.errors import EvpError, UsageError
@@ -55,6 +56,9 @@ class LocalExecutor:
             init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process (kill -9 too)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
                                              initializer=init, initargs=initargs)
+            # a forking pool starts all its workers at the first submit: make that now, before the caller starts a
+            # progress bar's thread (forking a process with other threads running is unsafe)
+            self._pool.submit(os.getpid).result()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -80,9 +84,9 @@ class LocalExecutor:
             for fut in sorted(done, key=futures.get):
                 try:
                     yield futures[fut], fut.result(), None
-                except Exception as exc:  # the job raised, or its worker died (BrokenProcessPool)
-                    if type(exc).__name__ == "BrokenProcessPool":
-                        exc = WorkerLost(f"worker process died ({type(exc).__name__}); re-run to retry")
+                except BrokenProcessPool as exc:  # its worker died (and with it the pool)
+                    yield futures[fut], None, WorkerLost(f"worker process died ({type(exc).__name__}); re-run to retry")
+                except Exception as exc:  # the job raised
                     yield futures[fut], None, exc
 
 
