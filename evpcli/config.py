@@ -275,11 +275,16 @@ class Audio2LandmarkTrainConfig:
     disp_scale: float = 8.0  # pixels of the 256 frame per unit
     emotion_windows: int = 12  # windows drawn from a clip for its emotion code during training
     augment_copies: int = 2  # augmented copies of every clip's audio (AugmentConfig) for the content path; 0: none
+    lr_schedule: str = "cosine"  # or "constant"; cosine: 0-based epoch e trains at lr * (1 + cos(pi e / epochs)) / 2
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from evpcli.errors import UsageError
+
         check_ranges(self, epochs=(1, None), steps_per_epoch=(1, None), batch_size=(1, None), seq_len=(2, None),
                      lr=(0, None), encoder_lr=(0, None), emotion_windows=(1, None))
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UsageError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -37,7 +38,9 @@ TRAINED_ON = ("the synthetic corpus of `evp synth-corpus` (see `corpus`): espeak
 
 
 def _log_row(ws, stage: str, key: str, epoch: int = 1) -> dict | None:
-    p = ws.root / "runs" / f"{stage}-{key}-log.csv"
+    """Epoch ``epoch`` of the run's log; ``key`` is a model key (``<run>-e<epochs>``) or a run key."""
+    run = re.sub(r"-e\d+$", "", key)
+    p = ws.root / "runs" / f"{stage}-{run}-log.csv"
     if not p.exists():
         return None
     with open(p, newline="") as f:

@@ -194,3 +194,17 @@ def test_preview_path_imports_no_training_code(pipeline, arctic_wav):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
     assert media.probe(out).has_audio
+
+
+def test_cosine_learning_rate_is_a_function_of_the_epoch():
+    from evpcli.config import Audio2LandmarkTrainConfig
+    from evpcli.errors import UsageError
+    from evpcli.train.audio2lm import epoch_lr_factor
+
+    cfg = Audio2LandmarkTrainConfig(epochs=4)
+    assert cfg.lr_schedule == "cosine"
+    assert [round(epoch_lr_factor(cfg, e), 6) for e in range(4)] == [1.0, 0.853553, 0.5, 0.146447]
+    flat = Audio2LandmarkTrainConfig(epochs=4, lr_schedule="constant")
+    assert [epoch_lr_factor(flat, e) for e in range(4)] == [1.0] * 4
+    with pytest.raises(UsageError):
+        Audio2LandmarkTrainConfig(lr_schedule="step")

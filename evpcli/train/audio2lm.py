@@ -14,6 +14,7 @@ whose sentences neither stage has seen.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -114,6 +115,14 @@ def _batch(clips: list[ClipData], rng: np.random.Generator, cfg: Audio2LandmarkT
     return pick, starts, emo_rows, d, v, ident
 
 
+def epoch_lr_factor(cfg: Audio2LandmarkTrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch`` relative to ``cfg.lr`` (a function of the epoch alone, so a resumed run
+    trains exactly as an uninterrupted one)."""
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return 1.0
+
+
 def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[list, list]:
     """Content codes (T, content_dim) of every clip and every version of its audio (``windows[k][v]``: clip k,
     version v; indexed [k][v]) and the clip-level emotion code of its clean audio ([k][0]), encoders fixed."""
@@ -187,6 +196,7 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     if finetune:
         groups.append({"params": model.disentangle.parameters(), "lr": train_cfg.encoder_lr})
     opt = torch.optim.Adam(groups)
+    base_lrs = [g["lr"] for g in groups]
     copies = train_cfg.augment_copies
     aug = augmented_mfcc(ws, [c.clip_id for c in train_clips], copies, train_cfg.seed, progress=progress)
     # windows[k][v]: clip k's windows from its clean audio (v = 0) or augmented copy v (same frames)
@@ -211,6 +221,8 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                        unit="steps") as bar:
         for epoch in range(start, train_cfg.epochs):
             rng = epoch_rng(train_cfg.seed, epoch)
+            for group, base in zip(opt.param_groups, base_lrs, strict=True):
+                group["lr"] = base * epoch_lr_factor(train_cfg, epoch)
             model.lstm.train()
             if finetune:
                 model.disentangle.train()
