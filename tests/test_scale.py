@@ -164,18 +164,18 @@ def test_batch_render_bad_rows_fail_alone_and_a_bad_header_fails_the_run(tmp_pat
 
 
 # --------------------------------------------------------------------------- torchrun
-def _torchrun(ws: Path, *args: str) -> dict:
-    """``torchrun --standalone --nproc-per-node 2 -m evpcli -w WS ... --json`` on the CPU; rank 0's JSON result."""
+def _torchrun(*args: str) -> dict:
+    """``torchrun --standalone --nproc-per-node 2 ARGS`` on the CPU; rank 0's JSON result."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "evpcli",
-           "-q", "-w", str(ws), *args, "--device", "cpu", "--json"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout)  # rank 0 alone prints
 
 
-DIS = ["train", "--stage", "disentangle", "--steps-per-epoch", "2", "--pretrain-steps", "2", "--batch-size", "8",
-       "--holdout-sentences", "1", "--augment-copies", "0"]
+def _torchrun_cli(ws: Path, *args: str) -> dict:
+    """``torchrun ... -m evpcli -w WS ARGS --device cpu --json``: the evp command itself."""
+    return _torchrun("-m", "evpcli", "-q", "-w", str(ws), *args, "--device", "cpu", "--json")
 
 
 def _log(path: str) -> list[dict]:
@@ -188,11 +188,12 @@ def _log(path: str) -> list[dict]:
 def test_torchrun_disentangle_ranks_agree_and_resume_continues(corpus_ws, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(corpus_ws["ws"], ws)
-    r = _torchrun(ws, *DIS, "--epochs", "1")
+    script = str(ROOT / "tests" / "ddp_disentangle.py")  # tiny network sizes (the CLI's are the paper's)
+    r = _torchrun(script, str(ws), "1")
     dp = r["metrics"]["data_parallel"]
     assert dp["world_size"] == 2 and len(set(dp["rank_weight_sha256"])) == 1  # the same weights on both ranks
     assert r["start_epoch"] == 0 and len(_log(r["files"]["log_csv"])) == 1
-    r2 = _torchrun(ws, *DIS, "--epochs", "2", "--resume")
+    r2 = _torchrun(script, str(ws), "2", "--resume")
     assert r2["start_epoch"] == 1 and r2["epochs"] == 2 and r2["steps"] == 2
     assert len(set(r2["metrics"]["data_parallel"]["rank_weight_sha256"])) == 1
     rows = _log(r2["files"]["log_csv"])
@@ -217,17 +218,23 @@ def test_torchrun_audio2lm_two_ranks_reproduce_the_single_process_losses(corpus_
     shutil.copytree(ws, single)
     args = ["train", "--stage", "audio2lm", "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8",
             "--augment-copies", "0"]
-    r = _torchrun(ws, *args)
+    r = _torchrun_cli(ws, *args)
     assert len(set(r["metrics"]["data_parallel"]["rank_weight_sha256"])) == 1
     assert main(["-q", "-w", str(single), *args, "--device", "cpu"]) == 0
     ddp = _log(r["files"]["log_csv"])[0]
     one = _log(next((single / "runs").glob("audio2lm-*-log.csv")))[0]
     for k in ("loss", "coeff_mse", "landmark_mse"):
         assert float(ddp[k]) == pytest.approx(float(one[k]), rel=1e-4), k
-    # an odd batch does not split over 2 ranks: a usage error
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]), "OMP_NUM_THREADS": "1"}
-    odd = [*args[:7], "--batch-size", "7"]  # args[:7]: the stage, epochs and steps
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-                        "evpcli", "-q", "-w", str(ws), *odd, "--device", "cpu"], env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode != 0 and "use a multiple of 2" in p.stderr
+
+
+def test_ranks_split_a_batch_into_equal_contiguous_parts_and_refuse_an_odd_one():
+    from evpcli.errors import UsageError
+    from evpcli.train.distributed import Ranks, from_env
+
+    batch = np.arange(12)
+    assert np.array_equal(np.concatenate([batch[Ranks(3, r, r).shard(12)] for r in range(3)]), batch)
+    assert Ranks().shard(12) == slice(0, 12) and not Ranks().distributed
+    with pytest.raises(UsageError, match="use a multiple of 2"):
+        Ranks(2, 1, 1).check_batch(7)
+    Ranks().check_batch(7)  # one process takes any batch
+    assert from_env() == Ranks()  # no torchrun variables here: one process
