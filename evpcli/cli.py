@@ -129,6 +129,18 @@ def _jobs(jobs: int) -> int:
     return jobs
 
 
+class ExecutorChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+_EXECUTOR_HELP = ("local: this machine (--jobs worker processes); ray: one Ray task per item (pip install "
+                  "'evpcli[ray]'), on a local Ray of --jobs CPUs or the cluster at --ray-address; the tasks write "
+                  "into the workspace (a shared folder on a cluster), this process alone writes its index.")
+_RAY_ADDRESS_HELP = ("Ray cluster to join with --executor ray (auto, HOST:6379 or ray://HOST:10001); default: start a "
+                     "local Ray inside this process.")
+
+
 def _require_file(path: Path | None, option: str) -> Path:
     if path is None:
         raise typer.BadParameter(f"{option} is required")
@@ -225,7 +237,8 @@ def synth_corpus(
     "Examples:\n\n"
     "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
     "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
-    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json"))
+    "  evp prepare-dataset clips.csv --layout manifest --strict --json > report.json\n\n"
+    "  evp prepare-dataset ~/MEAD --executor ray --ray-address auto   (a Ray cluster; -w on a shared folder)"))
 def prepare_dataset(
     source: Path = typer.Argument(..., help="MEAD root folder (--layout mead) or manifest CSV (--layout manifest)."),
     layout: Layout = typer.Option(Layout.mead, help="mead: MEAD's folder tree; manifest: CSV with columns "
@@ -236,7 +249,10 @@ def prepare_dataset(
     sentence_map: Path | None = typer.Option(None, help="Sentence map (which clips share a sentence): CSV with "
                                              "columns clip,sentence,text, clip = actor/emotion/level_k/NNN. "
                                              "Default for --layout mead: <root>/sentences.csv if present."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel workers (processes; with --executor ray and no "
+                             "--ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -252,7 +268,8 @@ def prepare_dataset(
         _require_file(sentence_map, "--sentence-map")
     try:
         report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
-                             sentence_map=sentence_map, jobs=_jobs(jobs), progress=state.progress)
+                             sentence_map=sentence_map, jobs=_jobs(jobs), executor=executor.value,
+                             ray_address=ray_address, progress=state.progress)
     except KeyboardInterrupt:
         print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
         raise
@@ -282,13 +299,16 @@ def _print_prepare_report(report) -> None:
 
 
 @app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
-             "\n\n  evp build-pairs --window 50")
+             "\n\n  evp build-pairs --window 50\n\n  evp build-pairs --executor ray --ray-address auto")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
     frame_cost: str = typer.Option("l1", help="DTW frame cost: l1 (the paper's) or l2 (Euclidean)."),
     window: int = typer.Option(0, "--window", help="Sakoe-Chiba band: paths stay within N MFCC rows (10 ms each) of "
                                "the diagonal; faster, may cost more than the exact optimum (0: none, exact)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one actor/sentence group each)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel workers, one actor/sentence group each (processes; "
+                             "with --executor ray and no --ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Align clips of the same sentence in two emotions with DTW over MFCCs (training pairs).
@@ -300,7 +320,8 @@ def build_pairs(
     from evpcli.pairs import build_pairs as run
 
     cfg = PairsConfig(frame_cost=frame_cost, window=window, max_pairs_per_sentence=max_pairs_per_sentence)
-    s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs))
+    s = run(state.ws, progress=state.progress, cfg=cfg, jobs=_jobs(jobs), executor=executor.value,
+            ray_address=ray_address)
     _emit(s.to_dict(), as_json, s.summary())
 
 
@@ -365,7 +386,9 @@ COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "se
     "Examples:\n\n"
     "  evp train --stage disentangle --epochs 30\n\n"
     "  evp train --stage audio2lm --resume\n\n"
-    "  evp train --stage renderer --target me.mp4"))
+    "  evp train --stage renderer --target me.mp4\n\n"
+    "  torchrun --standalone --nproc-per-node 2 -m evpcli train --stage disentangle --batch-size 32   (data "
+    "parallel: each process trains its part of every batch; rank 0 writes)"))
 def train(
     stage: Stage = typer.Option(..., help="Which model to train: disentangle (emotion/content encoders), audio2lm "
                                 "(speech to landmarks; needs disentangle), renderer."),
@@ -424,7 +447,10 @@ def train(
     if entry.run is None:
         _not_built(f"train --stage {stage.value}")
     result = entry.run(given, resume, device.value if device else state.device)
-    _emit(result.to_dict(), as_json, result.summary())
+    from evpcli.train.distributed import from_env
+
+    if from_env().main:  # under torchrun every rank returns rank 0's result; rank 0 prints it
+        _emit(result.to_dict(), as_json, result.summary())
 
 
 @app.command("fit-pose", epilog=(
@@ -509,6 +535,53 @@ def render(
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())
+
+
+@app.command("batch-render", cls=_Command, epilog=(
+    "Example jobs.csv (paths relative to the CSV's folder; each row fills emotion or emotion_audio):\n\n"
+    "\b\n"
+    "  audio,emotion,emotion_audio,target,out,intensity\n"
+    "  speech/a.wav,happy,,me.mp4,out/a-happy.mp4,\n"
+    "  speech/a.wav,,angry_line.wav,me.mp4,out/a-angry.mp4,1.5\n"
+    "  speech/b.m4a,sad,,portrait.jpg,out/b-sad.mp4,\n\n"
+    "Examples:\n\n"
+    "  evp batch-render jobs.csv\n\n"
+    "  evp batch-render jobs.csv --jobs 2 --json > batch.json\n\n"
+    "  evp batch-render jobs.csv --executor ray --ray-address auto   (-w and the files on a shared folder)"))
+def batch_render(
+    jobs_csv: Path = typer.Argument(..., help="CSV with a header row: audio, emotion or emotion_audio, target, out "
+                                    "(optional intensity 0-2, renderer warp|neural); one render per row."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Renders at once (processes; with --executor ray and no "
+                             "--ray-address, the local Ray's CPUs)."),
+    executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (rendered, skipped, failed rows "
+                                 "with their reasons, outputs)."),
+) -> None:
+    """Render every row of a jobs CSV (each as `evp render` would), going on past failures.
+
+    Resumable: a row whose out file exists is skipped (renders appear only when complete), so re-running the CSV
+    does what is missing. A bad row (missing file, both or neither emotion, no face in the target) fails that job
+    only; the failures are listed at the end by CSV line. Each target is fitted once and cached in the workspace.
+    Exit 0 when every job is done, 1 when any failed (or the CSV is unusable), 2 for a usage error.
+    """
+    from evpcli.render.batch import batch_render as run
+
+    r = run(state.ws, jobs_csv, executor=executor.value, jobs=_jobs(jobs), ray_address=ray_address,
+            device=state.device, progress=state.progress)
+    if as_json:
+        _emit(r.to_dict(), True)
+    else:
+        if r.failed:
+            from rich.table import Table
+
+            t = Table("line", "out", "reason", title=f"{len(r.failed)} job(s) failed", title_justify="left")
+            for f in r.failed:
+                t.add_row(str(f["line"]), f["out"], f["reason"])
+            state.console.print(t)
+        state.console.print(r.summary())
+    if r.failed:
+        raise typer.Exit(1)
 
 
 @app.command(epilog=(

@@ -23,10 +23,8 @@ change.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -158,14 +156,20 @@ def candidate_pairs(group: list[ClipRecord], max_pairs: int = 0, seed: int = 0) 
 
 
 def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progress | None = None,
-                cfg: PairsConfig | None = None, jobs: int = 1) -> PairsSummary:
+                cfg: PairsConfig | None = None, jobs: int = 1, executor: str = "local",
+                ray_address: str | None = None) -> PairsSummary:
     """Align every pair of clips of one actor and sentence in different emotions; cache them per group.
 
     Needs ``ok`` clips with ``mfcc`` artifacts in the index (``evp prepare-dataset``). ``cfg`` sets the frame cost
     and the cap (``max_pairs_per_sentence``, when non-zero, overrides the cap of ``cfg``); ``jobs`` > 1 aligns
-    groups in that many worker processes. Returns counts, the mean warp ratio and the alignment speed; raises
+    groups in that many worker processes, ``executor="ray"`` in Ray tasks (:mod:`evpcli.executors`: a local Ray
+    of ``jobs`` CPUs, or the cluster at ``ray_address``). Each worker writes its group's artifact file; this
+    process alone writes the index. Returns counts, the mean warp ratio and the alignment speed; raises
     :class:`EvpError` when nothing can be paired.
     """
+    from evpcli.executors import make_executor, open_executor
+
+    make_executor(executor, jobs, ray_address)  # a bad choice fails before any work
     cfg = cfg or PairsConfig()
     if max_pairs_per_sentence:
         cfg = replace(cfg, max_pairs_per_sentence=max_pairs_per_sentence)
@@ -193,38 +197,36 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     t0 = time.perf_counter()
     warps, costs, reuse = [], [], []
     todo = [p for p in plan if p[4] not in cached]
-    jobs = max(1, min(jobs, len(todo)))
-    with contextlib.ExitStack() as stack, \
+    jobs_list = [{"mfcc_paths": [str(mfcc_rows[c.clip_id]["path"]) for c in group], "cand": cand, "cfg": cfg,
+                  "clips": [c.clip_id for c in group], "emotions": [c.emotion for c in group],
+                  "path": str(ws.path(KIND_PAIRS, f"{actor}-{sentence}-{key}.npz".replace("/", "_")))}
+                 for actor, sentence, group, cand, key in todo]
+    stats: dict[str, dict] = {}  # group key -> what its aligned artifact holds, for the summary
+    # the executor is entered before the progress bar starts (a local pool forks while this process has one thread)
+    with open_executor(executor, jobs, ray_address, n_jobs=len(todo)) as pool, \
             (progress or Progress()).task("build-pairs", total=sum(len(p[3]) for p in plan), unit="pairs") as bar:
-        args = [([str(mfcc_rows[c.clip_id]["path"]) for c in group], cand, cfg) for _, _, group, cand, _ in todo]
-        if jobs > 1:
-            from evpcli.workers import stop_pool, worker_initializer
-
-            init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process
-            pool = stack.enter_context(ProcessPoolExecutor(jobs, initializer=init, initargs=initargs))
-            # on an error or Ctrl-C, stop the workers now instead of waiting for every queued group
-            stack.push(lambda exc_type, exc, tb: stop_pool(pool) if exc_type is not None else None)
-            aligned = iter(pool.map(_align_group, *zip(*args, strict=True)))
-        else:
-            aligned = (_align_group(*a) for a in args)  # lazily, in the order of ``todo``
-        for actor, sentence, group, cand, key in plan:
+        for i, result, error in pool.run(align_group, jobs_list):
+            actor, sentence, _, cand, key = todo[i]
+            if error is not None:
+                raise error
+            ws.put_artifact(KIND_PAIRS, key, result["path"], params=asdict(cfg),
+                            meta={"actor": actor, "sentence": sentence, "n_pairs": len(cand)})
+            stats[key] = result
+            summary.pairs_computed += len(cand)
+            bar.advance(len(cand))
+        for actor, sentence, _, cand, key in plan:
             if key in cached:
                 data = load_npz(cached[key]["path"])
                 if newest.get((actor, sentence)) != key:  # another setting's pairs of this group were made later
                     reuse.append(cached[key])
                 summary.groups_cached += 1
+                summary.aligned_windows += len(data["index"])
+                bar.advance(len(cand))
             else:
-                data = {"clips": np.array([c.clip_id for c in group]), "emotions": np.array([c.emotion for c in group]),
-                        **next(aligned)}
-                path = ws.path(KIND_PAIRS, f"{actor}-{sentence}-{key}.npz".replace("/", "_"))
-                save_npz(path, **data)
-                ws.put_artifact(KIND_PAIRS, key, path, params=asdict(cfg),
-                                meta={"actor": actor, "sentence": sentence, "n_pairs": len(cand)})
-                summary.pairs_computed += len(cand)
-            bar.advance(len(cand))
+                data = stats[key]
+                summary.aligned_windows += data["n_windows"]
             summary.groups += 1
             summary.pairs += len(data["cost"])
-            summary.aligned_windows += len(data["index"])
             warps.append(data["warp"])
             costs.append(data["cost_per_step"])
     for row in reuse:  # the groups reused become the newest of their group again: the pairs in use (load_pairs)
@@ -241,8 +243,21 @@ def build_pairs(ws: Workspace, max_pairs_per_sentence: int = 0, progress: Progre
     return summary
 
 
-def _align_group(mfcc_paths: list[str], cand: list[tuple[int, int]], cfg: PairsConfig) -> dict:
-    """DTW of the candidate pairs of one group (clips given by their MFCC artifact files); a worker's job."""
+def align_group(job: dict) -> dict:
+    """A worker's job: the DTW of one group's candidate pairs, written atomically to ``job["path"]`` (the ``pairs``
+    artifact, see :func:`load_pairs`). ``job``: ``mfcc_paths`` (the group's MFCC artifact files), ``clips`` and
+    ``emotions`` (the group's clip ids and emotions, same order), ``cand`` (index pairs), ``cfg`` (PairsConfig).
+    Returns ``{path, cost, cost_per_step, warp, n_windows}`` (the per-pair arrays the summary needs)."""
+    data = {"clips": np.array(job["clips"]), "emotions": np.array(job["emotions"]),
+            **_align_pairs(job["mfcc_paths"], job["cand"], job["cfg"])}
+    save_npz(job["path"], **data)
+    return {"path": job["path"], "cost": data["cost"], "cost_per_step": data["cost_per_step"], "warp": data["warp"],
+            "n_windows": len(data["index"])}
+
+
+def _align_pairs(mfcc_paths: list[str], cand: list[tuple[int, int]], cfg: PairsConfig) -> dict:
+    """DTW of the candidate pairs of one group (clips given by their MFCC artifact files): the arrays of its
+    ``pairs`` artifact but the clip names."""
     feats = {}
     for k in sorted({i for p in cand for i in p}):
         f = load_npz(mfcc_paths[k])

@@ -18,19 +18,18 @@ audio out), so a re-run finds them and skips the clip; changing a config makes n
 Clips that cannot be prepared (unreadable video, no face, audio and video lengths differing by more than
 ``max_av_mismatch`` seconds, unknown emotion, ...) are indexed with ``status="failed"`` and the reason, listed in
 the :class:`PrepareReport` and in ``<workspace>/prepare-report.json``; the run goes on. Workers are processes
-(``jobs``); the index is written by the parent only, after each clip's files are complete, so an interrupted
-run leaves a consistent workspace and a re-run resumes. A clip being prepared is claimed (``<workspace>/claims/``,
-an flock the kernel drops when its process dies), so concurrent runs over the same clips share the work: a clip
-another live run holds is left to it and picked up (found, not recomputed) once it is done.
+(``jobs``) or Ray tasks (``executor="ray"``); the index is written by the parent only, after each clip's files are
+complete, so an interrupted run leaves a consistent workspace and a re-run resumes. A clip being prepared is
+claimed (``<workspace>/claims/``, an flock the kernel drops when its process dies), so concurrent runs over the
+same clips share the work: a clip another live run holds is left to it and picked up (found, not recomputed) once
+it is done.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,15 +256,22 @@ def _scan(source: Path, layout: str, view: str, actors, emotions, sentence_map) 
 
 def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mead", *, view: str = "front",
                     actors: str | list[str] | None = None, emotions: str | list[str] | None = None,
-                    sentence_map: str | os.PathLike | None = None, jobs: int = 1,
-                    landmark_config: LandmarkConfig | None = None, audio_config: AudioConfig | None = None,
+                    sentence_map: str | os.PathLike | None = None, jobs: int = 1, executor: str = "local",
+                    ray_address: str | None = None, landmark_config: LandmarkConfig | None = None,
+                    audio_config: AudioConfig | None = None,
                     max_av_mismatch: float = 0.5, min_frames: int = MIN_FRAMES,
                     progress: Progress | None = None) -> PrepareReport:
     """Prepare every clip of ``source`` (see the module docstring); returns the run's :class:`PrepareReport`,
     also written to ``<workspace>/prepare-report.json``. Raises :class:`EvpError` for a bad source (missing
     folder, manifest without the required columns); per-clip problems go into the report instead.
+    ``executor`` ``local`` runs the clips in this process (``jobs`` 1) or in ``jobs`` worker processes; ``ray``
+    runs one Ray task per clip (:mod:`evpcli.executors`: a local Ray of ``jobs`` CPUs, or the cluster at
+    ``ray_address``). Either way the workers write the clips' files and this process alone writes the index.
     A KeyboardInterrupt stops the workers, writes the report (``interrupted: true``) and is re-raised.
     """
+    from evpcli.executors import make_executor, open_executor
+
+    make_executor(executor, jobs, ray_address)  # a bad choice fails before the scan
     t_start = time.perf_counter()
     lcfg = landmark_config or LandmarkConfig()
     acfg = audio_config or AudioConfig()
@@ -342,7 +348,8 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
 
     by_id = {rec.clip_id: (rec, job) for rec, job in todo}
     try:
-        with _worker_pool(jobs, len(todo)) as pool, \
+        # the executor is entered before the progress bar starts: a local pool forks while this process has one thread
+        with open_executor(executor, jobs, ray_address, n_jobs=len(todo)) as pool, \
                 (progress if todo else Progress()).task("prepare", total=len(todo), unit="clips") as bar:
             # clips another run has claimed wait for the end, then for that run: it finishes them (found here,
             # not computed again) or dies (its claim drops with it, and the clip is computed here)
@@ -418,46 +425,21 @@ def _register(ws: Workspace, rec: ClipRecord, mkey: str, lkey: str, mpath: Path,
     ws.put_clips([rec])
 
 
-@contextlib.contextmanager
-def _worker_pool(jobs: int, n_todo: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A process pool for ``jobs`` > 1 (None: work in this process). Made before the progress bar starts: the
-    workers are forked (no re-import of the caller's script, which spawn would need guarded) while the parent
-    has no other thread. On Ctrl-C the workers are stopped at once; their half-written files are hidden temp
-    files that are never renamed into place."""
-    if jobs <= 1 or n_todo <= 1:
-        yield None
-        return
-    import multiprocessing
-
-    from evpcli.workers import stop_pool, worker_initializer
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    init, initargs = worker_initializer()  # workers ignore Ctrl-C and die with this process (kill -9 included)
-    pool = ProcessPoolExecutor(min(jobs, n_todo), mp_context=multiprocessing.get_context(method),
-                               initializer=init, initargs=initargs)
-    try:
-        yield pool
-    except BaseException:
-        stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _run(todo: list[tuple[ClipRecord, dict]], pool: ProcessPoolExecutor | None) -> Iterator[dict]:
-    """Yield each clip's result as it finishes, in this process or in the pool. A worker that dies (a crash in
-    native code) fails its clip with ``crashed: True`` (so a re-run tries it again) rather than the run."""
+def _run(todo: list[tuple[ClipRecord, dict]], pool) -> Iterator[dict]:
+    """Yield each clip's result as it finishes, from the executor (:mod:`evpcli.executors`). A worker that dies (a
+    crash in native code, a lost Ray node) or raises fails its clip with ``crashed: True`` (so a re-run tries it
+    again) rather than the run."""
     jobs_list = [job for _, job in todo]
-    if pool is None:
-        for job in jobs_list:
-            yield prepare_clip(job)
-        return
-    futures = {pool.submit(prepare_clip, job): job for job in jobs_list}
-    for fut in as_completed(futures):
-        try:
-            yield fut.result()
-        except Exception as exc:  # BrokenProcessPool and the like
-            yield {"clip_id": futures[fut]["clip_id"], "status": "failed", "crashed": True, "n_frames": 0,
-                   "fps": FPS, "message": f"worker process died ({type(exc).__name__}); re-run to retry"}
+    for i, result, error in pool.run(prepare_clip, jobs_list):
+        if error is not None:
+            from evpcli.executors import WorkerLost
+
+            first = str(error).splitlines()[0] if str(error) else ""
+            message = first if isinstance(error, WorkerLost) else \
+                f"internal error in a worker: {type(error).__name__}: {first}; re-run to retry"
+            result = {"clip_id": jobs_list[i]["clip_id"], "status": "failed", "crashed": True, "n_frames": 0,
+                      "fps": FPS, "message": message}
+        yield result
 
 
 # ------------------------------------------------------------------ per actor

@@ -27,7 +27,7 @@ def test_help_at_80_columns_shows_every_option_whole_and_no_type_placeholders(co
 
 
 def test_usage_lines_name_arguments_without_braces(capsys):
-    for command, arg in (("prepare-dataset", "SOURCE"), ("synth-corpus", "OUT")):
+    for command, arg in (("prepare-dataset", "SOURCE"), ("synth-corpus", "OUT"), ("batch-render", "JOBS_CSV")):
         assert main([command, "--help"]) == 0
         usage = capsys.readouterr().out.strip().splitlines()[0]
         assert usage == f"Usage: evp {command} [OPTIONS] {arg}", usage

@@ -265,19 +265,23 @@ def test_synthetic_corpus_acceptance(tmp_path):
     assert np.mean(errors) <= 4.0, errors
 
 
-def test_a_dying_worker_fails_only_clips_and_a_rerun_retries_them(mead_corpus, tmp_path, monkeypatch):
+def _crash_on_one(job):
+    """prepare_clip, but the worker dies on one clip. Module-level: a pool pickles it by name (a local function
+    cannot be pickled, and would fail every clip without any worker dying)."""
     import os
 
+    from evpcli.prepare import _compute_clip
+
+    if job["clip_id"].endswith("neutral/level_1/002"):
+        os._exit(3)  # a crash in native code, as a worker would see it
+    return _compute_clip(job)
+
+
+def test_a_dying_worker_fails_only_clips_and_a_rerun_retries_them(mead_corpus, tmp_path, monkeypatch):
     import evpcli.prepare as prep
 
     real = prep.prepare_clip
-
-    def crash_on_one(job):  # inherited by the forked workers
-        if job["clip_id"].endswith("neutral/level_1/002"):
-            os._exit(3)  # a crash in native code, as a worker would see it
-        return real(job)
-
-    monkeypatch.setattr(prep, "prepare_clip", crash_on_one)
+    monkeypatch.setattr(prep, "prepare_clip", _crash_on_one)
     ws = Workspace(tmp_path / "ws")
     report = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A2", jobs=2)
     died = [f for f in report.failed if "worker process died" in f["reason"]]

@@ -147,19 +147,25 @@ def train_audio2lm(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig = Audio2L
     landmark model per ablated encoder). The encoders stay fixed (codes computed once per clip) unless
     ``train_cfg.finetune_encoders``. Writes a resumable checkpoint per epoch, a CSV log, a loss plot and
     held-out metrics, and records the model as a ``models`` artifact with ``meta.stage == "audio2lm"``.
+
+    Under ``torchrun`` (:mod:`evpcli.train.distributed`) every process trains its part of each batch with the
+    gradients averaged over them, rank 0 writes the files, and every rank returns rank 0's result.
     """
-    with deterministic(train_cfg.seed), contextlib.ExitStack() as stack:
-        return _train(ws, train_cfg, net_cfg, ablate, device, resume, progress or Progress(), stack)
+    from evpcli.train.distributed import data_parallel
+
+    with deterministic(train_cfg.seed), data_parallel(device) as (ranks, dev), contextlib.ExitStack() as stack:
+        return _train(ws, train_cfg, net_cfg, ablate, dev, resume, (progress or Progress()) if ranks.main else Progress(),
+                      stack, ranks)
 
 
 def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2LandmarkConfig | None, ablate: str,
-           device: str, resume: bool, progress: Progress, stack: contextlib.ExitStack) -> Audio2LandmarkResult:
+           dev, resume: bool, progress: Progress, stack: contextlib.ExitStack, ranks) -> Audio2LandmarkResult:
     import torch
 
-    from evpcli.device import resolve_device
     from evpcli.nets.audio2lm import Audio2LandmarkModel
+    from evpcli.train.distributed import average_buffers, average_gradients, check_in_sync
 
-    dev = resolve_device(device)
+    ranks.check_batch(train_cfg.batch_size)
     dis_bundle = load_disentangle(ws, ablate=ablate, device="cpu", shipped=False)
     dis, dis_key = dis_bundle.net, dis_bundle.source.key
     net_cfg = net_cfg or Audio2LandmarkConfig(content_dim=dis.cfg.content_dim, emotion_dim=dis.cfg.emotion_dim)
@@ -171,11 +177,13 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     lm_keys = sorted(a["key"] for a in ws.artifacts(KIND_LANDMARKS))
     key = cache_key(dis_key, *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
                                                                                       "epochs": None}, "version": 1})
-    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs))
-    log = CsvLog(run.log, LOG_FIELDS)
+    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs)) if ranks.main else None
+    log = CsvLog(run.log, LOG_FIELDS) if ranks.main else None
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg), "disentangle_net": to_dict(dis.cfg),
                "disentangle_key": dis_key, "ablate": ablate}
-    source, start = run.resume_point() if resume else (None, 0)
+    # rank 0 holds the run and says where it continues; the others load the same checkpoint
+    source, start = ranks.broadcast((run.resume_point() if resume else (None, 0)) if ranks.main else None)
+    part = ranks.shard(train_cfg.batch_size)
 
     model = Audio2LandmarkModel(dis, net_cfg)
     mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
@@ -203,9 +211,11 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
 
     if source is not None:
         load_training_state(source, model, opt, map_location=dev)
-        log.resume(start)
+        if ranks.main:
+            log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     t_train, steps = 0.0, 0
+    rank_hashes: list[str] = []
     scale = train_cfg.disp_scale
     with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
                        unit="steps") as bar:
@@ -223,6 +233,9 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                 pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
                 d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
                 var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
+                if ranks.distributed:  # the whole batch was drawn (the single-process stream); this rank's part
+                    pick, starts, emo_rows, var = pick[part], starts[part], emo_rows[part], var[part]
+                    d, v, ident = d[part], v[part], ident[part]
                 if finetune:
                     w = torch.stack([windows[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
                     e = torch.stack([windows[k][0][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
@@ -239,16 +252,25 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                 loss = coeff_mse + train_cfg.landmark_weight * lm_mse
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                average_gradients(model.parameters(), ranks)
                 opt.step()
+                average_buffers(model, ranks)
                 sums += [coeff_mse.item(), lm_mse.item()]
                 bar.advance(1, epoch=epoch + 1, loss=loss.item())
             dt = time.perf_counter() - t0
             t_train += dt
             steps += train_cfg.steps_per_epoch
+            if ranks.distributed:  # the losses of the whole batch: the mean of the ranks' parts
+                sums = np.array(ranks.mean(sums.tolist()))
+                rank_hashes = check_in_sync(model, ranks)
+            if not ranks.main:
+                continue
             cm, lmm = sums / train_cfg.steps_per_epoch
             log.append({"epoch": epoch + 1, "loss": cm + train_cfg.landmark_weight * lmm, "coeff_mse": cm,
                         "landmark_mse": lmm, "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
             save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    if not ranks.main:  # rank 0 evaluates and publishes the model; the others return its result
+        return ranks.broadcast(None)
     loss_png = plot_curves(log, run.file("losses.png"), ["loss", "coeff_mse", "landmark_mse"],
                            f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
     model.eval()
@@ -265,11 +287,14 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
                "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
                "disentangle_key": dis_key}
+    if ranks.distributed:
+        metrics["data_parallel"] = {"world_size": ranks.world_size, "rank_weight_sha256": rank_hashes}
     metrics_path = save_json(run.file("metrics.json"), metrics)
     run.finish(configs, {"stage": STAGE, "ablate": ablate, "disentangle": dis_key, "heldout_sentences": sorted(held)})
-    return Audio2LandmarkResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
-                                steps / t_train if t_train else 0.0, metrics,
-                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path}, key)
+    return ranks.broadcast(Audio2LandmarkResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps,
+                                                t_train, steps / t_train if t_train else 0.0, metrics,
+                                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path},
+                                                key))
 
 
 def _emotion_means(model, clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -273,26 +273,34 @@ def train_disentangle(ws: Workspace, train_cfg: DisentangleTrainConfig = Disenta
 
     ``net_cfg`` None: :data:`DEFAULT_NET_CONFIG`. With ``resume``, a run with the same pairs and settings (other
     than ``epochs``) continues from its last checkpoint; otherwise it starts afresh.
+
+    Under ``torchrun`` (:mod:`evpcli.train.distributed`) every process trains its part of each batch with the
+    gradients averaged over them, rank 0 writes the files, and every rank returns rank 0's result.
     """
-    with deterministic(train_cfg.seed), contextlib.ExitStack() as stack:
-        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, device, resume, progress or Progress(), stack)
+    from evpcli.train.distributed import data_parallel
+
+    with deterministic(train_cfg.seed), data_parallel(device) as (ranks, dev), contextlib.ExitStack() as stack:
+        return _train(ws, train_cfg, net_cfg or DEFAULT_NET_CONFIG, dev, resume,
+                      (progress or Progress()) if ranks.main else Progress(), stack, ranks)
 
 
-def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, device: str, resume: bool,
-           progress: Progress, stack: contextlib.ExitStack) -> DisentangleResult:
+def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: DisentangleConfig, dev, resume: bool,
+           progress: Progress, stack: contextlib.ExitStack, ranks) -> DisentangleResult:
     import torch
 
-    from evpcli.device import resolve_device
     from evpcli.nets.disentangle import Disentangle
+    from evpcli.train.distributed import average_buffers, average_gradients, check_in_sync
 
-    dev = resolve_device(device)
+    ranks.check_batch(train_cfg.batch_size)
     bank = load_bank(ws)
     train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
     sampler = TupleSampler(bank, train_sents)
     key = run_key(ws, net_cfg, train_cfg)
-    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs))
-    source, start = run.resume_point() if resume else (None, 0)
-    log = CsvLog(run.log, LOG_FIELDS)
+    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs)) if ranks.main else None
+    # rank 0 holds the run and says where it continues; the others load the same checkpoint
+    source, start = ranks.broadcast((run.resume_point() if resume else (None, 0)) if ranks.main else None)
+    log = CsvLog(run.log, LOG_FIELDS) if ranks.main else None
+    part = ranks.shard(train_cfg.batch_size)
 
     model = Disentangle(net_cfg)
     copies = train_cfg.augment_copies
@@ -315,15 +323,18 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
 
     if source is not None:
         load_training_state(source, model, opt, map_location=dev)
-        log.resume(start)
+        if ranks.main:
+            log.resume(start)
         progress.log(f"resuming {STAGE} run {key} after epoch {start}")
     else:
-        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress)
-        save_training_state(run.staging, model=model, optimizer=opt, epoch=0, config=configs, key=key)
+        _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress, ranks)
+        if ranks.main:
+            save_training_state(run.staging, model=model, optimizer=opt, epoch=0, config=configs, key=key)
 
     need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
     weights = {k: getattr(train_cfg, f"w_{k}") for k in need}
     t_train, steps = 0.0, 0
+    rank_hashes: list[str] = []
     with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
                        unit="steps") as bar:
         for epoch in range(start, train_cfg.epochs):
@@ -333,11 +344,15 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
             t0 = time.perf_counter()
             for _ in range(train_cfg.steps_per_epoch):
                 rows, labels = sampler.sample(rng, train_cfg.batch_size)
+                # each input's copy (0 = clean), drawn for the whole batch before this rank takes its part
+                which = rng.integers(0, copies + 1, size=(len(rows), 4, 1)) if copies else None
+                if ranks.distributed:
+                    rows, labels = rows[part], labels[part]
+                    which = which[part] if copies else None
                 x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
                 lab = torch.from_numpy(labels).to(dev)
                 targets, cx = None, None
-                if copies:  # each input from a random copy (0 = clean); the decoder's targets stay clean
-                    which = rng.integers(0, copies + 1, size=(len(rows), 4, 1))
+                if copies:  # each input from a random copy; the decoder's targets stay clean
                     targets = [x[:, k] for k in range(4)]
                     rows = rows + which * n_rows
                     x = mfcc_rows[torch.from_numpy(rows).to(dev)]
@@ -349,17 +364,26 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                 total = sum(weights[k] * losses[k] for k in need)
                 opt.zero_grad(set_to_none=True)
                 total.backward()
+                average_gradients(model.parameters(), ranks)
                 opt.step()
+                average_buffers(model, ranks)
                 for k in need:
                     sums[k] += losses[k].item()
                 bar.advance(1, epoch=epoch + 1, **{f"L_{k}": losses[k].item() for k in LOSSES if k in losses})
             dt = time.perf_counter() - t0
             t_train += dt
             steps += train_cfg.steps_per_epoch
+            if ranks.distributed:  # the losses of the whole batch: the mean of the ranks' parts
+                sums = dict(zip(sums, ranks.mean(list(sums.values())), strict=True))
+                rank_hashes = check_in_sync(model, ranks)
+            if not ranks.main:
+                continue
             means = {k: v / train_cfg.steps_per_epoch for k, v in sums.items()}
             log.append({"epoch": epoch + 1, "loss": sum(weights[k] * means[k] for k in need), **means,
                         "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
             save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
+    if not ranks.main:  # rank 0 evaluates and publishes the model; the others return its result
+        return ranks.broadcast(None)
     loss_png = plot_curves(log, run.file("losses.png"), ["loss", *[k for k in LOSSES if k in need]],
                            f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
 
@@ -371,6 +395,8 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                     "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
                     "train_sentences": sorted(train_sents), "heldout_sentences": sorted(held_sents),
                     "clips": len(bank.clip_ids), "pairs": len(bank.pairs), "device": str(dev)})
+    if ranks.distributed:
+        metrics["data_parallel"] = {"world_size": ranks.world_size, "rank_weight_sha256": rank_hashes}
 
     clip_emotions = np.array(bank.emotions)
     present = np.array([(clip_emotions == e).any() for e in EMOTIONS])
@@ -387,10 +413,10 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                         stage=STAGE, heldout_sentences=sorted(held_sents), emotion_means=torch.from_numpy(means),
                         emotion_present=torch.from_numpy(present))
     run.finish(configs, meta, extra_rows=((KIND_EMOTION_CODES, codes_path),))
-    return DisentangleResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
-                             steps / t_train if t_train else 0.0, metrics,
-                             {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
-                              "loss_png": loss_png, "embedding_png": emb_png}, key)
+    return ranks.broadcast(DisentangleResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
+                                             steps / t_train if t_train else 0.0, metrics,
+                                             {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
+                                              "loss_png": loss_png, "embedding_png": emb_png}, key))
 
 
 def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
@@ -408,10 +434,15 @@ def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) 
 
 
 def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, windows, cfg: DisentangleTrainConfig,
-                              dev, progress: Progress) -> None:
-    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences."""
+                              dev, progress: Progress, ranks=None) -> None:
+    """Pre-train Ee + Ce as an 8-way emotion classifier on single windows of the training sentences (under
+    torchrun each rank takes its part of every batch; gradients are averaged)."""
     import torch
     import torch.nn.functional as F
+
+    from evpcli.train.distributed import Ranks, average_buffers, average_gradients
+
+    ranks = ranks or Ranks()
 
     if cfg.pretrain_steps <= 0:
         return
@@ -424,12 +455,17 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     model.train()
     with progress.task("pre-train emotion encoder", total=cfg.pretrain_steps, unit="steps") as bar:
         for _ in range(cfg.pretrain_steps):
-            pick = torch.from_numpy(rng.integers(len(train_rows), size=4 * cfg.batch_size)).to(dev)
+            pick = rng.integers(len(train_rows), size=4 * cfg.batch_size)
+            if ranks.distributed:
+                pick = pick[ranks.shard(len(pick))]
+            pick = torch.from_numpy(pick).to(dev)
             logits = model.classifier(model.emotion(windows[rows_t[pick]]))
             loss = F.cross_entropy(logits, labels[pick])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            average_gradients(params, ranks)
             opt.step()
+            average_buffers(model, ranks)
             bar.advance(1, L_cla=loss.item())
 
 
