@@ -51,3 +51,14 @@ def test_tracker_compensation_draws_lasting_expression_larger_and_leaves_speech_
     np.testing.assert_allclose(out[:, 19, 1], -3.0 / TRACKER_GAIN, atol=1e-5)
     assert np.abs(out[:, 66, 1] - d[:, 66, 1])[20:80].max() < 0.1
     np.testing.assert_array_equal(tracker_compensation(d, 1.0), d)
+
+
+def test_tracker_compensation_does_not_push_closed_lips_through_each_other():
+    ref = TEMPLATE.astype(np.float32)
+    gap = ref[[67, 66, 65], 1] - ref[[61, 62, 63], 1]
+    d = np.zeros((50, 68, 2), np.float32)
+    d[:, [67, 66, 65], 1] = -gap  # the silence gate closes the mouth: the lower inner lip meets the upper one
+    out = tracker_compensation(d, TRACKER_GAIN, reference=ref)
+    lm = ref[None] + out
+    np.testing.assert_allclose(lm[:, [67, 66, 65], 1] - lm[:, [61, 62, 63], 1], 0.0, atol=1e-4)
+    assert tracker_compensation(d, TRACKER_GAIN)[0, 66, 1] < -gap[1] - 0.5  # what it would draw without the check

@@ -315,16 +315,19 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     # the mouth ~2 px wide), which the emotion classifier reads as an expression. Put the residual back.
     residual = np.repeat(neutral_residual(neutral, td.reference), len(uniq), axis=0)
     neutral = (neutral + pose_displacement(residual, posed, uniq, td.reference))[inverse]
-    commanded = tracker_compensation(frontal - td.reference[None], tracker_gain, fps)
+    commanded = tracker_compensation(frontal - td.reference[None], tracker_gain, fps, td.reference)
     adapted = neutral + pose_displacement(commanded, posed, frames, td.reference)
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
 
 
-def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS) -> np.ndarray:
+def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS,
+                         reference: np.ndarray | None = None) -> np.ndarray:
     """Displacements from the reference (T, 68, 2), canonical frame -> what to draw so that the tracker reads them
     back: the slow part (centred moving average over ``SLOW_SECONDS``, edges held) divided by ``gain``, the fast part
-    (speech motion, which the tracker follows) unchanged. ``gain`` 1 returns the input. (T, 68, 2) float32."""
+    (speech motion, which the tracker follows) unchanged. With the ``reference`` (68, 2), lips the prediction closes
+    are not pushed through each other: no inner-lip pair ends up more crossed than in the prediction (or crossed at
+    all where the prediction keeps it apart). ``gain`` 1 returns the input. (T, 68, 2) float32."""
     d = np.asarray(displacement, np.float32)
     if gain == 1.0 or len(d) == 0:
         return d
@@ -332,7 +335,14 @@ def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, f
     padded = np.pad(d, ((n // 2, n // 2), (0, 0), (0, 0)), mode="edge")
     c = np.cumsum(np.concatenate([np.zeros((1, *d.shape[1:]), np.float64), padded], axis=0), axis=0)
     slow = ((c[n:] - c[:-n]) / n).astype(np.float32)
-    return (d + (1.0 / gain - 1.0) * slow).astype(np.float32)
+    out = d + (1.0 / gain - 1.0) * slow
+    if reference is not None:
+        upper, lower = [61, 62, 63], [67, 66, 65]
+        ref = np.asarray(reference, np.float32)
+        gap_pred = (ref[lower, 1] - ref[upper, 1])[None] + d[:, lower, 1] - d[:, upper, 1]  # (T, 3)
+        gap_out = (ref[lower, 1] - ref[upper, 1])[None] + out[:, lower, 1] - out[:, upper, 1]
+        out[:, lower, 1] += np.maximum(np.minimum(gap_pred, 0.0) - gap_out, 0.0)
+    return out.astype(np.float32)
 
 
 def neutral_residual(posed_neutral: np.ndarray, reference: np.ndarray) -> np.ndarray:
