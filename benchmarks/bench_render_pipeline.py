@@ -1,6 +1,6 @@
 """The whole `evp render` on a trained workspace: wall time against the speech, memory, emotion after rendering.
 
-    python benchmarks/bench_render_pipeline.py --workspace WS [--speed] [--memory MINUTES] [--emotion N]
+    python benchmarks/bench_render_pipeline.py --workspace WS [--speed] [--memory MINUTES] [--emotion N] [--tracker-gain]
 
 --speed     10 s of real speech (ARCTIC, repeated) onto an unseen 640x360 video (carphone scaled and padded,
             4 s, so it plays back and forth): wall time of `evp render` in a fresh process, first with the fit
@@ -13,6 +13,8 @@
             emotion (against the actor's reference, as evaluate does); beside the same classifier on the
             predicted (frontal) landmarks, the adapted landmarks and, as a control, the target's own frames; and
             the confusion matrix of the rendered video.
+--tracker-gain  on a synthetic corpus's workspace: how much of a lasting expression dlib reads, against the
+            ground truth (the renderer's TRACKER_GAIN).
 """
 
 from __future__ import annotations
@@ -203,6 +205,45 @@ def bench_emotion(ws_path: Path, per_emotion: int) -> None:
         print(f"    {e:10s}" + " ".join(f"{x:4d}" for x in m[i]))
 
 
+def bench_tracker_gain(ws_path: Path) -> None:
+    """How much of a lasting expression dlib reads: on a synthetic corpus (its ground truth beside the videos), each
+    training clip's mean displacement from its actor's neutral mean, dlib's (the workspace's landmarks) against the
+    ground truth's, both normalised alike; the least-squares gain per face part. The renderer's TRACKER_GAIN."""
+    from evpcli.face.normalize import normalise
+    from evpcli.models import load_audio2lm
+    from evpcli.workspace import KIND_LANDMARKS, Workspace, load_npz
+
+    ws = Workspace(ws_path)
+    held = set(load_audio2lm(ws).heldout_sentences)
+    rows = {a["clip_id"]: a for a in ws.artifacts(KIND_LANDMARKS)}
+    per_actor: dict[str, list] = {}
+    for c in ws.clips(status="ok"):
+        video = Path(c.video)
+        gt_path = video.parents[4] / "groundtruth" / c.emotion / f"level_{c.level}" / (video.stem + ".npz")
+        if c.sentence in held or c.clip_id not in rows or not gt_path.exists():
+            continue
+        read = load_npz(rows[c.clip_id]["path"])["normalised"]
+        truth, _ = normalise(load_npz(gt_path)["landmarks"])
+        t = min(len(read), len(truth))
+        per_actor.setdefault(c.actor, []).append((c.emotion, truth[:t], read[:t]))
+    if not per_actor:
+        raise SystemExit("no clips with ground truth (a corpus made by `evp synth-corpus`) in this workspace")
+    parts = {"brows": slice(17, 27), "eyes": slice(36, 48), "outer lip": slice(48, 60), "inner lip": slice(60, 68),
+             "jaw": slice(0, 17)}
+    print("dlib's reading of lasting expression (per-clip mean displacement from the actor's neutral mean) over the "
+          "ground truth's, training clips:")
+    for actor, clips in sorted(per_actor.items()):
+        neutral = [(g.mean(0), r.mean(0)) for e, g, r in clips if e == "neutral"]
+        g0, r0 = np.mean([n[0] for n in neutral], 0), np.mean([n[1] for n in neutral], 0)
+        x = np.array([g.mean(0) - g0 for _, g, _ in clips])
+        y = np.array([r.mean(0) - r0 for _, _, r in clips])
+        gains = {k: float((x[:, i] * y[:, i]).sum() / (x[:, i] ** 2).sum()) for k, i in parts.items()}
+        xf = np.concatenate([(g - g.mean(0))[:, 48:68].ravel() for _, g, _ in clips])
+        yf = np.concatenate([(r - r.mean(0))[:, 48:68].ravel() for _, _, r in clips])
+        print(f"  {actor} ({len(clips)} clips): " + ", ".join(f"{k} {v:.2f}" for k, v in gains.items())
+              + f"; speech motion of the lips {float(xf @ yf / (xf @ xf)):.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workspace", type=Path, required=True)
@@ -210,6 +251,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--memory", type=float, default=0.0, help="minutes of speech for the memory run (0: skip)")
     p.add_argument("--emotion", type=int, default=0, help="held-out clips per emotion (0: skip)")
+    p.add_argument("--tracker-gain", action="store_true", help="dlib's reading of lasting expression vs ground truth")
     a = p.parse_args()
     if a.speed:
         bench_speed(a.workspace, a.runs)
@@ -217,6 +259,8 @@ def main() -> None:
         bench_memory(a.workspace, a.memory)
     if a.emotion:
         bench_emotion(a.workspace, a.emotion)
+    if a.tracker_gain:
+        bench_tracker_gain(a.workspace)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
 # The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
-# synthetic corpus, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the ground truth's
-# (brows 0.73, eyes 0.76, lips 0.8-0.83, jaw 0.83; speech motion 0.95). Every landmark the models learnt from is such
-# a reading, so a face drawn with the predicted displacement is read short a second time after rendering. The
+# synthetic corpus's training clips, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the
+# ground truth's (brows 0.72-0.74, eyes 0.74-0.76, lips 0.80-0.82, jaw 0.82-0.83; the lips' speech motion 0.93-0.96;
+# `benchmarks/bench_render_pipeline.py --tracker-gain`). Every landmark the models learnt from is such a reading, so a face drawn with the predicted displacement is read short a second time after rendering. The
 # renderer is asked for the slow part of the displacement divided by this gain, so that the tracker reads back the
 # prediction.
 TRACKER_GAIN = 0.8
