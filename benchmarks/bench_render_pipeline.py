@@ -1,16 +1,20 @@
 """The whole `evp render` on a trained workspace: wall time against the speech, memory, emotion after rendering.
 
-    python benchmarks/bench_render_pipeline.py --workspace WS [--speed] [--memory MINUTES] [--emotion N]
+    python benchmarks/bench_render_pipeline.py --workspace WS [--speed] [--memory MINUTES] [--emotion N] [--tracker-gain]
 
 --speed     10 s of real speech (ARCTIC, repeated) onto an unseen 640x360 video (carphone scaled and padded,
             4 s, so it plays back and forth): wall time of `evp render` in a fresh process, first with the fit
             (nothing cached: tracking, 3D fit, target analysis), then again with the target cached; as ratios to
             the speech's 10 s. Median of --runs.
 --memory M  peak resident memory of `evp render` for M minutes of speech (carphone target), and for 10 s.
---emotion N N held-out clips per emotion of the workspace's corpus: each is rendered with its own speech and
-            its emotion's name onto a synthetic target (a neutral clip of another sentence), dlib tracks the
-            rendered video, and the evaluation's landmark emotion classifier reads the emotion; beside the same
-            classifier on the predicted (frontal) landmarks.
+--emotion N up to N held-out clips per emotion and actor of the workspace's corpus: each is rendered with its own
+            speech and its emotion's name onto a synthetic target (a neutral clip of the same actor, another
+            sentence), dlib tracks the rendered video, and the evaluation's landmark emotion classifier reads the
+            emotion (against the actor's reference, as evaluate does); beside the same classifier on the
+            predicted (frontal) landmarks, the adapted landmarks and, as a control, the target's own frames; and
+            the confusion matrix of the rendered video.
+--tracker-gain  on a synthetic corpus's workspace: how much of a lasting expression dlib reads, against the
+            ground truth (the renderer's TRACKER_GAIN).
 """
 
 from __future__ import annotations
@@ -132,14 +136,20 @@ def bench_memory(ws: Path, minutes: float) -> None:
 
 
 def bench_emotion(ws_path: Path, per_emotion: int) -> None:
+    """Emotion accuracy per stage on the same held-out clips: the predicted (frontal) landmarks render drove with,
+    the adapted landmarks (what the tracker should read on the rendered face) brought back to the canonical frame,
+    dlib on the rendered video, and dlib on the target's own frames (a control: it should read neutral). Every stage
+    is read by the evaluation's classifier against the actor's reference, as `evp evaluate` does."""
+    from evpcli import audio as audio_fe
     from evpcli.config import EMOTIONS
     from evpcli.face.landmarks import track_video
     from evpcli.face.normalize import normalise
-    from evpcli.infer import emotion_code, predict_landmarks
+    from evpcli.infer import emotion_code, voice_activity
     from evpcli.models import load_audio2lm, load_landmark_emotion, model_rows
-    from evpcli.render.pipeline import render
+    from evpcli.prepare import load_actor
+    from evpcli.render.pipeline import drive, prepare_target, render
     from evpcli.train.lm_emotion import displacement, predict_emotion
-    from evpcli.workspace import Workspace
+    from evpcli.workspace import Workspace, load_npz
 
     ws = Workspace(ws_path)
     model = load_audio2lm(ws)
@@ -149,38 +159,90 @@ def bench_emotion(ws_path: Path, per_emotion: int) -> None:
     clf = load_landmark_emotion(ws, key=clf_rows[-1]["key"]).net
     held = sorted(model.heldout_sentences)
     clips = [c for c in ws.clips() if c.sentence in held]
-    actor = clips[0].actor
-    target_clip = next(c for c in ws.clips(actor=actor, emotion="neutral") if c.sentence not in held)
-    target = Path(target_clip.video)
-    chosen = []
-    for e in EMOTIONS:
-        chosen += [c for c in clips if c.emotion == e and c.actor == actor][:per_emotion]
-    hits_render, hits_pred = [], []
-    from evpcli.prepare import load_actor
-
-    reference = load_actor(ws, actor)["reference"]
+    stages = ("predicted", "adapted", "rendered", "target")
+    reads: dict[str, list[int]] = {k: [] for k in stages}
+    labels = []
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        for c in chosen:
-            wav_path = c.audio or c.video
-            out = Path(d) / "r.mp4"
-            lm_out = Path(d) / "r.npz"
-            render(ws, wav_path, target, out, emotion=c.emotion, landmarks_out=lm_out)
-            frames = media.read_video(out).frames
-            track = track_video(frames)
-            norm, _ = normalise(track.landmarks)
-            label = EMOTIONS.index(c.emotion)
-            # the classifier reads displacements from the actor's reference face, as in `evp evaluate`
-            hits_render.append(predict_emotion(clf, [displacement(norm, reference)])[0] == label)
-            wav = media.load_audio(wav_path)
-            from evpcli import audio as audio_fe
+        for actor in sorted({c.actor for c in clips}):
+            # the target: a neutral clip of the same actor, of a sentence the models trained on
+            target_clip = next(c for c in ws.clips(actor=actor, emotion="neutral") if c.sentence not in held)
+            target = Path(target_clip.video)
+            td = prepare_target(ws, target)
+            reference = load_actor(ws, actor)["reference"]  # what evaluate's classifier reads displacements from
+            for e in EMOTIONS:
+                for c in [c for c in clips if c.emotion == e and c.actor == actor][:per_emotion]:
+                    wav_path = c.audio or c.video
+                    out, lm_out = Path(d) / "r.mp4", Path(d) / "r.npz"
+                    render(ws, wav_path, target, out, emotion=c.emotion, landmarks_out=lm_out)
+                    lm = load_npz(lm_out)
+                    wav = media.load_audio(wav_path)
+                    win = audio_fe.speech_windows(wav)
+                    # the adapted landmarks without the tracker compensation: what the rendered face should read as
+                    _, adapted, _, _, _ = drive(model, td, win, audio_fe.frame_rms(wav, len(win)),
+                                                emotion_code(model, c.emotion).code,
+                                                activity=voice_activity(wav, len(win)), tracker_gain=1.0)
+                    seqs = {"predicted": lm["frontal"], "adapted": normalise(adapted)[0],
+                            "rendered": normalise(track_video(media.read_video(out).frames).landmarks)[0],
+                            "target": normalise(lm["tracked"])[0]}
+                    for k in stages:
+                        reads[k].append(int(predict_emotion(clf, [displacement(seqs[k], reference)])[0]))
+                    labels.append(EMOTIONS.index(c.emotion))
+    y = np.array(labels)
+    print(f"emotion read by the evaluation's landmark classifier, {len(y)} held-out clips ({per_emotion} per emotion "
+          f"and actor at most; 8 emotions), {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}:")
+    names = {"predicted": "predicted (frontal) landmarks", "adapted": "adapted landmarks, canonical frame",
+             "rendered": "dlib on the rendered video", "target": "dlib on the target frames (control)"}
+    for k in stages:
+        print(f"  {names[k]:38s} {100 * np.mean(np.array(reads[k]) == y):5.1f} %"
+              + ("  (reads neutral: " + f"{100 * np.mean(np.array(reads[k]) == EMOTIONS.index('neutral')):.1f} %)"
+                 if k == "target" else ""))
+    print("  confusion on the rendered video (rows: commanded, columns: read):")
+    print("    " + " " * 10 + " ".join(f"{e[:4]:>4}" for e in EMOTIONS))
+    m = np.zeros((8, 8), int)
+    for t, r in zip(y, reads["rendered"], strict=True):
+        m[t, r] += 1
+    for i, e in enumerate(EMOTIONS):
+        print(f"    {e:10s}" + " ".join(f"{x:4d}" for x in m[i]))
 
-            win = audio_fe.speech_windows(wav)
-            pred = predict_landmarks(model, win, emotion_code(model, c.emotion).code, reference,
-                                     audio_fe.frame_rms(wav, len(win)))
-            hits_pred.append(predict_emotion(clf, [displacement(pred, reference)])[0] == label)
-    print(f"emotion accuracy over {len(chosen)} held-out clips (8 emotions, actor {actor}, target {target.name}): "
-          f"rendered video (dlib landmarks) {100 * np.mean(hits_render):.1f} %, predicted landmarks "
-          f"{100 * np.mean(hits_pred):.1f} %")
+
+def bench_tracker_gain(ws_path: Path) -> None:
+    """How much of a lasting expression dlib reads: on a synthetic corpus (its ground truth beside the videos), each
+    training clip's mean displacement from its actor's neutral mean, dlib's (the workspace's landmarks) against the
+    ground truth's, both normalised alike; the least-squares gain per face part. The renderer's TRACKER_GAIN."""
+    from evpcli.face.normalize import normalise
+    from evpcli.models import load_audio2lm
+    from evpcli.workspace import KIND_LANDMARKS, Workspace, load_npz
+
+    ws = Workspace(ws_path)
+    held = set(load_audio2lm(ws).heldout_sentences)
+    rows = {a["clip_id"]: a for a in ws.artifacts(KIND_LANDMARKS)}
+    per_actor: dict[str, list] = {}
+    for c in ws.clips(status="ok"):
+        video = Path(c.video)
+        gt_path = video.parents[4] / "groundtruth" / c.emotion / f"level_{c.level}" / (video.stem + ".npz")
+        if c.sentence in held or c.clip_id not in rows or not gt_path.exists():
+            continue
+        read = load_npz(rows[c.clip_id]["path"])["normalised"]
+        truth, _ = normalise(load_npz(gt_path)["landmarks"])
+        t = min(len(read), len(truth))
+        per_actor.setdefault(c.actor, []).append((c.emotion, truth[:t], read[:t]))
+    if not per_actor:
+        raise SystemExit("no clips with ground truth (a corpus made by `evp synth-corpus`) in this workspace")
+    parts = {"brows": slice(17, 27), "eyes": slice(36, 48), "outer lip": slice(48, 60), "inner lip": slice(60, 68),
+             "jaw": slice(0, 17)}
+    print("dlib's reading of lasting expression (per-clip mean displacement from the actor's neutral mean) over the "
+          "ground truth's, training clips:")
+    for actor, clips in sorted(per_actor.items()):
+        neutral = [(g.mean(0), r.mean(0)) for e, g, r in clips if e == "neutral"]
+        g0, r0 = np.mean([n[0] for n in neutral], 0), np.mean([n[1] for n in neutral], 0)
+        x = np.array([g.mean(0) - g0 for _, g, _ in clips])
+        y = np.array([r.mean(0) - r0 for _, _, r in clips])
+        gains = {k: float((x[:, i] * y[:, i]).sum() / (x[:, i] ** 2).sum()) for k, i in parts.items()}
+        xf = np.concatenate([(g - g.mean(0))[:, 48:68].ravel() for _, g, _ in clips])
+        yf = np.concatenate([(r - r.mean(0))[:, 48:68].ravel() for _, _, r in clips])
+        print(f"  {actor} ({len(clips)} clips): " + ", ".join(f"{k} {v:.2f}" for k, v in gains.items())
+              + f"; speech motion of the lips {float(xf @ yf / (xf @ xf)):.2f}")
 
 
 def main() -> None:
@@ -190,6 +252,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--memory", type=float, default=0.0, help="minutes of speech for the memory run (0: skip)")
     p.add_argument("--emotion", type=int, default=0, help="held-out clips per emotion (0: skip)")
+    p.add_argument("--tracker-gain", action="store_true", help="dlib's reading of lasting expression vs ground truth")
     a = p.parse_args()
     if a.speed:
         bench_speed(a.workspace, a.runs)
@@ -197,6 +260,8 @@ def main() -> None:
         bench_memory(a.workspace, a.memory)
     if a.emotion:
         bench_emotion(a.workspace, a.emotion)
+    if a.tracker_gain:
+        bench_tracker_gain(a.workspace)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
    ``interpolate`` a code per frame moving from one emotion to another (:mod:`evpcli.infer`).
 3. The target (a video, or a still image) -> its tracked landmarks and 3D fit (``fit-pose``, cached) and its
    analysis for the warp renderer (mouth bank + per-frame reliability, cached).
-4. Identity: the reference face the audio-to-landmark network reads is the *target's own* (a robust neutral
-   estimate of its normalised landmarks), so the predicted landmarks have the target's face shape.
+4. Identity: the reference face the audio-to-landmark network reads is the *target's own* (the mean of its
+   normalised landmarks over its reliable frames, as the training actors' references are defined), so the
+   predicted landmarks have the target's face shape.
 5. Frontal landmarks -> each scheduled target frame by 3D-aware keypoint alignment (``face.pose.align_to_target``);
    audio longer than the target plays it forward then backward, shorter uses its first frames.
 6. Render (streaming: decode -> renderer -> encoder, memory flat in the speech length) and mux the speech into an
@@ -37,6 +38,14 @@ FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
 PREFETCH = 8  # target frames decoded ahead of the renderer (a thread; ~0.7 MB each at 640x360)
+# The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
+# synthetic corpus's training clips, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the
+# ground truth's (brows 0.72-0.74, eyes 0.74-0.76, lips 0.80-0.82, jaw 0.82-0.83; the lips' speech motion 0.93-0.96;
+# `benchmarks/bench_render_pipeline.py --tracker-gain`). Every landmark the models learnt from is such a reading, so a face drawn with the predicted displacement is read short a second time after rendering. The
+# renderer is asked for the slow part of the displacement divided by this gain, so that the tracker reads back the
+# prediction.
+TRACKER_GAIN = 0.8
+SLOW_SECONDS = 1.0  # the slow (lasting-expression) part of a displacement: its centred moving average over this long
 
 
 @dataclass
@@ -136,23 +145,21 @@ def load_speech(path: str | Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the target
-def robust_reference(normalised: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """A neutral estimate of a person's face from their normalised landmarks (T, 68, 2): the per-point median over
-    valid frames, the mouth and chin taken from the frames with the most closed mouths (a talking target's median
-    mouth is half open). (68, 2) float32."""
-    from evpcli.face.parts import MOUTH, mouth_opening
+def target_reference(normalised: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A person's reference face from their normalised landmarks (T, 68, 2): the per-point mean over the valid
+    (tracked, unoccluded) frames -> (68, 2) float32.
 
+    This is the definition the audio-to-landmark network was trained with (``prepare-dataset``: an actor's reference
+    is the mean of its neutral clips' normalised landmarks, mouth half open in speech), and the one the evaluation's
+    landmark emotion classifier reads displacements from. A reference with the mouth and chin taken from the most
+    closed-mouth frames (an earlier version) differed from the training definition by 3-7 px on the lips and jaw
+    of a talking target: the prediction kept that offset, and the classifier read it as an emotion (happy and
+    neutral as contempt, on predicted landmarks of held-out synthetic speech)."""
     lm = np.asarray(normalised, np.float64)
     v = np.asarray(valid, bool)
     if not v.any():
         v = np.ones(len(lm), bool)
-    lm = lm[v]
-    ref = np.median(lm, axis=0)
-    opening = mouth_opening(lm)
-    closed = lm[opening <= np.percentile(opening, 30)]
-    lower = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
-    ref[lower] = np.median(closed[:, lower], axis=0)
-    return ref.astype(np.float32)
+    return lm[v].mean(axis=0).astype(np.float32)
 
 
 def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: RenderConfig | None = None,
@@ -170,7 +177,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
     progress = progress or Progress()
     target = Path(target)
     still = is_image(target)
-    key = cache_key(hash_file(target), params={"fps": fps, "render": to_dict(cfg), "version": 1})
+    key = cache_key(hash_file(target), params={"fps": fps, "render": to_dict(cfg), "version": 2})
     row = ws.get_artifact(KIND_TARGET, key)
     video = None
     fit = None
@@ -208,7 +215,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
         bar.advance(1)
     reliability = (reliability * np.asarray(fit.valid, np.float32)).astype(np.float32)
     normalised, _ = normalise(fit.landmarks)
-    reference = robust_reference(normalised, np.asarray(fit.valid) & (reliability > 0.5))
+    reference = target_reference(normalised, np.asarray(fit.valid) & (reliability > 0.5))
     neutral, reference_scale = aligned_reference(reference, fit, fps)
     bank_path = bank.save(ws.path(KIND_TARGET, f"bank-{key}.npz")) if bank is not None else None
     path = save_npz(ws.path(KIND_TARGET, f"target-{key}.npz"), reliability=reliability, reference=reference,
@@ -312,7 +319,7 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
           head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
-          content: np.ndarray | None = None):
+          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
@@ -339,15 +346,53 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     # identity then replaces: measured, the landmark emotion accuracy after alignment fell to chance (12 %); this
     # way it stays at the frontal prediction's (75 % on 16 held-out synthetic clips).
     uniq, inverse = np.unique(frames, return_inverse=True)
-    cached = pose is None and td.neutral is not None and np.array_equal(uniq, np.arange(td.n_frames))
-    if cached:  # the same fit over the same frames, done once per target (prepare_target)
-        neutral = td.neutral[frames]
+    scale = td.reference_scale if pose is None else None
+    if pose is None and td.neutral is not None and np.array_equal(uniq, np.arange(td.n_frames)):
+        neutral = td.neutral  # the same fit over the same frames, done once per target (prepare_target)
     else:
-        neutral = align_to_target(np.repeat(td.reference[None], len(uniq), 0), posed, uniq, fps=fps)[inverse]
-    adapted = neutral + pose_displacement(frontal - td.reference[None], posed, frames, td.reference,
-                                          td.reference_scale if pose is None else None)
+        neutral = align_to_target(np.repeat(td.reference[None], len(uniq), 0), posed, uniq, fps=fps)
+    # The 3D model (a few identity and expression bases) cannot draw the reference exactly: brought back to the
+    # canonical frame, its posed neutral face is off the reference by a static residual (mouth corners ~3 px low,
+    # the mouth ~2 px wide), which the emotion classifier reads as an expression. Put the residual back.
+    residual = np.repeat(neutral_residual(neutral, td.reference), len(uniq), axis=0)
+    neutral = (neutral + pose_displacement(residual, posed, uniq, td.reference, scale))[inverse]
+    commanded = tracker_compensation(frontal - td.reference[None], tracker_gain, fps, td.reference)
+    adapted = neutral + pose_displacement(commanded, posed, frames, td.reference, scale)
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
+
+
+def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS,
+                         reference: np.ndarray | None = None) -> np.ndarray:
+    """Displacements from the reference (T, 68, 2), canonical frame -> what to draw so that the tracker reads them
+    back: the slow part (centred moving average over ``SLOW_SECONDS``, edges held) divided by ``gain``, the fast part
+    (speech motion, which the tracker follows) unchanged. With the ``reference`` (68, 2), lips the prediction closes
+    are not pushed through each other: no inner-lip pair ends up more crossed than in the prediction (or crossed at
+    all where the prediction keeps it apart). ``gain`` 1 returns the input. (T, 68, 2) float32."""
+    d = np.asarray(displacement, np.float32)
+    if gain == 1.0 or len(d) == 0:
+        return d
+    n = max(1, int(round(SLOW_SECONDS * fps)) | 1)  # odd
+    padded = np.pad(d, ((n // 2, n // 2), (0, 0), (0, 0)), mode="edge")
+    c = np.cumsum(np.concatenate([np.zeros((1, *d.shape[1:]), np.float64), padded], axis=0), axis=0)
+    slow = ((c[n:] - c[:-n]) / n).astype(np.float32)
+    out = d + (1.0 / gain - 1.0) * slow
+    if reference is not None:
+        upper, lower = [61, 62, 63], [67, 66, 65]
+        ref = np.asarray(reference, np.float32)
+        gap_pred = (ref[lower, 1] - ref[upper, 1])[None] + d[:, lower, 1] - d[:, upper, 1]  # (T, 3)
+        gap_out = (ref[lower, 1] - ref[upper, 1])[None] + out[:, lower, 1] - out[:, upper, 1]
+        out[:, lower, 1] += np.maximum(np.minimum(gap_pred, 0.0) - gap_out, 0.0)
+    return out.astype(np.float32)
+
+
+def neutral_residual(posed_neutral: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """What the posed neutral faces (T, 68, 2) target pixels miss of the reference (68, 2): the reference minus
+    their mean in the canonical frame (similarity-normalised like every landmark the models read) -> (1, 68, 2)."""
+    from evpcli.face.normalize import normalise
+
+    normalised, _ = normalise(np.asarray(posed_neutral, np.float32))
+    return (np.asarray(reference, np.float32) - normalised.mean(axis=0))[None]
 
 
 def pose_displacement(displacement: np.ndarray, fit, frames: np.ndarray, reference: np.ndarray,
