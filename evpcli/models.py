@@ -325,18 +325,23 @@ def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: 
 
     dev = resolve_device(device)
     state = _load_state(ckpt, dev)
-    _check_stage(state, ckpt, STAGE_AUDIO2LM)
-    if "emotion_means" not in state:
-        raise EvpError(f"{ckpt}: training did not finish; re-run `{TRAIN_HINT[STAGE_AUDIO2LM]} --resume`")
-    cfg = state["config"]
-    dis_cfg = DisentangleConfig.from_dict(cfg["disentangle_net"])
-    net_cfg = Audio2LandmarkConfig(**cfg["net"])
+    cfg, dis_cfg, net_cfg = _audio2lm_configs(state, ckpt)
     net = Audio2LandmarkModel(Disentangle(dis_cfg), net_cfg)
     _without_unused(net, state["model"], "disentangle.")
     net.load_state_dict(state["model"])
     stats = {k[len("code_"):]: v.cpu().numpy() for k, v in state.items() if k.startswith("code_")}
     return Audio2LandmarkBundle(net.to(dev).eval(), net_cfg, dis_cfg, _means_from_state(state),
                                 _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats)
+
+
+def _audio2lm_configs(state: dict, ckpt: Path) -> tuple[dict, DisentangleConfig, Audio2LandmarkConfig]:
+    """A finished audio-to-landmark checkpoint's stored configs (either backend): all of them, the encoders' and the
+    LSTM's; one line for a checkpoint of another stage or an unfinished run."""
+    _check_stage(state, ckpt, STAGE_AUDIO2LM)
+    if "emotion_means" not in state:
+        raise EvpError(f"{ckpt}: training did not finish; re-run `{TRAIN_HINT[STAGE_AUDIO2LM]} --resume`")
+    cfg = state["config"]
+    return cfg, DisentangleConfig.from_dict(cfg["disentangle_net"]), Audio2LandmarkConfig(**cfg["net"])
 
 
 def _load_audio2lm_numpy(ws: Workspace | None, ckpt: Path, source: ModelSource, row: dict) -> Audio2LandmarkBundle | None:
@@ -352,12 +357,7 @@ def _load_audio2lm_numpy(ws: Workspace | None, ckpt: Path, source: ModelSource, 
     except Exception as exc:  # a truncated or foreign file
         raise EvpError(f"{ckpt}: not a readable evp model ({type(exc).__name__}); re-train or give another "
                        f"--model") from None
-    _check_stage(state, ckpt, STAGE_AUDIO2LM)
-    if "emotion_means" not in state:
-        raise EvpError(f"{ckpt}: training did not finish; re-run `{TRAIN_HINT[STAGE_AUDIO2LM]} --resume`")
-    cfg = state["config"]
-    dis_cfg = DisentangleConfig.from_dict(cfg["disentangle_net"])
-    net_cfg = Audio2LandmarkConfig(**cfg["net"])
+    cfg, dis_cfg, net_cfg = _audio2lm_configs(state, ckpt)
     try:
         net = NumpyAudio2Landmark(state["model"], net_cfg, dis_cfg)
     except KeyError as exc:
