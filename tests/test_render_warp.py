@@ -220,3 +220,33 @@ def test_shipped_rig_triangulation_is_scipys():
     assert np.array_equal(rig.triangles, Delaunay(canonical).simplices)
     other = canonical[:40] + 0.5  # points not in the table: scipy's
     assert np.array_equal(geometry.delaunay(other), Delaunay(other).simplices)
+
+
+def test_closing_a_wide_open_mouth_leaves_no_dark_line_between_the_lips(carphone):
+    """The warp alone squeezes an open mouth's dark interior into a jagged line when the command shuts it; the lips
+    are sealed with their own colour instead."""
+    import cv2
+
+    from evpcli.render.mouth import INNER, closed_spline, lip_band_colour
+
+    target, bank = carphone
+    wide = int(np.argmax(opening_ratio(target.landmarks)))
+    lm = target.landmarks[wide]
+    assert opening_ratio(lm) > 2 * RenderConfig().open_min  # a wide-open target mouth
+    shut = open_mouth(lm, -50)
+    r = WarpRenderer(bank)
+    out = r.render(target.frames[wide], lm, shut, 1.0)
+    box, warped, _ = r.warp_crop(target.frames[wide], lm, shut)  # the same frame by the warp alone
+    seam = np.zeros(out.shape[:2], np.uint8)
+    cv2.polylines(seam, [np.round(closed_spline(shut[INNER]) * 16).astype(np.int32)], True, 255, 1, cv2.LINE_AA,
+                  shift=4)
+    on_seam = seam > 127
+    lip = lip_band_colour(out, shut).mean()
+
+    def darkest(img):  # the 10 % darkest seam pixels, grey level
+        return np.percentile(img[on_seam].mean(-1), 10)
+
+    warp_only = target.frames[wide].copy()
+    warp_only[box.y0:box.y1, box.x0:box.x1] = warped
+    assert darkest(warp_only) < 0.5 * lip  # the squeezed interior (carphone: 0.31 of the lips' grey level)
+    assert darkest(out) > 0.65 * lip  # sealed: the lips' colour, 25 % darker along the seam itself (0.75)

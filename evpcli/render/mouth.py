@@ -313,6 +313,41 @@ class MouthFiller:
             out = out * (1 - teeth) + np.clip(teeth_colour * shade, 0, 255) * teeth
         return out
 
+    def seal_weight(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
+        """How much to seal the lips (0: none): an open target mouth that the command closes to less than half."""
+        cmd, tgt = float(opening_ratio(adapted)), float(opening_ratio(tracked))
+        if tgt < self.cfg.open_min:
+            return 0.0
+        return _smoothstep((1.0 - cmd / tgt - 0.5) / 0.3) * _smoothstep((tgt / self.cfg.open_min - 1.0) / 0.5)
+
+    def _seal(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
+        """Closing a wide-open mouth by the warp alone squeezes its dark interior into a thin jagged line between the
+        lips; paint the commanded inner-lip outline (1-2 px around it) with the lips' own colour, darker along the
+        seam itself, in place."""
+        weight = self.seal_weight(tracked, adapted)
+        if weight <= 0.0:
+            return
+        h, w = crop.shape[:2]
+        lo = np.maximum(np.floor(adapted[OUTER].min(0) - origin).astype(int) - 2, 0)
+        hi = np.minimum(np.ceil(adapted[OUTER].max(0) - origin).astype(int) + 3, [w, h])
+        if (hi <= lo).any():
+            return
+        region = crop[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
+        local = adapted - origin - lo
+        lip = lip_band_colour(region, local)
+        if lip is None:
+            return
+        outline = closed_spline(local[INNER])
+        seam = _polygon_mask(region.shape[:2], outline).astype(np.float32) / 255
+        cv2.polylines(seam_line := np.zeros(region.shape[:2], np.uint8), [np.round(outline * 16).astype(np.int32)],
+                      True, 255, 1, cv2.LINE_AA, shift=4)
+        seam = np.maximum(seam, seam_line.astype(np.float32) / 255)
+        band = cv2.GaussianBlur(cv2.dilate(seam, np.ones((3, 3), np.uint8)), (3, 3), 0)
+        colour = np.asarray(lip, np.float32)[None, None] * (1.0 - 0.25 * seam[..., None])
+        a = (band * weight)[..., None]
+        region = region * (1 - a) + a * colour
+        crop[lo[1]:hi[1], lo[0]:hi[0]] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+
     def fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> np.ndarray | None:
         """Composite the mouth interior into ``crop`` (h, w, 3) uint8, in place; landmarks are frame pixels,
         ``origin`` the crop's top-left in the frame. Returns the interior alpha (h, w) or None when nothing was
@@ -321,6 +356,7 @@ class MouthFiller:
         if weight <= 0.0:
             if self.use_bank and len(self.bank):
                 self._choose(adapted)  # keep the choice moving so the next opening starts from a good entry
+            self._seal(crop, tracked, adapted, origin)
             return None
         h, w = crop.shape[:2]
         inner = adapted[INNER] - origin
