@@ -234,6 +234,8 @@ def test_closing_a_wide_open_mouth_leaves_no_dark_line_between_the_lips(carphone
     lm = target.landmarks[wide]
     assert opening_ratio(lm) > 2 * RenderConfig().open_min  # a wide-open target mouth
     shut = open_mouth(lm, -50)
+    shut[[67, 66, 65]] = shut[[61, 62, 63]]  # the inner lips together (the head's roll leaves a gap in y otherwise)
+    assert opening_ratio(shut) == 0
     r = WarpRenderer(bank)
     out = r.render(target.frames[wide], lm, shut, 1.0)
     box, warped, _ = r.warp_crop(target.frames[wide], lm, shut)  # the same frame by the warp alone
@@ -248,5 +250,5 @@ def test_closing_a_wide_open_mouth_leaves_no_dark_line_between_the_lips(carphone
 
     warp_only = target.frames[wide].copy()
     warp_only[box.y0:box.y1, box.x0:box.x1] = warped
-    assert darkest(warp_only) < 0.5 * lip  # the squeezed interior (carphone: 0.31 of the lips' grey level)
+    assert darkest(warp_only) < 0.5 * lip  # the squeezed interior (carphone: 0.28 of the lips' grey level)
     assert darkest(out) > 0.65 * lip  # sealed: the lips' colour, 25 % darker along the seam itself (0.75)

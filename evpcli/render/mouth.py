@@ -314,11 +314,14 @@ class MouthFiller:
         return out
 
     def seal_weight(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
-        """How much to seal the lips (0: none): an open target mouth that the command closes to less than half."""
+        """How much to seal the lips (0: none): an open target mouth that the command closes to less than half, and
+        to (nearly) shut: a mouth still commanded open keeps what the warp shows of its interior."""
         cmd, tgt = float(opening_ratio(adapted)), float(opening_ratio(tracked))
-        if tgt < self.cfg.open_min:
+        m = self.cfg.open_min
+        if tgt < m:
             return 0.0
-        return _smoothstep((1.0 - cmd / tgt - 0.5) / 0.3) * _smoothstep((tgt / self.cfg.open_min - 1.0) / 0.5)
+        return (_smoothstep((1.0 - cmd / tgt - 0.5) / 0.3) * _smoothstep((tgt / m - 1.0) / 0.5)
+                * _smoothstep((0.75 * m - cmd) / (0.5 * m)))
 
     def _seal(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
         """Closing a wide-open mouth by the warp alone squeezes its dark interior into a thin jagged line between the
