@@ -100,3 +100,41 @@ def tiny_pipeline(tmp_path_factory) -> dict:
         torch.set_num_threads(n)
     ws.close()
     return {"corpus": root / "corpus", "ws": root / "ws"}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest (and least disturbed by other processes) on one thread; use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def stop_after(n: int, prefix: str = ""):
+    """A progress reporter that presses Ctrl-C after ``n`` steps of the tasks whose description starts with
+    ``prefix`` (every task by default)."""
+    import contextlib
+
+    from evpcli.progress import Progress, Task
+
+    class StopAfter(Progress):
+        def __init__(self):
+            self.n = n
+
+        def task(self, description, total=None, unit="it"):
+            outer = self
+
+            class T(Task):
+                def advance(self, k=1, **fields):
+                    if description.startswith(prefix):
+                        outer.n -= k
+                        if outer.n <= 0:
+                            raise KeyboardInterrupt
+
+            return contextlib.nullcontext(T())
+
+    return StopAfter()

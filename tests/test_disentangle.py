@@ -27,13 +27,7 @@ TINY_TRAIN = DisentangleTrainConfig(epochs=4, steps_per_epoch=15, batch_size=8, 
 EMOS = ("neutral", "angry", "sad", "happy")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest (and least disturbed by other processes) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ import pytest
 from evpcli.cli import main
 from evpcli.media import write_video
 from evpcli.prepare import REPORT_NAME, load_actor, prepare_dataset
-from evpcli.progress import Progress, Task
 from evpcli.workspace import Workspace
-from tests.conftest import moving_square_frames, sine
+from tests.conftest import moving_square_frames, sine, stop_after
 from tests.test_landmarks import _jitter, _lag, moving_portrait
 
 N_FRAMES = 30  # 1.2 s at 25 fps
@@ -193,32 +192,12 @@ def test_no_clip_ready_exits_1(tmp_path):
                  "manifest"]) == 1
 
 
-class _StopAfter(Progress):
-    """A progress reporter that presses Ctrl-C after ``n`` clips."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def task(self, description, total=None, unit="it"):
-        import contextlib
-
-        outer = self
-
-        class T(Task):
-            def advance(self, k=1, **fields):
-                outer.n -= k
-                if outer.n <= 0:
-                    raise KeyboardInterrupt
-
-        return contextlib.nullcontext(T())
-
-
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_interrupted_run_leaves_a_consistent_workspace_and_resumes(mead_corpus, tmp_path, jobs):
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(ws, mead_corpus["root"], "mead", actors="A1", emotions="neutral,happy", jobs=jobs,
-                        progress=_StopAfter(1))
+                        progress=stop_after(1))
     ready = ws.clips()
     assert len(ready) == 1
     for kind in ("mfcc", "landmarks"):

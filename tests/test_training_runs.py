@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
 
 import pytest
-import torch
 
 from evpcli.cli import main
 from evpcli.config import Audio2LandmarkTrainConfig
 from evpcli.errors import EvpError
 from evpcli.models import load_audio2lm, model_rows
-from evpcli.progress import Progress, Task
 from evpcli.train.audio2lm import train_audio2lm
 from evpcli.workspace import Workspace, claim
+from tests.conftest import stop_after
 from tests.test_audio2lm import TINY_A2L
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cfg(epochs: int) -> Audio2LandmarkTrainConfig:
     return Audio2LandmarkTrainConfig(epochs=epochs, steps_per_epoch=6, batch_size=8)
-
-
-class StopAfter(Progress):
-    """Presses Ctrl-C after ``n`` training steps."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def task(self, description, total=None, unit="it"):
-        outer = self
-
-        class T(Task):
-            def advance(self, k=1, **fields):
-                if description.startswith("train"):
-                    outer.n -= k
-                    if outer.n <= 0:
-                        raise KeyboardInterrupt
-
-        return contextlib.nullcontext(T())
 
 
 def sha(path) -> str:
@@ -64,7 +38,7 @@ def test_an_interrupted_retraining_leaves_the_finished_model_in_use_and_resumes(
     first = train_audio2lm(ws, cfg(3), TINY_A2L, device="cpu")
     digest = sha(first.checkpoint)
     with pytest.raises(KeyboardInterrupt):  # the same stage again with other epochs, stopped in epoch 2
-        train_audio2lm(ws, cfg(6), TINY_A2L, device="cpu", progress=StopAfter(9))
+        train_audio2lm(ws, cfg(6), TINY_A2L, device="cpu", progress=stop_after(9, "train"))
     assert sha(first.checkpoint) == digest
     bundle = load_audio2lm(ws)  # what preview-landmarks, evaluate and render use
     assert bundle.source.key == first.key == f"{first.run_key}-e3" and bundle.emotion_means
@@ -84,7 +58,7 @@ def test_an_interrupted_retraining_leaves_the_finished_model_in_use_and_resumes(
 def test_interrupting_a_resumption_to_more_epochs_keeps_a_usable_model(ws):
     first = train_audio2lm(ws, cfg(2), TINY_A2L, device="cpu")
     with pytest.raises(KeyboardInterrupt):
-        train_audio2lm(ws, cfg(5), TINY_A2L, device="cpu", resume=True, progress=StopAfter(8))
+        train_audio2lm(ws, cfg(5), TINY_A2L, device="cpu", resume=True, progress=stop_after(8, "train"))
     assert load_audio2lm(ws).source.key == first.key
     again = train_audio2lm(ws, cfg(5), TINY_A2L, device="cpu", resume=True)
     assert again.start_epoch == 3  # after the epoch the interrupted resumption finished

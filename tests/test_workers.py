@@ -15,28 +15,10 @@ import pytest
 from evpcli.media import save_wav, write_video
 from evpcli.workspace import Workspace, load_npz
 from tests.conftest import sine
+from tests.faults import marked_processes
 from tests.test_landmarks import moving_portrait
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the workers")
-
-
-def marked_processes(marker: str) -> list[int]:
-    """Live (not zombie) processes whose environment holds EVP_TEST_MARKER=marker: the evp process, its workers
-    and their ffmpeg children all inherit it."""
-    found = []
-    needle = f"EVP_TEST_MARKER={marker}".encode()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if needle not in (d / "environ").read_bytes().split(b"\0"):
-                continue
-            state = next(ln for ln in (d / "status").read_text().splitlines() if ln.startswith("State:"))
-        except (OSError, StopIteration):
-            continue
-        if "Z" not in state.split()[1]:
-            found.append(int(d.name))
-    return found
 
 
 def make_manifest(root: Path, n_clips: int, n_frames: int = 40) -> Path:

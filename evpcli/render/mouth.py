@@ -223,6 +223,14 @@ def choose_bank(candidates: dict[int, tuple[np.ndarray, np.ndarray]], landmarks:
                      skin_colour=np.asarray(skin_colour, np.float64), lip_mean=colours.mean(0))
 
 
+def _lip_box(landmarks: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The outer lips' box (with a margin) in a crop of ``size`` (w, h) whose top-left is ``origin`` (frame pixels):
+    (lo, hi) integer corners, clipped to the crop (empty when ``hi <= lo`` somewhere)."""
+    lo = np.maximum(np.floor(landmarks[OUTER].min(0) - origin).astype(int) - 2, 0)
+    hi = np.minimum(np.ceil(landmarks[OUTER].max(0) - origin).astype(int) + 3, list(size))
+    return lo, hi
+
+
 def _smoothstep(x: float) -> float:
     x = min(max(x, 0.0), 1.0)
     return x * x * (3 - 2 * x)
@@ -331,8 +339,7 @@ class MouthFiller:
         if weight <= 0.0:
             return
         h, w = crop.shape[:2]
-        lo = np.maximum(np.floor(adapted[OUTER].min(0) - origin).astype(int) - 2, 0)
-        hi = np.minimum(np.ceil(adapted[OUTER].max(0) - origin).astype(int) + 3, [w, h])
+        lo, hi = _lip_box(adapted, origin, (w, h))
         if (hi <= lo).any():
             return
         region = crop[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
@@ -363,8 +370,7 @@ class MouthFiller:
             return None
         h, w = crop.shape[:2]
         inner = adapted[INNER] - origin
-        lo = np.maximum(np.floor(adapted[OUTER].min(0) - origin).astype(int) - 2, 0)
-        hi = np.minimum(np.ceil(adapted[OUTER].max(0) - origin).astype(int) + 3, [w, h])
+        lo, hi = _lip_box(adapted, origin, (w, h))
         if (hi <= lo).any():
             return None
         sub_origin = origin + lo

@@ -135,42 +135,32 @@ def data_parallel(device: str = "auto") -> Iterator[tuple[Ranks, Any]]:
             dist.destroy_process_group()
 
 
-def average_gradients(params, ranks: Ranks) -> None:
-    """Replace each parameter's gradient by its mean over the ranks (one all-reduce of a flat buffer)."""
-    if not ranks.distributed:
+def _average(tensors: list, ranks: Ranks) -> None:
+    """Replace each tensor by its mean over the ranks, in place (one all-reduce of a flat buffer)."""
+    if not ranks.distributed or not tensors:
         return
     import torch
     import torch.distributed as dist
 
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= ranks.world_size
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def average_gradients(params, ranks: Ranks) -> None:
+    """Replace each parameter's gradient by its mean over the ranks."""
+    if ranks.distributed:
+        _average([p.grad for p in params if p.grad is not None], ranks)
 
 
 def average_buffers(model, ranks: Ranks) -> None:
     """Average the floating-point buffers (batch-norm running statistics) over the ranks."""
-    if not ranks.distributed:
-        return
-    import torch
-    import torch.distributed as dist
-
-    bufs = [b for b in model.buffers() if b.is_floating_point()]
-    if not bufs:
-        return
-    flat = torch.cat([b.reshape(-1) for b in bufs])
-    dist.all_reduce(flat)
-    flat /= ranks.world_size
-    offset = 0
-    for b in bufs:
-        b.copy_(flat[offset:offset + b.numel()].view_as(b))
-        offset += b.numel()
+    if ranks.distributed:
+        _average([b for b in model.buffers() if b.is_floating_point()], ranks)
 
 
 def weights_hash(model) -> str:
