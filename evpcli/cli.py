@@ -571,6 +571,9 @@ def batch_render(
             device=state.device, progress=state.progress)
     if as_json:
         _emit(r.to_dict(), True)
+    elif state.quiet:  # no table, but the failures still reach stderr, one line each (as errors do)
+        for f in r.failed:
+            print(f"evp: error: {jobs_csv} line {f['line']}: {f['reason']}", file=sys.stderr)
     else:
         if r.failed:
             from rich.table import Table

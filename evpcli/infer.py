@@ -23,7 +23,7 @@ import numpy as np
 
 from evpcli import audio
 from evpcli.config import EMOTIONS, SilenceGate
-from evpcli.errors import EvpError
+from evpcli.errors import EvpError, UsageError
 from evpcli.face.normalize import TEMPLATE
 from evpcli.face.parts import MOUTH
 
@@ -137,7 +137,7 @@ def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarra
     """Move a code ``intensity`` times its distance from the neutral mean (0 = neutral, 1 = unchanged, <= 2).
     Codes are non-negative (Ee ends in a ReLU), so the result is clipped at 0."""
     if not 0.0 <= intensity <= MAX_INTENSITY:
-        raise EvpError(f"--intensity must be between 0 and {MAX_INTENSITY:g}, got {intensity:g}")
+        raise UsageError(f"--intensity must be between 0 and {MAX_INTENSITY:g}, got {intensity:g}")
     if intensity == 1.0:
         return np.asarray(code, np.float32)
     means = getattr(model, "emotion_means", None) or {}

@@ -145,7 +145,8 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(tiny_models, short_spee
     fails("--audio", short_speech, *common, message="exactly one of --emotion")
     fails("--audio", short_speech, "--emotion", "sad", "--emotion-audio", short_speech, *common,
           message="exactly one of --emotion")
-    fails("--audio", short_speech, "--emotion", "sad", "--intensity", "3", *common, message="--intensity")
+    fails("--audio", short_speech, "--emotion", "sad", "--intensity", "3", *common, message="--intensity",
+          code=2)  # an option out of its range is a usage error, as in every command
     tiny = tmp_path / "tiny.wav"
     sf.write(tiny, np.zeros(300, np.float32), 16000)
     fails("--audio", tiny, "--emotion", "sad", *common, message="give at least 40 ms")

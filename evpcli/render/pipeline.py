@@ -29,7 +29,7 @@ import numpy as np
 from evpcli import audio as audio_fe
 from evpcli import media
 from evpcli.config import RenderConfig, SilenceGate, to_dict
-from evpcli.errors import EvpError
+from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
 from evpcli.workspace import Workspace, cache_key, load_npz, save_npz
 
@@ -422,7 +422,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     if renderer not in RENDERERS:
         raise EvpError(f"unknown renderer {renderer!r}; use one of {', '.join(RENDERERS)}")
     if not 1 <= fps <= 60:
-        raise EvpError(f"--fps must be between 1 and 60, got {fps:g}")
+        raise UsageError(f"--fps must be between 1 and 60, got {fps:g}")
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     wav = load_speech(speech)
@@ -570,7 +570,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     a_name, a_path = _emotion_arg(from_emotion)
     b_name, b_path = _emotion_arg(to_emotion)
     if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise EvpError(f"--alpha must be between 0 and 1, got {alpha:g}")
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
     check_inputs(audio, target, out, a_path, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out,
                                               "--sheet": sheet})
     if b_path is not None:
