@@ -48,6 +48,21 @@ TRACKER_GAIN = 0.8
 SLOW_SECONDS = 1.0  # the slow (lasting-expression) part of a displacement: its centred moving average over this long
 
 
+def _keep_tracked() -> np.ndarray:
+    """(68,) how much of the target frame's own fast motion each commanded landmark keeps (:func:`follow_tracked`):
+    1 on the brows, eyes, nose and the jaw line by the ears, 0 on the mouth and chin (the speech's)."""
+    from evpcli.face.parts import BROWS, EYES, JAW, NOSE_BASE, NOSE_BRIDGE
+
+    w = np.zeros(68, np.float64)
+    w[np.concatenate([BROWS, EYES, NOSE_BRIDGE, NOSE_BASE])] = 1.0
+    w[JAW[[0, 1, 2, 14, 15, 16]]] = 1.0
+    w[JAW[[3, 13]]] = 0.5
+    return w
+
+
+KEEP_TRACKED = _keep_tracked()
+
+
 @dataclass
 class TargetData:
     """A target prepared for rendering: its fit (pose per frame, tracked landmarks), its analysis, the reference
@@ -98,9 +113,16 @@ class RenderResult:
                                                    ("sheet", self.sheet)) if v)
         return (f"wrote {self.out}: {self.frames} frames ({self.seconds:.2f} s at {self.fps:g} fps, "
                 f"{self.size[0]}x{self.size[1]}), emotion {emo['description']}{read}; target {t['path']} "
-                f"({t['frames']} frames, face reliable in {t['reliable_pct']:.0f} %); model {self.model['key']} "
+                f"({t['frames']} frames, face reliable in {t['reliable_pct']:.0f} %{_own(t)}); model {self.model['key']} "
                 f"({self.model['origin']}); {self.renderer} renderer; {total:.1f} s"
                 + extra + "".join(f"\nwarning: {w}" for w in self.warnings))
+
+
+def _own(target: dict) -> str:
+    own = target.get("own_expression") or {}
+    if not own:
+        return ""
+    return "; its own expression " + ", ".join(f"{k} {v:.1f}" for k, v in own.items()) + " replaced"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -327,7 +349,12 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     from evpcli.face.pose import align_to_target, frame_schedule
     from evpcli.infer import predict_landmarks
 
-    frontal = predict_landmarks(model, windows, code, td.reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
+    from evpcli.face.expression import neutral_reference
+
+    # the network reads the target's neutral face (its own expression taken away: face.expression)
+    reference, reading = neutral_reference(td.reference)
+    expression = reading.displacement
+    frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -355,11 +382,63 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     # canonical frame, its posed neutral face is off the reference by a static residual (mouth corners ~3 px low,
     # the mouth ~2 px wide), which the emotion classifier reads as an expression. Put the residual back.
     residual = np.repeat(neutral_residual(neutral, td.reference), len(uniq), axis=0)
+    # The target's own lasting expression (a grin, raised brows) is not part of its neutral face: taken away here
+    # (posed like every displacement), so the command replaces it instead of adding to it.
+    residual -= expression[None]
     neutral = (neutral + pose_displacement(residual, posed, uniq, td.reference, scale))[inverse]
-    commanded = tracker_compensation(frontal - td.reference[None], tracker_gain, fps, td.reference)
+    commanded = tracker_compensation(frontal - reference[None], tracker_gain, fps, reference)
     adapted = neutral + pose_displacement(commanded, posed, frames, td.reference, scale)
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
+    if pose is None:
+        adapted = follow_tracked(adapted, neutral, tracked, fps, still=td.still)
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
+
+
+def own_expression(td: TargetData) -> dict[str, float]:
+    """The target's own lasting expression that :func:`drive` takes away (emotion -> prototype coefficient; empty
+    when the target's face reads neutral)."""
+    from evpcli.face.expression import estimate_expression
+
+    return {k: round(v, 2) for k, v in estimate_expression(td.reference).coefficients.items() if v > 0}
+
+
+def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray, fps: float = FPS,
+                   still: bool = False) -> np.ndarray:
+    """The commanded landmarks (n, 68, 2) pixels, drawn relative to what the target frame shows (``tracked``).
+
+    ``adapted`` = the target's posed neutral face (``neutral``) + the posed command. The 3D alignment places that
+    neutral face a fraction of a pixel off the tracked one, differently in every frame (0.3-0.7 px of jitter, ~1 px
+    of bias on carphone): drawn as is, every pixel of the face is resampled (softer) and wobbles, and a global offset
+    drags the neck and hair along. So, per frame:
+
+    1. the neutral face and the command are moved onto the tracked face by the similarity that fits the neutral
+       face's stable points (eye corners, nose) onto the tracked ones;
+    2. the upper face (brows, eyes, nose, the jaw line up by the ears) keeps the tracked face's fast motion (blinks,
+       the tracker's own reading of the frame) and takes the command in place of the target's *lasting* expression
+       (its displacement from the neutral face averaged over ``SLOW_SECONDS``; a still image has only that);
+    3. the mouth, the lips and the chin are the command's (the speech replaces the target's).
+
+    Where the command equals the target, the displacement is zero: the warp leaves those pixels as they are."""
+    from evpcli.face.normalize import STABLE_POINTS, apply_transform, similarity_fit
+
+    STABLE = list(STABLE_POINTS)
+
+    a = np.asarray(adapted, np.float64)
+    nt = np.asarray(neutral, np.float64)
+    t = np.asarray(tracked, np.float64)
+    sim = similarity_fit(nt[:, STABLE], t[:, STABLE])  # (n, 2, 3)
+    a = apply_transform(a, sim)
+    nt = apply_transform(nt, sim)
+    r = t - nt  # the target's own expression (and the tracker's reading) over its neutral face, per frame
+    if still or len(r) < 3:
+        slow = np.repeat(r.mean(0, keepdims=True), len(r), 0)
+    else:
+        k = max(1, int(round(SLOW_SECONDS * fps)) | 1)
+        padded = np.pad(r, ((k // 2, k // 2), (0, 0), (0, 0)), mode="edge")
+        c = np.cumsum(np.concatenate([np.zeros((1, *r.shape[1:])), padded], axis=0), axis=0)
+        slow = (c[k:] - c[:-k]) / k
+    keep = KEEP_TRACKED[None, :, None]
+    return (a + keep * (r - slow)).astype(np.float32)
 
 
 def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS,
@@ -496,7 +575,8 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     size = (int(fit.size[0]), int(fit.size[1])) if not td.still else (int(td.frames.shape[2]), int(td.frames.shape[1]))
     target_info = {"path": str(td.path), "key": fit.key, "frames": td.n_frames, "still": td.still,
                    "face_found_pct": round(100.0 * float(np.mean(fit.detected)), 1),
-                   "reliable_pct": round(100.0 * float(np.mean(td.reliability > 0.5)), 1)}
+                   "reliable_pct": round(100.0 * float(np.mean(td.reliability > 0.5)), 1),
+                   "own_expression": own_expression(td)}
     if target_info["reliable_pct"] < 100:
         lost = int(np.sum(reliability <= 0.5))
         if lost:

@@ -6,7 +6,7 @@ Per frame (:meth:`WarpRenderer.render`):
    follow smoothly, a ring of fixed points around the head stays put. The face box is the ring's bounding box;
    all work happens on that crop, at a cost that does not grow with the frame size.
 2. The crop is warped (piecewise-affine over a fixed triangulation, or a thin-plate spline) by inverse maps
-   computed on a coarse grid and upsampled.
+   computed on a coarse grid and upsampled, sampled with a Lanczos kernel (a bilinear one blurs the face).
 3. Where the commanded mouth opens wider than the target frame's, the inside of the commanded inner lip is filled
    with the target's own mouth from the :class:`~evpcli.render.mouth.MouthBank` (or a drawn cavity when the target
    never opens its mouth). Closing an open mouth is the warp alone.
@@ -106,7 +106,10 @@ class WarpRenderer:
         else:
             map_x, map_y = tps_maps(box, src, dst)
         crop = frame[box.y0:box.y1, box.x0:box.x1]
-        warped = cv2.remap(crop, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # Lanczos: a bilinear resampling at a fraction of a pixel halves the face's fine detail (the variance of its
+        # Laplacian: 0.58-0.60 of the target's on carphone, 1.0 with Lanczos and 0.89-0.94 with bicubic, measured
+        # before encoding); where the maps are the identity every interpolation returns the pixel itself
+        warped = cv2.remap(crop, map_x, map_y, interpolation=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         return box, warped, ring
 
     def render(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, reliability: float = 1.0
