@@ -91,3 +91,42 @@ def test_follow_tracked_draws_nothing_where_nothing_is_commanded():
     placed = apply_transform(nt[0], similarity_fit(nt[0, list(STABLE_POINTS)], tt[0, list(STABLE_POINTS)]))
     assert np.allclose(still[:, upper], placed[upper], atol=1e-4)  # the neutral face, on the tracked one
     assert np.abs(still[:, upper] - tt[:, upper]).max() > 0.3
+
+
+def test_jaw_line_stays_on_the_tracked_outline_and_follows_the_opening():
+    from evpcli.face.normalize import TEMPLATE
+    from evpcli.render.pipeline import follow_tracked
+
+    n = 5
+    tracked = np.repeat(np.asarray(TEMPLATE, np.float64)[None], n, 0)
+    neutral = tracked.copy()
+    neutral[:, 0:17, 0] += np.linspace(-2, 2, 17)  # the 3D model's outline: 2 px off the tracked one
+    command = np.zeros_like(tracked)
+    command[:, [55, 56, 57, 58, 59, 65, 66, 67], 1] += 6.0  # the lower lip drops: the jaw opens
+    out = follow_tracked(neutral + command, neutral, tracked, still=True)
+    assert np.allclose(out[:, [0, 1, 15, 16]], tracked[:, [0, 1, 15, 16]], atol=0.05)  # by the ears: the outline
+    assert 5.0 < (out[:, 8, 1] - tracked[:, 8, 1]).mean() < 6.5  # the chin goes down with the lower lip
+    assert np.allclose(out[:, 8, 0], tracked[:, 8, 0], atol=0.3)
+
+
+def test_the_warp_ends_where_the_face_ends():
+    """A jaw dropped by 0.15 IOD moves the skin under the chin, not the neck and collar 0.7 IOD below it."""
+    from evpcli.face.normalize import TEMPLATE
+    from evpcli.render.geometry import crop_box, frame_points, make_rig, pwa_maps, triangles_for
+
+    lm = np.asarray(TEMPLATE, np.float64) * 2.0 + 100.0
+    iod = np.linalg.norm(lm[45] - lm[36])
+    adapted = lm.copy()
+    drop = 0.15 * iod
+    adapted[np.r_[5:12, 55:60, 65:68], 1] += drop
+    rig = make_rig()
+    src, dst, _ = frame_points(rig, lm, adapted)
+    box = crop_box(np.concatenate([src[-rig.n_ring:], src[:68], dst[:68]]), (800, 800), 128)
+    mx, my = pwa_maps(box, src, dst, triangles_for(rig, src))
+
+    def moved(y_below_chin: float) -> float:
+        x, y = int(round(lm[8, 0] - box.x0)), int(round(lm[8, 1] + y_below_chin - box.y0))
+        return float(np.hypot(mx[y, x] - x, my[y, x] - y))
+
+    assert moved(0.05 * iod) > 0.5 * drop  # the skin just under the chin goes with it
+    assert moved(0.7 * iod) < 0.12 * drop  # the neck does not

@@ -57,12 +57,13 @@ def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict
     for k, j in ((31, 3), (35, 13), (48, 4), (54, 12)):  # between the nose wings / mouth corners and the jaw
         w = {k: 0.5, j: 0.5}
         rules.append((w, zero, w))
-    for k in (2, 4, 6, 8, 10, 12, 14):  # outside the jaw line, along its normal: half the jaw's motion
-        tangent = lm[k + 1] - lm[k - 1]
-        normal = np.array([tangent[1], -tangent[0]]) / max(np.linalg.norm(tangent), 1e-9)
-        if np.dot(normal, lm[k] - lm[30]) < 0:
-            normal = -normal
-        rules.append(({k: 1.0}, 0.25 * iod * normal, {k: 0.5}))
+    for k in (2, 4, 6, 8, 10, 12, 14):  # outside the jaw line, along its normal: half the jaw's motion, and
+        tangent = lm[k + 1] - lm[k - 1]  # further out (the neck, the hair by the cheeks) almost none of it, so the
+        normal = np.array([tangent[1], -tangent[0]]) / max(np.linalg.norm(tangent), 1e-9)  # region that moves ends
+        if np.dot(normal, lm[k] - lm[30]) < 0:  # where the face ends (a collar a ring's distance below the chin
+            normal = -normal  # was pushed down with a lowered jaw)
+        rules.append(({k: 1.0}, 0.2 * iod * normal, {k: 0.5}))
+        rules.append(({k: 1.0}, 0.5 * iod * normal, {k: 0.1}))
     return rules
 
 

@@ -49,18 +49,27 @@ SLOW_SECONDS = 1.0  # the slow (lasting-expression) part of a displacement: its 
 
 
 def _keep_tracked() -> np.ndarray:
-    """(68,) how much of the target frame's own fast motion each commanded landmark keeps (:func:`follow_tracked`):
-    1 on the brows, eyes, nose and the jaw line by the ears, 0 on the mouth and chin (the speech's)."""
-    from evpcli.face.parts import BROWS, EYES, JAW, NOSE_BASE, NOSE_BRIDGE
+    """(68,) 1 where a commanded landmark keeps the target frame's fast motion (:func:`follow_tracked`): the brows,
+    the eyes and the nose."""
+    from evpcli.face.parts import BROWS, EYES, NOSE_BASE, NOSE_BRIDGE
 
-    w = np.zeros(68, np.float64)
-    w[np.concatenate([BROWS, EYES, NOSE_BRIDGE, NOSE_BASE])] = 1.0
-    w[JAW[[0, 1, 2, 14, 15, 16]]] = 1.0
-    w[JAW[[3, 13]]] = 0.5
-    return w
+    fast = np.zeros(68, np.float64)
+    fast[np.concatenate([BROWS, EYES, NOSE_BRIDGE, NOSE_BASE])] = 1.0
+    return fast
 
 
-KEEP_TRACKED = _keep_tracked()
+def _jaw_follow() -> np.ndarray:
+    """(17,) how much of the lower lip's commanded motion each jaw-line point takes: 1 at the chin, falling to 0 by
+    the ears (the jaw turns about its hinge), from the canonical face."""
+    from evpcli.face.normalize import TEMPLATE
+    from evpcli.face.parts import JAW
+
+    y = np.asarray(TEMPLATE, np.float64)[JAW, 1]
+    return np.clip((y - y[2]) / (y[8] - y[2]), 0.0, 1.0) ** 0.7
+
+
+KEEP_FAST = _keep_tracked()
+JAW_FOLLOW = _jaw_follow()
 
 
 @dataclass
@@ -413,10 +422,13 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
 
     1. the neutral face and the command are moved onto the tracked face by the similarity that fits the neutral
        face's stable points (eye corners, nose) onto the tracked ones;
-    2. the upper face (brows, eyes, nose, the jaw line up by the ears) keeps the tracked face's fast motion (blinks,
-       the tracker's own reading of the frame) and takes the command in place of the target's *lasting* expression
-       (its displacement from the neutral face averaged over ``SLOW_SECONDS``; a still image has only that);
-    3. the mouth, the lips and the chin are the command's (the speech replaces the target's).
+    2. the upper face (brows, eyes, nose) keeps the tracked face's fast motion (blinks, the tracker's own reading
+       of the frame) and takes the command in place of the target's *lasting* expression (its displacement from
+       the neutral face averaged over ``SLOW_SECONDS``; a still image has only that);
+    3. the jaw line stays where the tracker sees the face end (the 3D model's neutral outline is off it by a pixel
+       or two, which would drag the background, hair and collar beside it) and follows the lower lip's commanded
+       motion (the jaw opening), fully at the chin, not at all by the ears;
+    4. the lips are the command's (the speech replaces the target's).
 
     Where the command equals the target, the displacement is zero: the warp leaves those pixels as they are."""
     from evpcli.face.normalize import STABLE_POINTS, apply_transform, similarity_fit
@@ -437,8 +449,10 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
         padded = np.pad(r, ((k // 2, k // 2), (0, 0), (0, 0)), mode="edge")
         c = np.cumsum(np.concatenate([np.zeros((1, *r.shape[1:])), padded], axis=0), axis=0)
         slow = (c[k:] - c[:-k]) / k
-    keep = KEEP_TRACKED[None, :, None]
-    return (a + keep * (r - slow)).astype(np.float32)
+    out = a + KEEP_FAST[None, :, None] * (r - slow)
+    jaw = np.arange(17)
+    out[:, jaw] = t[:, jaw] + JAW_FOLLOW[None, :, None] * (out[:, 57:58] - t[:, 57:58])
+    return out.astype(np.float32)
 
 
 def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS,
