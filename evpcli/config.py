@@ -335,10 +335,8 @@ class RenderConfig:
     bank_size: int = 32  # frames kept in the mouth bank
     bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank
     open_min: float = 0.06  # inner-lip opening / mouth width above which a mouth counts as open
-    fill_start: float = 1.15  # commanded / target opening ratio where the bank texture starts to replace the warp
-    fill_full: float = 1.6  # ... and where it has replaced it
-    switch_ratio: float = 0.7  # a new bank frame is taken when its shape cost is below this times the current one's
-    crossfade: int = 3  # frames over which a bank change is cross-faded
+    # (a commanded opening over open_min / 2 shows one source, the frame's own mouth or a bank entry, never two
+    # mixed: render.mouth.MouthFiller)
     match_noise: bool = True  # add grain to filled mouth texture up to the frame's noise level
     # occlusion / reliability
     reliability_low: float = 9.0  # robust z-score of a face's appearance distance where reliability reaches 0

@@ -244,47 +244,176 @@ def _fit_affine(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.nda
 
 
 class MouthFiller:
-    """Fills the commanded mouth opening of consecutive frames (stateful: hysteresis and cross-fades)."""
+    """The mouth of consecutive frames (stateful: the source in use is kept while the mouth is open).
+
+    One coherent source per pixel, never two layers mixed:
+
+    - before the warp (:meth:`prepare_source`), an open target mouth is painted over with its own lips (inpainting
+      from the lip outline inwards), so a command that closes the mouth brings lip to lip and the warp never
+      squeezes teeth or the dark interior between them (the jagged seam, tooth fragments at the corners);
+    - after it (:meth:`fill`), where the command opens the mouth, the inside of the commanded inner lip is one
+      source placed by the affine that fits its lips onto the commanded ones: the target frame's own interior when
+      its mouth shape is close to the command's (preferred), else the bank entry whose inner-lip shape is
+      closest, or the drawn cavity when the target never opens its mouth. The source changes only while the
+      commanded mouth is nearly closed (or when another is far better): no cross-fade, no ghosts;
+    - a command (nearly) shut over a painted-over mouth gets the lips' junction: a line along the commanded inner
+      lip a little darker than the lips.
+    """
+
+    OWN = -1  # the target frame's own mouth, as a source
 
     def __init__(self, bank: MouthBank, cfg: RenderConfig, seed: int = 0):
         self.bank, self.cfg = bank, cfg
         self.use_bank = bank.has_open(cfg)
         self.current: int | None = None
-        self.previous: int | None = None
-        self.fade = 1.0
         self.rng = np.random.default_rng(seed)
         self.last_choice: int | None = None
+        self._source: np.ndarray | None = None  # the frame's box crop before painting (for the own source)
+        self._origin = np.zeros(2)
+        self._painted = False
+        self._plan: list[int | None] | None = None
+        self._frame = 0
 
     def reset(self) -> None:
-        self.current = self.previous = self.last_choice = None
-        self.fade = 1.0
+        """Forget the state and the plan (a new sequence)."""
+        self.skip()
+        self._plan, self._frame = None, 0
 
+    def skip(self) -> None:
+        """A frame of the sequence that is not drawn (it passes through): the mouth starts afresh after it."""
+        self.current = self.last_choice = None
+        self._source, self._painted = None, False
+        self._frame += 1
+
+    # ----------------------------------------------------------------------------------------- before the warp
+    def target_open(self, tracked: np.ndarray) -> bool:
+        return float(opening_ratio(tracked)) >= 0.5 * self.cfg.open_min
+
+    def prepare_source(self, crop: np.ndarray, tracked: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        """The box crop (h, w, 3) uint8 of a target frame the warp will sample: with an open mouth painted over by
+        its lips (a copy), else ``crop`` itself."""
+        self._source, self._origin, self._painted = crop, np.asarray(origin, np.float64), False
+        if not self.target_open(tracked):
+            return crop
+        h, w = crop.shape[:2]
+        lo, hi = _lip_box(tracked, origin, (w, h))
+        if (hi - lo < 4).any():
+            return crop
+        lo = np.maximum(lo - 4, 0)
+        hi = np.minimum(hi + 4, [w, h])
+        region = np.ascontiguousarray(crop[lo[1]:hi[1], lo[0]:hi[0]])
+        local = tracked - origin - lo
+        iod = float(np.linalg.norm(tracked[45] - tracked[36]))
+        # the interior: inside the tracked inner lip, grown by 5 % of the IOD (the tracker puts the inner lip a
+        # little inside the dark), plus whatever inside the outer lip is much darker or brighter (teeth) than
+        # the lips and touches it
+        mask = (_polygon_mask(region.shape[:2], closed_spline(local[INNER])) > 60).astype(np.uint8)
+        grow = max(1, int(round(0.05 * iod)))
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+        lips = (_polygon_mask(region.shape[:2], local[OUTER]) > 127) & (mask == 0)
+        if lips.sum() >= 8:
+            grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            ref = float(np.median(grey[lips]))
+            odd = ((grey < 0.82 * ref) | (grey > ref + 40)) & (_polygon_mask(region.shape[:2], local[OUTER]) > 127)
+            near = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, grow))
+            mask = np.maximum(mask, (odd & (near > 0)).astype(np.uint8))
+        mask *= 255
+        if not mask.any():
+            return crop
+        painted = cv2.inpaint(region, mask, max(2.0, 0.04 * iod), cv2.INPAINT_TELEA)
+        # inpainting carries the boundary's last dark pixels inwards as a faint ring, which a closing warp squeezes
+        # into dark scratches: the painted area is smoothed (it is lip and will be squeezed thin anyway)
+        sigma = max(1.0, 0.04 * iod)
+        soft = cv2.GaussianBlur(painted, (0, 0), sigma)
+        m = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(np.float32) / 255, (0, 0), 1.0)
+        painted = (painted * (1 - m[..., None]) + soft * m[..., None] + 0.5).astype(np.uint8)
+        out = crop.copy()
+        out[lo[1]:hi[1], lo[0]:hi[0]] = painted
+        self._painted = True
+        return out
+
+    # ----------------------------------------------------------------------------------------- after the warp
     def fill_weight(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
-        """How much of the commanded opening to fill (0: warp only): grows with commanded / target opening."""
-        cmd, tgt = float(opening_ratio(adapted)), float(opening_ratio(tracked))
-        if cmd < 0.25 * self.cfg.open_min:
-            return 0.0
-        ratio = cmd / max(tgt, 1e-3)
-        return _smoothstep((ratio - self.cfg.fill_start) / (self.cfg.fill_full - self.cfg.fill_start))
+        """1 where the commanded mouth is open enough to show its inside (a source is placed), else 0."""
+        return 1.0 if float(opening_ratio(adapted)) >= 0.5 * self.cfg.open_min else 0.0
 
-    def _choose(self, adapted: np.ndarray) -> int:
-        cost = ((self.bank.shapes - lip_shape(adapted)) ** 2).sum(1)
-        best = int(cost.argmin())
-        if self.current is None:
-            self.current, self.fade = best, 1.0
-        elif best != self.current and cost[best] < self.cfg.switch_ratio * cost[self.current]:
-            self.previous, self.current = self.current, best
-            self.fade = 1.0 / (self.cfg.crossfade + 1) if self.cfg.crossfade > 0 else 1.0
+    def _costs(self, tracked: np.ndarray, adapted: np.ndarray) -> dict[int, float]:
+        """Each source's cost for this command: the squared distance of its inner-lip shape to the commanded one,
+        more for a source less open than the command (stretching a small interior shows) and a little less for the
+        frame's own mouth (the same light, no seam)."""
+        want = lip_shape(adapted)
+        cmd = max(float(opening_ratio(adapted)), 1e-3)
+        costs: dict[int, float] = {}
+        if self.use_bank and len(self.bank):
+            stretch = 1.0 + np.maximum(cmd / np.maximum(self.bank.openings, 1e-3) - 1.0, 0.0)
+            for k, c in enumerate(((self.bank.shapes - want) ** 2).sum(1) * stretch):
+                costs[k] = float(c)
+        if self._source is not None and self.target_open(tracked):
+            own = float(opening_ratio(tracked))
+            costs[self.OWN] = 0.8 * float(((lip_shape(tracked) - want) ** 2).sum()) * (1.0 + max(cmd / own - 1.0, 0.0))
+        return costs
+
+    def plan(self, tracked: np.ndarray, adapted: np.ndarray) -> None:
+        """Choose the source of every frame of a sequence ahead (tracked, adapted (n, 68, 2), in render order): one
+        source per opening (a run of frames whose commanded mouth is open enough to fill), the one with the least
+        cost summed over the run (the frame's own mouth only where the target frame's is open throughout). Then
+        :meth:`fill` follows the plan frame by frame; :meth:`reset` drops it."""
+        n = len(adapted)
+        plan: list[int | None] = [None] * n
+        opened = opening_ratio(np.asarray(adapted, np.float64)) >= 0.5 * self.cfg.open_min
+        i = 0
+        while i < n:
+            if not opened[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and opened[j]:
+                j += 1
+            candidates = list(range(len(self.bank))) if self.use_bank else []
+            total = dict.fromkeys(candidates + [self.OWN], 0.0)
+            for f in range(i, j):
+                self._source = np.zeros((1, 1, 3), np.uint8)  # the own mouth counts where the target's is open
+                costs = self._costs(tracked[f], adapted[f])
+                for k in total:
+                    total[k] += costs.get(k, np.inf)
+            self._source = None
+            if total:
+                best = min(total, key=total.get)
+                if np.isfinite(total[best]):
+                    plan[i:j] = [best] * (j - i)
+            i = j
+        self._plan, self._frame = plan, 0
+
+    def _choose(self, tracked: np.ndarray, adapted: np.ndarray) -> int | None:
+        planned = None
+        if self._plan is not None and self._frame < len(self._plan):
+            planned = self._plan[self._frame]
+        costs = self._costs(tracked, adapted)
+        if planned is not None and planned in costs:
+            self.current = planned
+        elif not costs:
+            self.current = None
         else:
-            self.fade = min(1.0, self.fade + 1.0 / (self.cfg.crossfade + 1))
-        self.last_choice = self.current
+            best = min(costs, key=costs.get)
+            nearly_closed = float(opening_ratio(adapted)) < self.cfg.open_min
+            if (self.current not in costs or nearly_closed
+                    or costs[best] < 0.25 * costs[self.current]):  # or one four times closer: a cut, not a fade
+                self.current = best
+        self.last_choice = self.current if self.current != self.OWN else None
         return self.current
 
-    def _place(self, k: int, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        src = self.bank.landmarks[k][_PLACE_POINTS].astype(np.float64)
+    def _place(self, k: int, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]
+               ) -> tuple[np.ndarray, float]:
+        """Source ``k`` (a bank entry, or :attr:`OWN`) placed onto the commanded lips: (h, w, 3) float32, scale."""
         dst = adapted[_PLACE_POINTS] - origin
+        if k == self.OWN:
+            src = tracked[_PLACE_POINTS] - self._origin  # the box crop prepare_source saw
+            image = self._source
+        else:
+            src = self.bank.landmarks[k][_PLACE_POINTS].astype(np.float64)
+            image = self.bank.crops[k]
         a = _fit_affine(src, dst, _PLACE_WEIGHTS)
-        out = cv2.warpAffine(self.bank.crops[k], a, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.warpAffine(image, a, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         return out.astype(np.float32), float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
 
     def _cavity(self, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -321,52 +450,37 @@ class MouthFiller:
             out = out * (1 - teeth) + np.clip(teeth_colour * shade, 0, 255) * teeth
         return out
 
-    def seal_weight(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
-        """How much to seal the lips (0: none): an open target mouth that the command closes to less than half, and
-        to (nearly) shut: a mouth still commanded open keeps what the warp shows of its interior."""
-        cmd, tgt = float(opening_ratio(adapted)), float(opening_ratio(tracked))
-        m = self.cfg.open_min
-        if tgt < m:
-            return 0.0
-        return (_smoothstep((1.0 - cmd / tgt - 0.5) / 0.3) * _smoothstep((tgt / m - 1.0) / 0.5)
-                * _smoothstep((0.75 * m - cmd) / (0.5 * m)))
-
-    def _seal(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
-        """Closing a wide-open mouth by the warp alone squeezes its dark interior into a thin jagged line between the
-        lips; paint the commanded inner-lip outline (1-2 px around it) with the lips' own colour, darker along the
-        seam itself, in place."""
-        weight = self.seal_weight(tracked, adapted)
-        if weight <= 0.0:
-            return
+    def _junction(self, crop: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
+        """Where lips that were apart are drawn together: a line along the commanded inner lip, 1 px, 15 % darker than
+        the lips there (closed lips meet in a shadow, not in a flat lip colour), in place."""
         h, w = crop.shape[:2]
         lo, hi = _lip_box(adapted, origin, (w, h))
         if (hi <= lo).any():
             return
         region = crop[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
         local = adapted - origin - lo
-        lip = lip_band_colour(region, local)
-        if lip is None:
-            return
-        outline = closed_spline(local[INNER])
-        seam = _polygon_mask(region.shape[:2], outline).astype(np.float32) / 255
-        cv2.polylines(seam_line := np.zeros(region.shape[:2], np.uint8), [np.round(outline * 16).astype(np.int32)],
-                      True, 255, 1, cv2.LINE_AA, shift=4)
-        seam = np.maximum(seam, seam_line.astype(np.float32) / 255)
-        band = cv2.GaussianBlur(cv2.dilate(seam, np.ones((3, 3), np.uint8)), (3, 3), 0)
-        colour = np.asarray(lip, np.float32)[None, None] * (1.0 - 0.25 * seam[..., None])
-        a = (band * weight)[..., None]
-        region = region * (1 - a) + a * colour
+        line = np.zeros(region.shape[:2], np.uint8)
+        cv2.polylines(line, [np.round(closed_spline(local[INNER]) * 16).astype(np.int32)], True, 255, 1, cv2.LINE_AA,
+                      shift=4)
+        a = (line.astype(np.float32) / 255 * 0.15)[..., None]
+        region *= 1 - a
         crop[lo[1]:hi[1], lo[0]:hi[0]] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
     def fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> np.ndarray | None:
-        """Composite the mouth interior into ``crop`` (h, w, 3) uint8, in place; landmarks are frame pixels,
-        ``origin`` the crop's top-left in the frame. Returns the interior alpha (h, w) or None when nothing was
-        filled."""
-        weight = self.fill_weight(tracked, adapted)
-        if weight <= 0.0:
-            if self.use_bank and len(self.bank):
-                self._choose(adapted)  # keep the choice moving so the next opening starts from a good entry
-            self._seal(crop, tracked, adapted, origin)
+        """Composite the mouth interior into ``crop`` (h, w, 3) uint8 (the warped box), in place; landmarks are frame
+        pixels, ``origin`` the crop's top-left in the frame (the box :meth:`prepare_source` saw). Returns the
+        interior alpha (h, w) or None when nothing was filled."""
+        try:
+            return self._fill(crop, tracked, adapted, origin)
+        finally:
+            self._frame += 1
+
+    def _fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray
+              ) -> np.ndarray | None:
+        if self.fill_weight(tracked, adapted) <= 0.0:
+            self._choose(tracked, adapted)  # keep the choice moving so the next opening starts from a good source
+            if self._painted:
+                self._junction(crop, adapted, origin)
             return None
         h, w = crop.shape[:2]
         inner = adapted[INNER] - origin
@@ -379,26 +493,25 @@ class MouthFiller:
         alpha = _polygon_mask((size[1], size[0]), closed_spline(inner - lo)).astype(np.float32) / 255
         if alpha.max() <= 0:
             return None
-        if self.use_bank:
-            k = self._choose(adapted)
-            texture, s = self._place(k, adapted, sub_origin, size)
-            if self.fade < 1.0 and self.previous is not None:
-                old, _ = self._place(self.previous, adapted, sub_origin, size)
-                texture = self.fade * texture + (1 - self.fade) * old
-            target = lip_band_colour(region, adapted - sub_origin)
-            gains = np.clip(target / np.maximum(self.bank.lip_colour[k], 1.0), 0.7, 1.4) if target is not None else 1.0
-            texture *= np.asarray(gains, np.float32)
-            smooth = self.bank.noise * min(1.0, 1.0 / max(s, 1e-3))  # bilinear magnification smooths the grain
+        k = self._choose(tracked, adapted)
+        if k is not None:
+            texture, s = self._place(k, tracked, adapted, sub_origin, size)
+            if k != self.OWN:
+                target = lip_band_colour(region, adapted - sub_origin)
+                gains = (np.clip(target / np.maximum(self.bank.lip_colour[k], 1.0), 0.7, 1.4)
+                         if target is not None else 1.0)
+                texture *= np.asarray(gains, np.float32)
+            smooth = self.bank.noise * min(1.0, 1.0 / max(s, 1e-3))  # magnification smooths the grain
             grain = np.sqrt(max(self.bank.noise ** 2 - smooth ** 2, 0.0))
         else:
             texture = self._cavity(adapted, sub_origin, size)
             grain = self.bank.noise
         if self.cfg.match_noise and grain > 0.3:
             texture += self.rng.normal(0.0, grain, texture.shape[:2])[..., None].astype(np.float32)
-        a = (alpha * weight)[..., None]
+        a = alpha[..., None]
         region *= 1 - a
         region += a * np.clip(texture, 0, 255)
         crop[lo[1]:hi[1], lo[0]:hi[0]] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
         full = np.zeros((h, w), np.float32)
-        full[lo[1]:hi[1], lo[0]:hi[0]] = alpha * weight
+        full[lo[1]:hi[1], lo[0]:hi[0]] = alpha
         return full

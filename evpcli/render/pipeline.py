@@ -428,7 +428,7 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
     3. the jaw line stays where the tracker sees the face end (the 3D model's neutral outline is off it by a pixel
        or two, which would drag the background, hair and collar beside it) and follows the lower lip's commanded
        motion (the jaw opening), fully at the chin, not at all by the ears;
-    4. the lips are the command's (the speech replaces the target's).
+    4. the lips are the command's (the speech replaces the target's), centred where the target's mouth lastingly is.
 
     Where the command equals the target, the displacement is zero: the warp leaves those pixels as they are."""
     from evpcli.face.normalize import STABLE_POINTS, apply_transform, similarity_fit
@@ -450,6 +450,10 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
         c = np.cumsum(np.concatenate([np.zeros((1, *r.shape[1:])), padded], axis=0), axis=0)
         slow = (c[k:] - c[:-k]) / k
     out = a + KEEP_FAST[None, :, None] * (r - slow)
+    # the mouth where the target's mouth is: the lasting offset of its centre (the 3D model places a turned head's
+    # mouth a few pixels off) is kept, its shape is the command's
+    mouth = np.arange(48, 68)
+    out[:, mouth] += slow[:, mouth].mean(axis=1, keepdims=True)
     jaw = np.arange(17)
     out[:, jaw] = t[:, jaw] + JAW_FOLLOW[None, :, None] * (out[:, 57:58] - t[:, 57:58])
     return out.astype(np.float32)
@@ -561,6 +565,8 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         save_npz(landmarks_out, frontal=frontal, adapted=adapted, tracked=tracked, schedule=schedule,
                  reliability=reliability, fps=np.float32(fps))
     draw = _make_renderer(ws, renderer, td, device)
+    if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
+        draw.plan(tracked, adapted)
     t0 = time.perf_counter()
     tmpdir = Path(tempfile.mkdtemp(prefix=".evp-render-", dir=Path(out).parent))
     try:

@@ -7,9 +7,10 @@ Per frame (:meth:`WarpRenderer.render`):
    all work happens on that crop, at a cost that does not grow with the frame size.
 2. The crop is warped (piecewise-affine over a fixed triangulation, or a thin-plate spline) by inverse maps
    computed on a coarse grid and upsampled, sampled with a Lanczos kernel (a bilinear one blurs the face).
-3. Where the commanded mouth opens wider than the target frame's, the inside of the commanded inner lip is filled
-   with the target's own mouth from the :class:`~evpcli.render.mouth.MouthBank` (or a drawn cavity when the target
-   never opens its mouth). Closing an open mouth is the warp alone.
+3. The mouth (:class:`~evpcli.render.mouth.MouthFiller`): an open target mouth is painted over with its lips before
+   the warp, so closing it brings lip to lip; where the command opens the mouth, the inside of the commanded inner
+   lip is one source placed on the commanded lips: the target frame's own interior, or its closest mouth from the
+   :class:`~evpcli.render.mouth.MouthBank` (or a drawn cavity when the target never opens its mouth).
 4. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
    scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
    the output is the input frame, byte for byte.
@@ -91,6 +92,12 @@ class WarpRenderer:
         self.mouth.reset()
         self.last = RenderInfo()
 
+    def plan(self, tracked: np.ndarray, adapted: np.ndarray) -> None:
+        """Plan the mouth's sources for the sequence about to be rendered (:meth:`MouthFiller.plan`): the frames
+        must then come in that order, every one through :meth:`render`."""
+        self.reset()
+        self.mouth.plan(np.asarray(tracked, np.float64), np.asarray(adapted, np.float64))
+
     def warp_crop(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
                   ) -> tuple[Box, np.ndarray, np.ndarray] | None:
         """Warp the face box of ``frame`` from ``tracked`` to ``adapted`` landmarks: (box, warped crop (h, w, 3)
@@ -105,7 +112,7 @@ class WarpRenderer:
             map_x, map_y = pwa_maps(box, src, dst, triangles_for(self.rig, src))
         else:
             map_x, map_y = tps_maps(box, src, dst)
-        crop = frame[box.y0:box.y1, box.x0:box.x1]
+        crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, np.array([box.x0, box.y0], float))
         # Lanczos: a bilinear resampling at a fraction of a pixel halves the face's fine detail (the variance of its
         # Laplacian: 0.58-0.60 of the target's on carphone, 1.0 with Lanczos and 0.89-0.94 with bicubic, measured
         # before encoding); where the maps are the identity every interpolation returns the pixel itself
@@ -122,10 +129,11 @@ class WarpRenderer:
         self.last = RenderInfo()
         rel = float(np.clip(reliability, 0.0, 1.0))
         if rel < self.cfg.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):
-            self.mouth.reset()
+            self.mouth.skip()
             return out
         result = self.warp_crop(frame, tracked, adapted)
         if result is None:
+            self.mouth.skip()
             return out
         box, warped, ring = result
         origin = np.array([box.x0, box.y0], np.float64)
