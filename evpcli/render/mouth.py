@@ -243,6 +243,9 @@ def _fit_affine(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.nda
     return sol.T
 
 
+_UNSET = object()
+
+
 class MouthFiller:
     """The mouth of consecutive frames (stateful: the source in use is kept while the mouth is open).
 
@@ -273,6 +276,8 @@ class MouthFiller:
         self._painted = False
         self._plan: list[int | None] | None = None
         self._frame = 0
+        self._choice: object = _UNSET  # this frame's source, chosen by prepare_source
+        self._warp_shows_own = False
 
     def reset(self) -> None:
         """Forget the state and the plan (a new sequence)."""
@@ -283,17 +288,28 @@ class MouthFiller:
         """A frame of the sequence that is not drawn (it passes through): the mouth starts afresh after it."""
         self.current = self.last_choice = None
         self._source, self._painted = None, False
+        self._choice, self._warp_shows_own = _UNSET, False
         self._frame += 1
 
     # ----------------------------------------------------------------------------------------- before the warp
     def target_open(self, tracked: np.ndarray) -> bool:
         return float(opening_ratio(tracked)) >= 0.5 * self.cfg.open_min
 
-    def prepare_source(self, crop: np.ndarray, tracked: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        """The box crop (h, w, 3) uint8 of a target frame the warp will sample: with an open mouth painted over by
-        its lips (a copy), else ``crop`` itself."""
+    def prepare_source(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray
+                       ) -> np.ndarray:
+        """The box crop (h, w, 3) uint8 of a target frame the warp will sample, once this frame's mouth source is
+        chosen: with an open mouth painted over by its lips (a copy) where the command closes it and the warp
+        would squeeze it, else ``crop`` itself (the frame's own open mouth, warped, is the most faithful source: the
+        warp is exact at every lip landmark)."""
         self._source, self._origin, self._painted = crop, np.asarray(origin, np.float64), False
+        self._choice = self._choose(tracked, adapted)
+        self._warp_shows_own = False
         if not self.target_open(tracked):
+            return crop
+        # the warp maps the tracked inner lip onto the commanded one: an opening at least as wide as the target's
+        # needs no painting (a source placed there covers the warped interior; the frame's own is the warp itself)
+        if float(opening_ratio(adapted)) >= 0.9 * float(opening_ratio(tracked)):
+            self._warp_shows_own = self._choice == self.OWN
             return crop
         h, w = crop.shape[:2]
         lo, hi = _lip_box(tracked, origin, (w, h))
@@ -474,13 +490,18 @@ class MouthFiller:
             return self._fill(crop, tracked, adapted, origin)
         finally:
             self._frame += 1
+            self._choice, self._warp_shows_own = _UNSET, False
 
     def _fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray
               ) -> np.ndarray | None:
+        if self._choice is _UNSET:  # no prepare_source for this frame (the warp was done elsewhere)
+            self._source, self._origin = None, np.asarray(origin, np.float64)
+            self._choice = self._choose(tracked, adapted)
         if self.fill_weight(tracked, adapted) <= 0.0:
-            self._choose(tracked, adapted)  # keep the choice moving so the next opening starts from a good source
             if self._painted:
                 self._junction(crop, adapted, origin)
+            return None
+        if self._warp_shows_own:  # the warp has drawn the frame's own open mouth where the command wants it
             return None
         h, w = crop.shape[:2]
         inner = adapted[INNER] - origin
@@ -493,7 +514,7 @@ class MouthFiller:
         alpha = _polygon_mask((size[1], size[0]), closed_spline(inner - lo)).astype(np.float32) / 255
         if alpha.max() <= 0:
             return None
-        k = self._choose(tracked, adapted)
+        k = self._choice
         if k is not None:
             texture, s = self._place(k, tracked, adapted, sub_origin, size)
             if k != self.OWN:

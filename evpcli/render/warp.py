@@ -112,7 +112,8 @@ class WarpRenderer:
             map_x, map_y = pwa_maps(box, src, dst, triangles_for(self.rig, src))
         else:
             map_x, map_y = tps_maps(box, src, dst)
-        crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, np.array([box.x0, box.y0], float))
+        crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, adapted,
+                                         np.array([box.x0, box.y0], float))
         # Lanczos: a bilinear resampling at a fraction of a pixel halves the face's fine detail (the variance of its
         # Laplacian: 0.58-0.60 of the target's on carphone, 1.0 with Lanczos and 0.89-0.94 with bicubic, measured
         # before encoding); where the maps are the identity every interpolation returns the pixel itself
