@@ -498,6 +498,7 @@ _TARGET_HELP = ("Video of the person (their head motion, body and background are
     "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
     "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4 --json\n\n"
     "  evp render --audio speech.m4a --emotion sad --intensity 1.5 --target portrait.jpg --head-motion --out o.mp4\n\n"
+    "  evp render --audio speech.wav --emotion-face laughing_friend.jpg --target me.mp4 --out out.mp4\n\n"
     "  for f in clips/*.wav; do evp -q render --audio \"$f\" --emotion happy --target me.mp4 "
     "--out \"out/$(basename \"$f\" .wav).mp4\" || echo \"failed: $f\"; done"))
 def render(
@@ -506,6 +507,10 @@ def render(
                                        "neutral, sad, surprised."),
     emotion_audio: Path | None = typer.Option(None, help="Or a clip spoken with the wanted emotion (its words do "
                                               "not matter)."),
+    emotion_face: Path | None = typer.Option(None, help="Or a photo or video of anyone's face showing the wanted "
+                                             "expression (its identity and head pose are not copied)."),
+    follow_face: bool = typer.Option(False, "--follow-face", help="With a video --emotion-face: follow its "
+                                     "expression over time (stretched over the speech) instead of its average."),
     target: Path = typer.Option(..., help=_TARGET_HELP),
     out: Path = typer.Option(Path("out.mp4"), help="Output mp4 (H.264 + AAC, 25 fps, the target's size); written "
                              "only when complete."),
@@ -524,14 +529,17 @@ def render(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (out, frames, seconds, emotion, "
                                  "model, time per stage)."),
 ) -> None:
-    """Make a video of the target person saying --audio with the emotion of --emotion or --emotion-audio.
+    """Make a video of the target person saying --audio with the emotion of --emotion, --emotion-audio or
+    --emotion-face.
 
     Only the face changes (the rest of every frame is the target's own); frames where the face is occluded or lost
-    pass through. The target's fit is cached in the workspace, so the second render onto it is faster.
+    pass through. The target's own lasting expression (a smile in a photo) is replaced by the emotion asked for.
+    The target's fit is cached in the workspace, so the second render onto it is faster.
     """
     from evpcli.render.pipeline import render as run
 
-    r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, intensity=intensity,
+    r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, emotion_face=emotion_face,
+            follow_face=follow_face, intensity=intensity,
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())
@@ -590,10 +598,13 @@ def batch_render(
 @app.command(epilog=(
     "Examples:\n\n"
     "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
-    "  evp interpolate --from sad --to angry_line.wav --alpha 0.5 --audio speech.wav --target me.mp4 --sheet s.png"))
+    "  evp interpolate --from sad --to angry_line.wav --alpha 0.5 --audio speech.wav --target me.mp4 --sheet s.png\n\n"
+    "  evp interpolate --from neutral --to face:laughing_friend.mp4 --audio speech.wav --target me.mp4"))
 def interpolate(
-    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start: a name or an emotion clip."),
-    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end: a name or an emotion clip."),
+    from_emotion: str = typer.Option(..., "--from", help="Emotion at the start: a name, an emotion clip, or a face "
+                                     "(a photo, or face:VIDEO)."),
+    to_emotion: str = typer.Option(..., "--to", help="Emotion at the end: a name, an emotion clip, or a face (a "
+                                   "photo, or face:VIDEO)."),
     audio: Path = typer.Option(..., help="Speech to say."),
     target: Path = typer.Option(..., help=_TARGET_HELP),
     out: Path = typer.Option(Path("interpolate.mp4"), help="Output mp4."),

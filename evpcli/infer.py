@@ -89,7 +89,7 @@ def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
 class EmotionCode:
     """An emotion to drive with: ``code`` (emotion_dim,) or per frame (T, emotion_dim) float32.
 
-    ``source`` is "name", "audio" or "mix"; for an emotion clip, ``predicted``/``probability`` say what the
+    ``source`` is "name", "audio", "face" or "mix"; for an emotion clip, ``predicted``/``probability`` say what the
     emotion classifier reads from it, and ``out_of_distribution`` whether its code lies outside the training codes'
     range (None when the model carries no statistics to tell)."""
 
@@ -100,11 +100,15 @@ class EmotionCode:
     predicted: str | None = None
     probability: float | None = None
     out_of_distribution: bool | None = None
+    face: dict | None = None  # source "face": what was read from the reference (evpcli.emotion_face)
 
     def to_dict(self) -> dict:
-        return {"description": self.description, "source": self.source, "intensity": self.intensity,
-                "predicted": self.predicted, "probability": self.probability,
-                "out_of_distribution": self.out_of_distribution}
+        out = {"description": self.description, "source": self.source, "intensity": self.intensity,
+               "predicted": self.predicted, "probability": self.probability,
+               "out_of_distribution": self.out_of_distribution}
+        if self.face is not None:
+            out["face"] = self.face
+        return out
 
 
 def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:

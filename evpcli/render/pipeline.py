@@ -628,16 +628,24 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
            emotion_audio: str | Path | None = None, intensity: float = 1.0, renderer: str = "warp",
            head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
            landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None, device: str = "auto",
-           progress: Progress | None = None) -> RenderResult:
-    """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip) or
-    ``emotion`` (a name), scaled by ``intensity``. See the module docstring for the steps."""
+           progress: Progress | None = None, emotion_face: str | Path | None = None,
+           follow_face: bool = False) -> RenderResult:
+    """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip),
+    ``emotion`` (a name) or ``emotion_face`` (a photo or video of a face, :mod:`evpcli.emotion_face`; ``follow_face``:
+    its expression over time), scaled by ``intensity``. See the module docstring for the steps."""
     from evpcli.infer import emotion_code
 
-    if (emotion is None) == (emotion_audio is None):
-        raise EvpError("give exactly one of --emotion NAME or --emotion-audio FILE")
+    if sum(x is not None for x in (emotion, emotion_audio, emotion_face)) != 1:
+        raise EvpError("give exactly one of --emotion NAME, --emotion-audio FILE or --emotion-face FILE")
     check_inputs(audio, target, out, emotion_audio, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out})
+    if emotion_face is not None:
+        check_inputs(audio, target, out, emotion_face)
 
     def code_for(model, n):
+        if emotion_face is not None:
+            from evpcli.emotion_face import face_emotion_code
+
+            return face_emotion_code(model, emotion_face, intensity, follow_face, n)
         return emotion_code(model, emotion, emotion_audio, intensity)
 
     return _run(ws, audio, target, out, code_for, renderer=renderer, head_motion=head_motion, fps=fps,
@@ -645,15 +653,33 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
                 progress=progress)
 
 
-def _emotion_arg(value: str) -> tuple[str | None, str | None]:
-    """An interpolate endpoint: an emotion name, or a path to an emotion clip -> (name, path)."""
+FACE_PREFIX = "face:"
+
+
+def _emotion_arg(value: str) -> tuple[str | None, str | None, str | None]:
+    """An interpolate endpoint: an emotion name, a path to an emotion clip, or a face (``face:PATH``, or the path
+    of a photo) -> (name, clip path, face path)."""
     from evpcli.config import EMOTIONS
+    from evpcli.fitpose import is_image
 
     if value.strip().lower() in EMOTIONS:
-        return value.strip().lower(), None
+        return value.strip().lower(), None, None
+    if value.startswith(FACE_PREFIX):
+        return None, None, value[len(FACE_PREFIX):]
     if Path(value).exists():
-        return None, value
-    raise EvpError(f"{value!r} is neither an emotion ({', '.join(EMOTIONS)}) nor an existing audio file")
+        return (None, None, value) if is_image(value) else (None, value, None)
+    raise EvpError(f"{value!r} is neither an emotion ({', '.join(EMOTIONS)}), an existing audio file, nor a face "
+                   "(face:PATH)")
+
+
+def _end_code(model, name: str | None, clip: str | None, face: str | None, intensity: float):
+    from evpcli.infer import emotion_code
+
+    if face is not None:
+        from evpcli.emotion_face import face_emotion_code
+
+        return face_emotion_code(model, face, intensity)
+    return emotion_code(model, name, clip, intensity)
 
 
 def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path, from_emotion: str,
@@ -664,21 +690,23 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                 progress: Progress | None = None) -> RenderResult:
     """Render with the emotion code moving from ``from_emotion`` to ``to_emotion`` over the clip (the paper's
     editing, ``alpha * E_from + (1 - alpha) * E_to`` with alpha going 1 -> 0), or fixed at ``alpha``. Each end is an
-    emotion name or an emotion clip. ``sheet``: also a contact sheet PNG, one row per alpha step."""
-    from evpcli.infer import emotion_code, mix_emotions
+    emotion name, an emotion clip or a face (``face:PATH``, or a photo's path). ``sheet``: also a contact sheet PNG,
+    one row per alpha step."""
+    from evpcli.infer import mix_emotions
 
-    a_name, a_path = _emotion_arg(from_emotion)
-    b_name, b_path = _emotion_arg(to_emotion)
+    a_name, a_path, a_face = _emotion_arg(from_emotion)
+    b_name, b_path, b_face = _emotion_arg(to_emotion)
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
     check_inputs(audio, target, out, a_path, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out,
                                               "--sheet": sheet})
-    if b_path is not None:
-        check_inputs(audio, target, out, b_path)
+    for extra in (b_path, a_face, b_face):
+        if extra is not None:
+            check_inputs(audio, target, out, extra)
 
     def code_for(model, n):
-        a = emotion_code(model, a_name, a_path, intensity)
-        b = emotion_code(model, b_name, b_path, intensity)
+        a = _end_code(model, a_name, a_path, a_face, intensity)
+        b = _end_code(model, b_name, b_path, b_face, intensity)
         weights = np.full(n, alpha, np.float32) if alpha is not None else np.linspace(1.0, 0.0, n, dtype=np.float32)
         mixed = mix_emotions(a, b, weights)
         mixed.description = (f"{alpha:.2f} x {a.description} + {1 - alpha:.2f} x {b.description}" if alpha is not None
@@ -692,8 +720,8 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
         from evpcli.models import load_audio2lm
 
         model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
-        a = emotion_code(model, a_name, a_path, intensity)
-        b = emotion_code(model, b_name, b_path, intensity)
+        a = _end_code(model, a_name, a_path, a_face, intensity)
+        b = _end_code(model, b_name, b_path, b_face, intensity)
         rows = []
         for w in np.linspace(1.0, 0.0, max(2, sheet_steps)):
             rows.append((f"alpha {w:.2f}", mix_emotions(a, b, float(w)).code))
