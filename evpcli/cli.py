@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 
 from evpcli import __version__
-from evpcli.errors import EvpError, NotBuiltError
+from evpcli.errors import EvpError, NotBuiltError, UsageError
 from evpcli.paths import check_output, check_output_dir
 from evpcli.progress import Progress, RichProgress
 from evpcli.workspace import DEFAULT_WORKSPACE, Workspace
@@ -701,6 +701,36 @@ def demo(
         _require_file(model, "--model")
     r = run_demo(out, parse_emotions(emotions), model_path=model, device=state.device, progress=state.progress)
     _emit({**r.to_dict(), "files": r.files}, as_json, r.summary())
+
+
+@app.command(epilog=(
+    "Examples:\n\n"
+    "  evp ui                         (then open the address it prints)\n\n"
+    "  evp ui --port 8000 -w my-workspace"))
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. The default serves this machine only; "
+                             "0.0.0.0 would let the whole network use it."),
+    port: int = typer.Option(7860, help="Port (0: any free one)."),
+    max_upload_mb: float = typer.Option(500.0, help="Largest file the page may upload, in MB."),
+) -> None:
+    """A local web page to make emotional videos: drop in a video or photo and speech, pick an emotion, watch.
+
+    It runs the same render and interpolate as the CLI, one request at a time (others queue), with the model
+    loaded once; uploads and results stay in a temporary folder removed when the server stops (Ctrl-C). Nothing
+    is sent anywhere: no telemetry, no share links, no downloads.
+    """
+    from evpcli.ui import Server
+
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    if max_upload_mb <= 0:
+        raise UsageError(f"--max-upload-mb must be positive, got {max_upload_mb:g}")
+    try:
+        server = Server(state.workspace, host=host, port=port, device=state.device, max_upload_mb=max_upload_mb)
+    except OSError as exc:
+        raise EvpError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
+    print(f"evp ui: open {server.url} in a browser (Ctrl-C to stop)", flush=True)
+    server.serve_forever()
 
 
 # --------------------------------------------------------------------------- entry point

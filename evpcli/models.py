@@ -310,6 +310,25 @@ def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: 
     if backend not in ("torch", "numpy", "auto"):
         raise ValueError(f"backend must be torch, numpy or auto, got {backend!r}")
     ckpt, source, row = _locate(ws, STAGE_AUDIO2LM, path, ablate, shipped)
+    try:  # the same file (path, size, time) loaded again in this process (evp ui, scripts): the loaded model
+        st = Path(ckpt).stat()
+        cache_key = (str(Path(ckpt).resolve()), st.st_size, st.st_mtime_ns, backend, str(device), source.key)
+    except OSError:
+        cache_key = None
+    if cache_key is not None and cache_key in _LOADED:
+        return _LOADED[cache_key]
+    bundle = _load_audio2lm(ws, ckpt, source, row, device, backend)
+    if cache_key is not None:
+        _LOADED.clear()  # one model kept: the newest asked for
+        _LOADED[cache_key] = bundle
+    return bundle
+
+
+_LOADED: dict[tuple, Audio2LandmarkBundle] = {}
+
+
+def _load_audio2lm(ws: Workspace | None, ckpt: Path, source: ModelSource, row: dict, device: Any, backend: str
+                   ) -> Audio2LandmarkBundle:
     if backend != "torch":
         from evpcli.device import cpu_without_torch
 
