@@ -97,6 +97,40 @@ def test_render_a_still_portrait_with_head_motion_and_an_emotion_clip(tiny_model
     assert len(g) == len(frames) and g.max() > 200  # sketch curves are drawn
 
 
+def test_any_number_of_renders_onto_the_same_photo_in_one_workspace(tiny_models, short_speech, astronaut_png,
+                                                                     tmp_path, capsys):
+    """The cached path of a photo target (issue 22: the second render failed after writing the video)."""
+    _, ws = tiny_models
+    runs = [("render", "--emotion", "sad"), ("render", "--emotion", "happy", "--head-motion"),
+            ("interpolate", "--from", "sad", "--to", "happy"), ("interpolate", "--from", "happy", "--to", "sad",
+                                                                "--head-motion")]
+    keys = set()
+    for k, (cmd, *args) in enumerate(runs):
+        out = tmp_path / f"photo{k}.mp4"
+        assert _run(ws, cmd, "--audio", short_speech, "--target", astronaut_png, "--out", out, *args, "--json") == 0
+        r = json.loads(capsys.readouterr().out)
+        assert r["size"] == [256, 256] and media.probe(out).has_audio
+        keys.add(r["target"]["key"])
+    assert len(keys) == 1  # one fit, cached
+
+
+def test_a_run_that_fails_after_encoding_leaves_nothing_at_its_outputs(tiny_models, short_speech, carphone_mp4,
+                                                                        tmp_path, monkeypatch):
+    from evpcli.render import pipeline
+
+    _, ws = tiny_models
+    out, lm = tmp_path / "out.mp4", tmp_path / "lm.npz"
+
+    def boom(td):
+        raise RuntimeError("a failure after the video was encoded")
+
+    monkeypatch.setattr(pipeline, "own_expression", boom)
+    with pytest.raises(RuntimeError):
+        pipeline.render(ws, short_speech, carphone_mp4, out, emotion="happy", landmarks_out=lm)
+    assert not out.exists() and not lm.exists()
+    assert not list(tmp_path.glob(".evp-render-*")) and not list(tmp_path.glob(".*mp4*"))
+
+
 def test_audio_longer_than_the_target_plays_it_back_and_forth(tiny_models, arctic_wav, tmp_path, capsys):
     from evpcli.corpus.synth import make_clip
 

@@ -237,6 +237,8 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
             neutral, reference_scale = d["neutral"].astype(np.float32), float(d["reference_scale"])
         else:
             neutral, reference_scale = None, None
+        if video is None and still:  # a photo is its one frame: read it (cheap) rather than decode it per render
+            video = read_target(target, fps)
         return TargetData(target, fit, d["reliability"].astype(np.float32), bank_path, reference, still,
                           video.frames if video is not None else None, neutral, reference_scale)
     if video is None:
@@ -561,15 +563,21 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
 
-    if landmarks_out is not None:
-        save_npz(landmarks_out, frontal=frontal, adapted=adapted, tracked=tracked, schedule=schedule,
-                 reliability=reliability, fps=np.float32(fps))
     draw = _make_renderer(ws, renderer, td, device)
     if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
         draw.plan(tracked, adapted)
     t0 = time.perf_counter()
+    # Every output is written into a temporary folder beside --out and moved into place only when all of them are
+    # complete: a run that fails at any point leaves nothing at --out (nor at the other outputs).
     tmpdir = Path(tempfile.mkdtemp(prefix=".evp-render-", dir=Path(out).parent))
     try:
+        staged: list[tuple[Path, Path]] = []
+        if landmarks_out is not None:
+            lm_tmp = tmpdir / "landmarks.npz"
+            save_npz(lm_tmp, frontal=frontal, adapted=adapted, tracked=tracked, schedule=schedule,
+                     reliability=reliability, fps=np.float32(fps))
+            staged.append((lm_tmp, Path(landmarks_out)))
+
         def rendered() -> Iterator[np.ndarray]:
             with progress.task("render", total=n_out, unit="frames") as bar:
                 for i, frame in enumerate(_target_frames(td, schedule, fps, tmpdir)):
@@ -578,7 +586,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
                     yield draw.render(frame, tracked[i], adapted[i], float(reliability[i]))
                     bar.advance(1)
 
-        written = media.write_video(out, rendered(), fps=fps, audio=wav)
+        video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), rendered(), fps=fps, audio=wav)
         times["render"] = time.perf_counter() - t0
         if guidance_out is not None:
             from evpcli.face.guidance import guidance_map
@@ -589,20 +597,29 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
                         break
                     yield np.repeat(guidance_map(frame, adapted[i])[..., None], 3, axis=2)
 
-            media.write_video(guidance_out, guidance(), fps=fps, audio=wav)
+            g_tmp = media.write_video(tmpdir / ("guidance" + Path(guidance_out).suffix), guidance(), fps=fps,
+                                      audio=wav)
+            staged.append((Path(g_tmp), Path(guidance_out)))
+        if td.still:
+            size = (int(td.frames.shape[2]), int(td.frames.shape[1])) if td.frames is not None else \
+                tuple(int(v) for v in media.probe(td.path).size)
+        else:
+            size = (int(fit.size[0]), int(fit.size[1]))
+        target_info = {"path": str(td.path), "key": fit.key, "frames": td.n_frames, "still": td.still,
+                       "face_found_pct": round(100.0 * float(np.mean(fit.detected)), 1),
+                       "reliable_pct": round(100.0 * float(np.mean(td.reliability > 0.5)), 1),
+                       "own_expression": own_expression(td)}
+        if target_info["reliable_pct"] < 100:
+            lost = int(np.sum(reliability <= 0.5))
+            if lost:
+                warnings.append(f"the face is unreliable (occluded or lost) in {lost} of {n_out} output frames; "
+                                "those frames pass through unchanged")
+        staged.append((Path(video_tmp), Path(out)))  # the video last: its presence means the run completed
+        for src, dst in staged:
+            os.replace(src, dst)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    size = (int(fit.size[0]), int(fit.size[1])) if not td.still else (int(td.frames.shape[2]), int(td.frames.shape[1]))
-    target_info = {"path": str(td.path), "key": fit.key, "frames": td.n_frames, "still": td.still,
-                   "face_found_pct": round(100.0 * float(np.mean(fit.detected)), 1),
-                   "reliable_pct": round(100.0 * float(np.mean(td.reliability > 0.5)), 1),
-                   "own_expression": own_expression(td)}
-    if target_info["reliable_pct"] < 100:
-        lost = int(np.sum(reliability <= 0.5))
-        if lost:
-            warnings.append(f"the face is unreliable (occluded or lost) in {lost} of {n_out} output frames; those "
-                            "frames pass through unchanged")
-    return RenderResult(str(written), n_out, n_out / fps, fps, size, renderer, emo.to_dict(), model.source.to_dict(),
+    return RenderResult(str(out), n_out, n_out / fps, fps, size, renderer, emo.to_dict(), model.source.to_dict(),
                         target_info, {k: round(v, 3) for k, v in times.items()},
                         str(landmarks_out) if landmarks_out else None, str(guidance_out) if guidance_out else None,
                         None, warnings)
@@ -717,18 +734,30 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                   model_path=model_path, landmarks_out=landmarks_out, guidance_out=guidance_out, device=device,
                   progress=progress)
     if sheet is not None:
-        from evpcli.models import load_audio2lm
-
-        model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
-        a = _end_code(model, a_name, a_path, a_face, intensity)
-        b = _end_code(model, b_name, b_path, b_face, intensity)
-        rows = []
-        for w in np.linspace(1.0, 0.0, max(2, sheet_steps)):
-            rows.append((f"alpha {w:.2f}", mix_emotions(a, b, float(w)).code))
-        rows[0] = (f"{a.description}", rows[0][1])
-        rows[-1] = (f"{b.description}", rows[-1][1])
-        result.sheet = str(emotion_sheet(ws, audio, target, sheet, rows, model_path=model_path, device=device))
+        try:
+            result.sheet = str(_interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face,
+                                                  b_name, b_path, b_face, intensity, model_path, device))
+        except BaseException:  # the run failed: nothing of it stays at its outputs
+            for path in (out, landmarks_out, guidance_out):
+                if path is not None:
+                    Path(path).unlink(missing_ok=True)
+            raise
     return result
+
+
+def _interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face, b_name, b_path, b_face,
+                       intensity, model_path, device) -> Path:
+    """interpolate's contact sheet: one row per alpha step from one end to the other."""
+    from evpcli.infer import mix_emotions
+    from evpcli.models import load_audio2lm
+
+    model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
+    a = _end_code(model, a_name, a_path, a_face, intensity)
+    b = _end_code(model, b_name, b_path, b_face, intensity)
+    rows = [(f"alpha {w:.2f}", mix_emotions(a, b, float(w)).code) for w in np.linspace(1.0, 0.0, max(2, sheet_steps))]
+    rows[0] = (f"{a.description}", rows[0][1])
+    rows[-1] = (f"{b.description}", rows[-1][1])
+    return emotion_sheet(ws, audio, target, sheet, rows, model_path=model_path, device=device)
 
 
 def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, codes: list[tuple[str, np.ndarray]],
