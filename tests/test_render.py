@@ -97,6 +97,34 @@ def test_render_a_still_portrait_with_head_motion_and_an_emotion_clip(tiny_model
     assert len(g) == len(frames) and g.max() > 200  # sketch curves are drawn
 
 
+def test_head_motion_moves_the_whole_head_and_not_the_body(tiny_models, short_speech, astronaut_png, tmp_path):
+    """--head-motion moves the face, the hair and the head's outline as one; the shoulders stay (issue 22)."""
+    from evpcli.face.landmarks import detect_landmarks
+    from evpcli.render.pipeline import render
+
+    _, ws = tiny_models
+    out = tmp_path / "moving.mp4"
+    render(ws, short_speech, astronaut_png, out, emotion="neutral", head_motion=True)
+    photo = cv2.cvtColor(cv2.imread(str(astronaut_png)), cv2.COLOR_BGR2RGB)
+    lm = detect_landmarks(photo)
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    s = int(0.45 * iod)
+
+    def motion(x, y) -> float:
+        x, y = int(np.clip(x, s, 255 - s)), int(np.clip(y, s, 255 - s))
+        a = cv2.cvtColor(photo[y - s:y + s, x - s:x + s], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        shifts = []
+        for f in media.read_video(out).frames:
+            b = cv2.cvtColor(f[y - s:y + s, x - s:x + s], cv2.COLOR_RGB2GRAY).astype(np.float32)
+            shifts.append(cv2.phaseCorrelate(a, b)[0])
+        return float(np.ptp(np.array(shifts), axis=0).max())
+
+    hair = motion(lm[27, 0], lm[19:25, 1].min() - 0.75 * iod)
+    shoulder = motion(lm[8, 0] + 1.6 * iod, lm[8, 1] + 1.6 * iod)
+    assert hair > 0.02 * np.linalg.norm(lm[16] - lm[0])  # the hair moves with the head (2 % of the face width+)
+    assert shoulder < 0.3
+
+
 def test_any_number_of_renders_onto_the_same_photo_in_one_workspace(tiny_models, short_speech, astronaut_png,
                                                                      tmp_path, capsys):
     """The cached path of a photo target (issue 22: the second render failed after writing the video)."""

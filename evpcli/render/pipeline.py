@@ -275,7 +275,8 @@ def aligned_reference(reference: np.ndarray, fit, fps: float) -> tuple[np.ndarra
 
 def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
     """A still image's pose made to move gently for ``n`` frames: yaw, pitch and roll as sums of slow sinusoids
-    (amplitudes about 5°, 3.5° and 2°, periods 2.5-7 s) around the image's own pose. Returns a PoseFit of n frames."""
+    (amplitudes about 5°, 3.5° and 2°, periods 2.5-7 s) around the image's own pose, and a sway of the head in the
+    image (about 2 % and 1.2 % of the face width). Returns a PoseFit of n frames."""
     import dataclasses
 
     from evpcli.face.pose import rotation_from_euler
@@ -283,7 +284,7 @@ def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / fps
     angles = np.zeros((n, 3))
-    for axis, amp in enumerate((5.0, 3.5, 2.0)):
+    for axis, amp in enumerate((3.0, 2.5, 2.5)):
         for period in rng.uniform(2.5, 7.0, 2):
             angles[:, axis] += amp / 2 * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
     euler = np.asarray(fit.euler_deg[:1], np.float64) + angles
@@ -293,6 +294,16 @@ def head_motion_pose(fit, n: int, fps: float, seed: int = 0):
            and getattr(fit, f.name).shape[:1] == (fit.n_frames,)}
     rep["rotation"] = rot
     rep["euler_deg"] = euler
+    # and a gentle sway of the whole head in the image (about 2 % of the face width sideways, 1.2 % up and down):
+    # a head that only turns about a fixed point looks pinned
+    lm = np.asarray(fit.landmarks, np.float64)[0]
+    face_w = float(np.linalg.norm(lm[16] - lm[0]))
+    sway = np.zeros((n, 2))
+    for axis, amp in enumerate((0.035 * face_w, 0.02 * face_w)):
+        for period in rng.uniform(3.0, 7.0, 2):
+            sway[:, axis] += amp / 2 * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+    if "translation" in rep:
+        rep["translation"] = rep["translation"] + sway
     return dataclasses.replace(fit, **rep)
 
 
@@ -563,6 +574,14 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
 
+    head = None
+    if td.still and head_motion:  # the whole head moves (hair and outline too), then the face warp adds the rest
+        from evpcli.render import still as still_head
+
+        transforms = still_head.head_transforms(tracked[0], adapted)
+        weight = still_head.head_weight((td.frames.shape[2], td.frames.shape[1]), tracked[0])
+        tracked = still_head.moved_landmarks(tracked[0], transforms)
+        head = (still_head.move_head, transforms, weight)
     draw = _make_renderer(ws, renderer, td, device)
     if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
         draw.plan(tracked, adapted)
@@ -583,6 +602,8 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
                 for i, frame in enumerate(_target_frames(td, schedule, fps, tmpdir)):
                     if i >= n_out:
                         break
+                    if head is not None:
+                        frame = head[0](frame, head[1][i], head[2])
                     yield draw.render(frame, tracked[i], adapted[i], float(reliability[i]))
                     bar.advance(1)
 
