@@ -10,11 +10,11 @@ from evpcli.face.parts import (BROWS, LEFT_BROW, LOWER_EYELIDS, LOWER_OUTER_LIP,
                                UPPER_EYELIDS, UPPER_INNER_LIP, UPPER_OUTER_LIP, side_of_midline)
 
 # The prototypes below are written in ~mm of the actors' shapes (outer inter-ocular distance, IOD, about 94.5 mm,
-# so 1 mm ~ 1.06 % IOD) at full intensity (level 3), sized after what real faces do: posed FACS action units move
-# the mouth corners about 8-12 mm (AU12, AU15, AU20), the brows 6-12 mm (AU1, AU2, AU4), the lids 2-4 mm (AU5, AU6,
-# AU7), the upper lip 4-7 mm (AU10) and the chin 6-10 mm (AU26). evp's network commands what it learned from them
-# at a fraction of the prototype (the mean code of levels 1 and 3, and regression to the mean), so the strong level
-# is at the top of those ranges. Measured by evpcli.face.au in % IOD (tests/test_synth.py pins the ranges).
+# so 1 mm ~ 1.06 % IOD) at full intensity (level 3), sized like real faces: a broad real smile (the astronaut's,
+# against a neutral face) lifts the corners 11-14 % IOD and widens the mouth 11-13 %; posed action units move
+# the brows, the mouth corners and the chin by several mm to about a centimetre and the lids by a few mm. The
+# network commands a fraction of what it learned (the mean code of levels 1 and 3, regression to the mean), so
+# the strong level sits at the top of those ranges. evpcli.face.au measures them (tests/test_synth.py pins them).
 EXPRESSION_GAIN = 1.0  # a global knob over all prototypes
 
 
