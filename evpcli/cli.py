@@ -563,20 +563,25 @@ def batch_render(
                              "--ray-address, the local Ray's CPUs)."),
     executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
     ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Folder the rows' out paths are relative to "
+                                        "(default: the CSV's folder); outputs must stay inside it."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="Let rows write outside the CSV's folder / "
+                                       "--out-dir (../ or absolute out paths)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (rendered, skipped, failed rows "
                                  "with their reasons, outputs)."),
 ) -> None:
     """Render every row of a jobs CSV (each as `evp render` would), going on past failures.
 
-    Resumable: a row whose out file exists is skipped (renders appear only when complete), so re-running the CSV
-    does what is missing. A bad row (missing file, both or neither emotion, no face in the target) fails that job
+    Resumable: a row whose out is a finished render is skipped (renders appear only when complete), so re-running
+    the CSV does what is missing; anything else at out is never overwritten (that row fails). Outputs stay under the
+    CSV's folder (or --out-dir) unless --allow-outside. A bad row (missing file, both or neither emotion, no face in the target) fails that job
     only; the failures are listed at the end by CSV line. Each target is fitted once and cached in the workspace.
     Exit 0 when every job is done, 1 when any failed (or the CSV is unusable), 2 for a usage error.
     """
     from evpcli.render.batch import batch_render as run
 
     r = run(state.ws, jobs_csv, executor=executor.value, jobs=_jobs(jobs), ray_address=ray_address,
-            device=state.device, progress=state.progress)
+            device=state.device, progress=state.progress, out_dir=out_dir, allow_outside=allow_outside)
     if as_json:
         _emit(r.to_dict(), True)
     elif state.quiet:  # no table, but the failures still reach stderr, one line each (as errors do)

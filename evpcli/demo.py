@@ -96,6 +96,9 @@ def make_inputs(folder: Path, size: int = 256) -> dict[str, Path]:
     return paths
 
 
+DEMO_MARKER = ".evp-demo"  # written into a demo folder: a later evp demo may write over it, over nothing else
+
+
 def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, model_path: str | Path | None = None,
              device: str = "auto", size: int = 256, progress: Progress | None = None) -> DemoResult:
     """Make the inputs, render every video, the contact sheet and index.html into ``out`` (see the module doc)."""
@@ -110,7 +113,12 @@ def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, mo
     emotions = list(emotions or EMOTIONS)
     out = Path(out)
     check_output_dir(out, option="OUT")
+    marker = out / DEMO_MARKER
+    if out.is_dir() and any(out.iterdir()) and not marker.exists():
+        raise EvpError(f"{out} already holds files that evp demo did not write (it would overwrite index.html, "
+                       "inputs/, emotions/ ...); give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("a folder written by evp demo: a later evp demo may overwrite it\n")
     still_emotion = "happy" if "happy" in emotions else emotions[0]
     times: dict[str, float] = {}
     videos: list[dict] = []

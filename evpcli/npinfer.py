@@ -38,11 +38,32 @@ class UnsupportedCheckpoint(Exception):
     """The checkpoint holds something the numpy reader does not know (load it with torch instead)."""
 
 
+class BadCheckpoint(ValueError):
+    """A tensor whose size, stride or offset does not fit its storage (a damaged or crafted file)."""
+
+
 def _rebuild_tensor(storage, offset, size, stride, *_):
-    itemsize = storage.dtype.itemsize
+    """A tensor as a numpy array, after checking that every element it names lies inside its storage: ``as_strided``
+    checks nothing, so a crafted stride or offset would read (or crash on) memory outside the file's data."""
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise BadCheckpoint("a tensor without a storage")
+    size, stride = tuple(size), tuple(stride)
+    ints = (offset, *size, *stride)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints) or len(size) != len(stride):
+        raise BadCheckpoint(f"a tensor with size {size}, stride {stride}, offset {offset!r}")
+    n = len(storage)
     if not size:
+        if offset >= n:
+            raise BadCheckpoint(f"a scalar at offset {offset} of a storage of {n}")
         return np.array(storage[offset])
-    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+    if any(d == 0 for d in size):
+        return np.zeros(size, storage.dtype)
+    last = offset + sum((d - 1) * s for d, s in zip(size, stride, strict=True))
+    if last >= n or int(np.prod(size, dtype=np.float64)) > 1 << 31:
+        raise BadCheckpoint(f"a tensor of size {size} and stride {stride} at offset {offset} reaches element {last} "
+                            f"of a storage of {n}")
+    itemsize = storage.dtype.itemsize
+    return np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
                                            strides=tuple(s * itemsize for s in stride)).copy()
 
 
@@ -66,6 +87,9 @@ class _Unpickler(pickle.Unpickler):
             raise UnsupportedCheckpoint(str(pid))
         if key not in self.storages:
             raw = self.archive.read(f"{self.prefix}/data/{key}")
+            itemsize = np.dtype(dtype).itemsize
+            if not isinstance(numel, int) or numel < 0 or numel * itemsize > len(raw):
+                raise BadCheckpoint(f"storage {key} claims {numel} elements but holds {len(raw) // itemsize}")
             self.storages[key] = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"), count=numel)
         return self.storages[key]
 

@@ -71,6 +71,20 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | N
     return out
 
 
+def check_outside(path: str | os.PathLike, folder: str | os.PathLike, option: str = "--out") -> None:
+    """EvpError when the output ``path`` would land inside ``folder`` (the workspace: its index, caches and models
+    must never be overwritten by an output)."""
+    out = Path(path).expanduser()
+    root = Path(folder).expanduser()
+    try:
+        inside = os.path.commonpath([os.path.realpath(out), os.path.realpath(root)]) == os.path.realpath(root)
+    except ValueError:  # different drives
+        inside = False
+    if inside:
+        raise EvpError(f"{option} {out} is inside the workspace {root}; its files (index, caches, models) must not be "
+                       "overwritten: write outputs elsewhere")
+
+
 def check_output_dir(path: str | os.PathLike, option: str = "OUT") -> Path:
     """Check that the folder ``path`` exists or can be made and is writable; returns it as a Path."""
     out = Path(path).expanduser()

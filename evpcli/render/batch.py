@@ -5,9 +5,11 @@ portrait), ``out`` (the mp4 to write), and exactly one of ``emotion`` (a name) o
 per row (a CSV may have both columns, each row filling one); optional ``intensity`` (0-2, default 1) and ``renderer``
 (warp or neural, default warp). Relative paths are relative to the CSV's folder.
 
-- Resumable: a row whose ``out`` already exists is skipped (render writes its output only when complete, so an
-  existing file is a finished render); re-running the same CSV after an interruption or a failure does only what
-  is missing.
+- Resumable: a row whose ``out`` is already a finished render (a video with audio: render writes its output only
+  when complete) is skipped; re-running the same CSV after an interruption or a failure does only what is missing.
+  Anything else at ``out`` (an empty file, a document) fails that row and is never overwritten.
+- Outputs stay under the CSV's folder (or ``--out-dir``): a row whose ``out`` leads outside it (``../``, an absolute
+  path, a link) fails unless ``--allow-outside``; no output may land inside the workspace.
 - One bad row fails that job only (empty or extra fields, both or neither emotion, a missing or unreadable file,
   a target without a face, two rows writing the same ``out``); the run goes on and :class:`BatchReport` lists each
   failure by its CSV line with a one-line reason.
@@ -61,14 +63,20 @@ class BatchReport:
                 f"{self.seconds:.1f} s")
 
 
-def read_jobs(jobs_csv: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+def read_jobs(jobs_csv: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+              allow_outside: bool = False) -> tuple[list[dict], list[dict]]:
     """(jobs, bad rows) of a jobs CSV. A job: ``line``, ``audio``, ``target``, ``out`` (absolute paths), ``emotion``
     or ``emotion_audio`` (the other None), ``intensity`` (float), ``renderer``. A bad row: ``line``, ``out``,
-    ``reason``. Raises :class:`EvpError` when the file is missing or its header lacks required columns."""
+    ``reason``. Raises :class:`EvpError` when the file is missing or its header lacks required columns.
+
+    The outputs rule: a row's ``out`` is relative to ``out_dir`` (default: the CSV's folder) and must stay inside
+    it (no ``../``, no absolute path elsewhere, no link leading out) unless ``allow_outside``: a CSV from elsewhere
+    cannot make evp write over ``/etc/passwd`` or a user's files."""
     path = Path(jobs_csv)
     if not path.is_file():
         raise EvpError(f"{path}: file not found (the jobs CSV)")
     base = path.resolve().parent
+    out_base = Path(out_dir).expanduser().resolve() if out_dir is not None else base
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -107,10 +115,36 @@ def read_jobs(jobs_csv: str | os.PathLike) -> tuple[list[dict], list[dict]]:
             continue
         renderer = (row.get("renderer") or "warp").lower()
         paths = {c: str(base / row[c]) for c in PATH_COLUMNS if row.get(c)}
+        paths["out"] = str(out_base / row["out"])
+        if not allow_outside and not _inside(Path(paths["out"]), out_base):
+            fail(f"out {row['out']!r} is outside {out_base} (outputs stay in the CSV's folder or --out-dir; "
+                 "--allow-outside to permit it)")
+            continue
         jobs.append({"line": line, "audio": paths["audio"], "target": paths["target"], "out": paths["out"],
                      "emotion": emotion, "emotion_audio": paths.get("emotion_audio"), "intensity": intensity,
                      "renderer": renderer})
     return jobs, bad
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    real = os.path.realpath(path)
+    root = os.path.realpath(folder)
+    try:
+        return os.path.commonpath([real, root]) == root and real != root
+    except ValueError:
+        return False
+
+
+def finished_render(path: Path) -> bool:
+    """Whether ``path`` is a video a render wrote (a readable file with a video and an audio stream): only those
+    count as done; anything else at a row's ``out`` (an empty file, a user's document) is never overwritten."""
+    from evpcli import media
+
+    try:
+        info = media.probe(path)
+    except Exception:
+        return False
+    return bool(info.has_audio) and info.n_frames > 0
 
 
 def _failer(bad: list[dict], line: int, out: str):
@@ -165,8 +199,8 @@ def _prepare_targets(ws: Workspace, jobs: list[dict], progress: Progress) -> dic
 
 
 def batch_render(ws: Workspace, jobs_csv: str | os.PathLike, *, executor: str = "local", jobs: int = 1,
-                 ray_address: str | None = None, device: str = "auto",
-                 progress: Progress | None = None) -> BatchReport:
+                 ray_address: str | None = None, device: str = "auto", progress: Progress | None = None,
+                 out_dir: str | os.PathLike | None = None, allow_outside: bool = False) -> BatchReport:
     """Render every row of ``jobs_csv`` not rendered yet (see the module docstring); returns the
     :class:`BatchReport` (failures inside, never raised). Raises :class:`EvpError` for a missing CSV or one without
     the required columns, :class:`~evpcli.errors.UsageError` for a bad executor choice."""
@@ -175,7 +209,7 @@ def batch_render(ws: Workspace, jobs_csv: str | os.PathLike, *, executor: str = 
     make_executor(executor, jobs, ray_address)  # a bad choice fails before any work
     t_start = time.perf_counter()
     progress = progress or Progress()
-    todo, bad = read_jobs(jobs_csv)
+    todo, bad = read_jobs(jobs_csv, out_dir, allow_outside)
     report = BatchReport(str(jobs_csv), executor, total=len(todo) + len(bad))
     report.failed.extend(bad)
     first_line: dict[str, int] = {}
@@ -187,8 +221,21 @@ def batch_render(ws: Workspace, jobs_csv: str | os.PathLike, *, executor: str = 
                                   "reason": f"the same out as line {first_line[key]}"})
             continue
         first_line[key] = job["line"]
-        if Path(job["out"]).is_file() and Path(job["out"]).stat().st_size > 0:
-            report.skipped += 1
+        out_path = Path(job["out"])
+        if out_path.exists() or out_path.is_symlink():
+            if out_path.is_file() and not out_path.is_symlink() and finished_render(out_path):
+                report.skipped += 1
+            else:
+                report.failed.append({"line": job["line"], "out": job["out"],
+                                      "reason": f"{out_path} exists and is not a finished render; it is left as it "
+                                                "is (remove it or choose another out)"})
+            continue
+        try:
+            from evpcli.paths import check_outside
+
+            check_outside(out_path, ws.root, "out")
+        except EvpError as exc:
+            report.failed.append({"line": job["line"], "out": job["out"], "reason": str(exc)})
             continue
         pending.append({**job, "workspace": str(ws.root), "device": device})
     unusable = _prepare_targets(ws, pending, progress) if pending else {}

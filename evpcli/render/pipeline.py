@@ -136,12 +136,14 @@ def _own(target: dict) -> str:
 
 # --------------------------------------------------------------------------- inputs
 def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion_audio: str | Path | None = None,
-                 extra_outputs: dict[str, str | Path | None] | None = None) -> None:
-    """Everything that can be checked before any work: inputs exist, outputs are writable and none of them is an
-    input (one line, exit 1)."""
-    from evpcli.paths import check_output
+                 extra_outputs: dict[str, str | Path | None] | None = None, model: str | Path | None = None,
+                 workspace: str | Path | None = None, emotion_face: str | Path | None = None) -> None:
+    """Everything that can be checked before any work: inputs exist, outputs are writable, none of them is an input
+    (the model included) and none lands inside the workspace's own files (one line, exit 1)."""
+    from evpcli.paths import check_output, check_outside
 
-    inputs = {"--audio": audio, "--target": target, "--emotion-audio": emotion_audio}
+    inputs = {"--audio": audio, "--target": target, "--emotion-audio": emotion_audio, "--emotion-face": emotion_face,
+              "--model": model}
     for option, p in inputs.items():
         if p is None:
             continue
@@ -160,6 +162,8 @@ def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion
         if p is None:
             continue
         check_output(p, given, option=option, input_names=names)
+        if workspace is not None:
+            check_outside(p, workspace, option)
         key = os.path.abspath(p)
         if key in seen:
             raise EvpError(f"{option} and {seen[key]} are the same file ({p}); give two paths")
@@ -675,9 +679,8 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
 
     if sum(x is not None for x in (emotion, emotion_audio, emotion_face)) != 1:
         raise EvpError("give exactly one of --emotion NAME, --emotion-audio FILE or --emotion-face FILE")
-    check_inputs(audio, target, out, emotion_audio, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out})
-    if emotion_face is not None:
-        check_inputs(audio, target, out, emotion_face)
+    check_inputs(audio, target, out, emotion_audio, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out},
+                 model=model_path, workspace=ws.root, emotion_face=emotion_face)
 
     def code_for(model, n):
         if emotion_face is not None:
@@ -736,11 +739,11 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     b_name, b_path, b_face = _emotion_arg(to_emotion)
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
-    check_inputs(audio, target, out, a_path, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out,
-                                              "--sheet": sheet})
+    outputs = {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out, "--sheet": sheet}
+    check_inputs(audio, target, out, a_path, outputs, model=model_path, workspace=ws.root)
     for extra in (b_path, a_face, b_face):
         if extra is not None:
-            check_inputs(audio, target, out, extra)
+            check_inputs(audio, target, out, extra, outputs, model=model_path, workspace=ws.root)
 
     def code_for(model, n):
         a = _end_code(model, a_name, a_path, a_face, intensity)

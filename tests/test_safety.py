@@ -1,0 +1,150 @@
+"""Data safety (issue 24): no output lands on an input, a model or the workspace; no user file is overwritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evpcli.cli import main
+
+
+def _run(ws, *args) -> int:
+    return main(["--workspace", str(ws.root), "-q", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory, arctic_wav) -> Path:
+    import soundfile as sf
+
+    from evpcli import media
+
+    path = tmp_path_factory.mktemp("safety") / "speech.wav"
+    sf.write(path, media.load_audio(arctic_wav)[4800:4800 + 12000], 16000)
+    return path
+
+
+def test_no_output_may_land_on_the_model_or_in_the_workspace(tiny_models, speech, carphone_mp4, tmp_path, capsys):
+    _, ws = tiny_models
+    model = tmp_path / "my.pt"
+    model.write_bytes(b"model bytes the user cares about")
+    for option, value in (("--out", model), ("--landmarks-out", model)):
+        args = ["render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--model", model]
+        args += ["--out", tmp_path / "o.mp4"] if option != "--out" else []
+        assert _run(ws, *args, option, value) == 1
+        assert model.read_bytes() == b"model bytes the user cares about"
+        assert "same file" in capsys.readouterr().err
+    index = ws.root / "index.sqlite"
+    before = index.read_bytes() if index.exists() else None
+    assert _run(ws, "render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--out", index) == 1
+    err = capsys.readouterr().err
+    assert "inside the workspace" in err and len(err.strip().splitlines()) == 1
+    assert (index.read_bytes() if index.exists() else None) == before
+    assert _run(ws, "interpolate", "--from", "sad", "--to", "happy", "--audio", speech, "--target", carphone_mp4,
+                "--out", ws.root / "models" / "x.mp4") == 1
+
+
+def test_demo_never_overwrites_a_users_folder(tmp_path, capsys):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "index.html").write_text("my page")
+    assert main(["-q", "demo", str(folder)]) == 1
+    assert (folder / "index.html").read_text() == "my page"
+    assert "did not write" in capsys.readouterr().err
+
+
+def test_batch_outputs_stay_in_the_csv_folder_and_user_files_are_left_alone(tiny_models, speech, carphone_mp4,
+                                                                           tmp_path, capsys):
+    _, ws = tiny_models
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "speech.wav").write_bytes(Path(speech).read_bytes())
+    (jobs / "t.mp4").write_bytes(Path(carphone_mp4).read_bytes())
+    (jobs / "empty.mp4").write_bytes(b"")
+    outside = tmp_path / "victim.txt"
+    outside.write_text("precious")
+    csv = jobs / "jobs.csv"
+    csv.write_text("audio,emotion,target,out\n"
+                   "speech.wav,happy,t.mp4,../victim.txt\n"
+                   f"speech.wav,happy,t.mp4,{outside}\n"
+                   "speech.wav,happy,t.mp4,empty.mp4\n"
+                   "speech.wav,happy,t.mp4,ok.mp4\n")
+    assert _run(ws, "batch-render", csv, "--json") == 1
+    r = json.loads(capsys.readouterr().out)
+    reasons = {f["line"]: f["reason"] for f in r["failed"]}
+    assert "outside" in reasons[2] and "outside" in reasons[3]
+    assert "not a finished render" in reasons[4]
+    assert outside.read_text() == "precious" and (jobs / "empty.mp4").read_bytes() == b""
+    assert r["rendered"] == 1 and (jobs / "ok.mp4").exists()
+    # a second run: the finished render is done, the others still fail, nothing is overwritten
+    assert _run(ws, "batch-render", csv, "--json") == 1
+    r = json.loads(capsys.readouterr().out)
+    assert r["skipped"] == 1 and r["rendered"] == 0
+    # with --allow-outside the ../ row may write (into a new file)
+    outside.unlink()
+    assert _run(ws, "batch-render", csv, "--allow-outside", "--json") == 1
+    r = json.loads(capsys.readouterr().out)
+    assert outside.exists() and r["rendered"] == 1
+
+
+def _crafted_checkpoint(path: Path, size, stride, offset=0, numel=10) -> Path:
+    """A torch-format zip whose one tensor has the given size/stride/offset over a storage of ``numel`` floats (40
+    bytes): what a crafted file can claim."""
+    import io
+    import pickle
+    import zipfile
+    from collections import OrderedDict
+
+    import numpy as np
+    import torch
+
+    class Tensor:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (STORAGE, offset, size, stride, False, OrderedDict())
+
+    class Storage:
+        pass
+
+    STORAGE = Storage()
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel) if obj is STORAGE else None
+
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump({"w": Tensor()})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", buf.getvalue())
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/data/0", np.arange(10, dtype=np.float32).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("size,stride,offset,numel", [((4,), (1_000_000_000,), 0, 10), ((200_000,), (1,), 0, 10),
+                                                      ((2, 2), (2, 1), 9, 10), ((3,), (1,), 0, 1000)])
+def test_a_crafted_checkpoint_is_refused_before_any_memory_is_read(tmp_path, size, stride, offset, numel):
+    from evpcli import npinfer
+
+    path = _crafted_checkpoint(tmp_path / "evil.pt", size, stride, offset, numel)
+    with pytest.raises(npinfer.BadCheckpoint):
+        npinfer.read_checkpoint(path)
+
+
+def test_a_valid_strided_tensor_still_reads(tmp_path):
+    import numpy as np
+
+    from evpcli import npinfer
+
+    path = _crafted_checkpoint(tmp_path / "ok.pt", (2, 3), (1, 2), 1, 10)  # a transposed view inside the storage
+    w = npinfer.read_checkpoint(path)["w"]
+    assert np.array_equal(w, np.arange(10, dtype=np.float32)[1:][np.array([[0, 2, 4], [1, 3, 5]])])
+
+
+def test_a_crafted_model_in_render_is_one_line(tiny_models, speech, carphone_mp4, tmp_path, capsys):
+    _, ws = tiny_models
+    evil = _crafted_checkpoint(tmp_path / "evil.pt", (4,), (1_000_000_000,))
+    assert _run(ws, "render", "--audio", speech, "--emotion", "happy", "--target", carphone_mp4, "--model", evil,
+                "--out", tmp_path / "o.mp4") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evil.pt" in err[0] and not (tmp_path / "o.mp4").exists()
