@@ -124,6 +124,7 @@ def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, mo
     videos: list[dict] = []
     warnings: list[str] = []
     ws_dir = Path(tempfile.mkdtemp(prefix=".workspace-", dir=out))
+    lm_dir = Path(tempfile.mkdtemp(prefix=".landmarks-", dir=out))
     try:
         ws = Workspace(ws_dir)
         model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
@@ -146,7 +147,7 @@ def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, mo
             bar.advance(1)
 
             t0 = time.perf_counter()
-            lm_tmp = ws_dir / "landmarks.npz"
+            lm_tmp = lm_dir / "landmarks.npz"  # not inside the workspace (no output may land there)
             for e in emotions:
                 bar.update(step=f"rendering {e}")
                 r = render(ws, inputs["speech"], inputs["target"], out / "emotions" / f"{e}.mp4", emotion=e,
@@ -185,6 +186,7 @@ def run_demo(out: str | Path = "evp-demo", emotions: list[str] | None = None, mo
             bar.advance(1)
     finally:
         shutil.rmtree(ws_dir, ignore_errors=True)
+        shutil.rmtree(lm_dir, ignore_errors=True)
     return DemoResult(str(out), str(index), str(sheet), {k: str(v) for k, v in inputs.items()}, videos,
                       model.source.to_dict(), time.perf_counter() - t_start, {k: round(v, 2) for k, v in times.items()},
                       warnings)
