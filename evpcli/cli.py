@@ -111,12 +111,19 @@ def _global(
     state.workspace, state.device, state.verbose, state.quiet = workspace, device.value, verbose, quiet
 
 
+def _esc(text: Any) -> str:
+    """A user string (a path, a reason quoting one) made safe to print through Rich: ``[`` is not markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _emit(result: Any, as_json: bool, human: str | None = None) -> None:
     """Print a command's result: JSON on stdout for scripts, else a human summary on stderr."""
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     elif human is not None:
-        state.console.print(human)
+        state.console.print(human, markup=False, highlight=False)  # paths may hold [ ]: never Rich markup
 
 
 def _not_built(stage: str) -> None:
@@ -163,10 +170,10 @@ def status(
 
     con = Console(quiet=state.quiet)  # the table is the command's output: on stdout, for pipes
     if not info["exists"]:
-        con.print(f"workspace [bold]{info['workspace']}[/] is empty (run `evp prepare-dataset` to fill it)")
+        con.print(f"workspace [bold]{_esc(info['workspace'])}[/] is empty (run `evp prepare-dataset` to fill it)")
         return
     c = info["clips"]
-    con.print(f"workspace [bold]{info['workspace']}[/]: {c['ok']} clips ready, {c['failed']} failed, "
+    con.print(f"workspace [bold]{_esc(info['workspace'])}[/]: {c['ok']} clips ready, {c['failed']} failed, "
               f"{info['pairs']} pairs, {len(info['models'])} models, {len(info['fitted_targets'])} fitted targets")
     for run in info.get("unfinished_runs", []):
         con.print(f"unfinished {run['stage']} run {run['run']} (interrupted after epoch {run['epochs_done']}); "
@@ -289,13 +296,13 @@ def _print_prepare_report(report) -> None:
 
     con = state.console
     for w in report.warnings:
-        con.print(f"[yellow]warning:[/] {w}")
+        con.print(f"[yellow]warning:[/] {_esc(w)}")
     if report.failed:
         t = Table("skipped clip", "reason", title=f"{len(report.failed)} clip(s) skipped", title_justify="left")
         for f in report.failed:
-            t.add_row(f["clip_id"], f["reason"])
+            t.add_row(_esc(f["clip_id"]), _esc(f["reason"]))
         con.print(t)
-    con.print(report.summary())
+    con.print(report.summary(), markup=False, highlight=False)
 
 
 @app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
@@ -593,9 +600,9 @@ def batch_render(
 
             t = Table("line", "out", "reason", title=f"{len(r.failed)} job(s) failed", title_justify="left")
             for f in r.failed:
-                t.add_row(str(f["line"]), f["out"], f["reason"])
+                t.add_row(str(f["line"]), _esc(f["out"]), _esc(f["reason"]))
             state.console.print(t)
-        state.console.print(r.summary())
+        state.console.print(r.summary(), markup=False, highlight=False)
     if r.failed:
         raise typer.Exit(1)
 

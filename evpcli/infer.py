@@ -151,6 +151,9 @@ def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarra
     return np.maximum(neutral + intensity * (np.asarray(code, np.float32) - neutral), 0.0).astype(np.float32)
 
 
+SILENT_RMS = 1e-3  # an emotion clip quieter than -60 dBFS (RMS) carries no voice to read an emotion from
+
+
 def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Path | np.ndarray | None = None,
                  intensity: float = 1.0) -> EmotionCode:
     """The emotion code of an emotion name (its training clips' mean code) or of an emotion clip (a path, or 16 kHz
@@ -175,6 +178,10 @@ def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Pa
     windows = audio.speech_windows(wav)
     if len(windows) < 1:
         raise EvpError(f"{label}: the emotion clip is too short (under one video frame of speech)")
+    level = float(np.sqrt(np.mean(np.square(np.asarray(wav, np.float64))))) if len(wav) else 0.0
+    if level < SILENT_RMS:
+        raise EvpError(f"{label}: the emotion clip is silent ({20 * np.log10(max(level, 1e-12)):.0f} dBFS); give a clip "
+                       "of someone speaking with the emotion, or --emotion NAME")
     raw = clip_emotion_code(model, windows)
     predicted, prob = classify_code(model, raw)
     code = scale_intensity(model, raw, intensity)

@@ -184,6 +184,7 @@ def _compute_clip(job: dict) -> dict:
                     raise MediaError(f"{video}: corrupt or truncated video (its audio track cannot be decoded)") from None
                 raise MediaError(f"{Path(video).name} has no audio track and no audio file was given (MEAD: "
                                  "<actor>/audio/<emotion>/level_<k>/<NNN>.m4a; manifest: the audio column)") from None
+        out["audio_rms"] = float(np.sqrt(np.mean(np.square(np.asarray(wav, np.float64))))) if len(wav) else 0.0
         n_counted = [0]
 
         def frames():
@@ -366,6 +367,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                 _take_result(ws, report, result, *by_id[result["clip_id"]], mfcc_params, lm_params, fail)
                 bar.advance(1)
         narrow_band(ws, {r.clip_id for r in records}, report)
+        silent_audio(ws, {r.clip_id for r in records}, report)
         report.actor_models = update_actor_models(ws, sorted(report.actors))
     except KeyboardInterrupt:
         report.interrupted = True
@@ -392,6 +394,19 @@ def narrow_band(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> Non
             "use 16 kHz (or better) recordings where you can, and do not mix the two in one actor if you can avoid it")
 
 
+SILENT_RMS = 1e-3  # a clip whose audio is quieter than -60 dBFS (RMS) has nothing to learn speech or emotion from
+
+
+def silent_audio(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> None:
+    """Warn (in the report) about ready clips whose audio is silent or nearly (a muted track, a wrong audio file)."""
+    silent = sorted(c.clip_id for c in ws.clips() if c.clip_id in clip_ids and c.status == "ok"
+                    and c.extra.get("audio_rms") is not None and float(c.extra["audio_rms"]) < SILENT_RMS)
+    if silent:
+        report.warnings.append(
+            f"{len(silent)} clip(s) have silent audio (under -60 dBFS; first: {silent[0]}): the models learn nothing "
+            "of speech or emotion from them; check their audio tracks (or the audio files given)")
+
+
 def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRecord, job: dict, mfcc_params: dict,
                  lm_params: dict, fail) -> None:
     """Index one clip's result (its files are complete) and count it in the report."""
@@ -400,6 +415,8 @@ def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRe
         rec.n_frames, rec.fps = result["n_frames"], result["fps"]
         if result.get("audio_rate"):
             rec.extra["audio_rate"] = result["audio_rate"]
+        if "audio_rms" in result:
+            rec.extra["audio_rms"] = result["audio_rms"]
         _register(ws, rec, rec.extra["mfcc_key"], rec.extra["landmarks_key"], Path(job["mfcc_path"]),
                   Path(job["landmarks_path"]), mfcc_params, lm_params,
                   {k: result[k] for k in ("n_frames", "detected", "valid", "seconds")})

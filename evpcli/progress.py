@@ -54,7 +54,7 @@ class RichProgress(Progress):
             yield handle
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, markup=False, highlight=False)
 
 
 class _RateTask(Task):

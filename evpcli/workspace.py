@@ -173,7 +173,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
     if not Path(path).exists():
         raise EvpError(f"{path}: checkpoint missing; train it first")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a damaged or poisoned file: never torch's advice to load it unsafely
+        kind = "resumable checkpoint" if "checkpoint" in Path(path).name else "model"
+        raise EvpError(f"{path}: unreadable {kind} ({type(exc).__name__}); evp reads only plain tensors. Delete it to "
+                       "start over (training: run again without --resume), or give another file") from None
 
 
 @contextlib.contextmanager

@@ -268,3 +268,18 @@ def test_a_dying_worker_fails_only_clips_and_a_rerun_retries_them(mead_corpus, t
     monkeypatch.setattr(prep, "prepare_clip", real)
     again = prepare_dataset(ws, mead_corpus["root"], "mead", actors="A2", jobs=1)
     assert again.ok == 4 and not again.failed and again.prepared == len(died)
+
+
+def test_a_clip_with_silent_audio_is_prepared_with_a_warning(tmp_path):
+    """Issue 24: a clip whose audio is silent was accepted without a word."""
+    frames, _ = moving_portrait(N_FRAMES)
+    _write_clip(tmp_path / "quiet.mp4", frames, np.zeros(int(N_FRAMES / 25 * 16000), np.float32))
+    _write_clip(tmp_path / "loud.mp4", frames, sine(N_FRAMES / 25))
+    path = tmp_path / "clips.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "audio", "actor", "emotion", "level", "sentence"])
+        w.writerows([["quiet.mp4", "", "pat", "happy", "1", "s1"], ["loud.mp4", "", "pat", "sad", "1", "s1"]])
+    report = prepare_dataset(Workspace(tmp_path / "ws"), path, layout="manifest")
+    silent = [w for w in report.warnings if "silent audio" in w]
+    assert len(silent) == 1 and "1 clip(s)" in silent[0] and "pat/happy" in silent[0]

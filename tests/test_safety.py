@@ -148,3 +148,45 @@ def test_a_crafted_model_in_render_is_one_line(tiny_models, speech, carphone_mp4
                 "--out", tmp_path / "o.mp4") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "evil.pt" in err[0] and not (tmp_path / "o.mp4").exists()
+
+
+def test_paths_with_rich_markup_are_printed_as_they_are(tiny_models, speech, carphone_mp4, tmp_path, capsys):
+    _, ws = tiny_models
+    out = tmp_path / "a[/]b" / "x[red].mp4"
+    assert main(["--workspace", str(ws.root), "render", "--audio", str(speech), "--emotion", "happy", "--target",
+                 str(carphone_mp4), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert out.exists() and "x[red].mp4" in err.replace("\n", "")
+
+
+def test_a_poisoned_checkpoint_never_quotes_torchs_unsafe_advice(tmp_path):
+    import pickle
+
+    from evpcli.errors import EvpError
+    from evpcli.workspace import load_checkpoint
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "audio2lm-checkpoint.pt"
+    import torch
+
+    torch.save({"x": Evil()}, path, pickle_module=pickle)
+    with pytest.raises(EvpError) as err:
+        load_checkpoint(path)
+    msg = str(err.value)
+    assert "weights_only" not in msg and "\n" not in msg and "start over" in msg
+
+
+def test_a_silent_emotion_clip_is_an_error(tiny_models, speech, carphone_mp4, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    _, ws = tiny_models
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    assert _run(ws, "render", "--audio", speech, "--emotion-audio", silent, "--target", carphone_mp4, "--out",
+                tmp_path / "o.mp4") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "silent" in err[0] and not (tmp_path / "o.mp4").exists()
