@@ -190,3 +190,56 @@ def test_a_silent_emotion_clip_is_an_error(tiny_models, speech, carphone_mp4, tm
                 tmp_path / "o.mp4") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "silent" in err[0] and not (tmp_path / "o.mp4").exists()
+
+
+def test_a_killed_renders_spill_is_removed_by_the_next_run_but_a_live_ones_is_not(tmp_path):
+    import subprocess
+    import sys
+
+    from evpcli.render.pipeline import SPILL_PREFIX, _hold, remove_stale_spills
+
+    dead = tmp_path / (SPILL_PREFIX + "dead")
+    dead.mkdir()
+    (dead / "frames.raw").write_bytes(b"x" * 1000)
+    # a process takes the folder and is killed -9: its lock goes with it
+    code = ("import sys, time; from pathlib import Path; from evpcli.render.pipeline import _hold; "
+            "f = _hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(dead)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    live = tmp_path / (SPILL_PREFIX + "live")
+    live.mkdir()
+    holder = _hold(live)
+    assert remove_stale_spills(tmp_path) == []  # both held
+    proc.kill()
+    proc.wait()
+    assert remove_stale_spills(tmp_path) == [dead] and not dead.exists() and live.exists()
+    holder.close()
+
+
+def test_a_full_disk_is_one_line_before_the_spill(tiny_models, arctic_wav, carphone_mp4, tmp_path, monkeypatch,
+                                                 capsys):
+    """Speech longer than the target spills its frames beside --out: with no room, one line and nothing left."""
+    import shutil as sh
+    from collections import namedtuple
+
+    import numpy as np
+    import soundfile as sf
+
+    from evpcli import media
+
+    from evpcli.render.pipeline import prepare_target
+
+    _, ws = tiny_models
+    prepare_target(ws, carphone_mp4)  # fitted and cached: the render decodes the video as it goes
+    long_speech = tmp_path / "long.wav"
+    wav = media.load_audio(arctic_wav)
+    sf.write(long_speech, np.concatenate([wav, wav]), 16000)  # 8 s onto the 4 s carphone: ping-pong
+    usage = namedtuple("usage", "total used free")
+    real = sh.disk_usage
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10 << 20, 10 << 20, 1 << 20) if ".evp-render" in str(p)
+                        else real(p))
+    out = tmp_path / "o.mp4"
+    assert _run(ws, "render", "--audio", long_speech, "--emotion", "happy", "--target", carphone_mp4, "--out", out) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space" in err[0]
+    assert not out.exists() and not list(tmp_path.glob(".evp-render-*"))

@@ -37,6 +37,7 @@ KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank
 FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
+SPILL_MARGIN = 64 << 20  # bytes left free on the output's disk after the frame spill (ping-pong renders)
 PREFETCH = 8  # target frames decoded ahead of the renderer (a thread; ~0.7 MB each at 640x360)
 # The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
 # synthetic corpus's training clips, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the
@@ -329,8 +330,10 @@ def _target_frames(td: TargetData, schedule: np.ndarray, fps: float, tmpdir: Pat
             yield frame
         return
     # ping-pong: each frame is decoded once, spilled to a raw file as it comes (the first forward pass is served
-    # while decoding) and read back from it for the later passes
-    store = None
+    # while decoding) and read back from it for the later passes. Plain writes and reads, not a memory map: a full
+    # disk then raises an error instead of killing the process with SIGBUS; the space is checked first.
+    spill = None
+    shape = None
     decoded = 0
     frames = media.iter_frames(td.path, fps, prefetch=PREFETCH)
     try:
@@ -340,16 +343,43 @@ def _target_frames(td: TargetData, schedule: np.ndarray, fps: float, tmpdir: Pat
                 frame = next(frames, None)
                 if frame is None:
                     break
-                if store is None:  # a plain ndarray view: slicing a memmap costs ~2 ms a frame in numpy 2
-                    store = np.lib.format.open_memmap(tmpdir / "frames.npy", mode="w+", dtype=np.uint8,
-                                                      shape=(td.n_frames, *frame.shape)).view(np.ndarray)
-                store[decoded] = frame
+                if spill is None:
+                    shape = frame.shape
+                    need = td.n_frames * frame.nbytes
+                    free = shutil.disk_usage(tmpdir).free
+                    if need > free - SPILL_MARGIN:
+                        raise EvpError(f"no space for the target's frames beside the output: {need / 1e6:.0f} MB "
+                                       f"needed in {tmpdir.parent}, {free / 1e6:.0f} MB free; free some space or "
+                                       "write --out to another disk")
+                    spill = open(tmpdir / "frames.raw", "w+b")
+                try:
+                    spill.seek(decoded * frame.nbytes)
+                    spill.write(np.ascontiguousarray(frame).tobytes())
+                except OSError as exc:
+                    raise EvpError(f"cannot spill the target's frames beside the output ({exc.strerror or exc}); "
+                                   "free some space or write --out to another disk") from None
                 decoded += 1
-            if store is None:
+                if decoded - 1 == k:
+                    yield frame
+                    break
+            else:
+                if spill is None:
+                    raise EvpError(f"{td.path}: the target video has no frames")
+                j = min(k, decoded - 1)
+                size = int(np.prod(shape))
+                spill.seek(j * size)
+                yield np.frombuffer(spill.read(size), np.uint8).reshape(shape)
+                continue
+            if spill is None:
                 raise EvpError(f"{td.path}: the target video has no frames")
-            yield store[min(k, decoded - 1)]
+            if decoded - 1 != k:  # the video ended before frame k: its last frame
+                size = int(np.prod(shape))
+                spill.seek((decoded - 1) * size)
+                yield np.frombuffer(spill.read(size), np.uint8).reshape(shape)
     finally:
         frames.close()
+        if spill is not None:
+            spill.close()
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -592,7 +622,9 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     t0 = time.perf_counter()
     # Every output is written into a temporary folder beside --out and moved into place only when all of them are
     # complete: a run that fails at any point leaves nothing at --out (nor at the other outputs).
-    tmpdir = Path(tempfile.mkdtemp(prefix=".evp-render-", dir=Path(out).parent))
+    remove_stale_spills(Path(out).parent)
+    tmpdir = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=Path(out).parent))
+    owner = _hold(tmpdir)
     try:
         staged: list[tuple[Path, Path]] = []
         if landmarks_out is not None:
@@ -644,10 +676,53 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
             os.replace(src, dst)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+        owner.close()
     return RenderResult(str(out), n_out, n_out / fps, fps, size, renderer, emo.to_dict(), model.source.to_dict(),
                         target_info, {k: round(v, 3) for k, v in times.items()},
                         str(landmarks_out) if landmarks_out else None, str(guidance_out) if guidance_out else None,
                         None, warnings)
+
+
+SPILL_PREFIX = ".evp-render-"
+OWNER = ".owner"
+
+
+def _hold(folder: Path):
+    """Mark ``folder`` as this process's for as long as the returned file stays open (an flock: the kernel drops it
+    when the process dies, ``kill -9`` included), so that later runs can tell a live render's folder from a dead
+    one's."""
+    import fcntl
+
+    f = open(folder / OWNER, "w")
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def remove_stale_spills(parent: Path, older_than: float = 600.0) -> list[Path]:
+    """Remove the temporary folders (``.evp-render-*``: frame spills, partial outputs) that renders killed before
+    their cleanup left in ``parent``: those whose owner lock no live process holds (and, for folders of versions
+    without the lock, those untouched for ``older_than`` seconds). Returns what was removed."""
+    import fcntl
+
+    removed = []
+    for folder in Path(parent).glob(SPILL_PREFIX + "*"):
+        if not folder.is_dir():
+            continue
+        lock = folder / OWNER
+        try:
+            if lock.exists():
+                with open(lock, "a") as f:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # a live render holds it
+            elif time.time() - folder.stat().st_mtime < older_than:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def _make_renderer(ws: Workspace, name: str, td: TargetData, device: str):
