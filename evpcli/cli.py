@@ -38,7 +38,9 @@ class State:
 
     @property
     def ws(self) -> Workspace:
-        return Workspace(self.workspace)
+        ws = Workspace(self.workspace)
+        ws.check_usable()  # a file given as the workspace: one line before any work
+        return ws
 
     @property
     def console(self) -> Console:
@@ -261,6 +263,9 @@ def prepare_dataset(
     executor: ExecutorChoice = typer.Option(ExecutorChoice.local, "--executor", help=_EXECUTOR_HELP),
     ray_address: str | None = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
     strict: bool = typer.Option(False, help="Exit 1 if any clip is skipped."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try the clips that failed before again (clips "
+                                      "that failed for the machine's reasons, a full disk or an I/O error, are "
+                                      "always retried)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compute MFCCs and tracked 68-point landmarks for every clip of a dataset, cached in the workspace.
@@ -276,7 +281,7 @@ def prepare_dataset(
     try:
         report = run_prepare(state.ws, source, layout=layout.value, view=view, actors=actors, emotions=emotions,
                              sentence_map=sentence_map, jobs=_jobs(jobs), executor=executor.value,
-                             ray_address=ray_address, progress=state.progress)
+                             ray_address=ray_address, progress=state.progress, retry_failed=retry_failed)
     except KeyboardInterrupt:
         print("evp: interrupted; finished clips are kept in the workspace and a re-run resumes", file=sys.stderr)
         raise

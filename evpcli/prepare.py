@@ -27,6 +27,7 @@ it is done.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -223,12 +224,38 @@ def _compute_clip(job: dict) -> dict:
             out["message"] = f"{long_gaps} frame(s) in long gaps without a face (valid=False)"
     except NoFaceError as exc:
         out["message"] = str(exc)
-    except EvpError as exc:  # MediaError included
-        out["message"] = str(exc)
-    except Exception as exc:  # a bug or an odd file: the run goes on, the report shows it
-        out["message"] = f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    except Exception as exc:  # MediaError/EvpError: the clip's fault; a bug or an odd file: the run goes on
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if environment_failure(exc):  # the machine's, not the clip's: retried by the next run
+            out["message"] = f"{first or type(exc).__name__} (the machine's, not the clip's: a re-run retries it)"
+            out["environment"] = True
+        elif isinstance(exc, EvpError):
+            out["message"] = str(exc)
+        else:
+            out["message"] = f"internal error: {type(exc).__name__}: {first}"
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+ENV_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENOMEM,
+              errno.EMFILE, errno.ENFILE)
+ENV_MESSAGES = ("No space left on device", "Disk quota exceeded", "Input/output error", "Permission denied",
+                "Read-only file system", "Cannot allocate memory", "Too many open files")
+
+
+def environment_failure(exc: BaseException) -> bool:
+    """Whether an error came from the machine (a full disk, an I/O error, a permission, memory), not from the clip:
+    such clips are not failed for good. Libraries that wrap the OS error (libsndfile's 'System error', ffmpeg's
+    messages) are recognised by the OS's message."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in ENV_ERRNOS:
+            return True
+        if any(m in str(exc) for m in ENV_MESSAGES):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # ------------------------------------------------------------------ the stage
@@ -261,7 +288,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
                     ray_address: str | None = None, landmark_config: LandmarkConfig | None = None,
                     audio_config: AudioConfig | None = None,
                     max_av_mismatch: float = 0.5, min_frames: int = MIN_FRAMES,
-                    progress: Progress | None = None) -> PrepareReport:
+                    progress: Progress | None = None, retry_failed: bool = False) -> PrepareReport:
     """Prepare every clip of ``source`` (see the module docstring); returns the run's :class:`PrepareReport`,
     also written to ``<workspace>/prepare-report.json``. Raises :class:`EvpError` for a bad source (missing
     folder, manifest without the required columns); per-clip problems go into the report instead.
@@ -326,7 +353,7 @@ def prepare_dataset(ws: Workspace, source: str | os.PathLike, layout: str = "mea
             report.cached += 1
             report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
             continue
-        if index_same and old.status == "failed":  # same files, same parameters: it would fail the same way
+        if index_same and old.status == "failed" and not retry_failed:  # same files, same parameters: same failure
             fail(rec, old.message)
             continue
         mpath = ws.path(KIND_MFCC, _artifact_name(rec.clip_id, mkey))
@@ -427,7 +454,7 @@ def _take_result(ws: Workspace, report: PrepareReport, result: dict, rec: ClipRe
             report.frames += result["n_frames"]
         report.actors[rec.actor] = report.actors.get(rec.actor, 0) + 1
     else:
-        if result.get("crashed"):  # not the clip's fault: forget the keys so a re-run retries it
+        if result.get("crashed") or result.get("environment"):  # not the clip's fault: a re-run retries it
             rec.extra.pop("mfcc_key", None)
         fail(rec, result["message"])
         ws.put_clips([rec])

@@ -283,16 +283,37 @@ class Workspace:
     def _db(self) -> sqlite3.Connection:
         """One connection per process (connections must not cross a fork)."""
         if self._conn is None or self._conn_pid != os.getpid():
-            self.root.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.index_path, timeout=60.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._write(conn, _SCHEMA, script=True)
-            self._write(conn, "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.check_usable()
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.index_path, timeout=60.0, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=60000")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._write(conn, _SCHEMA, script=True)
+                self._write(conn, "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            except sqlite3.DatabaseError as exc:
+                msg = str(exc)
+                if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+                    raise EvpError(f"workspace {self.root} cannot be written ({msg}); give a writable folder with -w "
+                                   "(or EVP_WORKSPACE)") from None
+                raise EvpError(f"{self.index_path} is not an evp workspace index ({msg}): damaged or another "
+                               "program's file; move it away to start over, or give another folder with -w") from None
+            except PermissionError as exc:
+                raise EvpError(f"workspace {self.root} cannot be written ({exc.strerror}); give a writable folder with "
+                               "-w (or EVP_WORKSPACE)") from None
             self._conn, self._conn_pid = conn, os.getpid()
         return self._conn
+
+    def check_usable(self) -> None:
+        """EvpError (one line) when the workspace path cannot be a workspace: a file, or inside a file."""
+        for p in (self.root, *self.root.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise EvpError(f"workspace {self.root}: {p} is a file, not a folder; give a folder with -w "
+                                   "(or EVP_WORKSPACE)")
+                break
 
     @staticmethod
     def _write(conn: sqlite3.Connection, sql: str, args: tuple = (), script: bool = False, many: list | None = None) -> None:
@@ -421,6 +442,9 @@ class Workspace:
     # ---------------------------------------------------------------- summary
     def status(self) -> dict:
         """What the workspace holds, as plain JSON-able data (``evp status``)."""
+        self.check_usable()
+        if self.index_path.exists():
+            self._db()  # a damaged index or an unwritable folder: one line now
         clips = self.clips(status=None)
         by_actor: dict[str, dict[str, int]] = {}
         counts = {"ok": 0, "failed": 0, "pending": 0}

@@ -283,3 +283,32 @@ def test_a_clip_with_silent_audio_is_prepared_with_a_warning(tmp_path):
     report = prepare_dataset(Workspace(tmp_path / "ws"), path, layout="manifest")
     silent = [w for w in report.warnings if "silent audio" in w]
     assert len(silent) == 1 and "1 clip(s)" in silent[0] and "pat/happy" in silent[0]
+
+
+def test_a_full_disk_fails_clips_for_now_and_the_next_run_retries_them(tmp_path, monkeypatch):
+    """Issue 24: clips that hit a full disk stayed failed after space was freed ('81 of 84 ready')."""
+    import errno
+
+    from evpcli import prepare as prep
+
+    frames, _ = moving_portrait(N_FRAMES)
+    for name in ("a", "b"):
+        _write_clip(tmp_path / f"{name}.mp4", frames, sine(N_FRAMES / 25))
+    path = tmp_path / "clips.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "audio", "actor", "emotion", "level", "sentence"])
+        w.writerows([["a.mp4", "", "pat", "happy", "1", "s1"], ["b.mp4", "", "pat", "sad", "1", "s1"]])
+    real = prep.save_npz
+
+    def full(p, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(p))
+
+    monkeypatch.setattr(prep, "save_npz", full)
+    ws = Workspace(tmp_path / "ws")
+    report = prepare_dataset(ws, path, layout="manifest")
+    assert len(report.failed) == 2
+    assert all("re-run retries it" in f["reason"] for f in report.failed)
+    monkeypatch.setattr(prep, "save_npz", real)  # space freed
+    report = prepare_dataset(ws, path, layout="manifest")
+    assert not report.failed and len(ws.clips()) == 2

@@ -243,3 +243,19 @@ def test_a_full_disk_is_one_line_before_the_spill(tiny_models, arctic_wav, carph
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no space" in err[0]
     assert not out.exists() and not list(tmp_path.glob(".evp-render-*"))
+
+
+def test_an_unusable_workspace_is_one_line_before_any_work(tmp_path, carphone_mp4, arctic_wav, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a workspace")
+    garbage = tmp_path / "ws"
+    garbage.mkdir()
+    (garbage / "index.sqlite").write_bytes(b"garbage, not SQLite " * 10)
+    for ws, words in ((a_file, "is a file"), (garbage, "not an evp workspace index")):
+        for args in (["status"], ["render", "--audio", str(arctic_wav), "--emotion", "happy", "--target",
+                                  str(carphone_mp4), "--out", str(tmp_path / "o.mp4")]):
+            capsys.readouterr()
+            assert main(["-q", "-w", str(ws), *args]) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and words in err[0], err
+    assert a_file.read_text() == "not a workspace"
