@@ -275,6 +275,30 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) ->
     return path
 
 
+def disk_full(exc: BaseException, folder: str | os.PathLike | None = None, need: int = 1 << 20) -> bool:
+    """Whether a write failed for lack of space: an ENOSPC/EDQUOT anywhere in the chain of errors, the OS's message
+    inside a library's (libsndfile: 'System error', torch: 'unexpected pos'), or ``folder``'s disk with less than
+    ``need`` bytes free."""
+    import errno
+    import shutil
+
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    if folder is not None:
+        try:
+            return shutil.disk_usage(folder).free < need
+        except OSError:
+            return False
+    return False
+
+
 def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,
                 sr: int = SAMPLE_RATE, quality: int = 7, preset: str = "veryfast") -> Path:
     """Write frames (iterable of (H, W, 3) uint8 RGB) as H.264 yuv420p mp4, with ``audio`` muxed as AAC.
@@ -351,6 +375,11 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
         writer = None
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, path)
+    except Exception as exc:
+        if disk_full(exc, Path(tmp).parent):  # libsndfile's 'System error', ffmpeg's broken pipe, ENOSPC
+            raise MediaError(f"{path}: the disk is full (no space left to write the video); free some space or write "
+                             "to another disk") from None
+        raise
     finally:
         if thread is not None:  # the caller failed: let the writer thread finish what it holds
             pending.put(None)

@@ -163,8 +163,16 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Atomically ``torch.save`` a dict of tensors/plain values (config included as a dict)."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except Exception as exc:
+        from evpcli.media import disk_full
+
+        if disk_full(exc, Path(path).parent):
+            raise EvpError(f"{path}: the disk is full (no space left to save the checkpoint); free some space and "
+                           "resume with --resume (the last finished checkpoint is kept)") from None
+        raise
     return Path(path)
 
 

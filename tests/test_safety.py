@@ -259,3 +259,35 @@ def test_an_unusable_workspace_is_one_line_before_any_work(tmp_path, carphone_mp
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and words in err[0], err
     assert a_file.read_text() == "not a workspace"
+
+
+def test_a_full_disk_while_writing_is_one_line(tmp_path, monkeypatch):
+    """libsndfile's 'System error' and torch's 'unexpected pos' on a full disk become one line that says so."""
+    import shutil as sh
+    from collections import namedtuple
+
+    import numpy as np
+
+    from evpcli import media
+    from evpcli.errors import EvpError
+    from evpcli.workspace import save_checkpoint
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 0))
+
+    def no_space(*a, **k):
+        raise RuntimeError("Error opening 'x.wav': System error.")
+
+    monkeypatch.setattr(media, "save_wav", no_space)
+    with pytest.raises(EvpError) as err:
+        media.write_video(tmp_path / "o.mp4", iter([np.zeros((16, 16, 3), np.uint8)] * 3), audio=np.zeros(800))
+    assert "disk is full" in str(err.value) and not (tmp_path / "o.mp4").exists()
+    import torch
+
+    def enforce(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 1 vs 0")
+
+    monkeypatch.setattr(torch, "save", enforce)
+    with pytest.raises(EvpError) as err:
+        save_checkpoint(tmp_path / "run-checkpoint.pt", {"x": 1})
+    assert "disk is full" in str(err.value) and "--resume" in str(err.value)
