@@ -300,8 +300,10 @@ def disk_full(exc: BaseException, folder: str | os.PathLike | None = None, need:
 
 
 def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,
-                sr: int = SAMPLE_RATE, quality: int = 7, preset: str = "veryfast") -> Path:
-    """Write frames (iterable of (H, W, 3) uint8 RGB) as H.264 yuv420p mp4, with ``audio`` muxed as AAC.
+                sr: int = SAMPLE_RATE, quality: int = 7, preset: str = "veryfast",
+                audio_file: str | os.PathLike | None = None) -> Path:
+    """Write frames (iterable of (H, W, 3) uint8 RGB) as H.264 yuv420p mp4, with ``audio`` muxed as AAC (96 kb/s),
+    or ``audio_file``'s first audio stream at its own sample rate and channels (AAC, 192 kb/s).
 
     Odd sizes are padded to even (yuv420p needs it). The file appears only when complete (temp + rename), and
     is cut to the shorter of video and audio. ``+faststart`` puts the index first so browsers stream it.
@@ -342,7 +344,11 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
 
     try:
         audio_args = {}
-        if audio is not None:
+        audio_rate = "96k"
+        if audio_file is not None:  # the speech as given: its own sample rate and channels, a normal AAC bitrate
+            audio_args = {"audio_path": str(audio_file), "audio_codec": "aac"}
+            audio_rate = "192k"
+        elif audio is not None:
             wav_tmp = save_wav(Path(tmp).with_suffix(".wav"), audio, sr)
             audio_args = {"audio_path": str(wav_tmp), "audio_codec": "aac"}
         for frame in frames:
@@ -358,7 +364,7 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
                     tmp, size, fps=fps, codec="libx264", quality=quality, macro_block_size=2,
                     ffmpeg_log_level="error",
                     output_params=["-preset", preset, "-movflags", "+faststart", "-shortest"]
-                    + (["-b:a", "96k"] if audio is not None else []),
+                    + (["-b:a", audio_rate] if audio_args else []),
                     **audio_args)
                 writer.send(None)
                 thread = threading.Thread(target=send, name="evp-encode", daemon=True)

@@ -314,3 +314,20 @@ def test_cached_alignment_equals_computing_it(tmp_path, arctic_wav):
         b = drive(model, bare, win, rms, code)
         for x, y in zip(a, b, strict=True):
             assert np.array_equal(x, y)
+
+
+def test_the_output_keeps_the_speechs_sample_rate_and_channels(tiny_models, short_speech, carphone_mp4, tmp_path):
+    """Issue 25: whatever the speech, the video carried 16 kHz mono AAC at 72 kb/s."""
+    import re
+
+    import imageio_ffmpeg
+
+    from evpcli.render.pipeline import render
+
+    _, ws = tiny_models
+    out = tmp_path / "hifi.mp4"
+    render(ws, short_speech, carphone_mp4, out, emotion="happy")  # the speech: 44.1 kHz stereo
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True).stderr
+    audio = next(line for line in info.splitlines() if "Audio:" in line)
+    assert "44100 Hz" in audio and "stereo" in audio, audio
+    assert int(re.search(r"(\d+) kb/s", audio).group(1)) >= 128

@@ -643,7 +643,9 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
                     yield draw.render(frame, tracked[i], adapted[i], float(reliability[i]))
                     bar.advance(1)
 
-        video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), rendered(), fps=fps, audio=wav)
+        # the speech keeps its own sample rate and channels in the output (16 kHz mono is for analysis only)
+        video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), rendered(), fps=fps, audio=wav,
+                                      audio_file=speech)
         times["render"] = time.perf_counter() - t0
         if guidance_out is not None:
             from evpcli.face.guidance import guidance_map
