@@ -275,6 +275,29 @@ def save_wav(path: str | os.PathLike, wav: np.ndarray, sr: int = SAMPLE_RATE) ->
     return path
 
 
+CONTAINERS = {  # output suffix -> (video codec, audio codec or None, extra ffmpeg output options)
+    ".mp4": ("libx264", "aac", ["-movflags", "+faststart"]),
+    ".mov": ("libx264", "aac", ["-movflags", "+faststart"]),
+    ".mkv": ("libx264", "aac", []),
+    ".webm": ("libvpx-vp9", "libopus", []),
+    ".gif": ("gif", None, []),
+}
+"""The containers a video output may be written in, chosen by the file's suffix (``.mp4`` by default)."""
+
+
+def check_container(path: str | os.PathLike, option: str = "--out") -> None:
+    """UsageError (exit 2) for an output whose suffix names no container evp writes, or ``-`` (stdout)."""
+    from evpcli.errors import UsageError
+
+    p = Path(path)
+    if str(path) == "-":
+        raise UsageError(f"{option} -: writing the video to stdout is not supported (players need a seekable "
+                         "file); give a file name such as out.mp4")
+    if p.suffix.lower() not in CONTAINERS:
+        raise UsageError(f"{option} {p}: unknown video container {p.suffix or '(no suffix)'!r}; use one of "
+                         f"{', '.join(CONTAINERS)} (a GIF has no sound)")
+
+
 def disk_full(exc: BaseException, folder: str | os.PathLike | None = None, need: int = 1 << 20) -> bool:
     """Whether a write failed for lack of space: an ENOSPC/EDQUOT anywhere in the chain of errors, the OS's message
     inside a library's (libsndfile: 'System error', torch: 'unexpected pos'), or ``folder``'s disk with less than
@@ -317,7 +340,9 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
     import imageio_ffmpeg
 
     path = Path(path)
-    tmp = str(temp_beside(path, ".mp4"))
+    suffix = path.suffix.lower() if path.suffix.lower() in CONTAINERS else ".mp4"
+    video_codec, audio_codec, extra = CONTAINERS[suffix]
+    tmp = str(temp_beside(path, suffix))
     wav_tmp = None
     writer = None
     pending: queue.Queue = queue.Queue(maxsize=4)
@@ -345,12 +370,14 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
     try:
         audio_args = {}
         audio_rate = "96k"
-        if audio_file is not None:  # the speech as given: its own sample rate and channels, a normal AAC bitrate
-            audio_args = {"audio_path": str(audio_file), "audio_codec": "aac"}
+        if audio_codec is None:  # a GIF has no sound
+            pass
+        elif audio_file is not None:  # the speech as given: its own sample rate and channels, a normal bitrate
+            audio_args = {"audio_path": str(audio_file), "audio_codec": audio_codec}
             audio_rate = "192k"
         elif audio is not None:
             wav_tmp = save_wav(Path(tmp).with_suffix(".wav"), audio, sr)
-            audio_args = {"audio_path": str(wav_tmp), "audio_codec": "aac"}
+            audio_args = {"audio_path": str(wav_tmp), "audio_codec": audio_codec}
         for frame in frames:
             frame = np.asarray(frame)
             if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -360,11 +387,13 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
                 frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             if writer is None:
                 size = (frame.shape[1], frame.shape[0])
+                params = {"libx264": ["-preset", preset], "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8",
+                                                                         "-b:v", "0", "-crf", "32"]}.get(video_codec, [])
                 writer = imageio_ffmpeg.write_frames(
-                    tmp, size, fps=fps, codec="libx264", quality=quality, macro_block_size=2,
-                    ffmpeg_log_level="error",
-                    output_params=["-preset", preset, "-movflags", "+faststart", "-shortest"]
-                    + (["-b:a", audio_rate] if audio_args else []),
+                    tmp, size, fps=fps, codec=video_codec, quality=quality if video_codec == "libx264" else None,
+                    macro_block_size=2, ffmpeg_log_level="error",
+                    pix_fmt_out="rgb8" if video_codec == "gif" else "yuv420p",
+                    output_params=params + extra + ["-shortest"] + (["-b:a", audio_rate] if audio_args else []),
                     **audio_args)
                 writer.send(None)
                 thread = threading.Thread(target=send, name="evp-encode", daemon=True)

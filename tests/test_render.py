@@ -331,3 +331,24 @@ def test_the_output_keeps_the_speechs_sample_rate_and_channels(tiny_models, shor
     audio = next(line for line in info.splitlines() if "Audio:" in line)
     assert "44100 Hz" in audio and "stereo" in audio, audio
     assert int(re.search(r"(\d+) kb/s", audio).group(1)) >= 128
+
+
+def test_the_container_follows_the_extension(tiny_models, short_speech, astronaut_png, tmp_path, capsys):
+    """Issue 25: --out x.gif / x.webm wrote MP4 under those names; an unknown one or '-' is a usage error."""
+    import imageio_ffmpeg
+
+    _, ws = tiny_models
+    expect = {"webm": ("matroska,webm", "vp9", True), "gif": ("gif", "gif", False), "mkv": ("matroska", "h264", True),
+              "mov": ("mov,mp4", "h264", True)}
+    for ext, (fmt, codec, sound) in expect.items():
+        out = tmp_path / f"o.{ext}"
+        assert _run(ws, "render", "--audio", short_speech, "--emotion", "sad", "--target", astronaut_png, "--out",
+                    out) == 0
+        info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True).stderr
+        assert f"Input #0, {fmt}" in info and f"Video: {codec}" in info, info
+        assert ("Audio:" in info) == sound
+    for bad in ("o.avi", "-", "noext"):
+        capsys.readouterr()
+        assert _run(ws, "render", "--audio", short_speech, "--emotion", "sad", "--target", astronaut_png, "--out",
+                    bad) == 2
+        assert "container" in capsys.readouterr().err or bad == "-"

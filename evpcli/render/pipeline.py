@@ -158,6 +158,9 @@ def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion
     names = [k for k, v in inputs.items() if v is not None]
     given = [inputs[k] for k in names]
     outputs = {"--out": out, **(extra_outputs or {})}
+    for option in ("--out", "--guidance-out"):
+        if outputs.get(option) is not None:
+            media.check_container(outputs[option], option)
     seen: dict[str, str] = {}
     for option, p in outputs.items():
         if p is None:
