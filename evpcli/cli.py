@@ -87,10 +87,28 @@ class _Command(typer.core.TyperCommand):
         return pieces
 
 
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+class _Computes(_Command):
+    """A command that computes: its --help also lists the global options it takes after its name (--device ...)."""
+
+    def format_options(self, ctx, formatter) -> None:
+        super().format_options(ctx, formatter)
+        with formatter.section("Global options (also taken after the command's name)"):
+            formatter.write_dl([
+                ("--device [auto|cpu|cuda|cuda:N]", "Where torch runs (default auto: CUDA when this torch build sees "
+                 "a GPU, else the CPU)."),
+                ("-w, --workspace DIR", "The workspace folder (env EVP_WORKSPACE)."),
+                ("-q, --quiet / -v, --verbose", "No progress bars / full tracebacks.")])
+
+
+def _device_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from evpcli.device import check_device_name
+
+    try:
+        return check_device_name(value)
+    except EvpError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _version(value: bool) -> None:
@@ -104,13 +122,14 @@ def _global(
     workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", envvar="EVP_WORKSPACE",
                                    help="Workspace folder shared by all subcommands (cache of features, "
                                         "pairs, models, fits).", show_default=True),
-    device: DeviceChoice = typer.Option(DeviceChoice.auto, "--device", help="Where torch runs: auto picks CUDA "
-                                        "when this torch build sees a GPU, else the CPU."),
+    device: str = typer.Option("auto", "--device", help="Where torch runs: auto (CUDA when this torch build sees "
+                               "a GPU, else the CPU), cpu, cuda or cuda:N (the N-th GPU). May also follow any "
+                               "subcommand that computes (evp render --device cpu ...).", callback=_device_name),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail; full tracebacks on errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries (errors still shown)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    state.workspace, state.device, state.verbose, state.quiet = workspace, device.value, verbose, quiet
+    state.workspace, state.device, state.verbose, state.quiet = workspace, device, verbose, quiet
 
 
 def _esc(text: Any) -> str:
@@ -242,7 +261,7 @@ def synth_corpus(
                             + (f"; contact sheet {preview}" if preview is not None else ""))
 
 
-@app.command("prepare-dataset", cls=_Command, epilog=(
+@app.command("prepare-dataset", cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp prepare-dataset ~/MEAD --layout mead --actors M003,W009 --emotions happy,neutral --jobs 2\n\n"
     "  evp prepare-dataset corpus/ --layout mead          (the output of evp synth-corpus)\n\n"
@@ -310,7 +329,7 @@ def _print_prepare_report(report) -> None:
     con.print(report.summary(), markup=False, highlight=False)
 
 
-@app.command("build-pairs", epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
+@app.command("build-pairs", cls=_Computes, epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
              "\n\n  evp build-pairs --window 50\n\n  evp build-pairs --executor ray --ray-address auto")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),
@@ -394,7 +413,7 @@ TRAIN_STAGES: dict[Stage, TrainStage] = {
 COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "seed"})
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp train --stage disentangle --epochs 30\n\n"
     "  evp train --stage audio2lm --resume\n\n"
@@ -423,7 +442,8 @@ def train(
     hybrid: bool | None = typer.Option(None, "--hybrid/--no-hybrid", help="renderer: also feed the warp renderer's "
                                        "output (the network learns the residual; the default) or not (the paper's "
                                        "renderer: guidance map and previous frames only)."),
-    device: DeviceChoice | None = typer.Option(None, "--device", help="Overrides the global --device."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N; overrides the global "
+                                      "--device.", callback=_device_name),
     augment_copies: int | None = typer.Option(None, help="disentangle, audio2lm: augmented copies of every clip's "
                                               "audio (noise, reverb, telephone band, pitch, gain; 0: none; default "
                                               "from the stage's config)."),
@@ -458,14 +478,14 @@ def train(
                                  f"--stage {stage.value}")
     if entry.run is None:
         _not_built(f"train --stage {stage.value}")
-    result = entry.run(given, resume, device.value if device else state.device)
+    result = entry.run(given, resume, device if device else state.device)
     from evpcli.train.distributed import from_env
 
     if from_env().main:  # under torchrun every rank returns rank 0's result; rank 0 prints it
         _emit(result.to_dict(), as_json, result.summary())
 
 
-@app.command("fit-pose", epilog=(
+@app.command("fit-pose", cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp fit-pose --target me.mp4\n\n"
     "  evp fit-pose --target me.mp4 --preview fit.mp4 --json"))
@@ -505,7 +525,7 @@ _TARGET_HELP = ("Video of the person (their head motion, body and background are
                 "(png/jpg) for a one-shot render.")
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp render --audio speech.wav --emotion happy --target me.mp4 --out out.mp4\n\n"
     "  evp render --audio speech.wav --emotion-audio angry_line.wav --target me.mp4 --out out.mp4 --json\n\n"
@@ -557,7 +577,7 @@ def render(
     _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command("batch-render", cls=_Command, epilog=(
+@app.command("batch-render", cls=_Computes, epilog=(
     "Example jobs.csv (paths relative to the CSV's folder; each row fills emotion or emotion_audio):\n\n"
     "\b\n"
     "  audio,emotion,emotion_audio,target,out,intensity\n"
@@ -612,7 +632,7 @@ def batch_render(
         raise typer.Exit(1)
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp interpolate --from sad --to happy --audio speech.wav --target me.mp4 --out ramp.mp4\n\n"
     "  evp interpolate --from sad --to angry_line.wav --alpha 0.5 --audio speech.wav --target me.mp4 --sheet s.png\n\n"
@@ -648,7 +668,7 @@ def interpolate(
     _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp evaluate\n\n"
     "  evp evaluate --ablations --json > metrics.json"))
@@ -669,7 +689,7 @@ def evaluate(
     _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command("preview-landmarks", epilog=(
+@app.command("preview-landmarks", cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp preview-landmarks --audio speech.wav --emotion happy --out lm.mp4\n\n"
     "  evp preview-landmarks --audio speech.wav --emotion-audio angry_line.wav --actor M003 --out lm.mp4"))
@@ -696,7 +716,7 @@ def preview_landmarks(
     _emit(r.to_dict(), as_json, r.summary())
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp demo                                  (writes ./evp-demo; open evp-demo/index.html)\n\n"
     "  evp demo my-demo --emotions happy,sad --json"))
@@ -720,7 +740,7 @@ def demo(
     _emit({**r.to_dict(), "files": r.files}, as_json, r.summary())
 
 
-@app.command(epilog=(
+@app.command(cls=_Computes, epilog=(
     "Examples:\n\n"
     "  evp ui                         (then open the address it prints)\n\n"
     "  evp ui --port 8000 -w my-workspace"))
@@ -772,8 +792,9 @@ _MOVABLE = ("-w", "--workspace", "-v", "--verbose", "-q", "--quiet")  # no subco
 
 
 def global_options_first(argv: list[str]) -> list[str]:
-    """Move the global options -w/--workspace, -v, -q found after the subcommand to before it, so that
-    ``evp status -w ws`` means ``evp -w ws status`` (click only reads a group's options before the subcommand)."""
+    """Move the global options -w/--workspace, -v, -q and --device (but train's own) found after the subcommand to
+    before it, so that ``evp status -w ws`` means ``evp -w ws status`` and ``evp render --device cpu ...`` means
+    ``evp --device cpu render ...`` (click only reads a group's options before the subcommand)."""
     args = list(argv)
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "--":  # up to the subcommand
@@ -791,6 +812,14 @@ def global_options_first(argv: list[str]) -> list[str]:
         if a in ("-w", "--workspace") and j + 1 < len(rest):
             moved += rest[j:j + 2]
             j += 2
+            continue
+        if sub != "train" and a == "--device" and j + 1 < len(rest):  # train has its own --device
+            moved += rest[j:j + 2]
+            j += 2
+            continue
+        if sub != "train" and a.startswith("--device="):
+            moved.append(a)
+            j += 1
             continue
         if a in _MOVABLE or a.startswith("--workspace=") or (a.startswith("-w") and not a.startswith("--")):
             moved.append(a)
