@@ -44,7 +44,8 @@ class State:
 
     @property
     def console(self) -> Console:
-        return Console(stderr=True, quiet=self.quiet)
+        # summaries are not hard-wrapped when stderr is a log file or a pipe (batch scripts' logs)
+        return Console(stderr=True, quiet=self.quiet, soft_wrap=not sys.stderr.isatty())
 
     @property
     def progress(self) -> Progress:
@@ -189,13 +190,16 @@ def status(
         return
     from rich.table import Table
 
-    con = Console(quiet=state.quiet)  # the table is the command's output: on stdout, for pipes
+    con = Console(quiet=state.quiet, soft_wrap=not sys.stdout.isatty())  # the command's output: stdout, for pipes
+    render_model = _render_model_line(state.ws)
     if not info["exists"]:
-        con.print(f"workspace [bold]{_esc(info['workspace'])}[/] is empty (run `evp prepare-dataset` to fill it)")
+        con.print(f"workspace [bold]{_esc(info['workspace'])}[/] is empty: {_esc(render_model)}; `evp "
+                  "prepare-dataset` fills it to train models of your own")
         return
     c = info["clips"]
     con.print(f"workspace [bold]{_esc(info['workspace'])}[/]: {c['ok']} clips ready, {c['failed']} failed, "
               f"{info['pairs']} pairs, {len(info['models'])} models, {len(info['fitted_targets'])} fitted targets")
+    con.print(_esc(render_model))
     for run in info.get("unfinished_runs", []):
         con.print(f"unfinished {run['stage']} run {run['run']} (interrupted after epoch {run['epochs_done']}); "
                   f"`evp train --stage {run['stage']} --resume` with its settings continues it")
@@ -205,6 +209,18 @@ def status(
         for actor, d in sorted(c["by_actor"].items()):
             t.add_row(actor, *[str(d.get(e, 0)) for e in emotions])
         con.print(t)
+
+
+def _render_model_line(ws: Workspace) -> str:
+    """Which audio-to-landmark model render would use here (the same rule as render: the workspace's newest, else
+    the shipped one)."""
+    from evpcli.models import _locate
+
+    try:
+        _, source, _ = _locate(ws if ws.index_path.exists() else None, "audio2lm", None, "", True)
+    except EvpError as exc:
+        return f"render has no model to use ({exc})"
+    return f"render would use the {source.origin} audio-to-landmark model {source.key}"
 
 
 # --------------------------------------------------------------------------- stages
@@ -552,6 +568,8 @@ def render(
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: add gentle natural head "
                                      "motion (otherwise the head stays still)."),
     fps: float = typer.Option(25.0, help="Output frame rate."),
+    crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
+    preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
                                       "workspace's newest."),
     landmarks_out: Path | None = typer.Option(None, help="Also write the predicted frontal and adapted landmarks "
@@ -571,7 +589,7 @@ def render(
     from evpcli.render.pipeline import render as run
 
     r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, emotion_face=emotion_face,
-            follow_face=follow_face, intensity=intensity,
+            follow_face=follow_face, intensity=intensity, crf=crf, preset=preset,
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())
@@ -653,6 +671,8 @@ def interpolate(
     renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp or neural (see `evp render`)."),
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: gentle natural head motion."),
     fps: float = typer.Option(25.0, help="Output frame rate."),
+    crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
+    preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
     landmarks_out: Path | None = typer.Option(None, help="Also write the landmarks (.npz)."),
     guidance_out: Path | None = typer.Option(None, help="Also write the guidance maps (.mp4)."),
@@ -662,7 +682,8 @@ def interpolate(
     alpha*E_from + (1-alpha)*E_to), or held at --alpha."""
     from evpcli.render.pipeline import interpolate as run
 
-    r = run(state.ws, audio, target, out, from_emotion, to_emotion, alpha=alpha, intensity=intensity,
+    r = run(state.ws, audio, target, out, from_emotion, to_emotion, alpha=alpha, intensity=intensity, crf=crf,
+            preset=preset,
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, sheet=sheet, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())
@@ -737,7 +758,10 @@ def demo(
     if model is not None:
         _require_file(model, "--model")
     r = run_demo(out, parse_emotions(emotions), model_path=model, device=state.device, progress=state.progress)
-    _emit({**r.to_dict(), "files": r.files}, as_json, r.summary())
+    if as_json:
+        _emit({**r.to_dict(), "files": r.files}, True)
+    elif not state.quiet:  # what was made and where: the command's output, on stdout
+        print(r.summary())
 
 
 @app.command(cls=_Computes, epilog=(

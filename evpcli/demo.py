@@ -212,7 +212,9 @@ def _rel(path: str, out: Path) -> str:
 def _figure(path: str, out: Path, title: str, note: str = "", sync: bool = True) -> str:
     cls = ' class="sync"' if sync else ""
     note_html = f'<br><span class="read">{html.escape(note)}</span>' if note else ""
-    return (f'<figure><video{cls} src="{_rel(path, out)}" controls preload="auto" playsinline></video>'
+    # "#t=1.2": the thumbnail shows a moment of speech, where the emotions differ (the first frame is the same
+    # target frame in every video)
+    return (f'<figure><video{cls} src="{_rel(path, out)}#t=1.2" controls preload="auto" playsinline></video>'
             f"<figcaption><b>{html.escape(title)}</b>{note_html}</figcaption></figure>")
 
 
@@ -264,7 +266,7 @@ with the emotion named under it; only the face changes. Made by <code>evp demo</
 <figure><img class="sheet" src="{_rel(inputs['portrait'], out)}" alt="the still portrait"><figcaption><b>still
 portrait</b></figcaption></figure>
 </div>
-<p class="read">{html.escape(about)}</p>
+<p class="read">{html.escape(about.replace("`", ""))}</p>
 </body></html>
 """
     path = out / "index.html"

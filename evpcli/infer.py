@@ -159,7 +159,7 @@ def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Pa
     """The emotion code of an emotion name (its training clips' mean code) or of an emotion clip (a path, or 16 kHz
     mono float32 speech), moved by ``intensity``. Exactly one of ``emotion``/``emotion_audio``."""
     if (emotion is None) == (emotion_audio is None):
-        raise EvpError("give exactly one of --emotion NAME or --emotion-audio FILE")
+        raise UsageError("give exactly one of --emotion NAME or --emotion-audio FILE")
     means = getattr(model, "emotion_means", None) or {}
     if emotion is not None:
         name = emotion.strip().lower()

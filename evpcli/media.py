@@ -60,6 +60,7 @@ class VideoInfo:
     n_frames: int  # estimated from duration * fps
     has_audio: bool
     audio_rate: int | None = None  # sample rate of the first audio track (Hz)
+    sar: tuple[int, int] = (1, 1)  # sample (pixel) aspect ratio: a 128:117 clip's pixels are 9 % wider than high
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -78,8 +79,11 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     dur = (int(m_dur.group(1)) * 3600 + int(m_dur.group(2)) * 60 + float(m_dur.group(3))) if m_dur else 0.0
     m_audio = re.search(r"Stream #\S+.*Audio:(.*)", err)
     m_rate = re.search(r"(\d+) Hz", m_audio.group(1)) if m_audio else None
+    m_sar = re.search(r"Stream #\S+.*Video: .*?SAR (\d+):(\d+)", err)
+    sar = (int(m_sar.group(1)), int(m_sar.group(2))) if m_sar and int(m_sar.group(1)) > 0 and int(m_sar.group(2)) > 0 \
+        else (1, 1)
     return VideoInfo(fps=fps, size=(w, h), duration=dur, n_frames=int(round(dur * fps)), has_audio=m_audio is not None,
-                     audio_rate=int(m_rate.group(1)) if m_rate else None)
+                     audio_rate=int(m_rate.group(1)) if m_rate else None, sar=sar)
 
 
 @dataclass
@@ -324,7 +328,8 @@ def disk_full(exc: BaseException, folder: str | os.PathLike | None = None, need:
 
 def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,
                 sr: int = SAMPLE_RATE, quality: int = 7, preset: str = "veryfast",
-                audio_file: str | os.PathLike | None = None) -> Path:
+                audio_file: str | os.PathLike | None = None, crf: int | None = None,
+                sar: tuple[int, int] = (1, 1)) -> Path:
     """Write frames (iterable of (H, W, 3) uint8 RGB) as H.264 yuv420p mp4, with ``audio`` muxed as AAC (96 kb/s),
     or ``audio_file``'s first audio stream at its own sample rate and channels (AAC, 192 kb/s).
 
@@ -387,10 +392,14 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.nd
                 frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             if writer is None:
                 size = (frame.shape[1], frame.shape[0])
-                params = {"libx264": ["-preset", preset], "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8",
-                                                                         "-b:v", "0", "-crf", "32"]}.get(video_codec, [])
+                params = {"libx264": ["-preset", preset] + (["-crf", str(crf)] if crf is not None else []),
+                          "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
+                                         "-crf", str(crf if crf is not None else 32)]}.get(video_codec, [])
+                if tuple(sar) != (1, 1) and video_codec != "gif":  # keep the input's pixel shape (display aspect)
+                    params += ["-vf", f"setsar={int(sar[0])}/{int(sar[1])}"]
+                x264_quality = quality if video_codec == "libx264" and crf is None else None
                 writer = imageio_ffmpeg.write_frames(
-                    tmp, size, fps=fps, codec=video_codec, quality=quality if video_codec == "libx264" else None,
+                    tmp, size, fps=fps, codec=video_codec, quality=x264_quality,
                     macro_block_size=2, ffmpeg_log_level="error",
                     pix_fmt_out="rgb8" if video_codec == "gif" else "yuv420p",
                     output_params=params + extra + ["-shortest"] + (["-b:a", audio_rate] if audio_args else []),

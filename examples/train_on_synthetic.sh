@@ -6,7 +6,7 @@
 #
 #   examples/train_on_synthetic.sh [workdir] [speech.wav]
 set -euo pipefail
-work=${1:-./evp-demo}
+work=${1:-./evp-synthetic}  # not ./evp-demo: that is evp demo's folder
 speech=${2:-}
 export EVP_WORKSPACE="$work/workspace"
 mkdir -p "$work"

@@ -38,3 +38,41 @@ def test_cuda_n_is_checked_against_the_machine(monkeypatch):
 def test_every_computing_command_shows_device_in_its_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert "--device" in capsys.readouterr().out
+
+
+def test_status_in_a_new_folder_names_the_model_render_would_use(tmp_path, capsys):
+    assert main(["-w", str(tmp_path / "new"), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "render would use the shipped" in out and "0 models" not in out
+
+
+def test_the_exactly_one_emotion_error_is_a_usage_error(tmp_path, arctic_wav, carphone_mp4, capsys):
+    assert main(["-q", "-w", str(tmp_path / "ws"), "render", "--audio", str(arctic_wav), "--target",
+                 str(carphone_mp4), "--out", str(tmp_path / "o.mp4")]) == 2
+    assert "exactly one" in capsys.readouterr().err
+
+
+def test_sar_crf_and_preset(tiny_models, arctic_wav, carphone_mp4, tmp_path, capsys):
+    """The input's pixel shape is kept (a 128:117 clip came out 9 % narrower); --crf and --preset reach x264."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from evpcli import media
+
+    _, ws = tiny_models
+    ff = imageio_ffmpeg.get_ffmpeg_exe()
+    wide = tmp_path / "sar.mp4"
+    subprocess.run([ff, "-loglevel", "error", "-i", str(carphone_mp4), "-t", "1", "-vf", "setsar=128/117",
+                    "-c:v", "libx264", "-c:a", "aac", str(wide)], check=True)
+    sar = media.probe(wide).sar
+    assert abs(sar[0] / sar[1] - 128 / 117) < 0.01  # ffmpeg may reduce it (93:85)
+    small, big = tmp_path / "small.mp4", tmp_path / "big.mp4"
+    for out, crf in ((small, "40"), (big, "5")):
+        assert main(["-q", "-w", str(ws.root), "render", "--audio", str(arctic_wav), "--emotion", "happy",
+                     "--target", str(wide), "--out", str(out), "--crf", crf, "--preset", "ultrafast"]) == 0
+    sar = media.probe(big).sar
+    assert abs(sar[0] / sar[1] - 128 / 117) < 0.01
+    assert small.stat().st_size < 0.5 * big.stat().st_size
+    assert main(["-q", "-w", str(ws.root), "render", "--audio", str(arctic_wav), "--emotion", "happy",
+                 "--target", str(wide), "--out", str(tmp_path / "x.mp4"), "--preset", "warp9"]) == 2

@@ -204,9 +204,9 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(tiny_models, short_spee
 
     common = ["--target", carphone_mp4, "--out", out]
     fails("--audio", short_speech, "--emotion", "bored", *common, message="unknown emotion 'bored'")
-    fails("--audio", short_speech, *common, message="exactly one of --emotion")
+    fails("--audio", short_speech, *common, message="exactly one of --emotion", code=2)
     fails("--audio", short_speech, "--emotion", "sad", "--emotion-audio", short_speech, *common,
-          message="exactly one of --emotion")
+          message="exactly one of --emotion", code=2)
     fails("--audio", short_speech, "--emotion", "sad", "--intensity", "3", *common, message="--intensity",
           code=2)  # an option out of its range is a usage error, as in every command
     tiny = tmp_path / "tiny.wav"
@@ -258,13 +258,23 @@ def test_batch_render_example_runs_and_reports_failures(tiny_models, short_speec
     speech_dir.mkdir()
     shutil.copy(short_speech, speech_dir / "a.wav")
     (speech_dir / "broken.wav").write_bytes(b"RIFF....not audio")
+    media.save_wav(speech_dir / "tmp.wav", media.load_audio(short_speech))
+    subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-loglevel", "error", "-i",
+                    str(speech_dir / "tmp.wav"), str(speech_dir / "b.m4a")], check=True)
+    (speech_dir / "tmp.wav").unlink()
     env = {**os.environ, "EVP_WORKSPACE": str(ws.root), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     r = subprocess.run(["bash", str(EXAMPLES / "batch_render.sh"), str(speech_dir), str(carphone_mp4),
                         str(tmp_path / "out"), "happy"], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 1, r.stderr
     assert "FAILED" in r.stderr and "broken.wav" in r.stderr
     assert media.probe(tmp_path / "out" / "a-happy.mp4").has_audio
+    assert media.probe(tmp_path / "out" / "b-happy.mp4").has_audio  # not only *.wav
     assert not (tmp_path / "out" / "broken-happy.mp4").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run(["bash", str(EXAMPLES / "batch_render.sh"), str(empty), str(carphone_mp4),
+                        str(tmp_path / "out2"), "happy"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 1 and "no speech clips" in r.stderr and "*" not in r.stderr
 
 
 def test_ping_pong_frames_stream_in_schedule_order(tmp_path):

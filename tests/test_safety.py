@@ -66,7 +66,7 @@ def test_batch_outputs_stay_in_the_csv_folder_and_user_files_are_left_alone(tiny
     outside.write_text("precious")
     csv = jobs / "jobs.csv"
     csv.write_text("audio,emotion,target,out\n"
-                   "speech.wav,happy,t.mp4,../victim.txt\n"
+                   "speech.wav,happy,t.mp4,../elsewhere.mp4\n"
                    f"speech.wav,happy,t.mp4,{outside}\n"
                    "speech.wav,happy,t.mp4,empty.mp4\n"
                    "speech.wav,happy,t.mp4,ok.mp4\n")
@@ -81,11 +81,11 @@ def test_batch_outputs_stay_in_the_csv_folder_and_user_files_are_left_alone(tiny
     assert _run(ws, "batch-render", csv, "--json") == 1
     r = json.loads(capsys.readouterr().out)
     assert r["skipped"] == 1 and r["rendered"] == 0
-    # with --allow-outside the ../ row may write (into a new file)
-    outside.unlink()
+    # with --allow-outside the ../ row may write (into a new file); the user's file is still left alone
     assert _run(ws, "batch-render", csv, "--allow-outside", "--json") == 1
     r = json.loads(capsys.readouterr().out)
-    assert outside.exists() and r["rendered"] == 1
+    assert (tmp_path / "elsewhere.mp4").exists() and r["rendered"] == 1
+    assert outside.read_text() == "precious"
 
 
 def _crafted_checkpoint(path: Path, size, stride, offset=0, numel=10) -> Path:

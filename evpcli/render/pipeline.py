@@ -37,6 +37,9 @@ KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank
 FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
+CRF = 15  # x264's constant rate factor of the output (0 lossless .. 51 worst; 15: visually lossless)
+PRESET = "veryfast"  # x264's speed/size trade-off
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 SPILL_MARGIN = 64 << 20  # bytes left free on the output's disk after the frame spill (ping-pong renders)
 PREFETCH = 8  # target frames decoded ahead of the renderer (a thread; ~0.7 MB each at 640x360)
 # The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
@@ -158,9 +161,6 @@ def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion
     names = [k for k, v in inputs.items() if v is not None]
     given = [inputs[k] for k in names]
     outputs = {"--out": out, **(extra_outputs or {})}
-    for option in ("--out", "--guidance-out"):
-        if outputs.get(option) is not None:
-            media.check_container(outputs[option], option)
     seen: dict[str, str] = {}
     for option, p in outputs.items():
         if p is None:
@@ -172,6 +172,17 @@ def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion
         if key in seen:
             raise EvpError(f"{option} and {seen[key]} are the same file ({p}); give two paths")
         seen[key] = option
+    for option in ("--out", "--guidance-out"):  # after the checks that protect files: a usage error, exit 2
+        if outputs.get(option) is not None:
+            media.check_container(outputs[option], option)
+
+
+def check_encoding(crf: int, preset: str) -> None:
+    """Usage errors (exit 2) for an encoder setting out of range."""
+    if not 0 <= int(crf) <= 51:
+        raise UsageError(f"--crf must be between 0 (lossless) and 51, got {crf}")
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
 
 
 def load_speech(path: str | Path) -> np.ndarray:
@@ -562,7 +573,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
          code_for: Callable[[object, int], object], *, renderer: str = "warp", head_motion: bool = False,
          fps: float = FPS, model_path: str | Path | None = None, landmarks_out: str | Path | None = None,
          guidance_out: str | Path | None = None, device: str = "auto", progress: Progress | None = None,
-         gate: SilenceGate | None = SilenceGate()) -> RenderResult:
+         gate: SilenceGate | None = SilenceGate(), crf: int = CRF, preset: str = PRESET) -> RenderResult:
     from evpcli.models import load_audio2lm
 
     progress = progress or Progress()
@@ -647,8 +658,9 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
                     bar.advance(1)
 
         # the speech keeps its own sample rate and channels in the output (16 kHz mono is for analysis only)
+        sar = (1, 1) if td.still else media.probe(td.path).sar  # the target's pixel shape: its display aspect
         video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), rendered(), fps=fps, audio=wav,
-                                      audio_file=speech)
+                                      audio_file=speech, crf=crf, preset=preset, sar=sar)
         times["render"] = time.perf_counter() - t0
         if guidance_out is not None:
             from evpcli.face.guidance import guidance_map
@@ -751,14 +763,14 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
            head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
            landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None, device: str = "auto",
            progress: Progress | None = None, emotion_face: str | Path | None = None,
-           follow_face: bool = False) -> RenderResult:
+           follow_face: bool = False, crf: int = CRF, preset: str = PRESET) -> RenderResult:
     """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip),
     ``emotion`` (a name) or ``emotion_face`` (a photo or video of a face, :mod:`evpcli.emotion_face`; ``follow_face``:
     its expression over time), scaled by ``intensity``. See the module docstring for the steps."""
     from evpcli.infer import emotion_code
 
     if sum(x is not None for x in (emotion, emotion_audio, emotion_face)) != 1:
-        raise EvpError("give exactly one of --emotion NAME, --emotion-audio FILE or --emotion-face FILE")
+        raise UsageError("give exactly one of --emotion NAME, --emotion-audio FILE or --emotion-face FILE")
     check_inputs(audio, target, out, emotion_audio, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out},
                  model=model_path, workspace=ws.root, emotion_face=emotion_face)
 
@@ -769,9 +781,10 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
             return face_emotion_code(model, emotion_face, intensity, follow_face, n)
         return emotion_code(model, emotion, emotion_audio, intensity)
 
+    check_encoding(crf, preset)
     return _run(ws, audio, target, out, code_for, renderer=renderer, head_motion=head_motion, fps=fps,
                 model_path=model_path, landmarks_out=landmarks_out, guidance_out=guidance_out, device=device,
-                progress=progress)
+                progress=progress, crf=crf, preset=preset)
 
 
 FACE_PREFIX = "face:"
@@ -808,7 +821,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                 head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
                 landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None,
                 sheet: str | Path | None = None, sheet_steps: int = 5, device: str = "auto",
-                progress: Progress | None = None) -> RenderResult:
+                progress: Progress | None = None, crf: int = CRF, preset: str = PRESET) -> RenderResult:
     """Render with the emotion code moving from ``from_emotion`` to ``to_emotion`` over the clip (the paper's
     editing, ``alpha * E_from + (1 - alpha) * E_to`` with alpha going 1 -> 0), or fixed at ``alpha``. Each end is an
     emotion name, an emotion clip or a face (``face:PATH``, or a photo's path). ``sheet``: also a contact sheet PNG,
@@ -834,9 +847,10 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                              else f"{a.description} -> {b.description}")
         return mixed
 
+    check_encoding(crf, preset)
     result = _run(ws, audio, target, out, code_for, renderer=renderer, head_motion=head_motion, fps=fps,
                   model_path=model_path, landmarks_out=landmarks_out, guidance_out=guidance_out, device=device,
-                  progress=progress)
+                  progress=progress, crf=crf, preset=preset)
     if sheet is not None:
         try:
             result.sheet = str(_interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face,
