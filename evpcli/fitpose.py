@@ -110,9 +110,14 @@ def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progr
     """
     from evpcli.face.landmarks import track_video
 
-    with (progress or Progress()).task("landmarks", total=1, unit="videos") as task:
-        track = track_video(frames, config or LandmarkConfig())
-        task.advance(1)
+    total = len(frames) if hasattr(frames, "__len__") else None
+    with (progress or Progress()).task("landmarks", total=total, unit="frames") as task:
+        def counted():
+            for f in frames:
+                yield f
+                task.advance(1)
+
+        track = track_video(counted(), config or LandmarkConfig())
     return track.landmarks, track.detected, track.valid
 
 

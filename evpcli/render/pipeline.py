@@ -37,6 +37,7 @@ KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank
 FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
+CONTENT_CHUNK = 250  # speech windows (10 s) per content-code batch: progress in seconds of speech, the same codes
 CRF = 15  # x264's constant rate factor of the output (0 lossless .. 51 worst; 15: visually lossless)
 PRESET = "veryfast"  # x264's speed/size trade-off
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -602,11 +603,34 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
     # the speech's content codes (the network's costliest part, numpy releases the GIL) are computed in a thread
     # while the target is prepared (a first render: decoding, tracking and fitting it)
+    done = [0]  # windows whose content codes are computed (the thread counts, this thread shows it)
+
+    def content_in_chunks():
+        parts = []
+        for i in range(0, len(windows), CONTENT_CHUNK):
+            part = content_codes(model, windows[i:i + CONTENT_CHUNK])
+            if part is None:  # a torch model computes them in its forward pass
+                return None
+            parts.append(part)
+            done[0] = min(len(windows), i + CONTENT_CHUNK)
+        return np.concatenate(parts) if parts else None
+
     with ThreadPoolExecutor(1, thread_name_prefix="evp-content") as pool:
-        content = pool.submit(content_codes, model, windows)
+        content = pool.submit(content_in_chunks)
         td = prepare_target(ws, target, fps, progress=progress)
         times["target"] = time.perf_counter() - t0
         t0 = time.perf_counter()  # what the content codes still take after the target is ready: landmarks time
+        if not content.done():  # long speech: show its progress in seconds of speech
+            total = len(windows) / FPS
+            with progress.task("speech", total=int(np.ceil(total)), unit="s of speech") as bar:
+                shown = 0
+                while not content.done():
+                    now = int(done[0] / FPS)
+                    if now > shown:
+                        bar.advance(now - shown)
+                        shown = now
+                    time.sleep(0.1)
+                bar.advance(max(0, int(np.ceil(total)) - shown))
         content = content.result()
 
     emo = code_for(model, len(windows))
