@@ -878,7 +878,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     if sheet is not None:
         try:
             result.sheet = str(_interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face,
-                                                  b_name, b_path, b_face, intensity, model_path, device))
+                                                  b_name, b_path, b_face, intensity, model_path, device, progress))
         except BaseException:  # the run failed: nothing of it stays at its outputs
             for path in (out, landmarks_out, guidance_out):
                 if path is not None:
@@ -888,7 +888,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
 
 
 def _interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face, b_name, b_path, b_face,
-                       intensity, model_path, device) -> Path:
+                       intensity, model_path, device, progress=None) -> Path:
     """interpolate's contact sheet: one row per alpha step from one end to the other."""
     from evpcli.infer import mix_emotions
     from evpcli.models import load_audio2lm
@@ -899,12 +899,15 @@ def _interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_
     rows = [(f"alpha {w:.2f}", mix_emotions(a, b, float(w)).code) for w in np.linspace(1.0, 0.0, max(2, sheet_steps))]
     rows[0] = (f"{a.description}", rows[0][1])
     rows[-1] = (f"{b.description}", rows[-1][1])
-    return emotion_sheet(ws, audio, target, sheet, rows, model_path=model_path, device=device)
+    return emotion_sheet(ws, audio, target, sheet, rows, model_path=model_path, device=device, progress=progress)
 
 
 def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, codes: list[tuple[str, np.ndarray]],
-                  columns: int = 6, side: int = 128, model_path=None, device: str = "auto") -> Path:
-    """One row per (label, emotion code), ``columns`` moments of ``audio`` spread over its loud part."""
+                  columns: int = 6, side: int = 128, model_path=None, device: str = "auto",
+                  progress: Progress | None = None) -> Path:
+    """One row per (label, emotion code), ``columns`` moments of ``audio`` spread over its loud part. The speech's
+    content codes are computed once for all rows (each row used to encode the whole speech again)."""
+    from evpcli.infer import content_codes
     from evpcli.models import load_audio2lm
     from evpcli.render.mouth import MouthBank
     from evpcli.render.sheet import face_crop, write_sheet
@@ -924,10 +927,14 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     bank = MouthBank.load(td.bank_path) if td.bank_path is not None and td.bank_path.exists() else None
     rows, labels, frames_needed = [], [], None
     driven = []
-    for label, code in codes:
-        _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code, activity=activity)
-        driven.append((label, adapted, tracked, schedule, reliability))
-        frames_needed = schedule[cols]
+    content = content_codes(model, windows)
+    with (progress or Progress()).task("sheet", total=len(codes), unit="rows") as bar:
+        for label, code in codes:
+            _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code, activity=activity,
+                                                               content=content)
+            driven.append((label, adapted, tracked, schedule, reliability))
+            frames_needed = schedule[cols]
+            bar.advance(1)
     wanted = {int(k) for k in frames_needed}
     if td.frames is not None:
         frames = {k: td.frames[k] for k in wanted}
