@@ -568,6 +568,9 @@ def render(
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: add gentle natural head "
                                      "motion (otherwise the head stays still)."),
     fps: float = typer.Option(25.0, help="Output frame rate."),
+    face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
+                             "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
+                             "the face); that person is followed through the video."),
     crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
@@ -589,7 +592,7 @@ def render(
     from evpcli.render.pipeline import render as run
 
     r = run(state.ws, audio, target, out, emotion=emotion, emotion_audio=emotion_audio, emotion_face=emotion_face,
-            follow_face=follow_face, intensity=intensity, crf=crf, preset=preset,
+            follow_face=follow_face, intensity=intensity, crf=crf, preset=preset, face=face,
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())
@@ -671,6 +674,9 @@ def interpolate(
     renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp or neural (see `evp render`)."),
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: gentle natural head motion."),
     fps: float = typer.Option(25.0, help="Output frame rate."),
+    face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
+                             "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
+                             "the face); that person is followed through the video."),
     crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
@@ -683,7 +689,7 @@ def interpolate(
     from evpcli.render.pipeline import interpolate as run
 
     r = run(state.ws, audio, target, out, from_emotion, to_emotion, alpha=alpha, intensity=intensity, crf=crf,
-            preset=preset,
+            preset=preset, face=face,
             renderer=renderer.value, head_motion=head_motion, fps=fps, model_path=model, landmarks_out=landmarks_out,
             guidance_out=guidance_out, sheet=sheet, device=state.device, progress=state.progress)
     _emit(r.to_dict(), as_json, r.summary())

@@ -44,6 +44,8 @@ class FitResult(PoseFit):
     landmarks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 68, 2), np.float32))
     detected: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
     cached: bool = False
+    face: str = "largest"  # the --face rule the person was chosen by
+    faces_seen: int = 1  # faces in the first frame with a face
 
     def summary(self) -> str:
         """One human line: frames, face found, reprojection error, pose ranges."""
@@ -72,6 +74,7 @@ class FitResult(PoseFit):
                 "valid": self.valid, "euler_deg_raw": self.euler_deg_raw, "scale_raw": self.scale_raw,
                 "translation_raw": self.translation_raw, "landmarks": self.landmarks, "detected": self.detected,
                 "fps": np.array(self.fps), "size": np.array(self.size), "target": np.array(self.target),
+                "face": np.array(self.face), "faces_seen": np.array(self.faces_seen),
                 **self.model.to_arrays()}
 
     @classmethod
@@ -85,7 +88,8 @@ class FitResult(PoseFit):
                    euler_deg_raw=z["euler_deg_raw"], scale_raw=z["scale_raw"],
                    translation_raw=z["translation_raw"], key=key, path=Path(path), target=str(z["target"]),
                    fps=float(z["fps"]), size=tuple(int(v) for v in z["size"]), landmarks=z["landmarks"],
-                   detected=z["detected"], cached=True)
+                   detected=z["detected"], cached=True, face=str(z["face"]) if "face" in z else "largest",
+                   faces_seen=int(z["faces_seen"]) if "faces_seen" in z else 1)
 
 
 def model_hash(model: ShapeModel) -> str:
@@ -101,8 +105,8 @@ def workspace_shape_model(ws: Workspace) -> ShapeModel:
     return ShapeModel.load(rows[-1]["path"]) if rows else default_shape_model()
 
 
-def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progress: Progress | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progress: Progress | None = None,
+                 face: str = "largest", info: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Landmarks of a target video with prepare-dataset's tracker (:func:`evpcli.face.landmarks.track_video`).
 
     frames (T, H, W, 3) uint8 RGB -> landmarks (T, 68, 2) float32 pixels (smoothed, short gaps filled),
@@ -117,7 +121,7 @@ def track_target(frames: np.ndarray, config: LandmarkConfig | None = None, progr
                 yield f
                 task.advance(1)
 
-        track = track_video(counted(), config or LandmarkConfig())
+        track = track_video(counted(), config or LandmarkConfig(), face, info)
     return track.landmarks, track.detected, track.valid
 
 
@@ -148,7 +152,7 @@ def read_target(target: str | Path, fps: float | None = 25.0):
 
 def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None, fps: float | None = 25.0,
              model: ShapeModel | None = None, progress: Progress | None = None, force: bool = False,
-             video=None) -> FitResult:
+             video=None, face: str = "largest") -> FitResult:
     """Fit the 3D landmark model to every frame of ``target`` (cached per video content, fps, config and model).
 
     fps: the rate frames are read at (25, as render reads targets; None keeps the source rate). model: the 3D
@@ -162,14 +166,21 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
         raise EvpError(f"{target}: file not found")
     model = model or workspace_shape_model(ws)
     tracking = LandmarkConfig()
-    key = cache_key(hash_file(target), params={"fit": to_dict(cfg), "fps": fps, "model": model_hash(model),
-                                               "landmarks": to_dict(tracking), "format": FIT_FORMAT})
+    from evpcli.face.landmarks import parse_face
+
+    face = parse_face(face)
+    params = {"fit": to_dict(cfg), "fps": fps, "model": model_hash(model), "landmarks": to_dict(tracking),
+              "format": FIT_FORMAT}
+    if face != "largest":  # (the default keeps the keys of fits made before there was a choice)
+        params["face"] = face
+    key = cache_key(hash_file(target), params=params)
     row = ws.get_artifact(KIND_FIT, key)
     if row is not None and not force:
         return FitResult.load(row["path"], key=key)
     video = video if video is not None else read_target(target, fps)
     try:
-        landmarks, detected, valid = track_target(video.frames, tracking, progress)
+        info: dict = {}
+        landmarks, detected, valid = track_target(video.frames, tracking, progress, face, info)
     except NoFaceError as exc:
         raise EvpError(f"{target}: {exc}") from None
     with (progress or Progress()).task("3D fit", total=1, unit="videos") as task:
@@ -178,7 +189,8 @@ def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None,
     path = ws.path(KIND_FIT, f"fit-{key}.npz")
     result = FitResult(**{f.name: getattr(pose, f.name) for f in dataclasses.fields(PoseFit)}, key=key, path=path,
                        target=str(target), fps=video.fps, size=(video.frames.shape[2], video.frames.shape[1]),
-                       landmarks=np.asarray(landmarks, np.float32), detected=np.asarray(detected, bool))
+                       landmarks=np.asarray(landmarks, np.float32), detected=np.asarray(detected, bool), face=face,
+                       faces_seen=int(info.get("faces_seen", 1)))
     save_npz(path, **result.to_arrays())
     summary = result.to_dict()
     ws.put_artifact(KIND_FIT, key, path, params={"fit": to_dict(cfg), "fps": fps, "model": model_hash(model)},

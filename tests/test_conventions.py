@@ -97,3 +97,37 @@ def test_face_region_by_distance_transform_equals_the_dilated_one():
         assert (dilated ^ ours).sum() < 0.005 * dilated.sum()
         edge = cv2.morphologyEx(dilated.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
         assert not ((dilated ^ ours) & ~edge).any()  # they differ only on the boundary pixels
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory, carphone_mp4):
+    """carphone beside its mirror image: two people in every frame."""
+    import numpy as np
+
+    from evpcli import media
+
+    frames = [np.concatenate([f, f[:, ::-1]], 1) for f in media.iter_frames(carphone_mp4, 25.0)][:40]
+    return media.write_video(tmp_path_factory.mktemp("two") / "two.mp4", iter(frames), fps=25.0)
+
+
+def test_several_faces_are_reported_and_the_chosen_one_is_followed(tiny_models, two_faces, arctic_wav, tmp_path,
+                                                                   capsys):
+    """Issues 24 (item 12) and 25: with two faces the left one was animated silently, with no way to choose."""
+    import json
+
+    import numpy as np
+
+    _, ws = tiny_models
+    args = ["--audio", str(arctic_wav), "--emotion", "happy", "--target", str(two_faces)]
+    assert main(["-q", "-w", str(ws.root), "render", *args, "--out", str(tmp_path / "a.mp4"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["target"]["faces_seen"] == 2 and any("2 faces" in w for w in r["warnings"])
+    for choice in ("right", "1", "265,60"):
+        lm = tmp_path / f"{choice}.npz"
+        assert main(["-q", "-w", str(ws.root), "render", *args, "--out", str(tmp_path / "b.mp4"), "--face", choice,
+                     "--landmarks-out", str(lm), "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)
+        assert r["target"]["face"] == choice
+        nose_x = np.load(lm)["tracked"][:, 30, 0]
+        assert (nose_x > 176).all(), choice  # the right person in every frame
+    assert main(["-q", "-w", str(ws.root), "render", *args, "--out", str(tmp_path / "c.mp4"), "--face", "tallest"]) == 2

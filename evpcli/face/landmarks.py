@@ -280,11 +280,47 @@ def _verify(gray: np.ndarray, box, cfg: LandmarkConfig) -> tuple | None:
     return (x0 + r.left() / scale, y0 + r.top() / scale, x0 + r.right() / scale, y0 + r.bottom() / scale)
 
 
-def _measure(frames: np.ndarray, cfg: LandmarkConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def parse_face(face: str | int | None) -> str:
+    """A ``--face`` choice: largest, left, right, an index N (N-th face from the left, from 0) or x,y (the face at
+    that point of the first frame); UsageError otherwise. Returns it normalised."""
+    import re
+
+    from evpcli.errors import UsageError
+
+    f = "largest" if face is None else str(face).strip().lower()
+    if f in ("largest", "left", "right") or re.fullmatch(r"\d+", f) or re.fullmatch(r"-?\d+(\.\d+)?,-?\d+(\.\d+)?", f):
+        return f
+    raise UsageError(f"--face {face!r}: use largest, left, right, an index (0 = the leftmost face) or x,y (a point of "
+                     "the first frame inside the face)")
+
+
+def _choose(boxes: list, face: str) -> list:
+    """The detected boxes ordered by the ``face`` rule (the chosen one first)."""
+    if not boxes or face == "largest":
+        return boxes
+    by_x = sorted(boxes, key=lambda b: (b[0] + b[2]) / 2)
+    if face == "left":
+        return by_x
+    if face == "right":
+        return by_x[::-1]
+    if face.isdigit():
+        k = int(face)
+        return [by_x[k]] + [b for i, b in enumerate(by_x) if i != k] if k < len(by_x) else []
+    x, y = (float(v) for v in face.split(","))
+    inside = [b for b in boxes if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+    return sorted(inside, key=lambda b: np.hypot((b[0] + b[2]) / 2 - x, (b[1] + b[3]) / 2 - y))
+
+
+def _measure(frames: np.ndarray, cfg: LandmarkConfig, face: str = "largest", info: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Per-frame shapes (T, 68, 2) (NaN where none), detected (T,), residual (T,), number of detector runs.
 
     ``frames``: any iterable of (H, W, 3) uint8 RGB frames (read one at a time: a long 1080p clip never has to
-    be in memory whole)."""
+    be in memory whole). ``face``: which face to follow when several are seen (:func:`parse_face`); once chosen,
+    the same person is followed (a face lost and found again is the one nearest where it was last). ``info``, if
+    given, receives ``faces_seen`` (faces in the first frame with one) and ``face_box``."""
+    info = info if info is not None else {}
+    last_box: list = [None]
     shapes: list[np.ndarray] = []
     residual: list[float] = []
     boxes = _BoxModel()
@@ -298,8 +334,14 @@ def _measure(frames: np.ndarray, cfg: LandmarkConfig) -> tuple[np.ndarray, np.nd
         nonlocal n_det
         n_det += 1
         found = _detect_boxes(gray, cfg)
-        if near is not None:  # prefer the face closest to the one we were tracking
-            found.sort(key=lambda b: -_iou(b, near))
+        if "faces_seen" not in info and found:
+            info["faces_seen"] = len(found)
+        near = near if near is not None else last_box[0]
+        if near is not None:  # prefer the face closest to the one we were tracking (the same person)
+            c = ((near[0] + near[2]) / 2, (near[1] + near[3]) / 2)
+            found.sort(key=lambda b: (-_iou(b, near), np.hypot((b[0] + b[2]) / 2 - c[0], (b[1] + b[3]) / 2 - c[1])))
+        else:  # the first face: by the --face rule
+            found = _choose(found, face)
         for box in found:
             shape = _predict(gray, box)
             res = float(procrustes_residual(shape))
@@ -351,6 +393,9 @@ def _measure(frames: np.ndarray, cfg: LandmarkConfig) -> tuple[np.ndarray, np.nd
         if det_box is not None:
             boxes.learn(det_box, shape)
             ref_look = _appearance(gray, shape)
+            if last_box[0] is None:
+                info["face_box"] = [round(float(v), 1) for v in det_box]
+        last_box[0] = boxes.box(shape)[0]
         shapes.append(shape)
         residual.append(res)
         prev = shape
@@ -427,7 +472,8 @@ def savgol(x: np.ndarray, window: int, order: int) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def track_video(frames: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS) -> TrackResult:
+def track_video(frames: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS, face: str = "largest",
+                info: dict | None = None) -> TrackResult:
     """Track 68 landmarks through a video.
 
     ``frames``: (T, H, W, 3) uint8 RGB, or any iterable of (H, W, 3) uint8 RGB frames (e.g.
@@ -436,11 +482,14 @@ def track_video(frames: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS) 
     ``n_detections``). Raises :class:`NoFaceError` when a face is found in fewer than ``config.min_detected``
     of the frames.
     """
-    shapes, detected, residual, n_det = _measure(frames, config)
+    shapes, detected, residual, n_det = _measure(frames, config, face, info)
     n = len(shapes)
     if n == 0:
         raise NoFaceError("no frames to track")
     n_found = int(detected.sum())
+    if n_found == 0 and face != "largest":
+        raise NoFaceError(f"no face matching --face {face} in any frame (faces are numbered from the left from 0; a "
+                          "point x,y must lie inside the face in the first frame)")
     if n_found == 0 or n_found < config.min_detected * n:
         first = int(np.flatnonzero(~detected)[0])
         raise NoFaceError(f"no face found in {n - n_found} of {n} frames (first: frame {first}); "

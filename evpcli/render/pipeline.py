@@ -214,7 +214,7 @@ def target_reference(normalised: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: RenderConfig | None = None,
-                   progress: Progress | None = None) -> TargetData:
+                   progress: Progress | None = None, face: str = "largest") -> TargetData:
     """Fit and analyse a target (cached in the workspace per content and parameters).
 
     The first time, the target is decoded once for both the fit and the analysis; afterwards nothing is decoded
@@ -228,7 +228,13 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
     progress = progress or Progress()
     target = Path(target)
     still = is_image(target)
-    key = cache_key(hash_file(target), params={"fps": fps, "render": to_dict(cfg), "version": 2})
+    from evpcli.face.landmarks import parse_face
+
+    face = parse_face(face)
+    params = {"fps": fps, "render": to_dict(cfg), "version": 2}
+    if face != "largest":
+        params["face"] = face
+    key = cache_key(hash_file(target), params=params)
     row = ws.get_artifact(KIND_TARGET, key)
     video = None
     fit = None
@@ -243,7 +249,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
 
         preload_models()  # the tracker's models load while the target decodes
         video = read_target(target, fps)
-        fit = fit_pose(ws, target, fps=fps, progress=progress, video=video)
+        fit = fit_pose(ws, target, fps=fps, progress=progress, video=video, face=face)
         row = None  # the analysis follows the fit
     if not np.asarray(fit.valid).any():
         raise EvpError(f"{target}: no usable face in any frame; use a video where the face is visible")
@@ -465,6 +471,14 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
 
 
+def _face_words(face: str) -> str:
+    if face in ("largest", "left", "right"):
+        return {"largest": "largest one", "left": "leftmost one", "right": "rightmost one"}[face]
+    if face.isdigit():
+        return f"face {face} from the left"
+    return f"face at {face}"
+
+
 def own_expression(td: TargetData) -> dict[str, float]:
     """The target's own lasting expression that :func:`drive` takes away (emotion -> prototype coefficient; empty
     when the target's face reads neutral)."""
@@ -574,7 +588,8 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
          code_for: Callable[[object, int], object], *, renderer: str = "warp", head_motion: bool = False,
          fps: float = FPS, model_path: str | Path | None = None, landmarks_out: str | Path | None = None,
          guidance_out: str | Path | None = None, device: str = "auto", progress: Progress | None = None,
-         gate: SilenceGate | None = SilenceGate(), crf: int = CRF, preset: str = PRESET) -> RenderResult:
+         gate: SilenceGate | None = SilenceGate(), crf: int = CRF, preset: str = PRESET,
+         face: str = "largest") -> RenderResult:
     from evpcli.models import load_audio2lm
 
     progress = progress or Progress()
@@ -617,7 +632,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
     with ThreadPoolExecutor(1, thread_name_prefix="evp-content") as pool:
         content = pool.submit(content_in_chunks)
-        td = prepare_target(ws, target, fps, progress=progress)
+        td = prepare_target(ws, target, fps, progress=progress, face=face)
         times["target"] = time.perf_counter() - t0
         t0 = time.perf_counter()  # what the content codes still take after the target is ready: landmarks time
         if not content.done():  # long speech: show its progress in seconds of speech
@@ -706,7 +721,11 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         target_info = {"path": str(td.path), "key": fit.key, "frames": td.n_frames, "still": td.still,
                        "face_found_pct": round(100.0 * float(np.mean(fit.detected)), 1),
                        "reliable_pct": round(100.0 * float(np.mean(td.reliability > 0.5)), 1),
-                       "own_expression": own_expression(td)}
+                       "own_expression": own_expression(td), "face": getattr(fit, "face", "largest"),
+                       "faces_seen": int(getattr(fit, "faces_seen", 1))}
+        if target_info["faces_seen"] > 1:
+            warnings.append(f"the target shows {target_info['faces_seen']} faces; the {_face_words(target_info['face'])}"
+                            " is animated (choose with --face largest|left|right|N|x,y)")
         if target_info["reliable_pct"] < 100:
             lost = int(np.sum(reliability <= 0.5))
             if lost:
@@ -787,7 +806,7 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
            head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
            landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None, device: str = "auto",
            progress: Progress | None = None, emotion_face: str | Path | None = None,
-           follow_face: bool = False, crf: int = CRF, preset: str = PRESET) -> RenderResult:
+           follow_face: bool = False, crf: int = CRF, preset: str = PRESET, face: str = "largest") -> RenderResult:
     """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip),
     ``emotion`` (a name) or ``emotion_face`` (a photo or video of a face, :mod:`evpcli.emotion_face`; ``follow_face``:
     its expression over time), scaled by ``intensity``. See the module docstring for the steps."""
@@ -808,7 +827,7 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
     check_encoding(crf, preset)
     return _run(ws, audio, target, out, code_for, renderer=renderer, head_motion=head_motion, fps=fps,
                 model_path=model_path, landmarks_out=landmarks_out, guidance_out=guidance_out, device=device,
-                progress=progress, crf=crf, preset=preset)
+                progress=progress, crf=crf, preset=preset, face=face)
 
 
 FACE_PREFIX = "face:"
@@ -845,7 +864,8 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                 head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
                 landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None,
                 sheet: str | Path | None = None, sheet_steps: int = 5, device: str = "auto",
-                progress: Progress | None = None, crf: int = CRF, preset: str = PRESET) -> RenderResult:
+                progress: Progress | None = None, crf: int = CRF, preset: str = PRESET,
+                face: str = "largest") -> RenderResult:
     """Render with the emotion code moving from ``from_emotion`` to ``to_emotion`` over the clip (the paper's
     editing, ``alpha * E_from + (1 - alpha) * E_to`` with alpha going 1 -> 0), or fixed at ``alpha``. Each end is an
     emotion name, an emotion clip or a face (``face:PATH``, or a photo's path). ``sheet``: also a contact sheet PNG,
@@ -874,7 +894,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
     check_encoding(crf, preset)
     result = _run(ws, audio, target, out, code_for, renderer=renderer, head_motion=head_motion, fps=fps,
                   model_path=model_path, landmarks_out=landmarks_out, guidance_out=guidance_out, device=device,
-                  progress=progress, crf=crf, preset=preset)
+                  progress=progress, crf=crf, preset=preset, face=face)
     if sheet is not None:
         try:
             result.sheet = str(_interpolate_sheet(ws, audio, target, sheet, sheet_steps, a_name, a_path, a_face,
