@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evpcli.errors import MediaError
+from evpcli.errors import disk_full  # noqa: F401  (media.disk_full: the name callers use)
 from evpcli.workspace import _umask, temp_beside
 
 SAMPLE_RATE = 16000
@@ -300,30 +301,6 @@ def check_container(path: str | os.PathLike, option: str = "--out") -> None:
     if p.suffix.lower() not in CONTAINERS:
         raise UsageError(f"{option} {p}: unknown video container {p.suffix or '(no suffix)'!r}; use one of "
                          f"{', '.join(CONTAINERS)} (a GIF has no sound)")
-
-
-def disk_full(exc: BaseException, folder: str | os.PathLike | None = None, need: int = 1 << 20) -> bool:
-    """Whether a write failed for lack of space: an ENOSPC/EDQUOT anywhere in the chain of errors, the OS's message
-    inside a library's (libsndfile: 'System error', torch: 'unexpected pos'), or ``folder``'s disk with less than
-    ``need`` bytes free."""
-    import errno
-    import shutil
-
-    seen = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(e) or "Disk quota exceeded" in str(e):
-            return True
-        e = e.__cause__ or e.__context__
-    if folder is not None:
-        try:
-            return shutil.disk_usage(folder).free < need
-        except OSError:
-            return False
-    return False
 
 
 def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,

@@ -167,7 +167,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     except Exception as exc:
-        from evpcli.media import disk_full
+        from evpcli.errors import disk_full
 
         if disk_full(exc, Path(path).parent):
             raise EvpError(f"{path}: the disk is full (no space left to save the checkpoint); free some space and "
