@@ -139,7 +139,7 @@ def test_cli_train_evaluate_and_preview(pipeline, arctic_wav, capsys):
     assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--emotion", "bored", "--out",
                  str(root / "x.mp4")]) == 1
     assert "unknown emotion 'bored'" in capsys.readouterr().err
-    assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--out", str(root / "x.mp4")]) == 1
+    assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--out", str(root / "x.mp4")]) == 2
     assert "exactly one of --emotion" in capsys.readouterr().err
     assert not (root / "x.mp4").exists()
 

@@ -126,7 +126,8 @@ def test_the_page_renders_in_a_real_browser(server, speech, carphone_mp4):
         page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=30_000)
         duration = page.evaluate("document.getElementById('video').duration")
         assert abs(duration - 1.5) < 0.1
-        assert page.evaluate("document.getElementById('video').videoWidth") == 176
+        # carphone's pixels are 128:117 (its SAR, kept in the output): the player shows it 193 px wide
+        assert page.evaluate("document.getElementById('video').videoWidth") in (176, 193)
         page.evaluate("(() => { const v = document.getElementById('video'); v.muted = true; return v.play(); })()")
         page.wait_for_function("document.getElementById('video').currentTime > 0.5", timeout=30_000)
         # the player decoded both streams: the speech is in the video
