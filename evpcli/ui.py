@@ -313,6 +313,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error("bad Content-Length")
         if length > self.app.max_upload:
+            left = length  # read and drop it (never stored): a client still sending would get a broken pipe
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
             return self._error(f"the file is {length / 1024 / 1024:.0f} MB; the limit is "
                                f"{self.app.max_upload / 1024 / 1024:.0f} MB (evp ui --max-upload-mb)", 413)
         body = self.rfile.read(length) if length else b""

@@ -56,7 +56,7 @@ def test_api_queues_a_render_and_reports_one_line_errors(server, speech, carphon
     assert url.startswith("http://127.0.0.1:")
     info = _get(url + "api/info")
     assert "happy" in info["emotions"] and info["max_upload_mb"] == 1.0
-    # over the upload limit: refused before reading it
+    # over the upload limit: refused (read and dropped, never stored)
     code, body = _post(url + "api/upload", b"x" * (1024 * 1024 + 1), {"X-Filename": "big.mp4"})
     assert code == 413 and "limit" in body["error"]
     ids = {}
