@@ -78,27 +78,6 @@ def test_sar_crf_and_preset(tiny_models, arctic_wav, carphone_mp4, tmp_path, cap
                  "--target", str(wide), "--out", str(tmp_path / "x.mp4"), "--preset", "warp9"]) == 2
 
 
-def test_face_region_by_distance_transform_equals_the_dilated_one():
-    """Issue 26: the renderer's paste mask grew the face region by dilation with a disc of half an IOD (65 ms a
-    call at 512 px); the distance transform gives the same region to a pixel."""
-    import cv2
-    import numpy as np
-
-    from evpcli.face.guidance import _iod, face_outline, face_region
-    from evpcli.face.normalize import TEMPLATE
-
-    lm = np.asarray(TEMPLATE, np.float64) * 2
-    for margin in (0.08, 0.5):
-        mask = np.zeros((512, 512), np.uint8)
-        cv2.fillPoly(mask, [np.round(face_outline(lm) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-        g = int(round(margin * _iod(lm)))
-        dilated = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1))) > 0
-        ours = face_region(lm, (512, 512), margin)
-        assert (dilated ^ ours).sum() < 0.005 * dilated.sum()
-        edge = cv2.morphologyEx(dilated.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-        assert not ((dilated ^ ours) & ~edge).any()  # they differ only on the boundary pixels
-
-
 @pytest.fixture(scope="module")
 def two_faces(tmp_path_factory, carphone_mp4):
     """carphone beside its mirror image: two people in every frame."""

@@ -51,3 +51,28 @@ def test_guidance_takes_a_given_face_mask(astronaut):
     assert (g_none > 0).sum() > (g > 0).sum()  # no mask: the face's own edges come back
     with pytest.raises(ValueError):
         guidance_map(image, lm, face_mask=mask[:10])
+
+
+@pytest.mark.parametrize("margin", [0.08, 0.42])
+def test_face_region_matches_the_elliptical_dilation_it_replaces(astronaut, margin):
+    """The distance-threshold growth agrees with cv2.dilate by the elliptical kernel (the former code) on all but
+    a thin rim of edge pixels, at the guidance margin and the paste mask's (0.12 + 0.3) at 512 px."""
+    import cv2
+
+    from evpcli.face.guidance import _iod, face_outline
+
+    _, lm = astronaut
+    size = (512, 512)
+    poly = np.zeros((512, 512), np.uint8)
+    cv2.fillPoly(poly, [np.round(face_outline(lm) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    grow = int(round(margin * _iod(lm)))
+    ref = cv2.dilate(poly, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))).astype(bool)
+    got = face_region(lm, size, margin)
+    assert got.sum() > poly.sum() + 100  # it did grow
+    diff = got ^ ref
+    assert diff.sum() <= 0.01 * ref.sum()
+    # every differing pixel lies on the reference region's edge (within 1.5 px of its boundary)
+    edge = cv2.dilate(ref.astype(np.uint8), np.ones((3, 3), np.uint8)) != cv2.erode(ref.astype(np.uint8),
+                                                                                     np.ones((3, 3), np.uint8))
+    assert not (diff & ~cv2.dilate(edge.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)).any()
+    assert face_region(lm, size, 0.0).sum() == poly.sum()

@@ -34,17 +34,19 @@ def face_outline(landmarks: np.ndarray, forehead: float = 0.6) -> np.ndarray:
 
 
 def face_region(landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.08) -> np.ndarray:
-    """(H, W) bool: inside :func:`face_outline`, grown by ``margin`` inter-ocular distances. ``size`` (W, H)."""
+    """(H, W) bool: inside :func:`face_outline`, grown by ``margin`` inter-ocular distances. ``size`` (W, H).
+
+    The growth is a threshold on the exact Euclidean distance to the polygon (``grow + 0.5`` pixels, the disc an
+    elliptical kernel of ``2 grow + 1`` approximates): one distance transform whose cost does not grow with the
+    margin (a 512 px mask grown by 108 px: ~2 ms against ~80 ms for ``cv2.dilate``; they differ on < 1 % of the
+    region's pixels, all on its edge)."""
     w, h = size
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round(face_outline(landmarks) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
     grow = int(round(margin * _iod(np.asarray(landmarks, np.float64))))
-    if grow > 0:
-        # grown by a distance transform of the outside, not by dilation with a disc: the same region to a pixel,
-        # but its cost does not grow with the disc (a 512 px mask grown by half an IOD: 65 ms by dilation, ~3 ms)
-        dist = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return dist <= grow
-    return mask.astype(bool)
+    if grow <= 0 or not mask.any():
+        return mask.astype(bool)
+    return cv2.distanceTransform(1 - mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= grow + 0.5
 
 
 def guidance_map(frame: np.ndarray, landmarks: np.ndarray, face_mask: np.ndarray | None = None,

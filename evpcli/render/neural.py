@@ -117,8 +117,9 @@ def paste_mask(tracked: np.ndarray, adapted: np.ndarray, size: int) -> np.ndarra
     pixels (grown by :data:`MASK_MARGIN`), falling smoothly to 0 over :data:`MASK_FEATHER` outside them (in
     inter-ocular distances) and 0 on the crop's border."""
     iod = float(np.linalg.norm(np.asarray(tracked)[45] - np.asarray(tracked)[36]))
-    region = face_region(tracked, (size, size), MASK_MARGIN + MASK_FEATHER) | face_region(
-        adapted, (size, size), MASK_MARGIN + MASK_FEATHER)
+    region = face_region(tracked, (size, size), MASK_MARGIN + MASK_FEATHER)
+    if not np.array_equal(np.asarray(adapted), np.asarray(tracked)):  # training pastes a frame's own landmarks
+        region |= face_region(adapted, (size, size), MASK_MARGIN + MASK_FEATHER)
     region = region.astype(np.uint8)
     region[[0, -1], :] = 0
     region[:, [0, -1]] = 0

@@ -434,6 +434,11 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
     return Trained(gen, net_cfg, start, steps, t_train, log)
 
 
+def default_net_config(device) -> NeuralRendererConfig:
+    """The generator a device trains by default: :data:`RENDERER_GPU` (512 px) on CUDA, else :data:`RENDERER_CPU`."""
+    return RENDERER_GPU if getattr(device, "type", str(device).split(":")[0]) == "cuda" else RENDERER_CPU
+
+
 def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig = RendererTrainConfig(),
                    net_cfg: NeuralRendererConfig | None = None, device: str = "auto", resume: bool = False,
                    progress: Progress | None = None, hybrid: bool | None = None) -> RendererResult:
@@ -458,7 +463,7 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
     if not target.is_file():
         raise EvpError(f"{target}: file not found (give the target video with --target)")
     dev = resolve_device(device)
-    net_cfg = net_cfg or (RENDERER_GPU if dev.type == "cuda" else RENDERER_CPU)
+    net_cfg = net_cfg or default_net_config(dev)
     if hybrid is not None:
         net_cfg = dataclasses.replace(net_cfg, hybrid=hybrid)
     video_hash = hash_file(target)
