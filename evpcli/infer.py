@@ -69,18 +69,24 @@ def clip_emotion_code(model: Any, windows: np.ndarray) -> np.ndarray:
         return dis.emotion(w).mean(0).cpu().numpy().astype(np.float32)
 
 
-def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
-    """The emotion the classifier Ce reads from a clip-level code, and its probability."""
+def code_logits(model: Any, code: np.ndarray) -> np.ndarray:
+    """The emotion classifier Ce's logits (8,) float64 for a clip-level code (before any calibration)."""
     net = _net(model)
     if _is_numpy(net):
-        p = net.classify(code)
-    else:
-        import torch
+        return (np.asarray(code, np.float32) @ net.classifier_w + net.classifier_b).astype(np.float64)
+    import torch
 
-        dis = getattr(net, "disentangle", net)
-        with torch.no_grad():
-            p = torch.softmax(dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None]),
-                              -1)[0].cpu().numpy()
+    dis = getattr(net, "disentangle", net)
+    with torch.no_grad():
+        return dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None])[0] \
+            .cpu().numpy().astype(np.float64)
+
+
+def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
+    """The emotion the classifier Ce reads from a clip-level code, and its (uncalibrated) probability."""
+    from evpcli.calibration import softmax
+
+    p = softmax(code_logits(model, code))
     k = int(p.argmax())
     return EMOTIONS[k], float(p[k])
 
@@ -89,9 +95,14 @@ def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
 class EmotionCode:
     """An emotion to drive with: ``code`` (emotion_dim,) or per frame (T, emotion_dim) float32.
 
-    ``source`` is "name", "audio", "face" or "mix"; for an emotion clip, ``predicted``/``probability`` say what the
-    emotion classifier reads from it, and ``out_of_distribution`` whether its code lies outside the training codes'
-    range (None when the model carries no statistics to tell)."""
+    ``source`` is "name", "audio", "face" or "mix" (``face``: what was read from a reference face,
+    :mod:`evpcli.emotion_face`). For an emotion clip: ``predicted``/``probability`` are what the emotion
+    classifier reads from it (the probability calibrated when the model carries a calibration,
+    :mod:`evpcli.calibration`), ``out_of_distribution`` whether its code is far from every training emotion
+    (``distance`` to the nearest emotion mean, in units of the training codes' spread; None when the model carries
+    no statistics to tell), ``reading`` what evp states: the emotion when the reading is ``confident``, else
+    "uncertain" (``blend``: the two most probable emotions and their probabilities); ``fallback`` is "neutral" when
+    the clip's code was replaced by the neutral mean because it lies far from every training emotion."""
 
     code: np.ndarray
     description: str
@@ -100,41 +111,84 @@ class EmotionCode:
     predicted: str | None = None
     probability: float | None = None
     out_of_distribution: bool | None = None
+    reading: str | None = None
+    confident: bool | None = None
+    calibrated: bool | None = None
+    distance: float | None = None
+    blend: dict | None = None
+    fallback: str | None = None
+    confident_at: float | None = None
     face: dict | None = None  # source "face": what was read from the reference (evpcli.emotion_face)
 
     def to_dict(self) -> dict:
         out = {"description": self.description, "source": self.source, "intensity": self.intensity,
                "predicted": self.predicted, "probability": self.probability,
-               "out_of_distribution": self.out_of_distribution}
+               "out_of_distribution": self.out_of_distribution, "reading": self.reading,
+               "confident": self.confident, "calibrated": self.calibrated, "distance": self.distance,
+               "blend": self.blend, "fallback": self.fallback, "confident_at": self.confident_at}
         if self.face is not None:
             out["face"] = self.face
         return out
 
 
-def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:
-    """Whether a clip-level code lies further from every emotion mean than (almost) all training clips did.
+def code_distance(model: Any, code: np.ndarray) -> float | None:
+    """Distance of a clip-level code to the nearest emotion mean, each dimension divided by the training codes'
+    spread (``code_scale`` stored with an audio-to-landmark model), per sqrt(dimension); None when the model has
+    no statistics."""
+    from evpcli.calibration import code_distance as dist
 
-    Uses the statistics stored with an audio-to-landmark model (``code_scale`` (D,): per-dimension spread of the
-    training codes; ``code_limit``: the 99th percentile of the training clips' scaled distance to their nearest
-    emotion mean). None when the model has none."""
     stats = getattr(model, "code_stats", None) or {}
     means = getattr(model, "emotion_means", None) or {}
-    if "scale" not in stats or "limit" not in stats or not means:
+    if "scale" not in stats or not means:
         return None
-    m = np.stack(list(means.values()))
-    d = np.linalg.norm((np.asarray(code)[None] - m) / stats["scale"][None], axis=1).min() / np.sqrt(m.shape[1])
+    return dist(np.stack(list(means.values())), stats["scale"], code)
+
+
+def out_of_distribution(model: Any, code: np.ndarray) -> bool | None:
+    """Whether a clip-level code is far from every training emotion: :func:`code_distance` above ``code_limit``
+    (stored with the model: at training, 1.25 x the 99th percentile of the training clips' distances; once
+    calibrated, set from the corpus's held-out clips and real speech, :mod:`evpcli.calibration`). None when the
+    model has none."""
+    stats = getattr(model, "code_stats", None) or {}
+    d = code_distance(model, code)
+    if d is None or "limit" not in stats:
+        return None
     return bool(d > float(stats["limit"]))
 
 
+def reading_phrase(emo: dict) -> str:
+    """How a summary states what an emotion clip reads as (``emo``: :meth:`EmotionCode.to_dict`); "" for a name."""
+    if emo.get("source") != "audio" or not emo.get("predicted"):
+        return ""
+    blend = ", ".join(f"{k} {v:.2f}" for k, v in (emo.get("blend") or {}).items())
+    if emo.get("fallback"):
+        return (f" (the clip's emotion code is far from every training emotion, so it drives neutral; the "
+                f"classifier's reading would be uncertain: {blend})")
+    if emo.get("confident"):
+        cal = "" if emo.get("calibrated") else ", uncalibrated"
+        return f" (reads {emo['predicted']}, p = {emo['probability']:.2f}{cal})"
+    if emo.get("calibrated"):
+        return (f" (reading uncertain: {emo['predicted']}, p = {emo['probability']:.4f}, under the "
+                f"{emo['confident_at']:.4f} a confident reading needs; the face shows the clip's own code: {blend})")
+    return f" (the classifier reads {emo['predicted']}, p = {emo['probability']:.2f}, uncalibrated)"
+
+
 def ood_warning(code: EmotionCode) -> str | None:
-    """The warning to show when an emotion clip's code lies outside the training codes, else None."""
+    """The warning to show when an emotion clip's code is far from every training emotion or its calibrated
+    reading is uncertain, else None."""
     if not code.out_of_distribution:
+        if code.calibrated and code.confident is False:
+            return (f"the emotion clip's reading is uncertain ({code.predicted}, p = {code.probability:.4f}, under the "
+                    f"{code.confident_at:.4f} a confident reading needs: the classifier reads neutral real speech "
+                    "as an emotion this surely), so the face may not show the emotion you expect; use --emotion NAME "
+                    "instead, or a model trained on real speech (MEAD)")
         return None
     read = f" (the classifier reads {code.predicted}, p = {code.probability:.2f})" if code.predicted else ""
-    return (f"the emotion clip's code lies outside the codes of the model's training clips{read}: speech unlike "
-            "the training voices (real recordings, for a model trained on synthetic speech) gives an emotion the "
-            "model never learnt, so the face may not show the emotion you expect; use --emotion NAME instead, or "
-            "a model trained on real speech (MEAD)")
+    used = ("; it drives the neutral expression instead" if code.fallback == "neutral" else "")
+    return (f"the emotion clip's code is far from every training emotion{read}{used}: speech unlike the training "
+            "voices (real recordings, for a model trained on synthetic speech) gives an emotion the model never "
+            "learnt, so its reading means nothing; use --emotion NAME instead, or a model trained on real speech "
+            "(MEAD)")
 
 
 def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarray:
@@ -183,10 +237,32 @@ def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Pa
         raise EvpError(f"{label}: the emotion clip is silent ({20 * np.log10(max(level, 1e-12)):.0f} dBFS); give a clip "
                        "of someone speaking with the emotion, or --emotion NAME")
     raw = clip_emotion_code(model, windows)
-    predicted, prob = classify_code(model, raw)
-    code = scale_intensity(model, raw, intensity)
-    return EmotionCode(code, f"of {label}" + (f" x{intensity:g}" if intensity != 1.0 else ""), "audio", intensity,
-                       predicted, prob, out_of_distribution(model, raw))
+    return read_emotion_clip(model, raw, label, intensity)
+
+
+def read_emotion_clip(model: Any, raw: np.ndarray, label: str, intensity: float = 1.0) -> EmotionCode:
+    """The :class:`EmotionCode` of an emotion clip's raw code: the calibrated reading (:mod:`evpcli.calibration`:
+    temperature ``code_temperature``, confidence threshold ``code_confident``, distance limit ``code_limit`` stored
+    with the model) and, for a code far from every training emotion, the neutral mean code in its place."""
+    from evpcli.calibration import read, softmax
+
+    stats = getattr(model, "code_stats", None) or {}
+    calibrated = "temperature" in stats and "confident" in stats
+    probs = softmax(code_logits(model, raw), float(stats["temperature"]) if calibrated else 1.0)
+    dist = code_distance(model, raw)
+    limit = float(stats["limit"]) if "limit" in stats and dist is not None else None
+    r = read(probs, dist if dist is not None else 0.0, limit, float(stats["confident"]) if calibrated else None,
+             EMOTIONS)
+    k = int(probs.argmax())
+    means = getattr(model, "emotion_means", None) or {}
+    fallback = "neutral" if r["out_of_distribution"] and "neutral" in means else None
+    code = scale_intensity(model, means["neutral"] if fallback else raw, intensity)
+    desc = (f"neutral (of {label}: its code is far from every training emotion)" if fallback else f"of {label}") \
+        + (f" x{intensity:g}" if intensity != 1.0 else "")
+    return EmotionCode(code, desc, "audio", intensity, EMOTIONS[k], float(probs[k]), r["out_of_distribution"],
+                       r["reading"], r["confident"] if calibrated else None, calibrated,
+                       None if dist is None else float(dist), r["blend"], fallback,
+                       float(stats["confident"]) if calibrated else None)
 
 
 def mix_emotions(a: EmotionCode, b: EmotionCode, alpha: float | np.ndarray) -> EmotionCode:

@@ -14,7 +14,9 @@ displacement PCA) stay float32.
 
 The manifest holds the sha256 and size of each file, the configs, the corpus recipe (its corpus.json), the seed,
 the evp version, the first-epoch losses (tests/test_default_models.py reproduces the first one) and the
-evaluation numbers. `scripts/train_default_models.sh` builds the workspace from nothing and calls this script.
+evaluation numbers, and the calibration of what `--emotion-audio` says (`scripts/calibrate_emotion_audio.py`: the
+emotion classifier's temperature, the out-of-distribution limit, the confidence threshold, stored in the model;
+it needs the real speech of README "Real speech"). `scripts/train_default_models.sh` builds the workspace from nothing and calls this script.
 """
 
 from __future__ import annotations
@@ -184,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         full_tmp.replace(out / a2l_name)
     check["kept"] = "float16" if half else "float32"
+    # what --emotion-audio says, calibrated on the exported weights (scripts/calibrate_emotion_audio.py)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from calibrate_emotion_audio import calibrate, workspace_heldout
+
+    shipped = load_audio2lm(None, path=out / a2l_name, device="cpu")
+    code_stats, calibration = calibrate(shipped, workspace_heldout(ws, {str(s) for s in a2l.heldout_sentences}))
+    torch.save({**load_checkpoint(out / a2l_name), **code_stats}, out / a2l_name)
     torch.save({"stage": STAGE_LM_EMOTION, "key": clf.source.key, "config": clf_state["config"],
                 "state_dict": clf_state["state_dict"]}, out / clf_name)
 
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                         "audio2lm": _log_row(ws, "audio2lm", a2l.source.key)},
         "fp16_check": check,
         "evaluation": evaluation,
+        "emotion_audio_calibration": calibration,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     sizes = ", ".join(f"{n} ({e['bytes'] / 1e6:.1f} MB, {e['weights']})" for n, e in files.items())

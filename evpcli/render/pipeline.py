@@ -120,8 +120,9 @@ class RenderResult:
     def summary(self) -> str:
         t = self.target
         emo = self.emotion
-        read = (f" (the classifier reads {emo['predicted']}, p = {emo['probability']:.2f})"
-                if emo.get("predicted") else "")
+        from evpcli.infer import reading_phrase
+
+        read = reading_phrase(emo)
         total = sum(self.stage_seconds.values())
         extra = "".join(f"; {k} {v}" for k, v in (("landmarks", self.landmarks_out), ("guidance", self.guidance_out),
                                                    ("sheet", self.sheet)) if v)

@@ -27,13 +27,14 @@ class PreviewResult:
     emotion: str
     actor: str
     model: dict
-    emotion_read: dict | None = None  # for --emotion-audio: predicted, probability, out_of_distribution
+    emotion_read: dict | None = None  # for --emotion-audio: EmotionCode.to_dict() (reading, confident, ...)
     warnings: list[str] | None = None
 
     def summary(self) -> str:
         read = self.emotion_read or {}
-        said = (f" (the classifier reads {read['predicted']}, p = {read['probability']:.2f})"
-                if read.get("predicted") else "")
+        from evpcli.infer import reading_phrase
+
+        said = reading_phrase(read)
         return (f"wrote {self.out}: {self.frames} frames ({self.seconds:.1f} s), emotion {self.emotion}{said}, actor "
                 f"{self.actor}; model {self.model['key']} ({self.model['origin']})"
                 + "".join(f"\nwarning: {w}" for w in self.warnings or []))
@@ -69,8 +70,7 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
     media.write_video(out, sketch_video(lm, (256, 256), thickness), fps=25.0, audio=wav)
     from evpcli.infer import ood_warning
 
-    read = None if emo.source != "audio" else {"predicted": emo.predicted, "probability": emo.probability,
-                                               "out_of_distribution": emo.out_of_distribution}
+    read = None if emo.source != "audio" else emo.to_dict()
     warning = ood_warning(emo) if emo.source == "audio" else None
     return PreviewResult(str(out), len(lm), len(lm) / 25.0, emo.description, actor, model.source.to_dict(), read,
                          [warning] if warning else [])
