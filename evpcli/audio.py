@@ -14,6 +14,9 @@ from evpcli.config import AudioConfig
 DEFAULT_AUDIO = AudioConfig()
 
 
+SILENT_RMS = 1e-3  # audio quieter than -60 dBFS (RMS): silent (an emotion clip, a training clip)
+
+
 def pad_audio(wav: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """Add ``cfg.pad_seconds`` of silence at each end (EVP pads 120 ms)."""
     pad = int(round(cfg.pad_seconds * cfg.sample_rate))

@@ -127,14 +127,6 @@ def code_of(model: Any, coefficients: np.ndarray, names: tuple[str, ...]) -> np.
     return np.maximum(code, 0.0).astype(np.float32)
 
 
-def _smooth(x: np.ndarray, k: int) -> np.ndarray:
-    if k <= 1 or len(x) < 2:
-        return x
-    padded = np.pad(x, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
-    c = np.cumsum(np.concatenate([np.zeros((1, x.shape[1])), padded]), axis=0)
-    return (c[k:] - c[:-k]) / k
-
-
 def face_emotion_code(model: Any, path: str | Path, intensity: float = 1.0, follow: bool = False,
                       n_frames: int | None = None):
     """The :class:`~evpcli.infer.EmotionCode` of a reference face: its clip-level expression, or with ``follow``
@@ -147,7 +139,10 @@ def face_emotion_code(model: Any, path: str | Path, intensity: float = 1.0, foll
     if follow and reading.frames > 1:
         if n_frames is None:
             raise EvpError("a time-varying face emotion needs the number of frames")
-        per = _smooth(reading.per_frame, max(1, int(round(0.5 * 25.0 * len(reading.per_frame) / reading.frames))))
+        from evpcli.face.pose import moving_average
+
+        half_second = max(1, int(round(0.5 * 25.0 * len(reading.per_frame) / reading.frames)))
+        per = moving_average(reading.per_frame, half_second)
         t = np.linspace(0.0, len(per) - 1, n_frames)
         coef = np.stack([np.interp(t, np.arange(len(per)), per[:, j]) for j in range(per.shape[1])], axis=1)
         code = np.stack([scale_intensity(model, c, intensity) for c in code_of(model, coef, reading.names)])

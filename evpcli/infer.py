@@ -205,7 +205,7 @@ def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarra
     return np.maximum(neutral + intensity * (np.asarray(code, np.float32) - neutral), 0.0).astype(np.float32)
 
 
-SILENT_RMS = 1e-3  # an emotion clip quieter than -60 dBFS (RMS) carries no voice to read an emotion from
+from evpcli.audio import SILENT_RMS  # noqa: E402  (an emotion clip quieter than that carries no voice)
 
 
 def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Path | np.ndarray | None = None,

@@ -421,7 +421,7 @@ def narrow_band(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> Non
             "use 16 kHz (or better) recordings where you can, and do not mix the two in one actor if you can avoid it")
 
 
-SILENT_RMS = 1e-3  # a clip whose audio is quieter than -60 dBFS (RMS) has nothing to learn speech or emotion from
+from evpcli.audio import SILENT_RMS  # noqa: E402  (a clip quieter than that has nothing to learn from)
 
 
 def silent_audio(ws: Workspace, clip_ids: set[str], report: PrepareReport) -> None:

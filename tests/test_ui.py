@@ -108,16 +108,22 @@ def _browser():
     return pw, exe
 
 
+def _open(p, exe: str, url: str, target, speech):
+    """A headless Chromium on the page, its lists filled, with ``target`` and ``speech`` chosen for upload."""
+    browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+    page = browser.new_page()
+    page.goto(url)
+    page.wait_for_function("document.getElementById('emotion').options.length > 0")
+    page.set_input_files("#target-file", str(target))
+    page.set_input_files("#audio-file", str(speech))
+    return browser, page
+
+
 def test_the_page_renders_in_a_real_browser(server, speech, carphone_mp4):
     pw, exe = _browser()
     _, url = server
     with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(url)
-        page.wait_for_function("document.getElementById('emotion').options.length > 0")
-        page.set_input_files("#target-file", str(carphone_mp4))
-        page.set_input_files("#audio-file", str(speech))
+        browser, page = _open(p, exe, url, carphone_mp4, speech)
         page.select_option("#emotion", "happy")
         page.click("#go")
         page.wait_for_function("!document.getElementById('video').classList.contains('hidden') || "
@@ -143,12 +149,7 @@ def test_the_page_shows_one_line_for_a_file_that_is_not_a_video(server, speech, 
     bad = tmp_path / "holiday.mp4"
     bad.write_bytes(np.random.default_rng(0).bytes(4000))  # not a video, whatever its name says
     with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(url)
-        page.wait_for_function("document.getElementById('emotion').options.length > 0")
-        page.set_input_files("#target-file", str(bad))
-        page.set_input_files("#audio-file", str(speech))
+        browser, page = _open(p, exe, url, bad, speech)
         page.click("#go")
         page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=120_000)
         error = page.text_content("#error")

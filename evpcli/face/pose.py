@@ -399,6 +399,16 @@ def _scatter(values: np.ndarray, valid: np.ndarray, T: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- One-Euro
+def moving_average(x: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average of ``x`` (T, ...) over ``k`` frames along axis 0, the edges held (float64)."""
+    x = np.asarray(x, np.float64)
+    if k <= 1 or len(x) == 0:
+        return x.copy()
+    padded = np.pad(x, ((k // 2, k - 1 - k // 2),) + ((0, 0),) * (x.ndim - 1), mode="edge")
+    c = np.cumsum(np.concatenate([np.zeros((1, *x.shape[1:])), padded], axis=0), axis=0)
+    return (c[k:] - c[:-k]) / k
+
+
 def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 0.01, beta: float = 0.7, d_cutoff: float = 1.0) -> np.ndarray:
     """One-Euro filter (Casiez et al. 2012) along axis 0 of (T, D), each column on its own.
 

@@ -351,7 +351,12 @@ class MouthFiller:
     # ----------------------------------------------------------------------------------------- after the warp
     def fill_weight(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
         """1 where the commanded mouth is open enough to show its inside (a source is placed), else 0."""
-        return 1.0 if float(opening_ratio(adapted)) >= 0.5 * self.cfg.open_min else 0.0
+        return 1.0 if float(opening_ratio(adapted)) >= self.fill_min else 0.0
+
+    @property
+    def fill_min(self) -> float:
+        """The commanded opening (over the mouth width) from which a source fills the mouth: half of open_min."""
+        return 0.5 * self.cfg.open_min
 
     def _costs(self, tracked: np.ndarray, adapted: np.ndarray) -> dict[int, float]:
         """Each source's cost for this command: the squared distance of its inner-lip shape to the commanded one,
@@ -376,7 +381,7 @@ class MouthFiller:
         :meth:`fill` follows the plan frame by frame; :meth:`reset` drops it."""
         n = len(adapted)
         plan: list[int | None] = [None] * n
-        opened = opening_ratio(np.asarray(adapted, np.float64)) >= 0.5 * self.cfg.open_min
+        opened = opening_ratio(np.asarray(adapted, np.float64)) >= self.fill_min
         i = 0
         while i < n:
             if not opened[i]:

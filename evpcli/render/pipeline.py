@@ -31,6 +31,7 @@ from evpcli import media
 from evpcli.config import RenderConfig, SilenceGate, to_dict
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
+from evpcli.face.pose import moving_average
 from evpcli.workspace import Workspace, cache_key, load_npz, save_npz
 
 KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank, reliability, reference face)
@@ -522,10 +523,7 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
     if still or len(r) < 3:
         slow = np.repeat(r.mean(0, keepdims=True), len(r), 0)
     else:
-        k = max(1, int(round(SLOW_SECONDS * fps)) | 1)
-        padded = np.pad(r, ((k // 2, k // 2), (0, 0), (0, 0)), mode="edge")
-        c = np.cumsum(np.concatenate([np.zeros((1, *r.shape[1:])), padded], axis=0), axis=0)
-        slow = (c[k:] - c[:-k]) / k
+        slow = moving_average(r, max(1, int(round(SLOW_SECONDS * fps)) | 1))
     out = a + KEEP_FAST[None, :, None] * (r - slow)
     # the mouth where the target's mouth is: the lasting offset of its centre (the 3D model places a turned head's
     # mouth a few pixels off) is kept, its shape is the command's
@@ -546,10 +544,7 @@ def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, f
     d = np.asarray(displacement, np.float32)
     if gain == 1.0 or len(d) == 0:
         return d
-    n = max(1, int(round(SLOW_SECONDS * fps)) | 1)  # odd
-    padded = np.pad(d, ((n // 2, n // 2), (0, 0), (0, 0)), mode="edge")
-    c = np.cumsum(np.concatenate([np.zeros((1, *d.shape[1:]), np.float64), padded], axis=0), axis=0)
-    slow = ((c[n:] - c[:-n]) / n).astype(np.float32)
+    slow = moving_average(d, max(1, int(round(SLOW_SECONDS * fps)) | 1)).astype(np.float32)  # odd window
     out = d + (1.0 / gain - 1.0) * slow
     if reference is not None:
         upper, lower = [61, 62, 63], [67, 66, 65]
