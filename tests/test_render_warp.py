@@ -1,5 +1,6 @@
 """The warp renderer's properties (issue 11) on a synthetic talking clip, carphone and the astronaut still."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -344,3 +345,33 @@ def test_a_planned_opening_keeps_one_source_that_is_open_enough(carphone):
         widest = max(o for _, o in run)
         opening = bank.openings[s] if s >= 0 else opening_ratio(lm)
         assert opening >= 0.6 * widest
+
+
+def test_reliability_finds_a_skin_coloured_hand_over_a_real_face(carphone):
+    """A hand the colour of the person's own skin over carphone's mouth (the real failure: skin over skin barely
+    changes the face's look, and the talking mouth and chin vary as much): the lips lose their colour against the
+    skin and the lower face gets vertical edges, which the structural evidence sees."""
+    from evpcli.render.reliability import canonical_rgb, skin_rgb
+    from tests.occlusion import occlude
+
+    target, _ = carphone
+    skin = np.median([skin_rgb(canonical_rgb(f, lm)) for f, lm in zip(target.frames[::10], target.landmarks[::10])], 0)
+    frames = occlude(target.frames, target.landmarks, 30, 80, "hand", colour=tuple(skin * 1.05))
+    bank, rel = analyse_target(iter(frames), target.landmarks, target.valid)
+    assert rel[44:66].max() < 1e-6, rel[30:80]  # covered: passed through
+    assert rel[:20].min() == 1.0 and rel[95:110].min() == 1.0, rel  # clean before and after: rendered
+    assert not np.isin(bank.frames, np.arange(30, 80)).any(), bank.frames  # no fingers in the mouth bank
+
+
+def test_the_bank_leaves_out_blurred_mouths(carphone):
+    from evpcli.render.mouth import choose_bank, extract_mouth
+
+    target, bank = carphone
+    idx = [int(i) for i in bank.frames]
+    crops = {i: extract_mouth(target.frames[i], target.landmarks[i], bank.scale) for i in idx}
+    blurred = idx[len(idx) // 2]
+    crop, points = crops[blurred]
+    crops[blurred] = (cv2.GaussianBlur(crop, (0, 0), 2.0), points)  # motion blur / out of focus
+    rel = np.ones(len(target.frames), np.float32)
+    again = choose_bank(crops, target.landmarks, rel, RenderConfig(), bank.scale, bank.noise, bank.skin_colour)
+    assert blurred not in again.frames and len(again.frames) == len(idx) - 1

@@ -191,11 +191,23 @@ def candidate_frames(landmarks: np.ndarray, valid: np.ndarray, n: int) -> np.nda
     return idx[farthest_points(desc, n, first)]
 
 
+MIN_BANK_SHARPNESS = 0.5
+"""A candidate whose mouth crop has less than this share of the candidates' median sharpness is left out of the
+bank (motion blur, a frame out of focus): it would be pasted into sharp frames."""
+
+
+def crop_sharpness(crop: np.ndarray) -> float:
+    """Variance of the Laplacian of a mouth crop's grey levels (its fine detail)."""
+    grey = np.asarray(crop, np.float32).mean(-1)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
 def choose_bank(candidates: dict[int, tuple[np.ndarray, np.ndarray]], landmarks: np.ndarray,
                 reliability: np.ndarray, cfg: RenderConfig, scale: float, noise: float,
                 skin_colour: np.ndarray) -> MouthBank:
-    """The bank from the candidates' crops (frame -> (crop, canvas landmarks)): only reliable frames, farthest-point
-    sampled by lip shape to ``cfg.bank_size``."""
+    """The bank from the candidates' crops (frame -> (crop, canvas landmarks)): only reliable frames (no occluder)
+    whose crop is not blurred (:data:`MIN_BANK_SHARPNESS`), farthest-point sampled by lip shape to
+    ``cfg.bank_size``."""
     frames = np.array(sorted(candidates), np.int64)
     rel = np.asarray(reliability, np.float64)
     if len(frames):
@@ -203,6 +215,9 @@ def choose_bank(candidates: dict[int, tuple[np.ndarray, np.ndarray]], landmarks:
         if good.sum() < max(1, len(frames) // 4):  # mostly occluded target: keep the best quarter
             good = rel[frames] >= np.quantile(rel[frames], 0.75)
         frames = frames[good]
+    if len(frames) > 1:
+        sharp = np.array([crop_sharpness(candidates[int(i)][0]) for i in frames])
+        frames = frames[sharp >= MIN_BANK_SHARPNESS * np.median(sharp)]
     lm = np.asarray(landmarks, np.float64)
     w, h = canvas_size(scale)
     if not len(frames):

@@ -233,7 +233,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
     from evpcli.face.landmarks import parse_face
 
     face = parse_face(face)
-    params = {"fps": fps, "render": to_dict(cfg), "version": 2}
+    params = {"fps": fps, "render": to_dict(cfg), "version": 3}  # 3: structural occlusion evidence, no blurred bank crops
     if face != "largest":
         params["face"] = face
     key = cache_key(hash_file(target), params=params)

@@ -10,6 +10,17 @@ it is turned into a robust z-score over the clip (median, MAD). A frame's score 
 parts' z-scores (an occluder covers several parts; a blink or a word moves one), and the reference is refined
 once from the better half of the frames.
 
+That distance misses a real hand: skin over skin, it changes the colour and the lightness of the lower face
+little, and a talking face's mouth and chin vary as much (carphone: fingers over the mouth scored 5, clean frames
+up to 4.9). Two measures of the face's *structure* see it (:func:`structure_evidence`): the lips are redder than
+the skin around them (the contrast of Lab a* between the lip band and a ring of skin around it vanishes under a
+hand, a microphone or a cup), and the lower face is drawn by horizontal edges (lips, the mouth line, the chin)
+where fingers, a microphone's handle or a cup's sides draw vertical ones. Both are taken relative to the clip's
+own unoccluded frames (the better half by the appearance score), so a face with pale lips or a beard is compared
+with itself; the lip contrast is left out when the reference has none (grey video, a drawn face). Their evidence
+is opened over :data:`MIN_OCCLUSION_FRAMES` frames (an occluder stays; a puckered mouth or a blur in one or two
+frames does not count) and put on the appearance score's scale: evidence 1 reaches ``reliability_low``.
+
 Reliability: 1 below ``cfg.reliability_high``, 0 above ``cfg.reliability_low`` (smooth in between), 0 where the
 tracker lost the face. It is then eroded and smoothed over ``cfg.reliability_ramp`` frames, so an unreliable
 stretch fades out before it starts and back in after it ends (no pops).
@@ -22,6 +33,7 @@ import numpy as np
 
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE
+from evpcli.face.parts import INNER_LIP, JAW, OUTER_LIP
 from evpcli.render.geometry import Box, frame_points, make_rig, pwa_maps
 
 SMALL = 64
@@ -114,8 +126,79 @@ def _robust_z(d: np.ndarray, fit: np.ndarray) -> np.ndarray:
     return (d - med) / np.maximum(mad, MIN_SPREAD)
 
 
+def _template_mask(points: np.ndarray, grow: int = 0) -> np.ndarray:
+    """(64, 64) bool: the polygon of template ``points`` on the canonical face, dilated by ``grow`` pixels."""
+    m = np.zeros((SMALL, SMALL), np.uint8)
+    cv2.fillPoly(m, [np.round(np.asarray(points) * _K).astype(np.int32)], 1)
+    if grow:
+        m = cv2.dilate(m, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return m.astype(bool)
+
+
+_T = TEMPLATE.astype(np.float64)
+LIP_BAND = _template_mask(_T[OUTER_LIP]) & ~_template_mask(_T[INNER_LIP])
+LIP_RING = _template_mask(_T[OUTER_LIP], 4) & ~_template_mask(_T[OUTER_LIP], 1)
+_lo = np.floor(_T[OUTER_LIP].min(0) * _K - 3).astype(int)
+_hi = np.ceil(np.array([_T[OUTER_LIP, 0].max() * _K + 3, _T[JAW[8], 1] * _K])).astype(int)
+LOWER_FACE = (slice(max(_lo[1], 0), min(_hi[1], SMALL)), slice(max(_lo[0], 0), min(_hi[0], SMALL)))
+"""(rows, cols) of the canonical face from just above the lips to the chin, a little wider than the mouth."""
+
+MIN_LIP_CONTRAST = 2.0
+"""Lab a* units: below this the reference face has no lip colour to lose (grey video, a drawn face)."""
+LIP_LOSS = 0.5  # the share of the lip contrast lost that counts as evidence 1
+EDGE_GAIN = 0.3  # the rise of vertical over horizontal edges (ratio to the reference) that counts as evidence 1
+MIN_OCCLUSION_FRAMES = 5
+"""Structural evidence must last this many frames (a hand raised to the face stays; a pout does not)."""
+
+
+def lip_contrast(faces: np.ndarray) -> np.ndarray:
+    """(N,) mean Lab a* of the lip band minus that of the skin ring around the lips, of (N, 64, 64, 3) Lab faces."""
+    a = np.asarray(faces, np.float32)[..., 1]
+    return a[:, LIP_BAND].mean(1) - a[:, LIP_RING].mean(1)
+
+
+def edge_orientation(faces: np.ndarray) -> np.ndarray:
+    """(N,) mean |d/dx| over mean |d/dy| of the lightness of the lower face (vertical over horizontal edges)."""
+    out = np.empty(len(faces))
+    for i, face in enumerate(np.asarray(faces, np.float32)):
+        light = np.ascontiguousarray(face[LOWER_FACE][..., 0])
+        gx = np.abs(cv2.Sobel(light, cv2.CV_32F, 1, 0)).mean()
+        gy = np.abs(cv2.Sobel(light, cv2.CV_32F, 0, 1)).mean()
+        out[i] = (gx + 1.0) / (gy + 1.0)
+    return out
+
+
+def structure_evidence(faces: np.ndarray, reference_rows: np.ndarray) -> np.ndarray:
+    """(N,) occlusion evidence from the face's structure (module docstring): the share of the lip contrast lost
+    over :data:`LIP_LOSS` plus the rise of the edge orientation over :data:`EDGE_GAIN`, both against their medians
+    over ``reference_rows`` (N,) bool, opened over :data:`MIN_OCCLUSION_FRAMES` frames. 0 on a clean face, >= 1
+    where a hand or an object covers the mouth."""
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d  # only the target's analysis needs it
+
+    faces = np.asarray(faces, np.float32)
+    ref = np.asarray(reference_rows, bool)
+    if not ref.any():
+        ref = np.ones(len(faces), bool)
+    evidence = np.zeros(len(faces))
+    contrast = lip_contrast(faces)
+    ref_contrast = float(np.median(contrast[ref]))
+    if ref_contrast >= MIN_LIP_CONTRAST:
+        evidence += np.clip((1.0 - contrast / ref_contrast) / LIP_LOSS, 0.0, None)
+    orient = edge_orientation(faces)
+    evidence += np.clip((orient / np.median(orient[ref]) - 1.0) / EDGE_GAIN, 0.0, None)
+    if len(evidence) >= MIN_OCCLUSION_FRAMES:
+        k = MIN_OCCLUSION_FRAMES
+        evidence = maximum_filter1d(minimum_filter1d(evidence, k, mode="nearest"), k, mode="nearest")
+    return evidence
+
+
+STRUCTURE_SCALE = 9.0
+"""Evidence 1 of :func:`structure_evidence` scores as a face at ``RenderConfig.reliability_low`` (passed through)."""
+
+
 def appearance_scores(faces: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(N,) occlusion score of each frame (mean of its three worst part z-scores; see the module docstring).
+    """(N,) occlusion score of each frame: the mean of its three worst part z-scores, or the structural evidence
+    on the same scale where that is higher (see the module docstring).
     ``faces`` (N, 64, 64, 3) Lab canonical faces, ``valid`` (N,) bool tracker validity."""
     faces = np.asarray(faces, np.float32)
     valid = np.asarray(valid, bool)
@@ -127,7 +210,8 @@ def appearance_scores(faces: np.ndarray, valid: np.ndarray) -> np.ndarray:
         score = np.sort(z, axis=1)[:, -3:].mean(1)
         if it == 0 and use.sum() >= 4:  # refine the reference from the better half of the usable frames
             reference = np.median(faces[use & (score <= np.median(score[use]))], axis=0)
-    return score
+    better = use & (score <= np.median(score[use]))
+    return np.maximum(score, STRUCTURE_SCALE * structure_evidence(faces, better))
 
 
 def reliability_from_scores(score: np.ndarray, valid: np.ndarray, cfg: RenderConfig) -> np.ndarray:
