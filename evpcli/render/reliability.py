@@ -171,7 +171,8 @@ def edge_orientation(faces: np.ndarray) -> np.ndarray:
 def structure_evidence(faces: np.ndarray, reference_rows: np.ndarray) -> np.ndarray:
     """(N,) occlusion evidence from the face's structure (module docstring): the share of the lip contrast lost
     over :data:`LIP_LOSS` plus the rise of the edge orientation over :data:`EDGE_GAIN`, both against their medians
-    over ``reference_rows`` (N,) bool, opened over :data:`MIN_OCCLUSION_FRAMES` frames. 0 on a clean face, >= 1
+    over ``reference_rows`` (N,) bool, opened over :data:`MIN_OCCLUSION_FRAMES` frames (the clip's ends padded with
+    clean frames, so a short run at an end does not count either). 0 on a clean face, >= 1
     where a hand or an object covers the mouth."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d  # only the target's analysis needs it
 
@@ -188,7 +189,7 @@ def structure_evidence(faces: np.ndarray, reference_rows: np.ndarray) -> np.ndar
     evidence += np.clip((orient / np.median(orient[ref]) - 1.0) / EDGE_GAIN, 0.0, None)
     if len(evidence) >= MIN_OCCLUSION_FRAMES:
         k = MIN_OCCLUSION_FRAMES
-        evidence = maximum_filter1d(minimum_filter1d(evidence, k, mode="nearest"), k, mode="nearest")
+        evidence = maximum_filter1d(minimum_filter1d(evidence, k, mode="constant", cval=0.0), k, mode="nearest")
     return evidence
 
 
