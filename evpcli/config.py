@@ -112,6 +112,7 @@ class LandmarkConfig:
     detect_upsample: int = 1  # dlib detector upsampling: finds faces down to about 40 px of the shrunk frame
     max_residual: float = 0.3  # Procrustes residual (face.normalize.procrustes_residual) above which a shape is rejected
     max_scale_change: float = 0.25  # a tracked face whose size changes more than this from one frame to the next is lost
+    max_drift: float = 0.1  # mean distance (inter-ocular distances) from the detector's shape at which a track restarts
     verify_every: int = 25  # frames between checks that the detector still sees a face in the tracked box
     min_similarity: float = 0.5  # correlation of the face patch with its last confirmed look below which we check at once
     max_gap: int = 6  # gaps up to this many frames (0.24 s) are interpolated and stay valid; longer ones: valid False

@@ -228,6 +228,10 @@ class _BoxModel:
         return (c[0] - half, c[1] - half, c[0] + half, c[1] + half), 2 * half
 
 
+def _iod(shape: np.ndarray) -> float:
+    return float(np.linalg.norm(shape[45] - shape[36]))
+
+
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -374,13 +378,18 @@ def _measure(frames: np.ndarray, cfg: LandmarkConfig, face: str = "largest", inf
                             # no frontal face seen: keep the track only if it still looks like the confirmed
                             # face (a turned head the detector misses); else the predictor is following nothing
                             got = got if sim >= cfg.min_similarity else None
-                        elif _iou(check, box) < 0.5:  # drifted: restart from the detector's box
-                            shape = _predict(gray, check)
-                            res = float(procrustes_residual(shape))
-                            got = (shape, res, check) if res <= cfg.max_residual else None
                         else:
-                            boxes.learn(check, shape)
-                            ref_look = look if look is not None else ref_look
+                            # the shape the detector's own box gives: where it differs from the tracked one, the
+                            # track has drifted (a fast turn; learning the box against a drifted shape would
+                            # teach the box model the drift): restart from it
+                            fresh = _predict(gray, check)
+                            drift = float(np.linalg.norm(fresh - shape, axis=1).mean())
+                            if _iou(check, box) < 0.5 or drift > cfg.max_drift * _iod(fresh):
+                                res = float(procrustes_residual(fresh))
+                                got = (fresh, res, check) if res <= cfg.max_residual else None
+                            else:
+                                boxes.learn(check, shape)
+                                ref_look = look if look is not None else ref_look
         if got is None:
             got = from_detection(gray, near)
             last_verify = t
