@@ -420,11 +420,12 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
           head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
-          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN):
+          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN, speech_floor: bool = True):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
-    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`)."""
+    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`).
+    ``speech_floor``: open the mouth at least as far as the neutral command would (:mod:`evpcli.face.speech`)."""
     from evpcli.face.pose import align_to_target, frame_schedule
     from evpcli.infer import predict_landmarks
 
@@ -434,6 +435,14 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
     frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
+    neutral_code = (getattr(model, "emotion_means", None) or {}).get("neutral")
+    if speech_floor and neutral_code is not None and not np.allclose(code, neutral_code):
+        # speech readable in every emotion: the mouth opens at least as far as the neutral command's (face.speech)
+        from evpcli.face.speech import keep_speech_opening
+
+        plain = predict_landmarks(model, windows, np.asarray(neutral_code, np.float32), reference, rms, gate, activity,
+                                  content)
+        frontal = keep_speech_opening(frontal, plain)
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
