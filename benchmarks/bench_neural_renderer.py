@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evpcli.config import RENDERER_CPU, RendererTrainConfig  # noqa: E402
-from evpcli.render.neural import NeuralRenderer, generator_from_state  # noqa: E402
-from evpcli.render.warp import WarpRenderer, analyse_target  # noqa: E402
+from evpcli.engines.neural import NeuralRenderer  # noqa: E402
+from evpcli.models import generator_from_state  # noqa: E402
+from evpcli.engines.warp import WarpRenderer, analyse_target  # noqa: E402
 from evpcli.train.renderer import fit_renderer, grid_png, heldout_metrics, prepare_target  # noqa: E402
 from evpcli.workspace import load_checkpoint  # noqa: E402
 from tests.renderdata import Target, carphone_target, open_mouth  # noqa: E402

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evpcli.config import RenderConfig  # noqa: E402
-from evpcli.render.warp import WarpRenderer, analyse_target  # noqa: E402
+from evpcli.engines.warp import WarpRenderer, analyse_target  # noqa: E402
 from tests.renderdata import (Target, carphone_target, commanded_openings, landmark_property, open_mouth,  # noqa: E402
                               outside_mask_psnr, reenactment, reenactment_pairs, synth_target)
 

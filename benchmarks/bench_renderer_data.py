@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import evpcli.face.guidance as guidance  # noqa: E402
-import evpcli.render.neural as neural  # noqa: E402
+import evpcli.engines.neural as neural  # noqa: E402
 import evpcli.train.renderer as trainer  # noqa: E402
 from evpcli.config import RENDERER_CPU, RENDERER_GPU, RendererTrainConfig  # noqa: E402
 from tests.renderdata import carphone_target  # noqa: E402
@@ -95,7 +95,7 @@ ORIGINAL_FACE_REGION = guidance.face_region
 
 
 def data_ms(data, net_cfg, cfg, steps: int) -> tuple[float, dict]:
-    from evpcli.render.warp import RenderConfig, WarpRenderer
+    from evpcli.engines.warp import RenderConfig, WarpRenderer
 
     warp = WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None
     starts = trainer.sequence_starts(data, cfg.seq_len)

@@ -317,7 +317,7 @@ class SilenceGate:
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """The training-free warp renderer (:mod:`evpcli.render.warp`) and its target analysis.
+    """The training-free warp renderer (:mod:`evpcli.engines.warp`) and its target analysis.
 
     Lengths are in inter-ocular distances (IOD, outer eye corners) unless named ``_px``. The face is warped from
     its tracked to its adapted landmarks (``warp`` "pwa": piecewise-affine over a fixed triangulation; "tps":
@@ -337,7 +337,7 @@ class RenderConfig:
     bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank
     open_min: float = 0.06  # inner-lip opening / mouth width above which a mouth counts as open
     # (a commanded opening over open_min / 2 shows one source, the frame's own mouth or a bank entry, never two
-    # mixed: render.mouth.MouthFiller)
+    # mixed: engines.mouth.MouthFiller)
     match_noise: bool = True  # add grain to filled mouth texture up to the frame's noise level
     # occlusion / reliability
     reliability_low: float = 9.0  # robust z-score of a face's appearance distance where reliability reaches 0

@@ -21,7 +21,7 @@ import numpy as np
 
 from evpcli.errors import MediaError
 from evpcli.errors import disk_full  # noqa: F401  (media.disk_full: the name callers use)
-from evpcli.workspace import _umask, temp_beside
+from evpcli.atomic import _umask, temp_beside
 
 SAMPLE_RATE = 16000
 

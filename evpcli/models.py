@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.config import EMOTIONS, Audio2LandmarkConfig, DisentangleConfig, LandmarkEmotionConfig
+from evpcli.config import EMOTIONS, Audio2LandmarkConfig, DisentangleConfig, LandmarkEmotionConfig, NeuralRendererConfig
 from evpcli.errors import EvpError
 from evpcli.workspace import KIND_EMOTION_CODES, KIND_MODEL, Workspace, load_checkpoint, load_npz
 
@@ -415,13 +415,39 @@ def renderer_rows(ws: Workspace, target_key: str) -> list[dict]:
     return [r for r in model_rows(ws, STAGE_RENDERER, None) if r["meta"].get("target") == target_key]
 
 
+@dataclass
+class RendererBundle:
+    """A trained neural renderer (what :func:`evpcli.models.load_renderer` returns): ``net`` the generator (eval
+    mode), ``config`` its :class:`~evpcli.config.NeuralRendererConfig`, ``source`` where it came from, ``target``
+    the content hash of the video it was trained on, ``metrics`` its held-out metrics."""
+
+    net: Any
+    config: NeuralRendererConfig
+    source: Any
+    target: str = ""
+    metrics: dict | None = None
+
+    @property
+    def device(self):
+        return next(self.net.parameters()).device
+
+
+def generator_from_state(state: dict, device: Any = "cpu"):
+    """The generator (eval mode) and its config from a renderer checkpoint dict."""
+    from evpcli.nets.renderer import RendererGenerator
+
+    cfg = NeuralRendererConfig.from_dict(state["config"]["net"])
+    net = RendererGenerator(cfg)
+    net.load_state_dict(state["generator"])
+    return net.to(device).eval(), cfg
+
+
 def load_renderer(ws: Workspace | None, target_key: str | Path, path: str | Path | None = None,
                   device: Any = "cpu"):
     """The neural renderer trained for one target (explicit ``path`` > the newest finished workspace renderer
     whose target video has content hash ``target_key``; a path to the video itself is hashed). Returns a
-    :class:`~evpcli.render.neural.RendererBundle` (``.net`` the generator in eval mode, ``.config``, ``.source``)."""
+    :class:`RendererBundle` (``.net`` the generator in eval mode, ``.config``, ``.source``)."""
     from evpcli.device import resolve_device
-    from evpcli.render.neural import RendererBundle, generator_from_state
     from evpcli.workspace import hash_file
 
     dev = resolve_device(device)

@@ -61,7 +61,7 @@ def test_cli_train_renderer_on_cuda_without_a_gpu_exits_1_with_one_line(monkeypa
 def test_neural_renderer_runs_a_bf16_generator_and_returns_uint8(monkeypatch):
     """The render path's dtype handling: a generator whose output is bfloat16 (as under CUDA autocast) still gives
     a uint8 crop (the output is cast to float32 before leaving the device)."""
-    from evpcli.render.neural import NeuralRenderer
+    from evpcli.engines.neural import NeuralRenderer
     from tests.renderdata import carphone_target
 
     import dataclasses

@@ -20,7 +20,7 @@ def _actor_with(emotion: str | None, tmp_path: Path) -> Path:
     """A synthetic reference with a known expression: a corpus actor's portrait (neutral) warped by the emotion's
     prototype (its 2D offsets, in the portrait's pixels), saved as a photo."""
     from evpcli.corpus.synth.actors import make_actor
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.warp import WarpRenderer
 
     actor = make_actor(0, size=256)
     lm = np.asarray(actor.image_landmarks, np.float64)

@@ -112,7 +112,7 @@ def test_jaw_line_stays_on_the_tracked_outline_and_follows_the_opening():
 def test_the_warp_ends_where_the_face_ends():
     """A jaw dropped by 0.15 IOD moves the skin under the chin, not the neck and collar 0.7 IOD below it."""
     from evpcli.face.normalize import TEMPLATE
-    from evpcli.render.geometry import crop_box, frame_points, make_rig, pwa_maps, triangles_for
+    from evpcli.engines.geometry import crop_box, frame_points, make_rig, pwa_maps, triangles_for
 
     lm = np.asarray(TEMPLATE, np.float64) * 2.0 + 100.0
     iod = np.linalg.norm(lm[45] - lm[36])

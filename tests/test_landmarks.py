@@ -249,7 +249,7 @@ def test_tracking_keeps_up_with_a_fast_head_turn(carphone_mp4):
     big = np.stack([cv2.resize(f, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC) for f in frames])
     tr = L.track_video(big)
     errors = []
-    for frame, lm in zip(big, tr.landmarks):
+    for frame, lm in zip(big, tr.landmarks, strict=True):
         fresh = L.detect_landmarks(frame)
         if fresh is not None:
             errors.append(np.linalg.norm(fresh - lm, axis=1).mean() / np.linalg.norm(lm[45] - lm[36]))

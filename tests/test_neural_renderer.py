@@ -14,8 +14,8 @@ from evpcli.config import NeuralRendererConfig, RendererTrainConfig
 from evpcli.face.normalize import apply_transform
 from evpcli.nets.renderer import (MultiScaleDiscriminator, RendererGenerator, TemporalDiscriminator,
                                   generator_in_channels, warp_by_flow)
-from evpcli.render.neural import (NeuralRenderer, condition, crop_affine, crop_image, paste_back, paste_mask)
-from evpcli.render.warp import WarpRenderer
+from evpcli.engines.neural import (NeuralRenderer, condition, crop_affine, crop_image, paste_back, paste_mask)
+from evpcli.engines.warp import WarpRenderer
 from tests.renderdata import open_mouth, synth_target
 
 TINY = NeuralRendererConfig(size=32, channels=(8, 16), res_blocks=1, d_channels=8, d_layers=2, d_scales=2, hybrid=False)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from evpcli.config import RenderConfig
-from evpcli.render.mouth import MouthBank, opening_ratio
-from evpcli.render.warp import WarpRenderer, analyse_target, build_mouth_bank, face_reliability
+from evpcli.engines.mouth import MouthBank, opening_ratio
+from evpcli.engines.warp import WarpRenderer, analyse_target, build_mouth_bank, face_reliability
 from tests.renderdata import (carphone_target, commanded_openings, landmark_property, open_mouth, outside_mask_psnr,
                               reenactment, reenactment_pairs, synth_target)
 
@@ -208,10 +208,10 @@ def test_shipped_rig_triangulation_is_scipys():
     """The default rig's triangles come from the table in evpcli/data (so a render need not import scipy.spatial)
     and equal scipy's Delaunay triangulation of its canonical points, in the same order. If this fails after a
     change to the template, the skin points or the ring, rewrite the table:
-    python -c 'from evpcli.render.geometry import write_triangulations; write_triangulations()'"""
+    python -c 'from evpcli.engines.geometry import write_triangulations; write_triangulations()'"""
     from scipy.spatial import Delaunay
 
-    from evpcli.render import geometry
+    from evpcli.engines import geometry
 
     cfg = RenderConfig()
     canonical = geometry._canonical_points(cfg.ring_points, cfg.ring_width, cfg.ring_height)
@@ -228,7 +228,7 @@ def test_closing_a_wide_open_mouth_leaves_no_dark_line_between_the_lips(carphone
     interior is painted over with the lips before the warp instead, and the lips meet in a faint junction."""
     import cv2
 
-    from evpcli.render.mouth import INNER, closed_spline, lip_band_colour
+    from evpcli.engines.mouth import INNER, closed_spline, lip_band_colour
 
     target, bank = carphone
     wide = int(np.argmax(opening_ratio(target.landmarks)))
@@ -261,7 +261,7 @@ def _bright_in_lips(out: np.ndarray, lm: np.ndarray) -> float:
     """Fraction of the pixels inside the outer lip much brighter than the lips (teeth left between closed lips)."""
     import cv2
 
-    from evpcli.render.mouth import OUTER, _polygon_mask
+    from evpcli.engines.mouth import OUTER, _polygon_mask
 
     inside = _polygon_mask(out.shape[:2], lm[OUTER]) > 127
     grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(float)[inside]
@@ -351,11 +351,12 @@ def test_reliability_finds_a_skin_coloured_hand_over_a_real_face(carphone):
     """A hand the colour of the person's own skin over carphone's mouth (the real failure: skin over skin barely
     changes the face's look, and the talking mouth and chin vary as much): the lips lose their colour against the
     skin and the lower face gets vertical edges, which the structural evidence sees."""
-    from evpcli.render.reliability import canonical_rgb, skin_rgb
+    from evpcli.engines.reliability import canonical_rgb, skin_rgb
     from tests.occlusion import occlude
 
     target, _ = carphone
-    skin = np.median([skin_rgb(canonical_rgb(f, lm)) for f, lm in zip(target.frames[::10], target.landmarks[::10])], 0)
+    pairs = zip(target.frames[::10], target.landmarks[::10], strict=True)
+    skin = np.median([skin_rgb(canonical_rgb(f, lm)) for f, lm in pairs], 0)
     frames = occlude(target.frames, target.landmarks, 30, 80, "hand", colour=tuple(skin * 1.05))
     bank, rel = analyse_target(iter(frames), target.landmarks, target.valid)
     assert rel[44:66].max() < 1e-6, rel[30:80]  # covered: passed through
@@ -364,7 +365,7 @@ def test_reliability_finds_a_skin_coloured_hand_over_a_real_face(carphone):
 
 
 def test_the_bank_leaves_out_blurred_mouths(carphone):
-    from evpcli.render.mouth import choose_bank, extract_mouth
+    from evpcli.engines.mouth import choose_bank, extract_mouth
 
     target, bank = carphone
     idx = [int(i) for i in bank.frames]

@@ -223,7 +223,7 @@ def prepare_target(ws: Workspace, target: str | Path, fps: float = FPS, cfg: Ren
     here. Raises EvpError when the target has no face."""
     from evpcli.face.normalize import normalise
     from evpcli.fitpose import fit_pose, is_image, read_target
-    from evpcli.render.target import analyse_target
+    from evpcli.engines.target import analyse_target
     from evpcli.workspace import KIND_FIT, hash_file
 
     cfg = cfg or RenderConfig()
@@ -668,7 +668,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
     head = None
     if td.still and head_motion:  # the whole head moves (hair and outline too), then the face warp adds the rest
-        from evpcli.render import still as still_head
+        from evpcli.engines import still as still_head
 
         transforms = still_head.head_transforms(tracked[0], adapted)
         weight = still_head.head_weight((td.frames.shape[2], td.frames.shape[1]), tracked[0])
@@ -793,13 +793,13 @@ def remove_stale_spills(parent: Path, older_than: float = 600.0) -> list[Path]:
 def _make_renderer(ws: Workspace, name: str, td: TargetData, device: str):
     """The per-frame renderer: the warp renderer with the target's mouth bank, or the target's trained neural
     renderer."""
-    from evpcli.render.mouth import MouthBank
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.mouth import MouthBank
+    from evpcli.engines.warp import WarpRenderer
 
     bank = MouthBank.load(td.bank_path) if td.bank_path is not None and td.bank_path.exists() else None
     if name == "neural":
         from evpcli.models import load_renderer
-        from evpcli.render.neural import NeuralRenderer
+        from evpcli.engines.neural import NeuralRenderer
 
         bundle = load_renderer(ws, td.path, device=device)
         return NeuralRenderer(bundle, warp=WarpRenderer(bank, RenderConfig()) if bundle.config.hybrid else None)
@@ -934,9 +934,9 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     content codes are computed once for all rows (each row used to encode the whole speech again)."""
     from evpcli.infer import content_codes
     from evpcli.models import load_audio2lm
-    from evpcli.render.mouth import MouthBank
+    from evpcli.engines.mouth import MouthBank
     from evpcli.render.sheet import face_crop, write_sheet
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.warp import WarpRenderer
 
     model = load_audio2lm(ws, path=model_path, device=device, backend="auto")
     td = prepare_target(ws, target)

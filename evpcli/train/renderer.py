@@ -37,7 +37,7 @@ from evpcli.config import RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, Rend
 from evpcli.errors import EvpError
 from evpcli.face.normalize import apply_transform
 from evpcli.progress import Progress
-from evpcli.render.neural import NeuralRenderer, condition, crop_affine, crop_image, paste_mask, to_unit
+from evpcli.engines.neural import NeuralRenderer, condition, crop_affine, crop_image, paste_mask, to_unit
 from evpcli.train.common import (CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state,
                                  plot_curves, save_training_state, seed_everything)
 from evpcli.workspace import Workspace, cache_key, hash_file, save_checkpoint, save_json
@@ -87,7 +87,7 @@ def prepare_target(frames, landmarks: np.ndarray, valid: np.ndarray, net_cfg: Ne
     """Hold a target in memory for training: ``frames`` any iterable of (H, W, 3) uint8 (read once, shrunk to the
     working scale), ``landmarks`` (N, 68, 2) tracked pixels, ``valid`` (N,) bool. Reliability (occlusion) comes
     from the warp renderer's analysis; the mouth bank from the training frames only."""
-    from evpcli.render.warp import analyse_target
+    from evpcli.engines.warp import analyse_target
 
     lm = np.asarray(landmarks, np.float64)
     valid = np.asarray(valid, bool)
@@ -288,7 +288,7 @@ def heldout_metrics(renderers: dict, frames: np.ndarray, landmarks: np.ndarray, 
 def grid_png(path: Path, data: TrainingTarget, rendered: dict, pairs: list[tuple[int, int]], net_cfg: NeuralRendererConfig,
              rows: int = 4) -> Path:
     """A PNG of held-out frames, one row each: guidance | real | each renderer's output, as face crops."""
-    from evpcli.render.neural import condition as make_condition
+    from evpcli.engines.neural import condition as make_condition
     from evpcli.workspace import atomic_path
 
     n = len(pairs)
@@ -335,7 +335,7 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
     import torch
 
     from evpcli.nets.renderer import MultiScaleDiscriminator, RendererGenerator, TemporalDiscriminator
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.warp import WarpRenderer
 
     progress = progress or Progress()
     dev = torch.device(device) if not isinstance(device, torch.device) else device
@@ -456,7 +456,7 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
     from evpcli.device import resolve_device
     from evpcli.fitpose import fit_pose
     from evpcli.media import iter_frames
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.warp import WarpRenderer
 
     progress = progress or Progress()
     target = Path(target)

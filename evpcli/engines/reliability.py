@@ -34,7 +34,7 @@ import numpy as np
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE
 from evpcli.face.parts import INNER_LIP, JAW, OUTER_LIP
-from evpcli.render.geometry import Box, frame_points, make_rig, pwa_maps
+from evpcli.engines.geometry import Box, frame_points, make_rig, pwa_maps
 
 SMALL = 64
 _K = SMALL / 256.0
@@ -145,8 +145,11 @@ LOWER_FACE = (slice(max(_lo[1], 0), min(_hi[1], SMALL)), slice(max(_lo[0], 0), m
 
 MIN_LIP_CONTRAST = 2.0
 """Lab a* units: below this the reference face has no lip colour to lose (grey video, a drawn face)."""
-LIP_LOSS = 0.5  # the share of the lip contrast lost that counts as evidence 1
-EDGE_GAIN = 0.3  # the rise of vertical over horizontal edges (ratio to the reference) that counts as evidence 1
+LIP_KEPT = 0.9  # a clean face keeps this share of its lip contrast (speech, a pout and blur take up to ~15 %) ...
+LIP_LOSS = 0.4  # ... and a further loss of this share counts as evidence 1 (fingers take 45-70 %)
+EDGE_SLACK = 1.1  # a clean face's edge orientation stays within this ratio of its reference (a head turn, a drawn
+# face's outline: up to ~1.25 for a few frames) ...
+EDGE_GAIN = 0.3  # ... and a rise of this much more counts as evidence 1 (fingers, a handle: 1.3-2.6)
 MIN_OCCLUSION_FRAMES = 5
 """Structural evidence must last this many frames (a hand raised to the face stays; a pout does not)."""
 
@@ -169,8 +172,9 @@ def edge_orientation(faces: np.ndarray) -> np.ndarray:
 
 
 def structure_evidence(faces: np.ndarray, reference_rows: np.ndarray) -> np.ndarray:
-    """(N,) occlusion evidence from the face's structure (module docstring): the share of the lip contrast lost
-    over :data:`LIP_LOSS` plus the rise of the edge orientation over :data:`EDGE_GAIN`, both against their medians
+    """(N,) occlusion evidence from the face's structure (module docstring): the lip contrast lost beyond
+    :data:`LIP_KEPT` over :data:`LIP_LOSS` plus the edge orientation's rise beyond :data:`EDGE_SLACK` over
+    :data:`EDGE_GAIN`, both against their medians
     over ``reference_rows`` (N,) bool, opened over :data:`MIN_OCCLUSION_FRAMES` frames (the clip's ends padded with
     clean frames, so a short run at an end does not count either). 0 on a clean face, >= 1
     where a hand or an object covers the mouth."""
@@ -184,9 +188,9 @@ def structure_evidence(faces: np.ndarray, reference_rows: np.ndarray) -> np.ndar
     contrast = lip_contrast(faces)
     ref_contrast = float(np.median(contrast[ref]))
     if ref_contrast >= MIN_LIP_CONTRAST:
-        evidence += np.clip((1.0 - contrast / ref_contrast) / LIP_LOSS, 0.0, None)
+        evidence += np.clip((LIP_KEPT - contrast / ref_contrast) / LIP_LOSS, 0.0, None)
     orient = edge_orientation(faces)
-    evidence += np.clip((orient / np.median(orient[ref]) - 1.0) / EDGE_GAIN, 0.0, None)
+    evidence += np.clip((orient / np.median(orient[ref]) - EDGE_SLACK) / EDGE_GAIN, 0.0, None)
     if len(evidence) >= MIN_OCCLUSION_FRAMES:
         k = MIN_OCCLUSION_FRAMES
         evidence = maximum_filter1d(minimum_filter1d(evidence, k, mode="constant", cval=0.0), k, mode="nearest")

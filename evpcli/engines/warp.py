@@ -2,15 +2,15 @@
 
 Per frame (:meth:`WarpRenderer.render`):
 
-1. Control points (:mod:`evpcli.render.geometry`): the tracked landmarks move to the adapted ones, skin points
+1. Control points (:mod:`evpcli.engines.geometry`): the tracked landmarks move to the adapted ones, skin points
    follow smoothly, a ring of fixed points around the head stays put. The face box is the ring's bounding box;
    all work happens on that crop, at a cost that does not grow with the frame size.
 2. The crop is warped (piecewise-affine over a fixed triangulation, or a thin-plate spline) by inverse maps
    computed on a coarse grid and upsampled, sampled with a Lanczos kernel (a bilinear one blurs the face).
-3. The mouth (:class:`~evpcli.render.mouth.MouthFiller`): an open target mouth is painted over with its lips before
+3. The mouth (:class:`~evpcli.engines.mouth.MouthFiller`): an open target mouth is painted over with its lips before
    the warp, so closing it brings lip to lip; where the command opens the mouth, the inside of the commanded inner
    lip is one source placed on the commanded lips: the target frame's own interior, or its closest mouth from the
-   :class:`~evpcli.render.mouth.MouthBank` (or a drawn cavity when the target never opens its mouth).
+   :class:`~evpcli.engines.mouth.MouthBank` (or a drawn cavity when the target never opens its mouth).
 4. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
    scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
    the output is the input frame, byte for byte.
@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.render.geometry import Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, tps_maps, triangles_for
-from evpcli.render.mouth import MouthBank, MouthFiller
-from evpcli.render.target import analyse_target, build_mouth_bank, face_reliability
+from evpcli.engines.geometry import Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, tps_maps, triangles_for
+from evpcli.engines.mouth import MouthBank, MouthFiller
+from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
 
 __all__ = ["WarpRenderer", "RenderInfo", "MouthBank", "build_mouth_bank", "face_reliability", "analyse_target"]
 

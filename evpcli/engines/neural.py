@@ -22,8 +22,6 @@ functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -32,8 +30,8 @@ from evpcli.config import NeuralRendererConfig
 from evpcli.face.guidance import face_region, guidance_map
 from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
 from evpcli.face.parts import CURVES
-from evpcli.render.geometry import Box
-from evpcli.render.warp import RenderInfo, check_frame_inputs
+from evpcli.engines.geometry import Box
+from evpcli.engines.warp import RenderInfo, check_frame_inputs
 
 _STABLE = list(STABLE_POINTS)
 TEMPLATE_JAW_WIDTH = float(np.linalg.norm(TEMPLATE[16] - TEMPLATE[0]))
@@ -186,37 +184,10 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, mask: np.ndarray, affine: np
     return out, Box(int(x0), int(y0), int(x1), int(y1), bw, bh), alpha
 
 
-@dataclass
-class RendererBundle:
-    """A trained neural renderer (what :func:`evpcli.models.load_renderer` returns): ``net`` the generator (eval
-    mode), ``config`` its :class:`~evpcli.config.NeuralRendererConfig`, ``source`` where it came from, ``target``
-    the content hash of the video it was trained on, ``metrics`` its held-out metrics."""
-
-    net: Any
-    config: NeuralRendererConfig
-    source: Any
-    target: str = ""
-    metrics: dict | None = None
-
-    @property
-    def device(self):
-        return next(self.net.parameters()).device
-
-
-def generator_from_state(state: dict, device: Any = "cpu"):
-    """The generator (eval mode) and its config from a renderer checkpoint dict."""
-    from evpcli.nets.renderer import RendererGenerator
-
-    cfg = NeuralRendererConfig.from_dict(state["config"]["net"])
-    net = RendererGenerator(cfg)
-    net.load_state_dict(state["generator"])
-    return net.to(device).eval(), cfg
-
-
 class NeuralRenderer:
     """Renders target frames with new landmarks through a trained generator (same call as
-    :class:`~evpcli.render.warp.WarpRenderer`). ``net``: a :class:`~evpcli.nets.renderer.RendererGenerator` or a
-    :class:`RendererBundle`; ``warp``: the target's :class:`~evpcli.render.warp.WarpRenderer` (required by a
+    :class:`~evpcli.engines.warp.WarpRenderer`). ``net``: a :class:`~evpcli.nets.renderer.RendererGenerator` or a
+    :class:`~evpcli.models.RendererBundle`; ``warp``: the target's :class:`~evpcli.engines.warp.WarpRenderer` (required by a
     hybrid generator, ignored otherwise); ``keep_detail`` (hybrid): paste the network's crop-level correction onto
     the warp output at full resolution (see :func:`paste_back`) rather than the crop itself. Frames must come in
     output order; :meth:`reset` starts a sequence."""
@@ -225,7 +196,7 @@ class NeuralRenderer:
                  keep_detail: bool = True):
         import torch
 
-        if isinstance(net, RendererBundle):
+        if hasattr(net, "net") and hasattr(net, "config"):  # a trained bundle (evpcli.models.RendererBundle)
             cfg = cfg or net.config
             net = net.net
         self.net = net.eval()

@@ -1,9 +1,9 @@
 """One streaming pass over a target video for the warp renderer: its mouth bank and per-frame reliability.
 
 :func:`analyse_target` reads each frame once (frames may be a generator from the decoder) and keeps only small
-things: a 64x64 canonical face per frame for the occlusion check (:mod:`evpcli.render.reliability`), the mouth
+things: a 64x64 canonical face per frame for the occlusion check (:mod:`evpcli.engines.reliability`), the mouth
 canvases of the candidate frames for the bank (chosen beforehand from the landmarks alone,
-:func:`evpcli.render.mouth.candidate_frames`), a noise estimate and the skin colour. After the pass the
+:func:`evpcli.engines.mouth.candidate_frames`), a noise estimate and the skin colour. After the pass the
 reliability is computed and the bank chosen among the reliable candidates (no hands in the bank).
 """
 
@@ -14,8 +14,8 @@ from typing import Iterable
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.render.mouth import MouthBank, bank_scale, candidate_frames, choose_bank, extract_mouth, noise_sigma
-from evpcli.render.reliability import appearance_scores, canonical_rgb, reliability_from_scores, skin_rgb, to_lab
+from evpcli.engines.mouth import MouthBank, bank_scale, candidate_frames, choose_bank, extract_mouth, noise_sigma
+from evpcli.engines.reliability import appearance_scores, canonical_rgb, reliability_from_scores, skin_rgb, to_lab
 
 
 def _check(landmarks: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -79,5 +79,5 @@ def build_mouth_bank(frames: Iterable[np.ndarray], landmarks: np.ndarray, valid:
 def face_reliability(frames: Iterable[np.ndarray], landmarks: np.ndarray, valid: np.ndarray | None,
                      cfg: RenderConfig | None = None) -> np.ndarray:
     """(N,) float32 in [0, 1]: how far each target frame's face can be changed (0: occluded or lost; pass it
-    through). One pass over ``frames``; see :mod:`evpcli.render.reliability`."""
+    through). One pass over ``frames``; see :mod:`evpcli.engines.reliability`."""
     return analyse_target(frames, landmarks, valid, cfg, with_bank=False)[1]

@@ -134,7 +134,7 @@ class MouthBank:
         return bool(len(self) and self.openings.max() >= cfg.open_min)
 
     def save(self, path: str | Path) -> Path:
-        from evpcli.workspace import atomic_path
+        from evpcli.atomic import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
