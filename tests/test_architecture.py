@@ -91,3 +91,16 @@ def test_nothing_outside_train_imports_train_except_cli_and_evaluation():
     for m, ts in graph.items():
         if m.startswith("evpcli.nets"):
             assert all(t.startswith(("evpcli.nets", "evpcli.config")) for t in ts), (m, ts)
+
+
+def test_the_engines_know_nothing_of_the_stage_the_workspace_or_the_cli():
+    """evpcli.engines (a frame and landmarks in, a frame out) sit below the render stage and the inference layer:
+    they import only face/, nets/, config, errors and the atomic writes."""
+    graph = import_graph()
+    allowed = ("evpcli.engines", "evpcli.face", "evpcli.nets", "evpcli.config", "evpcli.errors", "evpcli.atomic")
+    offenders = {m: sorted(t for t in ts if not t.startswith(allowed)) for m, ts in graph.items()
+                 if m.startswith("evpcli.engines")}
+    assert {m: ts for m, ts in offenders.items() if ts} == {}
+    # and the inference layer does not reach up into the render stage
+    for m in ("evpcli.models", "evpcli.infer", "evpcli.npinfer"):
+        assert not any(t.startswith("evpcli.render") for t in graph.get(m, ())), (m, graph.get(m))
