@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from evpcli import __version__
+from evpcli.config import FPS
 from evpcli.errors import EvpError, NotBuiltError, UsageError
 from evpcli.paths import check_output, check_output_dir
 from evpcli.progress import Progress, RichProgress
@@ -508,7 +509,7 @@ def train(
 def fit_pose(
     target: Path = typer.Option(..., help="Target video of the person."),
     preview: Path | None = typer.Option(None, help="Write a video with fitted landmarks and a pose axis drawn."),
-    fps: float = typer.Option(25.0, help="Frame rate the target is read at (render reads targets at 25 fps); "
+    fps: float = typer.Option(FPS, help="Frame rate the target is read at (render reads targets at 25 fps); "
                                          "0 keeps the video's own rate."),
     force: bool = typer.Option(False, help="Fit again even if the workspace has this fit cached."),
     as_json: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
@@ -567,7 +568,7 @@ def render(
                                             "neural: the target's trained edge-to-video network."),
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: add gentle natural head "
                                      "motion (otherwise the head stays still)."),
-    fps: float = typer.Option(25.0, help="Output frame rate."),
+    fps: float = typer.Option(FPS, help="Output frame rate."),
     face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),
@@ -673,7 +674,7 @@ def interpolate(
     intensity: float = typer.Option(1.0, help="Emotion strength of both ends (0-2)."),
     renderer: RendererChoice = typer.Option(RendererChoice.warp, help="warp or neural (see `evp render`)."),
     head_motion: bool = typer.Option(False, "--head-motion", help="Still-image targets: gentle natural head motion."),
-    fps: float = typer.Option(25.0, help="Output frame rate."),
+    fps: float = typer.Option(FPS, help="Output frame rate."),
     face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),

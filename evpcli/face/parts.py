@@ -23,6 +23,9 @@ BROWS = np.arange(17, 27)
 EYES = np.arange(36, 48)
 UPPER_EYELIDS = np.array([37, 38, 43, 44])
 LOWER_EYELIDS = np.array([41, 40, 47, 46])  # the lower-lid point below each upper-lid point
+STABLE = np.array([36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35])  # eye corners and nose: what Procrustes aligns
+CHIN = np.arange(5, 12)  # the jaw's lower part (8: the chin's tip)
+LOWER_LIPS = np.array([55, 56, 57, 58, 59, 64, 65, 66, 67])  # the lower lip's outer and inner edges
 MIDLINE = np.array([27, 28, 29, 30, 33, 51, 57, 62, 66, 8])  # nose bridge and tip, lip centres, chin
 MIRROR = np.array(
     list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from evpcli import audio
-from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, to_dict
+from evpcli.config import DISENTANGLE_LOSSES, EMOTIONS, DisentangleConfig, DisentangleTrainConfig, to_dict
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
@@ -49,9 +49,8 @@ from evpcli.workspace import (KIND_EMOTION_CODES, KIND_MFCC, KIND_MODEL, KIND_PA
                               save_json, save_npz)
 
 STAGE = STAGE_DISENTANGLE
-LOSSES = ("cross", "self", "cla", "con")
-DEFAULT_NET_CONFIG = DisentangleConfig()  # the EVP-NOTES sizes
-LOG_FIELDS = ["epoch", "loss", "cross", "self", "cla", "con", "seconds", "steps_per_second"]
+DEFAULT_NET_CONFIG = DisentangleConfig()  # the sizes of the authors' release
+LOG_FIELDS = ["epoch", "loss", *DISENTANGLE_LOSSES, "seconds", "steps_per_second"]
 
 
 # --------------------------------------------------------------------------- data
@@ -206,7 +205,7 @@ class TupleSampler:
 
 
 # --------------------------------------------------------------------------- losses
-def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES),
+def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(DISENTANGLE_LOSSES),
                        targets: tuple | None = None, content_x: tuple | None = None):
     """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
 
@@ -331,7 +330,7 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
         if ranks.main:
             save_training_state(run.staging, model=model, optimizer=opt, epoch=0, config=configs, key=key)
 
-    need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
+    need = frozenset(k for k in DISENTANGLE_LOSSES if k != train_cfg.ablate)
     weights = {k: getattr(train_cfg, f"w_{k}") for k in need}
     t_train, steps = 0.0, 0
     rank_hashes: list[str] = []
@@ -369,7 +368,7 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
                 average_buffers(model, ranks)
                 for k in need:
                     sums[k] += losses[k].item()
-                bar.advance(1, epoch=epoch + 1, **{f"L_{k}": losses[k].item() for k in LOSSES if k in losses})
+                bar.advance(1, epoch=epoch + 1, **{f"L_{k}": losses[k].item() for k in DISENTANGLE_LOSSES if k in losses})
             dt = time.perf_counter() - t0
             t_train += dt
             steps += train_cfg.steps_per_epoch
@@ -384,7 +383,7 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
             save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
     if not ranks.main:  # rank 0 evaluates and publishes the model; the others return its result
         return ranks.broadcast(None)
-    loss_png = plot_curves(log, run.file("losses.png"), ["loss", *[k for k in LOSSES if k in need]],
+    loss_png = plot_curves(log, run.file("losses.png"), ["loss", *[k for k in DISENTANGLE_LOSSES if k in need]],
                            f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
 
     model.eval()
