@@ -91,3 +91,38 @@ def test_nothing_outside_train_imports_train_except_cli_and_evaluation():
     for m, ts in graph.items():
         if m.startswith("evpcli.nets"):
             assert all(t.startswith(("evpcli.nets", "evpcli.config")) for t in ts), (m, ts)
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module a file imports, absolute, anywhere in the file (relative imports as written)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_infer_is_backend_free():
+    """infer.py drives an engine (evpcli.torchinfer's interface) and knows neither backend: no torch, no engine
+    module, and no test of which backend a network is."""
+    names = _imported_names(PKG / "infer.py")
+    assert not {n for n in names if n.split(".")[0] == "torch" or n.startswith(("evpcli.npinfer", "evpcli.torchinfer"))}
+    source = (PKG / "infer.py").read_text()
+    assert "parameters" not in source and "_is_numpy" not in source
+
+
+# The one import that still runs back up: models.load_renderer builds its bundle with render/neural.py's types (they
+# move into the inference layer with the render engines' own package). No other may appear.
+KNOWN_UPWARD = {("evpcli.models", "evpcli.render.neural")}
+
+
+def test_the_inference_layer_imports_nothing_above_it():
+    """infer, models and the engines are below the render stage and the CLI: none of them imports back up."""
+    graph = import_graph()
+    above = ("evpcli.render", "evpcli.cli", "evpcli.train", "evpcli.api", "evpcli.evaluate", "evpcli.demo",
+             "evpcli.ui")
+    upward = {(m, t) for m in ("evpcli.infer", "evpcli.models", "evpcli.npinfer", "evpcli.torchinfer")
+              for t in graph[m] if t.startswith(above)}
+    assert upward <= KNOWN_UPWARD, upward - KNOWN_UPWARD

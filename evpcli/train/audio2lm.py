@@ -128,12 +128,14 @@ def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[li
     version v; indexed [k][v]) and the clip-level emotion code of its clean audio ([k][0]), encoders fixed."""
     import torch
 
-    content, emotion = [], []
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    content, emotion, engine = [], [], TorchAudio2Landmark(model)
     with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
         for versions in windows:
             content.append([model.disentangle.clip_content(w) for w in versions])
             # the emotion of the clean audio
-            emotion.append([torch.from_numpy(clip_emotion_code(model, versions[0].cpu().numpy())).to(dev)])
+            emotion.append([torch.from_numpy(clip_emotion_code(engine, versions[0].cpu().numpy())).to(dev)])
             bar.advance(1)
     return content, emotion
 
@@ -163,6 +165,7 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     import torch
 
     from evpcli.nets.audio2lm import Audio2LandmarkModel
+    from evpcli.torchinfer import TorchAudio2Landmark
     from evpcli.train.distributed import average_buffers, average_gradients, check_in_sync
 
     ranks.check_batch(train_cfg.batch_size)
@@ -281,7 +284,8 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                         **{f"code_{k}": torch.from_numpy(np.asarray(v)) for k, v in stats.items()})
 
     held_clips = [c for c in clips if c.sentence in held]
-    per_clip = [landmark_metrics(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid],
+    engine = TorchAudio2Landmark(model)
+    per_clip = [landmark_metrics(predict_landmarks(engine, c.windows, None, c.reference, c.rms)[c.valid],
                                  c.normalised[c.valid]) for c in held_clips if c.valid.sum() > 2]
     metrics = {"heldout_clips": len(held_clips), "train_clips": len(train_clips), "ablate": ablate or None,
                "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
@@ -301,7 +305,10 @@ def _emotion_means(model, clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray
     """Mean clip-level emotion code of each of the eight emotions under the (fine-tuned) emotion encoder:
     (8, emotion_dim) float32, a (8,) bool mask of the emotions present in ``clips``, and the statistics of the
     clips' codes that :func:`evpcli.infer.out_of_distribution` uses (``scale`` (D,), ``limit`` ())."""
-    codes = np.stack([clip_emotion_code(model, c.windows) for c in clips])
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    engine = TorchAudio2Landmark(model)
+    codes = np.stack([clip_emotion_code(engine, c.windows) for c in clips])
     labels = np.array([c.emotion for c in clips])
     dim = codes.shape[1]
     means = np.zeros((len(EMOTIONS), dim), np.float32)

@@ -470,9 +470,11 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
 
 def clip_emotion_codes(model, bank: WindowBank, dev, bar=None) -> np.ndarray:
     """Clip-level emotion codes (n_clips, emotion_dim) float32: the mean of Ee over each clip's windows."""
-    out = []
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    out, engine = [], TorchAudio2Landmark(model)
     for k in range(len(bank.clip_ids)):
-        out.append(clip_emotion_code(model, bank.clip_windows(k)))
+        out.append(clip_emotion_code(engine, bank.clip_windows(k)))
         if bar is not None:
             bar.advance(1)
     return np.stack(out).astype(np.float32)
