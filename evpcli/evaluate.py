@@ -117,13 +117,13 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     """
     import torch
 
+    from evpcli.clipdata import load_clip_data
     from evpcli.config import EMOTIONS
     from evpcli.device import resolve_device
     from evpcli.errors import EvpError
     from evpcli.progress import Progress
     from evpcli.infer import clip_emotion_code, predict_landmarks
     from evpcli.models import load_audio2lm, load_disentangle
-    from evpcli.train.audio2lm import load_clip_data
     from evpcli.train.lm_emotion import displacement, predict_emotion
     from evpcli.workspace import cache_key, save_json
 

@@ -126,3 +126,14 @@ def test_the_inference_layer_imports_nothing_above_it():
     upward = {(m, t) for m in ("evpcli.infer", "evpcli.models", "evpcli.npinfer", "evpcli.torchinfer")
               for t in graph[m] if t.startswith(above)}
     assert upward <= KNOWN_UPWARD, upward - KNOWN_UPWARD
+
+
+def test_one_epoch_driver_and_evaluation_apart_from_training_stages():
+    """Every workspace training stage runs its epochs through train/common.py's driver (no loop of its own over
+    epoch_rng), and evaluate reads clips through evpcli.clipdata, not through a training stage."""
+    graph = import_graph()
+    assert "evpcli.train.audio2lm" not in graph["evpcli.evaluate"]
+    assert "evpcli.clipdata" in graph["evpcli.evaluate"]
+    for stage in ("audio2lm", "disentangle"):
+        source = (PKG / "train" / f"{stage}.py").read_text()
+        assert "StageRun(" in source and "for epoch in range(" not in source, stage
