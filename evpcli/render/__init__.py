@@ -1,3 +1,21 @@
 """The render stage and its engines: :mod:`~evpcli.render.pipeline` (``render``, ``interpolate``, the target cache),
 :mod:`~evpcli.render.batch`, landmark previews and contact sheets, and the per-frame renderers (warp, neural, mouth,
-geometry, reliability, still) that take a frame and landmarks and give a frame."""
+geometry, reliability, still) that take a frame and landmarks and give a frame.
+
+The package is also the library's one-clip call: ``evpcli.render(audio, target, out, emotion=...)`` is
+:func:`evpcli.api.render` (the name ``evpcli.render`` cannot be both a function and this package, so the package
+answers the call).
+"""
+
+import sys
+import types
+
+
+class _RenderPackage(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from evpcli.api import render
+
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _RenderPackage
