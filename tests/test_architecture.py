@@ -83,9 +83,9 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_nothing_outside_train_imports_train_except_cli_and_evaluation():
     graph = import_graph()
-    allowed = {"evpcli.cli", "evpcli.evaluate"}
+    allowed = {"evpcli.cli", "evpcli.evaluate"}  # the CLI is a package: its command modules are the CLI
     offenders = {m: sorted(t for t in ts if t.startswith("evpcli.train")) for m, ts in graph.items()
-                 if not m.startswith("evpcli.train") and m not in allowed}
+                 if not m.startswith("evpcli.train") and m not in allowed and not m.startswith("evpcli.cli.")}
     assert {m: ts for m, ts in offenders.items() if ts} == {}
     # nets/ hold torch modules only: no IO, no training
     for m, ts in graph.items():
