@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from evpcli.config import DISENTANGLE_LOSSES
-from evpcli.face.parts import CHIN, LOWER_LIPS, mouth_opening
+from evpcli.face.parts import CHIN, DROPPING_LIP, mouth_opening
 from evpcli.metrics import landmark_metrics, mean_metrics, mouth_open_correlation
 
 
@@ -39,7 +39,7 @@ def energy_baseline(reference: np.ndarray, rms: np.ndarray, gain: tuple[float, f
     drop = np.maximum(a * np.log1p(np.asarray(rms, np.float64) / s), 0.0)  # (T,)
     out = np.repeat(np.asarray(reference, np.float64)[None], len(drop), axis=0)
     weights = np.zeros(68)
-    weights[LOWER_LIPS] = 1.0
+    weights[DROPPING_LIP] = 1.0
     weights[CHIN] = CHIN_WEIGHT
     out[:, :, 1] += drop[:, None] * weights[None, :]
     return out.astype(np.float32)

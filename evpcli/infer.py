@@ -27,10 +27,10 @@ from evpcli import audio
 from evpcli.config import EMOTIONS, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.face.normalize import TEMPLATE
-from evpcli.face.parts import MOUTH
+from evpcli.face.parts import LOWER_JAW, MOUTH
 
 # Points a silent mouth closes: the lips and the lower jaw.
-GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
+GATED = np.unique(np.concatenate([MOUTH, LOWER_JAW]))
 MAX_INTENSITY = 2.0
 LANDMARK_EMOTION_SCALE = 256.0  # the landmark emotion classifier reads displacements / 256 (about +-0.05)
 

@@ -137,3 +137,55 @@ def test_one_epoch_driver_and_evaluation_apart_from_training_stages():
     for stage in ("audio2lm", "disentangle"):
         source = (PKG / "train" / f"{stage}.py").read_text()
         assert "StageRun(" in source and "for epoch in range(" not in source, stage
+
+
+def _module_assignments(path: Path):
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            yield node, [t.id for t in targets if isinstance(t, ast.Name)]
+
+
+def test_one_frame_rate():
+    """FPS is defined once (config.py) and no function takes a frame rate defaulting to a number of its own."""
+    defined, literal_defaults = [], []
+    for path in PKG.rglob("*.py"):
+        rel = str(path.relative_to(PKG))
+        for _, names in _module_assignments(path):
+            defined += [rel for n in names if n == "FPS"]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.args + node.args.kwonlyargs
+                defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults \
+                    + node.args.kw_defaults
+                literal_defaults += [f"{rel}:{node.name}" for a, d in zip(args, defaults, strict=True)
+                                     if a.arg == "fps" and isinstance(d, ast.Constant) and isinstance(d.value, float)]
+    assert defined == ["config.py"] and literal_defaults == []
+
+
+def _index_literal(node) -> bool:
+    """``np.arange(a[, b])`` of ints up to 68, or ``np.array([ints up to 67, ...])``: a set of landmark indices."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+        return False
+    a = node.args
+    if node.func.attr == "arange" and all(isinstance(x, ast.Constant) and type(x.value) is int for x in a):
+        return max(x.value for x in a) <= 68
+    if node.func.attr == "array" and isinstance(a[0], (ast.List, ast.Tuple)) and len(a[0].elts) >= 2:
+        values = [e.value for e in a[0].elts if isinstance(e, ast.Constant) and type(e.value) is int]
+        return len(values) == len(a[0].elts) and max(values) <= 67
+    return False
+
+
+def test_landmark_index_sets_are_named_only_in_face_parts():
+    """No module but face/parts.py defines a set of landmark indices as a module constant (np.arange / np.array of
+    point numbers, also inside an expression): the others import the names."""
+    found = [f"{path.relative_to(PKG)}:{node.lineno}" for path in PKG.rglob("*.py") if path != PKG / "face" / "parts.py"
+             for node, _ in _module_assignments(path) if any(_index_literal(n) for n in ast.walk(node.value))]
+    assert found == []
+
+
+def test_the_rule_finders_find_what_they_look_for():
+    assert _index_literal(ast.parse("np.arange(48, 68)").body[0].value)
+    assert _index_literal(ast.parse("np.array([61, 62, 63])").body[0].value)
+    assert not _index_literal(ast.parse("np.array([190.0, 150.0, 130.0])").body[0].value)
+    assert not _index_literal(ast.parse("np.arange(n)").body[0].value)

@@ -27,7 +27,8 @@ import numpy as np
 
 from evpcli.config import FPS, FitConfig
 from evpcli.errors import EvpError
-from evpcli.face.shape3d import BROWS, JAW, MOUTH, ShapeModel, default_shape_model
+from evpcli.face.parts import BROWS, JAW, MOUTH
+from evpcli.face.shape3d import ShapeModel, default_shape_model
 
 
 # ----------------------------------------------------------------------------------------------- rotations
