@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from evpcli.config import AudioConfig
+from evpcli.config import FPS, AudioConfig
 
 DEFAULT_AUDIO = AudioConfig()
 
@@ -95,7 +95,7 @@ def n_video_frames(n_samples: int, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
     return int(np.floor(n_samples * cfg.fps / cfg.sample_rate + 1e-6))
 
 
-def frame_windows(m: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+def frame_windows(m: np.ndarray, n_frames: int, fps: float = FPS, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """One MFCC window per video frame: (n_frames, 28, 12) float32.
 
     ``m`` is :func:`mfcc` of a padded clip. The window of video frame t covers MFCC rows
@@ -115,7 +115,7 @@ def frame_windows(m: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioCon
     return np.ascontiguousarray(m[idx])
 
 
-def frame_rms(wav: np.ndarray, n_frames: int, fps: float = 25.0, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
+def frame_rms(wav: np.ndarray, n_frames: int, fps: float = FPS, cfg: AudioConfig = DEFAULT_AUDIO) -> np.ndarray:
     """RMS energy of the (unpadded) audio under each video frame: (n_frames,) float32.
 
     Frame t covers samples ``[t, t+1) * sr / fps``; samples past the end count as silence.

@@ -11,10 +11,18 @@ EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", 
 
 LEVELS: tuple[int, ...] = (1, 2, 3)
 
+DISENTANGLE_LOSSES: tuple[str, ...] = ("cross", "self", "cla", "con")
+"""The disentanglement losses (EVP eq. 2-6); ``--ablate`` names one to turn off, ``evaluate --ablations`` compares
+the models trained without each."""
+
+FPS = 25.0
+"""Video frames per second of everything the models read and write: training clips, rendered videos (4 MFCC hops
+of 10 ms per frame)."""
+
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """The audio front end of EVP (see EVP-NOTES, "Audio front end").
+    """The audio front end of EVP (the numbers of the authors' release).
 
     MFCC: 25 ms window, 10 ms hop, 26 mel filters, n_fft 512, 13 cepstra, c0 dropped -> 12 per 10 ms.
     One video frame at 25 fps spans ``hop_per_frame`` = 4 MFCC frames; the network input for video frame t
@@ -30,7 +38,7 @@ class AudioConfig:
     n_cepstra: int = 13  # c0 is dropped afterwards -> 12 coefficients
     preemphasis: float = 0.97
     lifter: int = 22
-    fps: float = 25.0
+    fps: float = FPS
     window: int = 28  # MFCC frames per video-frame window (280 ms)
 
     @property
@@ -150,7 +158,7 @@ class PairsConfig:
 
 @dataclass(frozen=True)
 class DisentangleConfig:
-    """Sizes of the cross-reconstructed emotion disentanglement networks (EVP-NOTES defaults).
+    """Sizes of the cross-reconstructed emotion disentanglement networks (the sizes of the authors' release).
 
     Content encoder Ec: 2D convs over the 1x28x12 window with ``content_channels`` (max-pool 2x2 after the
     layers listed in ``content_pool_after``), then FC -> ``content_dim`` (one code per window).
@@ -217,8 +225,8 @@ class DisentangleTrainConfig:
 
         check_ranges(self, epochs=(1, None), steps_per_epoch=(1, None), batch_size=(1, None), lr=(0, None),
                      holdout_sentences=(0, None), pretrain_steps=(0, None), eval_tuples=(1, None))
-        if self.ablate not in ("", "cross", "self", "cla", "con"):
-            raise UsageError(f"unknown --ablate {self.ablate!r}; use one of cross, self, cla, con")
+        if self.ablate not in ("", *DISENTANGLE_LOSSES):
+            raise UsageError(f"unknown --ablate {self.ablate!r}; use one of {', '.join(DISENTANGLE_LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,7 @@ class Audio2LandmarkConfig:
     (hidden 256) over [identity, content 256, emotion 128] per frame, Linear 256 -> pca_dim coefficients.
 
     ``identity_in`` = 136: the actor's reference landmarks minus the canonical template, flattened and divided by
-    the displacement scale. (EVP-NOTES feeds 16 PCA coefficients of the reference; with a per-actor PCA the
+    the displacement scale. (The authors' release feeds 16 PCA coefficients of the reference; with a per-actor PCA the
     actor's own reference maps to zero, so we feed the landmarks themselves.)
     """
 

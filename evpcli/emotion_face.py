@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from evpcli.config import FPS
 from evpcli.errors import EvpError
 
 MIN_IOD_PX = 16.0  # a reference face smaller than this between the outer eye corners reads nothing reliable
@@ -65,7 +66,7 @@ def _frames(path: Path) -> list[np.ndarray]:
 
     if is_image(path):
         return [read_target(path).frames[0]]
-    frames = list(media.iter_frames(path, 25.0))
+    frames = list(media.iter_frames(path, FPS))
     if not frames:
         raise EvpError(f"{path}: the emotion reference has no frames; give a photo or a video of a face")
     if len(frames) > MAX_FRAMES:
@@ -141,7 +142,7 @@ def face_emotion_code(model: Any, path: str | Path, intensity: float = 1.0, foll
             raise EvpError("a time-varying face emotion needs the number of frames")
         from evpcli.face.pose import moving_average
 
-        half_second = max(1, int(round(0.5 * 25.0 * len(reading.per_frame) / reading.frames)))
+        half_second = max(1, int(round(0.5 * FPS * len(reading.per_frame) / reading.frames)))
         per = moving_average(reading.per_frame, half_second)
         t = np.linspace(0.0, len(per) - 1, n_frames)
         coef = np.stack([np.interp(t, np.arange(len(per)), per[:, j]) for j in range(per.shape[1])], axis=1)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from evpcli.face.parts import mouth_opening
+from evpcli.config import DISENTANGLE_LOSSES
+from evpcli.face.parts import CHIN, DROPPING_LIP, mouth_opening
 from evpcli.metrics import landmark_metrics, mean_metrics, mouth_open_correlation
 
 
 # ----------------------------------------------------------------------------- energy baseline
-LOWER_MOUTH = np.array([5, 6, 7, 8, 9, 10, 11, 55, 56, 57, 58, 59, 64, 65, 66, 67])  # jaw bottom + lower lips
-JAW_WEIGHT = {5: 0.3, 6: 0.5, 7: 0.8, 8: 1.0, 9: 0.8, 10: 0.5, 11: 0.3}
+CHIN_WEIGHT = np.array([0.3, 0.5, 0.8, 1.0, 0.8, 0.5, 0.3])  # the share of the lower lip's drop each CHIN point follows
 
 
 def fit_energy_gain(rms: np.ndarray, opening: np.ndarray, reference_opening: float) -> tuple[float, float]:
@@ -39,15 +39,13 @@ def energy_baseline(reference: np.ndarray, rms: np.ndarray, gain: tuple[float, f
     drop = np.maximum(a * np.log1p(np.asarray(rms, np.float64) / s), 0.0)  # (T,)
     out = np.repeat(np.asarray(reference, np.float64)[None], len(drop), axis=0)
     weights = np.zeros(68)
-    weights[[55, 56, 57, 58, 59, 64, 65, 66, 67]] = 1.0
-    for k, v in JAW_WEIGHT.items():
-        weights[k] = v
+    weights[DROPPING_LIP] = 1.0
+    weights[CHIN] = CHIN_WEIGHT
     out[:, :, 1] += drop[:, None] * weights[None, :]
     return out.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- evaluate a workspace
-ABLATIONS = ("cross", "self", "cla", "con")
 METRIC_NAMES = ("M-LD", "M-LVD", "F-LD", "F-LVD")
 
 
@@ -119,13 +117,13 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     """
     import torch
 
+    from evpcli.clipdata import load_clip_data
     from evpcli.config import EMOTIONS
     from evpcli.device import resolve_device
     from evpcli.errors import EvpError
     from evpcli.progress import Progress
     from evpcli.infer import clip_emotion_code, predict_landmarks
     from evpcli.models import load_audio2lm, load_disentangle
-    from evpcli.train.audio2lm import load_clip_data
     from evpcli.train.lm_emotion import displacement, predict_emotion
     from evpcli.workspace import cache_key, save_json
 
@@ -165,7 +163,7 @@ def evaluate_workspace(ws, ablations: bool = False, device: str = "auto", progre
     result["mouth_open_r"]["energy baseline"] = float(np.nanmean([mouth_open_correlation(p, g)
                                                                   for p, g in zip(baseline, real, strict=True)]))
 
-    variants = [("", "EVP")] + ([(a, f"w/o L_{a}") for a in ABLATIONS] if ablations else [])
+    variants = [("", "EVP")] + ([(a, f"w/o L_{a}") for a in DISENTANGLE_LOSSES] if ablations else [])
     missing = []
     with progress.task("evaluate", total=len(variants) * len(test_clips), unit="clips") as bar:
         for ablate, name in variants:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evpcli.config import FitConfig, LandmarkConfig, to_dict
+from evpcli.config import FPS, FitConfig, LandmarkConfig, to_dict
 from evpcli.errors import EvpError
 from evpcli.face.landmarks import NoFaceError
 from evpcli.face.pose import PoseFit, fit_landmarks, frontalise
@@ -39,7 +39,7 @@ class FitResult(PoseFit):
     key: str = ""
     path: Path = Path()
     target: str = ""
-    fps: float = 25.0
+    fps: float = FPS
     size: tuple[int, int] = (0, 0)
     landmarks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 68, 2), np.float32))
     detected: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, bool))
@@ -133,7 +133,7 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_target(target: str | Path, fps: float | None = 25.0):
+def read_target(target: str | Path, fps: float | None = FPS):
     """All frames of a target: a video (resampled to ``fps``) or a still image as one frame -> media.Video."""
     import cv2
 
@@ -147,10 +147,10 @@ def read_target(target: str | Path, fps: float | None = 25.0):
     if min(image.shape[:2]) < 32:
         raise EvpError(f"{target}: the image is {image.shape[1]}x{image.shape[0]} pixels, too small for a face; "
                        "give a portrait at least 64 pixels high")
-    return Video(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], float(fps or 25.0))
+    return Video(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None], float(fps or FPS))
 
 
-def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None, fps: float | None = 25.0,
+def fit_pose(ws: Workspace, target: str | Path, config: FitConfig | None = None, fps: float | None = FPS,
              model: ShapeModel | None = None, progress: Progress | None = None, force: bool = False,
              video=None, face: str = "largest") -> FitResult:
     """Fit the 3D landmark model to every frame of ``target`` (cached per video content, fps, config and model).

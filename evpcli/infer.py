@@ -9,8 +9,10 @@ Everything a command needs to drive a face from speech once a model is loaded (:
 - :func:`predict_landmarks` (MFCC windows -> normalised landmarks, any length);
 - :func:`landmark_emotion`: the emotion the landmark emotion classifier reads from a landmark sequence.
 
-Functions take a model bundle of :mod:`evpcli.models` or the bare :class:`Audio2LandmarkModel` (training code
-evaluates its own network with them).
+Functions take a model bundle of :mod:`evpcli.models` or an inference engine: the network behind either, numpy
+(:class:`evpcli.npinfer.NumpyAudio2Landmark`) or torch (:class:`evpcli.torchinfer.TorchAudio2Landmark`, in which
+training code wraps its own network), with one interface (described in :mod:`evpcli.torchinfer`). Nothing here
+knows which backend runs, and nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -25,26 +27,17 @@ from evpcli import audio
 from evpcli.config import EMOTIONS, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.face.normalize import TEMPLATE
-from evpcli.face.parts import MOUTH
+from evpcli.face.parts import LOWER_JAW, MOUTH
 
 # Points a silent mouth closes: the lips and the lower jaw.
-GATED = np.unique(np.concatenate([MOUTH, np.arange(4, 13)]))
+GATED = np.unique(np.concatenate([MOUTH, LOWER_JAW]))
 MAX_INTENSITY = 2.0
 LANDMARK_EMOTION_SCALE = 256.0  # the landmark emotion classifier reads displacements / 256 (about +-0.05)
 
 
-def _net(model: Any):
-    """The Audio2LandmarkModel of a bundle, or the model itself."""
-    return getattr(model, "net", model)
-
-
-def _device(model: Any):
-    return next(_net(model).parameters()).device
-
-
-def _is_numpy(net: Any) -> bool:
-    """Whether a network is the numpy backend's (:class:`evpcli.npinfer.NumpyAudio2Landmark`) rather than torch's."""
-    return not hasattr(net, "parameters")
+def _engine(model: Any):
+    """The inference engine of a bundle (its ``engine``), or the engine itself."""
+    return getattr(model, "engine", model)
 
 
 def identity_features(reference: np.ndarray, disp_scale: float = 8.0) -> np.ndarray:
@@ -58,28 +51,12 @@ def clip_emotion_code(model: Any, windows: np.ndarray) -> np.ndarray:
 
     ``model``: an audio-to-landmark bundle/model (its own, possibly fine-tuned, emotion encoder) or a
     disentanglement bundle/model."""
-    net = _net(model)
-    if _is_numpy(net):
-        return net.emotion_code(windows).astype(np.float32)
-    import torch
-
-    dis = getattr(net, "disentangle", net)
-    with torch.no_grad():
-        w = torch.from_numpy(np.asarray(windows, np.float32)).to(_device(model))
-        return dis.emotion(w).mean(0).cpu().numpy().astype(np.float32)
+    return _engine(model).emotion_code(windows).astype(np.float32)
 
 
 def code_logits(model: Any, code: np.ndarray) -> np.ndarray:
     """The emotion classifier Ce's logits (8,) float64 for a clip-level code (before any calibration)."""
-    net = _net(model)
-    if _is_numpy(net):
-        return (np.asarray(code, np.float32) @ net.classifier_w + net.classifier_b).astype(np.float64)
-    import torch
-
-    dis = getattr(net, "disentangle", net)
-    with torch.no_grad():
-        return dis.classifier(torch.from_numpy(np.asarray(code, np.float32)).to(_device(model))[None])[0] \
-            .cpu().numpy().astype(np.float64)
+    return np.asarray(_engine(model).logits(code)).astype(np.float64)
 
 
 def classify_code(model: Any, code: np.ndarray) -> tuple[str, float]:
@@ -355,24 +332,11 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
     own code (mean of Ee over ``windows``). ``reference`` (68, 2): the face whose identity and rest shape the
     landmarks take. With ``rms`` and ``gate`` the mouth closes in silence (``activity``: per-frame voice activity,
     :func:`voice_activity`, which keeps it closed in noisy pauses too). ``content``: the windows' content codes when
-    computed beforehand (:func:`content_codes`; numpy backend only, ignored by torch models).
+    computed beforehand (:func:`content_codes`; engines that compute them in their forward pass ignore it).
     """
-    net = _net(model)
-    scale = float(net.disp_scale)
-    if _is_numpy(net):
-        emo = net.emotion_code(windows) if emotion is None else np.asarray(emotion, np.float32)
-        coeffs = net.forward(windows, emo, identity_features(reference, scale), content)
-        lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)
-    else:
-        import torch
-
-        dev = _device(model)
-        w = torch.from_numpy(np.asarray(windows, np.float32)).to(dev)
-        with torch.no_grad():
-            emo = net.emotion_code(w) if emotion is None else torch.from_numpy(np.asarray(emotion, np.float32)).to(dev)
-            ident = torch.from_numpy(identity_features(reference, scale)).to(dev)[None]
-            coeffs = net(w[None], emo[None], ident)
-            lm = np.asarray(reference, np.float32)[None] + net.decode(coeffs)[0].cpu().numpy()
+    engine = _engine(model)
+    ident = identity_features(reference, float(engine.disp_scale))
+    lm = np.asarray(reference, np.float32)[None] + engine.displacements(windows, emotion, ident, content)
     if rms is not None and gate is not None:
         lm = apply_silence_gate(lm, reference, rms, gate, activity)
     return lm.astype(np.float32)
@@ -380,10 +344,9 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
 
 def content_codes(model: Any, windows: np.ndarray) -> np.ndarray | None:
     """The content codes (T, content_dim) of a clip's windows, for :func:`predict_landmarks` to take later (so a
-    caller can compute them in a thread while it does other work); None for torch models, which compute them
-    inside their forward pass."""
-    net = _net(model)
-    return net.content_codes(windows) if _is_numpy(net) else None
+    caller can compute them in a thread while it does other work); None where the engine computes them inside its
+    forward pass (torch)."""
+    return _engine(model).content_codes(windows)
 
 
 def speech_landmarks(model: Any, wav: np.ndarray, code: np.ndarray | None, reference: np.ndarray,
@@ -405,12 +368,7 @@ def landmark_displacement(normalised: np.ndarray, reference: np.ndarray) -> np.n
 def landmark_emotion(model: Any, landmarks: np.ndarray, reference: np.ndarray) -> tuple[str, float]:
     """The emotion a landmark emotion classifier (bundle of :func:`evpcli.models.load_landmark_emotion`, or the
     network) reads from normalised landmarks (T, 68, 2) of a face whose neutral reference is ``reference``, and
-    its probability."""
-    import torch
-
-    net = _net(model)
-    x = torch.from_numpy(landmark_displacement(landmarks, reference)[None]).to(_device(model))
-    with torch.no_grad():
-        p = torch.softmax(net.eval()(x), -1)[0].cpu().numpy()
+    its probability. ``model``: a bundle, or an engine (:class:`evpcli.torchinfer.TorchLandmarkEmotion`)."""
+    p = _engine(model).probabilities(landmark_displacement(landmarks, reference))
     k = int(p.argmax())
     return EMOTIONS[k], float(p[k])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evpcli.config import FPS
 from evpcli.errors import MediaError
 from evpcli.errors import disk_full  # noqa: F401  (media.disk_full: the name callers use)
 from evpcli.atomic import _umask, temp_beside
@@ -303,7 +304,7 @@ def check_container(path: str | os.PathLike, option: str = "--out") -> None:
                          f"{', '.join(CONTAINERS)} (a GIF has no sound)")
 
 
-def write_video(path: str | os.PathLike, frames, fps: float = 25.0, audio: np.ndarray | None = None,
+def write_video(path: str | os.PathLike, frames, fps: float = FPS, audio: np.ndarray | None = None,
                 sr: int = SAMPLE_RATE, quality: int = 7, preset: str = "veryfast",
                 audio_file: str | os.PathLike | None = None, crf: int | None = None,
                 sar: tuple[int, int] = (1, 1)) -> Path:

@@ -76,6 +76,7 @@ class DisentangleBundle:
     emotion_means: dict[str, np.ndarray]
     heldout_sentences: set[str]
     source: ModelSource
+    engine: Any = None  # what evpcli.infer runs: a TorchAudio2Landmark over ``net`` (evpcli.torchinfer)
 
     @property
     def device(self):
@@ -99,6 +100,7 @@ class Audio2LandmarkBundle:
     heldout_sentences: set[str]
     source: ModelSource
     code_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    engine: Any = None  # what evpcli.infer runs: ``net`` itself (numpy) or a TorchAudio2Landmark over it
 
     @property
     def device(self):
@@ -116,6 +118,7 @@ class LandmarkEmotionBundle:
     net: Any
     config: LandmarkEmotionConfig
     source: ModelSource
+    engine: Any = None  # what evpcli.infer runs: a TorchLandmarkEmotion over ``net``
 
     @property
     def device(self):
@@ -295,7 +298,10 @@ def load_disentangle(ws: Workspace | None, path: str | Path | None = None, ablat
                            f"`{TRAIN_HINT[STAGE_DISENTANGLE]} --resume`")
         d = load_npz(codes[-1]["path"])
         means = {str(e): d["emotion_means"][k] for k, e in enumerate(d["emotions"]) if d["present"][k]}
-    return DisentangleBundle(net.to(dev).eval(), cfg, means, _heldout(state, row, ws, source.key), source)
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    net = net.to(dev).eval()
+    return DisentangleBundle(net, cfg, means, _heldout(state, row, ws, source.key), source, TorchAudio2Landmark(net))
 
 
 def load_audio2lm(ws: Workspace | None, path: str | Path | None = None, ablate: str = "",
@@ -348,9 +354,13 @@ def _load_audio2lm(ws: Workspace | None, ckpt: Path, source: ModelSource, row: d
     net = Audio2LandmarkModel(Disentangle(dis_cfg), net_cfg)
     _without_unused(net, state["model"], "disentangle.")
     net.load_state_dict(state["model"])
+    from evpcli.torchinfer import TorchAudio2Landmark
+
     stats = {k[len("code_"):]: v.cpu().numpy() for k, v in state.items() if k.startswith("code_")}
-    return Audio2LandmarkBundle(net.to(dev).eval(), net_cfg, dis_cfg, _means_from_state(state),
-                                _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats)
+    net = net.to(dev).eval()
+    return Audio2LandmarkBundle(net, net_cfg, dis_cfg, _means_from_state(state),
+                                _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats,
+                                TorchAudio2Landmark(net))
 
 
 def _audio2lm_configs(state: dict, ckpt: Path) -> tuple[dict, DisentangleConfig, Audio2LandmarkConfig]:
@@ -384,7 +394,7 @@ def _load_audio2lm_numpy(ws: Workspace | None, ckpt: Path, source: ModelSource, 
                        "another --model") from None
     stats = {k[len("code_"):]: np.asarray(v) for k, v in state.items() if k.startswith("code_")}
     return Audio2LandmarkBundle(net, net_cfg, dis_cfg, _means_from_state(state),
-                                _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats)
+                                _heldout(state, row, ws, cfg.get("disentangle_key")), source, stats, net)
 
 
 def load_landmark_emotion(ws: Workspace | None, path: str | Path | None = None, device: Any = "cpu",
@@ -406,7 +416,10 @@ def load_landmark_emotion(ws: Workspace | None, path: str | Path | None = None, 
     cfg = LandmarkEmotionConfig(**state["config"])
     net = LandmarkEmotionClassifier(cfg)
     net.load_state_dict(state["state_dict"])
-    return LandmarkEmotionBundle(net.to(dev).eval(), cfg, source)
+    from evpcli.torchinfer import TorchLandmarkEmotion
+
+    net = net.to(dev).eval()
+    return LandmarkEmotionBundle(net, cfg, source, TorchLandmarkEmotion(net))
 
 
 # --------------------------------------------------------------------------- the neural renderer (per target)

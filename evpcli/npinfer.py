@@ -9,8 +9,10 @@ mode with numpy (float32, BLAS matrix products), reading the weights straight fr
   with numpy arrays for tensors (a restricted unpickler that knows tensors, storages and ordered dicts only;
   anything else raises :class:`UnsupportedCheckpoint` and the caller loads it with torch).
 - :class:`NumpyAudio2Landmark`: content encoder Ec, emotion encoder Ee, classifier Ce, identity MLP, LSTM, head,
-  displacement PCA; batch norms folded into the convolutions. Equal to the torch modules to float32 rounding
-  (tests/test_npinfer.py: landmarks within 1e-3 px on real speech, with and without per-clip CMVN).
+  displacement PCA; batch norms folded into the convolutions. An inference engine of :mod:`evpcli.infer` (the
+  interface is described in :mod:`evpcli.torchinfer`, whose :class:`~evpcli.torchinfer.TorchAudio2Landmark` is the
+  other one), equal to the torch modules to float32 rounding (tests/test_npinfer.py: landmarks within 1e-3 px on
+  real speech, with and without per-clip CMVN).
 
 The training code, evaluation and GPU runs keep the torch modules; :func:`evpcli.models.load_audio2lm` picks this
 one only for CPU inference (``backend="auto"`` on a machine without a GPU, or ``"numpy"``).
@@ -271,11 +273,9 @@ class NumpyAudio2Landmark:
         """Clip-level emotion code (emotion_dim,): the mean of Ee over the windows."""
         return self.emotion(windows).mean(0)
 
-    def classify(self, code: np.ndarray) -> np.ndarray:
-        """Probabilities (8,) the classifier Ce gives a code."""
-        z = np.asarray(code, np.float32) @ self.classifier_w + self.classifier_b
-        e = np.exp(z - z.max())
-        return e / e.sum()
+    def logits(self, code: np.ndarray) -> np.ndarray:
+        """The classifier Ce's logits (8,) of a clip-level code (emotion_dim,)."""
+        return np.asarray(code, np.float32) @ self.classifier_w + self.classifier_b
 
     # ----------------------------------------------------------------- the landmarks
     def content_codes(self, windows: np.ndarray) -> np.ndarray:
@@ -313,6 +313,13 @@ class NumpyAudio2Landmark:
             h = o * np.tanh(c)
             out[t] = h
         return out
+
+    def displacements(self, windows: np.ndarray, emotion: np.ndarray | None, identity: np.ndarray,
+                      content: np.ndarray | None = None) -> np.ndarray:
+        """One clip's displacements (T, 68, 2) from the reference face: :meth:`forward` (with the clip's own emotion
+        code where ``emotion`` is None), decoded."""
+        emo = self.emotion_code(windows) if emotion is None else np.asarray(emotion, np.float32)
+        return self.decode(self.forward(windows, emo, identity, content))
 
     def decode(self, coeffs: np.ndarray) -> np.ndarray:
         """PCA coefficients (..., pca_dim) -> displacements (..., 68, 2) pixels of the canonical frame."""

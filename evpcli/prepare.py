@@ -37,18 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.config import Audio2LandmarkTrainConfig, AudioConfig, LandmarkConfig
+from evpcli.config import FPS, Audio2LandmarkTrainConfig, AudioConfig, LandmarkConfig
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
-from evpcli.workspace import (KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
+from evpcli.workspace import (CLAIMS, KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
                               hash_file, load_npz, save_json, save_npz)
 
-FPS = 25.0
 FORMAT_VERSION = 1  # bump when the artifacts' content changes without a config change
 REPORT_NAME = "prepare-report.json"
 MIN_FRAMES = Audio2LandmarkTrainConfig().seq_len  # shorter clips cannot give one training sequence: refused
 NARROW_BAND_HZ = 16000  # audio recorded at a lower rate lacks the upper bands of the MFCC's mel filters
-CLAIMS = "claims"  # <workspace>/claims/<clip>.lock: the clip is being prepared by a live run
 
 
 @dataclass

@@ -156,7 +156,7 @@ class Server:
     # ------------------------------------------------------------------ the API
     def info(self) -> dict:
         from evpcli.config import EMOTIONS
-        from evpcli.render.pipeline import KIND_TARGET
+        from evpcli.workspace import KIND_TARGET
 
         targets = []
         for row in self.ws.artifacts(KIND_TARGET):

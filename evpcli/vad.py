@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from evpcli.config import FPS
 from evpcli.errors import EvpError
 
 SR = 16000
@@ -25,7 +26,7 @@ def available() -> bool:
     return True
 
 
-def voice_activity(wav: np.ndarray, n_frames: int, fps: float = 25.0, aggressiveness: int = 3,
+def voice_activity(wav: np.ndarray, n_frames: int, fps: float = FPS, aggressiveness: int = 3,
                    hangover: int = 2, smooth: int = 3) -> np.ndarray:
     """(n_frames,) float64 in [0, 1]: how much of each video frame is speech (16 kHz mono float32 ``wav``).
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from evpcli.atomic import _pid_alive, _umask, atomic_path, temp_beside  # noqa: F401  (re-exported)
+from evpcli.config import FPS
 from evpcli.errors import EvpError
 
 DEFAULT_WORKSPACE = "./evp-workspace"
@@ -41,6 +42,8 @@ KIND_MODEL = "models"
 KIND_FIT = "fits"  # 3D pose fits of target videos
 KIND_SHAPE3D = "shape3d"
 KIND_EMOTION_CODES = "emotion_codes"  # per-clip emotion codes of a disentanglement run (analysis, plots)
+KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank, reliability, reference face)
+CLAIMS = "claims"  # <workspace>/claims/<clip>.lock: the clip is being prepared by a live run (not indexed)
 
 
 def canonical_json(obj: Any) -> str:
@@ -190,7 +193,7 @@ class ClipRecord:
     video_hash: str = ""
     audio_hash: str = ""
     n_frames: int = 0
-    fps: float = 25.0
+    fps: float = FPS
     status: str = "pending"  # pending | ok | failed
     message: str = ""
     extra: dict = field(default_factory=dict)

@@ -83,9 +83,9 @@ def test_the_cycle_finder_finds_cycles():
 
 def test_nothing_outside_train_imports_train_except_cli_and_evaluation():
     graph = import_graph()
-    allowed = {"evpcli.cli", "evpcli.evaluate"}
+    allowed = {"evpcli.cli", "evpcli.evaluate"}  # the CLI is a package: its command modules are the CLI
     offenders = {m: sorted(t for t in ts if t.startswith("evpcli.train")) for m, ts in graph.items()
-                 if not m.startswith("evpcli.train") and m not in allowed}
+                 if not m.startswith("evpcli.train") and m not in allowed and not m.startswith("evpcli.cli.")}
     assert {m: ts for m, ts in offenders.items() if ts} == {}
     # nets/ hold torch modules only: no IO, no training
     for m, ts in graph.items():
@@ -104,3 +104,100 @@ def test_the_engines_know_nothing_of_the_stage_the_workspace_or_the_cli():
     # and the inference layer does not reach up into the render stage
     for m in ("evpcli.models", "evpcli.infer", "evpcli.npinfer"):
         assert not any(t.startswith("evpcli.render") for t in graph.get(m, ())), (m, graph.get(m))
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module a file imports, absolute, anywhere in the file (relative imports as written)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_infer_is_backend_free():
+    """infer.py drives an engine (evpcli.torchinfer's interface) and knows neither backend: no torch, no engine
+    module, and no test of which backend a network is."""
+    names = _imported_names(PKG / "infer.py")
+    assert not {n for n in names if n.split(".")[0] == "torch" or n.startswith(("evpcli.npinfer", "evpcli.torchinfer"))}
+    source = (PKG / "infer.py").read_text()
+    assert "parameters" not in source and "_is_numpy" not in source
+
+
+# No import runs back up (models.load_renderer's bundle type, once render/neural.py's, is the inference layer's own).
+KNOWN_UPWARD: set[tuple[str, str]] = set()
+
+
+def test_the_inference_layer_imports_nothing_above_it():
+    """infer, models and the engines are below the render stage and the CLI: none of them imports back up."""
+    graph = import_graph()
+    above = ("evpcli.render", "evpcli.cli", "evpcli.train", "evpcli.api", "evpcli.evaluate", "evpcli.demo",
+             "evpcli.ui")
+    upward = {(m, t) for m in ("evpcli.infer", "evpcli.models", "evpcli.npinfer", "evpcli.torchinfer")
+              for t in graph[m] if t.startswith(above)}
+    assert upward <= KNOWN_UPWARD, upward - KNOWN_UPWARD
+
+
+def test_one_epoch_driver_and_evaluation_apart_from_training_stages():
+    """Every workspace training stage runs its epochs through train/common.py's driver (no loop of its own over
+    epoch_rng), and evaluate reads clips through evpcli.clipdata, not through a training stage."""
+    graph = import_graph()
+    assert "evpcli.train.audio2lm" not in graph["evpcli.evaluate"]
+    assert "evpcli.clipdata" in graph["evpcli.evaluate"]
+    for stage in ("audio2lm", "disentangle"):
+        source = (PKG / "train" / f"{stage}.py").read_text()
+        assert "StageRun(" in source and "for epoch in range(" not in source, stage
+
+
+def _module_assignments(path: Path):
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            yield node, [t.id for t in targets if isinstance(t, ast.Name)]
+
+
+def test_one_frame_rate():
+    """FPS is defined once (config.py) and no function takes a frame rate defaulting to a number of its own."""
+    defined, literal_defaults = [], []
+    for path in PKG.rglob("*.py"):
+        rel = str(path.relative_to(PKG))
+        for _, names in _module_assignments(path):
+            defined += [rel for n in names if n == "FPS"]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.args + node.args.kwonlyargs
+                defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults \
+                    + node.args.kw_defaults
+                literal_defaults += [f"{rel}:{node.name}" for a, d in zip(args, defaults, strict=True)
+                                     if a.arg == "fps" and isinstance(d, ast.Constant) and isinstance(d.value, float)]
+    assert defined == ["config.py"] and literal_defaults == []
+
+
+def _index_literal(node) -> bool:
+    """``np.arange(a[, b])`` of ints up to 68, or ``np.array([ints up to 67, ...])``: a set of landmark indices."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+        return False
+    a = node.args
+    if node.func.attr == "arange" and all(isinstance(x, ast.Constant) and type(x.value) is int for x in a):
+        return max(x.value for x in a) <= 68
+    if node.func.attr == "array" and isinstance(a[0], (ast.List, ast.Tuple)) and len(a[0].elts) >= 2:
+        values = [e.value for e in a[0].elts if isinstance(e, ast.Constant) and type(e.value) is int]
+        return len(values) == len(a[0].elts) and max(values) <= 67
+    return False
+
+
+def test_landmark_index_sets_are_named_only_in_face_parts():
+    """No module but face/parts.py defines a set of landmark indices as a module constant (np.arange / np.array of
+    point numbers, also inside an expression): the others import the names."""
+    found = [f"{path.relative_to(PKG)}:{node.lineno}" for path in PKG.rglob("*.py") if path != PKG / "face" / "parts.py"
+             for node, _ in _module_assignments(path) if any(_index_literal(n) for n in ast.walk(node.value))]
+    assert found == []
+
+
+def test_the_rule_finders_find_what_they_look_for():
+    assert _index_literal(ast.parse("np.arange(48, 68)").body[0].value)
+    assert _index_literal(ast.parse("np.array([61, 62, 63])").body[0].value)
+    assert not _index_literal(ast.parse("np.array([190.0, 150.0, 130.0])").body[0].value)
+    assert not _index_literal(ast.parse("np.arange(n)").body[0].value)

@@ -26,7 +26,7 @@ def _fake_model(calibrated: bool = True):
     stats = {"scale": np.ones(2, np.float32), "limit": np.float32(0.5)}
     if calibrated:
         stats.update(temperature=np.float32(1.0), confident=np.float32(0.9))
-    return SimpleNamespace(net=SimpleNamespace(classifier_w=w, classifier_b=np.zeros(8, np.float32)),
+    return SimpleNamespace(engine=SimpleNamespace(logits=lambda code: np.asarray(code, np.float32) @ w),
                            code_stats=stats,
                            emotion_means={"neutral": np.array([1.0, 0.0], np.float32),
                                           "disgusted": np.array([0.0, 1.0], np.float32)})

@@ -11,7 +11,7 @@ from evpcli import audio, media, npinfer
 from evpcli.config import Audio2LandmarkConfig, DisentangleConfig
 from evpcli.face.normalize import TEMPLATE
 from evpcli.infer import classify_code, clip_emotion_code, predict_landmarks
-from evpcli.models import load_audio2lm, shipped_model
+from evpcli.models import load_audio2lm, load_disentangle, shipped_model
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,34 @@ def test_content_encoder_runs_in_bounded_memory():
     parts = np.concatenate([b.net.content(x[:npinfer.CHUNK + 3]), b.net.content(x[npinfer.CHUNK + 3:])])
     assert whole.shape == (len(x), 256)
     assert np.abs(whole - parts).max() < 1e-5
+
+
+def test_the_two_engines_keep_one_contract(speech_windows):
+    """The interface evpcli.infer drives (evpcli.torchinfer's docstring): the numpy engine and the torch adapter give
+    the same arrays, shapes and dtypes for every method, so infer needs no backend branch."""
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    windows, _ = speech_windows
+    windows = windows[:120]
+    a = load_audio2lm(None, device="cpu", backend="torch")
+    b = load_audio2lm(None, device="cpu", backend="numpy")
+    assert isinstance(a.engine, TorchAudio2Landmark) and a.engine.net is a.net and b.engine is b.net
+    ta, nb = a.engine, b.engine
+    assert ta.disp_scale == nb.disp_scale
+    code_a, code_b = ta.emotion_code(windows), nb.emotion_code(windows)
+    assert code_a.shape == code_b.shape == (a.config.emotion_dim,) and code_a.dtype == code_b.dtype == np.float32
+    assert np.abs(code_a - code_b).max() < 1e-4 * max(1.0, np.abs(code_a).max())
+    la, lb = ta.logits(code_a), nb.logits(code_a)
+    assert la.shape == lb.shape == (8,) and np.abs(la - lb).max() < 1e-4 * max(1.0, np.abs(la).max())
+    assert ta.content_codes(windows) is None  # torch computes them inside its forward pass
+    content = nb.content_codes(windows)
+    assert content.shape == (len(windows), a.config.content_dim)
+    ident = np.random.default_rng(0).normal(0, 0.2, 136).astype(np.float32)
+    for emotion in (None, a.emotion_means["happy"]):
+        da = ta.displacements(windows, emotion, ident)
+        for db in (nb.displacements(windows, emotion, ident), nb.displacements(windows, emotion, ident, content)):
+            assert da.shape == db.shape == (len(windows), 68, 2) and da.dtype == db.dtype == np.float32
+            assert np.abs(da - db).max() < 1e-3
+    # the disentanglement model's engine reads the same emotion code as the audio-to-landmark model's encoder
+    dis = load_disentangle(None, device="cpu")
+    assert np.abs(dis.engine.emotion_code(windows) - code_a).max() < 1e-4 * max(1.0, np.abs(code_a).max())

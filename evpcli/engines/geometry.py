@@ -31,10 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
+from evpcli.face.normalize import TEMPLATE, apply_transform, invert_transform, similarity_fit
+from evpcli.face.parts import INNER_LIP, STABLE
 
-_STABLE = list(STABLE_POINTS)
-INNER_LIP = np.arange(60, 68)
 
 
 def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict[int, float]]]:
@@ -189,7 +188,7 @@ def frame_points(rig: Rig, tracked: np.ndarray, adapted: np.ndarray) -> tuple[np
     to this frame (fitted on the tracked stable points)."""
     tracked = np.asarray(tracked, np.float64)
     adapted = np.asarray(adapted, np.float64)
-    to_frame = similarity_fit(TEMPLATE[_STABLE].astype(np.float64), tracked[_STABLE])
+    to_frame = similarity_fit(TEMPLATE[STABLE].astype(np.float64), tracked[STABLE])
     # skin points from the frame's own (canonicalised) landmarks, so they sit where that face's cheeks and chin
     # are (a dropped jaw takes the chin's points with it); the ring is the template's, turned with the head
     canon = apply_transform(tracked, invert_transform(to_frame))

@@ -26,13 +26,11 @@ import cv2
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, similarity_fit
+from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
+from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
-_STABLE = list(STABLE_POINTS)
 TEMPLATE_IOD = float(np.linalg.norm(TEMPLATE[45] - TEMPLATE[36]))
 CANVAS = (70.0, 126.0, 190.0, 206.0)  # x0, y0, x1, y1 of the mouth canvas in the canonical 256 frame
-INNER = np.arange(60, 68)
-OUTER = np.arange(48, 60)
 _PLACE_POINTS = np.concatenate([OUTER, INNER])
 _PLACE_WEIGHTS = np.concatenate([np.full(12, 1.0), np.full(8, 2.0)])
 
@@ -40,7 +38,7 @@ _PLACE_WEIGHTS = np.concatenate([np.full(12, 1.0), np.full(8, 2.0)])
 def to_canonical(landmarks: np.ndarray) -> np.ndarray:
     """(..., 2, 3) similarity from frame pixels to the canonical frame, fitted on the stable points."""
     lm = np.asarray(landmarks, np.float64)
-    return similarity_fit(lm[..., _STABLE, :], TEMPLATE[_STABLE].astype(np.float64))
+    return similarity_fit(lm[..., STABLE, :], TEMPLATE[STABLE].astype(np.float64))
 
 
 def lip_shape(landmarks: np.ndarray) -> np.ndarray:

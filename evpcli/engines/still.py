@@ -19,12 +19,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from evpcli.face.normalize import STABLE_POINTS, apply_transform, similarity_fit
+from evpcli.face.normalize import apply_transform, similarity_fit
+from evpcli.face.parts import BROWS, JAW, STABLE
 
-_STABLE = list(STABLE_POINTS)
 
 
-_HEAD = _STABLE + list(range(0, 17)) + list(range(17, 27))  # the stable points, the jaw line and the brows
+_HEAD = np.concatenate([STABLE, JAW, BROWS])  # the stable points, the jaw line and the brows
 
 
 def head_transforms(still: np.ndarray, posed: np.ndarray) -> np.ndarray:

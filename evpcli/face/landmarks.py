@@ -50,7 +50,8 @@ import numpy as np
 
 from evpcli.config import LandmarkConfig
 from evpcli.errors import EvpError
-from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, procrustes_residual, similarity_fit
+from evpcli.face.normalize import TEMPLATE, apply_transform, procrustes_residual, similarity_fit
+from evpcli.face.parts import STABLE
 
 DEFAULT_LANDMARKS = LandmarkConfig()
 
@@ -194,7 +195,6 @@ def detect_landmarks(image: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMAR
 
 
 # ------------------------------------------------------------------ tracking
-_STABLE = list(STABLE_POINTS)
 
 
 class _BoxModel:
@@ -206,7 +206,7 @@ class _BoxModel:
 
     @staticmethod
     def _transform(shape: np.ndarray) -> tuple[np.ndarray, float]:
-        a = similarity_fit(TEMPLATE[_STABLE], shape[_STABLE])  # template -> image
+        a = similarity_fit(TEMPLATE[STABLE], shape[STABLE])  # template -> image
         return a, float(np.hypot(a[0, 0], a[1, 0]))
 
     def learn(self, box, shape: np.ndarray) -> None:
@@ -250,7 +250,7 @@ def _appearance(gray: np.ndarray, shape: np.ndarray) -> np.ndarray | None:
     coordinates, zero-mean and unit-norm (flattened); None when the patch is flat (no face can be there)."""
     import cv2
 
-    a = similarity_fit(shape[_STABLE], TEMPLATE[_STABLE])  # image -> template
+    a = similarity_fit(shape[STABLE], TEMPLATE[STABLE])  # image -> template
     m = _PATCH_FROM_TEMPLATE[:, :2] @ a
     m = np.concatenate([m[:, :2], (m[:, 2] + _PATCH_FROM_TEMPLATE[:, 2])[:, None]], axis=1)
     patch = cv2.warpAffine(gray, m, (_PATCH, _PATCH), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

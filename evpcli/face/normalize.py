@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from evpcli.face.parts import STABLE
 from evpcli.face.shape3d import generic_mean_shape
 
 FRAME_SIZE = 256
-STABLE_POINTS: tuple[int, ...] = (36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35)
+STABLE_POINTS: tuple[int, ...] = tuple(int(i) for i in STABLE)
 """Indices used for the similarity fit: outer/inner eye corners and the nose (bridge and base)."""
 
 FACE_WIDTH = 0.6 * FRAME_SIZE
@@ -89,8 +90,7 @@ def normalise(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lm = lm[None]
     if lm.shape[-2:] != (68, 2):
         raise ValueError(f"landmarks must be (T, 68, 2), got {lm.shape}")
-    idx = list(STABLE_POINTS)
-    transforms = similarity_fit(lm[:, idx], TEMPLATE[idx][None])
+    transforms = similarity_fit(lm[:, STABLE], TEMPLATE[STABLE][None])
     normalised = apply_transform(lm, transforms)
     if single:
         return normalised[0].astype(np.float32), transforms[0].astype(np.float32)

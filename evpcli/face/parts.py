@@ -10,11 +10,15 @@ RIGHT_BROW = np.arange(17, 22)  # subject's right = image left
 LEFT_BROW = np.arange(22, 27)
 NOSE_BRIDGE = np.arange(27, 31)
 NOSE_BASE = np.arange(31, 36)
+NOSE = np.arange(27, 36)
 RIGHT_EYE = np.arange(36, 42)
 LEFT_EYE = np.arange(42, 48)
 OUTER_LIP = np.arange(48, 60)
 INNER_LIP = np.arange(60, 68)
 MOUTH = np.arange(48, 68)
+MOUTH_CORNERS = np.array([48, 54, 60, 64])  # outer left, outer right, inner left, inner right
+UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])  # the upper lip's outer and inner points between the corners
+LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])  # the lower lip's outer and inner points between the corners
 UPPER_OUTER_LIP = np.arange(49, 54)  # between the corners 48 and 54
 LOWER_OUTER_LIP = np.arange(55, 60)
 UPPER_INNER_LIP = np.array([61, 62, 63])
@@ -23,6 +27,10 @@ BROWS = np.arange(17, 27)
 EYES = np.arange(36, 48)
 UPPER_EYELIDS = np.array([37, 38, 43, 44])
 LOWER_EYELIDS = np.array([41, 40, 47, 46])  # the lower-lid point below each upper-lid point
+STABLE = np.array([36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35])  # eye corners and nose: what Procrustes aligns
+LOWER_JAW = np.arange(4, 13)  # the jaw points a silent mouth closes with the lips
+CHIN = np.arange(5, 12)  # the jaw's lower part (8: the chin's tip)
+DROPPING_LIP = np.array([55, 56, 57, 58, 59, 64, 65, 66, 67])  # LOWER_LIP and the inner corner 64: what the energy baseline opens
 MIDLINE = np.array([27, 28, 29, 30, 33, 51, 57, 62, 66, 8])  # nose bridge and tip, lip centres, chin
 MIRROR = np.array(
     list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]

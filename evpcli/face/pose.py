@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evpcli.config import FitConfig
+from evpcli.config import FPS, FitConfig
 from evpcli.errors import EvpError
-from evpcli.face.shape3d import BROWS, JAW, MOUTH, ShapeModel, default_shape_model
+from evpcli.face.parts import BROWS, JAW, MOUTH
+from evpcli.face.shape3d import ShapeModel, default_shape_model
 
 
 # ----------------------------------------------------------------------------------------------- rotations
@@ -311,7 +312,7 @@ def _normalised_model(model: ShapeModel) -> tuple[ShapeModel, float]:
 
 
 def fit_landmarks(landmarks: np.ndarray, valid: np.ndarray | None = None, model: ShapeModel | None = None,
-                  config: FitConfig | None = None, fps: float = 25.0, free_rotation: bool = True,
+                  config: FitConfig | None = None, fps: float = FPS, free_rotation: bool = True,
                   identity: np.ndarray | None = None) -> PoseFit:
     """Fit the 3D model to a landmark sequence.
 
@@ -469,7 +470,7 @@ def frontalise(landmarks: np.ndarray, fit: PoseFit) -> np.ndarray:
 
 
 def align_to_target(pred_frontal: np.ndarray, fit: PoseFit, schedule: np.ndarray | None = None,
-                    config: FitConfig | None = None, fps: float = 25.0) -> np.ndarray:
+                    config: FitConfig | None = None, fps: float = FPS) -> np.ndarray:
     """3D-aware keypoint alignment: predicted frontal landmarks -> landmarks in each target frame (pixels).
 
     pred_frontal (T, 68, 2) in the canonical frontal 256×256 frame; ``fit`` the target's :class:`PoseFit`;

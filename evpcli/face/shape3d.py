@@ -24,15 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-# iBUG 68-point groups
-JAW = np.arange(0, 17)
-BROWS = np.arange(17, 27)
-NOSE = np.arange(27, 36)
-EYES = np.arange(36, 48)
-MOUTH = np.arange(48, 68)
-UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])
-LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])
-MOUTH_CORNERS = np.array([48, 54, 60, 64])
+from evpcli.face.parts import BROWS, JAW, LOWER_LIP, MOUTH, MOUTH_CORNERS, NOSE, UPPER_LIP
 
 
 @lru_cache(maxsize=1)

@@ -28,14 +28,13 @@ import numpy as np
 
 from evpcli import audio as audio_fe
 from evpcli import media
-from evpcli.config import RenderConfig, SilenceGate, to_dict
+from evpcli.config import FPS, RenderConfig, SilenceGate, to_dict
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
+from evpcli.face.parts import JAW, LOWER_INNER_LIP, MOUTH, STABLE, UPPER_INNER_LIP
 from evpcli.face.pose import moving_average
-from evpcli.workspace import Workspace, cache_key, load_npz, save_npz
+from evpcli.workspace import KIND_TARGET, Workspace, cache_key, load_npz, save_npz
 
-KIND_TARGET = "targets"  # per-target analysis for the warp renderer (mouth bank, reliability, reference face)
-FPS = 25.0  # the audio models' frame rate
 MIN_SPEECH_SECONDS = 0.04
 RENDERERS = ("warp", "neural")
 CONTENT_CHUNK = 250  # speech windows (10 s) per content-code batch: progress in seconds of speech, the same codes
@@ -518,9 +517,7 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
     4. the lips are the command's (the speech replaces the target's), centred where the target's mouth lastingly is.
 
     Where the command equals the target, the displacement is zero: the warp leaves those pixels as they are."""
-    from evpcli.face.normalize import STABLE_POINTS, apply_transform, similarity_fit
-
-    STABLE = list(STABLE_POINTS)
+    from evpcli.face.normalize import apply_transform, similarity_fit
 
     a = np.asarray(adapted, np.float64)
     nt = np.asarray(neutral, np.float64)
@@ -536,10 +533,8 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
     out = a + KEEP_FAST[None, :, None] * (r - slow)
     # the mouth where the target's mouth is: the lasting offset of its centre (the 3D model places a turned head's
     # mouth a few pixels off) is kept, its shape is the command's
-    mouth = np.arange(48, 68)
-    out[:, mouth] += slow[:, mouth].mean(axis=1, keepdims=True)
-    jaw = np.arange(17)
-    out[:, jaw] = t[:, jaw] + JAW_FOLLOW[None, :, None] * (out[:, 57:58] - t[:, 57:58])
+    out[:, MOUTH] += slow[:, MOUTH].mean(axis=1, keepdims=True)
+    out[:, JAW] = t[:, JAW] + JAW_FOLLOW[None, :, None] * (out[:, 57:58] - t[:, 57:58])
     return out.astype(np.float32)
 
 
@@ -556,7 +551,7 @@ def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, f
     slow = moving_average(d, max(1, int(round(SLOW_SECONDS * fps)) | 1)).astype(np.float32)  # odd window
     out = d + (1.0 / gain - 1.0) * slow
     if reference is not None:
-        upper, lower = [61, 62, 63], [67, 66, 65]
+        upper, lower = UPPER_INNER_LIP, LOWER_INNER_LIP
         ref = np.asarray(reference, np.float32)
         gap_pred = (ref[lower, 1] - ref[upper, 1])[None] + d[:, lower, 1] - d[:, upper, 1]  # (T, 3)
         gap_out = (ref[lower, 1] - ref[upper, 1])[None] + out[:, lower, 1] - out[:, upper, 1]

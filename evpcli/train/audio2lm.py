@@ -15,73 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
-from dataclasses import dataclass
-
 import numpy as np
 
 from evpcli import audio
+from evpcli.clipdata import ClipData, load_clip_data
 from evpcli.config import EMOTIONS, Audio2LandmarkConfig, Audio2LandmarkTrainConfig, to_dict
 from evpcli.errors import EvpError
 from evpcli.infer import clip_emotion_code, identity_features, predict_landmarks
 from evpcli.metrics import landmark_metrics, mean_metrics
 from evpcli.models import STAGE_AUDIO2LM, load_disentangle
 from evpcli.progress import Progress
-from evpcli.train.common import (
-    CsvLog,
-    TrainingRun,
-    TrainResult,
-    augmented_mfcc,
-    deterministic,
-    epoch_rng,
-    load_training_state,
-    plot_curves,
-    save_training_state,
-)
-from evpcli.workspace import KIND_LANDMARKS, KIND_MFCC, Workspace, cache_key, load_npz, save_json
+from evpcli.train.common import StageRun, TrainResult, augmented_mfcc, descend, deterministic, save_training_state
+from evpcli.workspace import KIND_LANDMARKS, Workspace, cache_key, save_json
 
 STAGE = STAGE_AUDIO2LM
 LOG_FIELDS = ["epoch", "loss", "coeff_mse", "landmark_mse", "seconds", "steps_per_second"]
-
-
-@dataclass
-class ClipData:
-    """One prepared clip as the audio-to-landmark stage sees it."""
-
-    clip_id: str
-    actor: str
-    emotion: str
-    sentence: str
-    windows: np.ndarray  # (T, 28, 12) float32 raw MFCC windows
-    normalised: np.ndarray  # (T, 68, 2) float32, canonical 256 px frame
-    valid: np.ndarray  # (T,) bool: landmarks measured or interpolated over a short gap
-    reference: np.ndarray  # (68, 2) float32, the actor's reference face
-    rms: np.ndarray  # (T,) float32
-
-
-def load_clip_data(ws: Workspace, clip_ids: set[str] | None = None) -> list[ClipData]:
-    """Every prepared clip (or those in ``clip_ids``) with MFCC, landmarks and an actor model."""
-    from evpcli.prepare import load_actor
-
-    mfcc_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_MFCC)}
-    lm_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_LANDMARKS)}
-    actors: dict[str, np.ndarray] = {}
-    out = []
-    for c in ws.clips(status="ok"):
-        if (clip_ids is not None and c.clip_id not in clip_ids) or c.clip_id not in mfcc_rows or c.clip_id not in lm_rows:
-            continue
-        if c.actor not in actors:
-            actors[c.actor] = load_actor(ws, c.actor)["reference"].astype(np.float32)
-        f = load_npz(mfcc_rows[c.clip_id]["path"])
-        lm = load_npz(lm_rows[c.clip_id]["path"])
-        t = min(int(f["n_frames"]), len(lm["normalised"]))
-        out.append(ClipData(c.clip_id, c.actor, c.emotion, c.sentence,
-                            audio.frame_windows(f["mfcc"], int(f["n_frames"]))[:t],
-                            lm["normalised"][:t].astype(np.float32), lm["valid"][:t].astype(bool),
-                            actors[c.actor], f["rms"][:t].astype(np.float32)))
-    if not out:
-        raise EvpError(f"no prepared clips with landmarks in {ws.root}; run `evp prepare-dataset` first")
-    return out
 
 
 def fit_displacement_pca(clips: list[ClipData], n_components: int, disp_scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,12 +76,14 @@ def _clip_codes(model, windows: list[list], dev, progress: Progress) -> tuple[li
     version v; indexed [k][v]) and the clip-level emotion code of its clean audio ([k][0]), encoders fixed."""
     import torch
 
-    content, emotion = [], []
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    content, emotion, engine = [], [], TorchAudio2Landmark(model)
     with torch.no_grad(), progress.task("content and emotion codes", total=len(windows), unit="clips") as bar:
         for versions in windows:
             content.append([model.disentangle.clip_content(w) for w in versions])
             # the emotion of the clean audio
-            emotion.append([torch.from_numpy(clip_emotion_code(model, versions[0].cpu().numpy())).to(dev)])
+            emotion.append([torch.from_numpy(clip_emotion_code(engine, versions[0].cpu().numpy())).to(dev)])
             bar.advance(1)
     return content, emotion
 
@@ -163,7 +113,6 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     import torch
 
     from evpcli.nets.audio2lm import Audio2LandmarkModel
-    from evpcli.train.distributed import average_buffers, average_gradients, check_in_sync
 
     ranks.check_batch(train_cfg.batch_size)
     dis_bundle = load_disentangle(ws, ablate=ablate, device="cpu", shipped=False)
@@ -177,13 +126,10 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
     lm_keys = sorted(a["key"] for a in ws.artifacts(KIND_LANDMARKS))
     key = cache_key(dis_key, *lm_keys, params={"net": to_dict(net_cfg), "train": {**to_dict(train_cfg),
                                                                                       "epochs": None}, "version": 1})
-    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs)) if ranks.main else None
-    log = CsvLog(run.log, LOG_FIELDS) if ranks.main else None
+    run = StageRun(ws, STAGE, key, train_cfg.epochs, resume=resume, ranks=ranks, stack=stack, progress=progress,
+                   log_fields=LOG_FIELDS, batch_size=train_cfg.batch_size)
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg), "disentangle_net": to_dict(dis.cfg),
                "disentangle_key": dis_key, "ablate": ablate}
-    # rank 0 holds the run and says where it continues; the others load the same checkpoint
-    source, start = ranks.broadcast((run.resume_point() if resume else (None, 0)) if ranks.main else None)
-    part = ranks.shard(train_cfg.batch_size)
 
     model = Audio2LandmarkModel(dis, net_cfg)
     mean, comps = fit_displacement_pca(train_clips, net_cfg.pca_dim, train_cfg.disp_scale)
@@ -205,103 +151,106 @@ def _train(ws: Workspace, train_cfg: Audio2LandmarkTrainConfig, net_cfg: Audio2L
                for c in train_clips]
     for versions in windows:  # a clip without copies (no audio file) repeats its clean windows
         versions += [versions[0]] * (copies + 1 - len(versions))
+    codes = None
     if not finetune:
         model.eval()
-        content_codes, emotion_codes = _clip_codes(model, windows, dev, progress)
+        codes = _clip_codes(model, windows, dev, progress)
+    run.restore(model, opt, dev)
 
-    if source is not None:
-        load_training_state(source, model, opt, map_location=dev)
-        if ranks.main:
-            log.resume(start)
-        progress.log(f"resuming {STAGE} run {key} after epoch {start}")
-    t_train, steps = 0.0, 0
-    rank_hashes: list[str] = []
-    scale = train_cfg.disp_scale
-    with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
-                       unit="steps") as bar:
-        for epoch in range(start, train_cfg.epochs):
-            rng = epoch_rng(train_cfg.seed, epoch)
-            for group, base in zip(opt.param_groups, base_lrs, strict=True):
-                group["lr"] = base * epoch_lr_factor(train_cfg, epoch)
-            model.lstm.train()
-            if finetune:
-                model.disentangle.train()
-            sums = np.zeros(2)
-            t0 = time.perf_counter()
-            L = train_cfg.seq_len
-            for _ in range(train_cfg.steps_per_epoch):
-                pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
-                d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
-                var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
-                if ranks.distributed:  # the whole batch was drawn (the single-process stream); this rank's part
-                    pick, starts, emo_rows, var = pick[part], starts[part], emo_rows[part], var[part]
-                    d, v, ident = d[part], v[part], ident[part]
-                if finetune:
-                    w = torch.stack([windows[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
-                    e = torch.stack([windows[k][0][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
-                    emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
-                    coeffs = model(w, emo, ident)
-                else:
-                    content = torch.stack([content_codes[k][u][s:s + L] for k, u, s in zip(pick, var, starts, strict=True)])
-                    emo = torch.stack([emotion_codes[k][0] for k in pick])  # the emotion of the clean audio
-                    coeffs = model.lstm(content, emo, ident)
-                mask = v.float()
-                denom = mask.sum().clamp_min(1.0)
-                coeff_mse = (((coeffs - model.project(d)) ** 2).mean(-1) * mask).sum() / denom
-                lm_mse = ((((model.decode(coeffs) - d) / scale) ** 2).mean((-1, -2)) * mask).sum() / denom
-                loss = coeff_mse + train_cfg.landmark_weight * lm_mse
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                average_gradients(model.parameters(), ranks)
-                opt.step()
-                average_buffers(model, ranks)
-                sums += [coeff_mse.item(), lm_mse.item()]
-                bar.advance(1, epoch=epoch + 1, loss=loss.item())
-            dt = time.perf_counter() - t0
-            t_train += dt
-            steps += train_cfg.steps_per_epoch
-            if ranks.distributed:  # the losses of the whole batch: the mean of the ranks' parts
-                sums = np.array(ranks.mean(sums.tolist()))
-                rank_hashes = check_in_sync(model, ranks)
-            if not ranks.main:
-                continue
-            cm, lmm = sums / train_cfg.steps_per_epoch
-            log.append({"epoch": epoch + 1, "loss": cm + train_cfg.landmark_weight * lmm, "coeff_mse": cm,
-                        "landmark_mse": lmm, "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
-            save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
-    if not ranks.main:  # rank 0 evaluates and publishes the model; the others return its result
-        return ranks.broadcast(None)
-    loss_png = plot_curves(log, run.file("losses.png"), ["loss", "coeff_mse", "landmark_mse"],
-                           f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
+    def begin_epoch(epoch: int) -> None:
+        for group, base in zip(opt.param_groups, base_lrs, strict=True):
+            group["lr"] = base * epoch_lr_factor(train_cfg, epoch)
+        model.lstm.train()
+        if finetune:
+            model.disentangle.train()
+
+    def step(rng: np.random.Generator) -> dict[str, float]:
+        pick, starts, emo_rows, d, v, ident = _batch(train_clips, rng, train_cfg)
+        d, v, ident = (torch.from_numpy(x).to(dev) for x in (d, v, ident))
+        var = rng.integers(0, copies + 1, size=len(pick)) if copies else np.zeros(len(pick), np.int64)
+        if ranks.distributed:  # the whole batch was drawn (the single-process stream); this rank's part
+            part = run.part
+            pick, starts, emo_rows, var = pick[part], starts[part], emo_rows[part], var[part]
+            d, v, ident = d[part], v[part], ident[part]
+        coeffs = _predict_batch(model, windows, codes, pick, var, starts, emo_rows, ident, train_cfg.seq_len, dev)
+        coeff_mse, lm_mse = audio2lm_losses(model, coeffs, d, v, train_cfg.disp_scale)
+        descend(coeff_mse + train_cfg.landmark_weight * lm_mse, opt, model, ranks)
+        return {"coeff_mse": coeff_mse.item(), "landmark_mse": lm_mse.item()}
+
+    def log_row(epoch: int, means: dict[str, float]) -> dict[str, float]:
+        cm, lmm = means["coeff_mse"], means["landmark_mse"]
+        return {"loss": cm + train_cfg.landmark_weight * lmm, "coeff_mse": cm, "landmark_mse": lmm}
+
+    if not run.train(seed=train_cfg.seed, steps_per_epoch=train_cfg.steps_per_epoch, step=step, model=model,
+                     optimizer=opt, config=configs, begin_epoch=begin_epoch, log_row=log_row,
+                     shown=lambda t: {"loss": t["coeff_mse"] + train_cfg.landmark_weight * t["landmark_mse"]}):
+        return ranks.broadcast(None)  # rank 0 evaluates and publishes the model; the others return its result
+    loss_png = run.plot(["loss", "coeff_mse", "landmark_mse"],
+                        f"audio-to-landmark losses{' (encoders without L_' + ablate + ')' if ablate else ''}")
     model.eval()
     means, present, stats = _emotion_means(model, train_clips)
-    save_training_state(run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+    save_training_state(run.run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
                         stage=STAGE, heldout_sentences=sorted(held), emotion_means=torch.from_numpy(means),
                         emotion_present=torch.from_numpy(present),
                         **{f"code_{k}": torch.from_numpy(np.asarray(v)) for k, v in stats.items()})
 
     held_clips = [c for c in clips if c.sentence in held]
-    per_clip = [landmark_metrics(predict_landmarks(model, c.windows, None, c.reference, c.rms)[c.valid],
-                                 c.normalised[c.valid]) for c in held_clips if c.valid.sum() > 2]
     metrics = {"heldout_clips": len(held_clips), "train_clips": len(train_clips), "ablate": ablate or None,
-               "heldout": mean_metrics(per_clip) if per_clip else {}, "epochs": train_cfg.epochs, "steps": steps,
-               "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
-               "disentangle_key": dis_key}
-    if ranks.distributed:
-        metrics["data_parallel"] = {"world_size": ranks.world_size, "rank_weight_sha256": rank_hashes}
-    metrics_path = save_json(run.file("metrics.json"), metrics)
+               "heldout": heldout_metrics(model, held_clips), **run.training_metrics(), "disentangle_key": dis_key,
+               **run.data_parallel_metrics()}
+    metrics_path = save_json(run.run.file("metrics.json"), metrics)
     run.finish(configs, {"stage": STAGE, "ablate": ablate, "disentangle": dis_key, "heldout_sentences": sorted(held)})
-    return ranks.broadcast(Audio2LandmarkResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps,
-                                                t_train, steps / t_train if t_train else 0.0, metrics,
-                                                {"log_csv": log.path, "loss_png": loss_png, "metrics_json": metrics_path},
-                                                key))
+    return run.result(Audio2LandmarkResult, metrics,
+                      {"log_csv": run.log.path, "loss_png": loss_png, "metrics_json": metrics_path})
+
+
+def _predict_batch(model, windows: list[list], codes, pick, var, starts, emo_rows, ident, seq_len: int, dev):
+    """PCA coefficients (B, seq_len, pca_dim) of a batch: with the encoders fine-tuned, from the windows through the
+    whole model (the emotion of windows drawn from each clip's clean audio); else the LSTM over the fixed codes
+    (``codes``: :func:`_clip_codes`)."""
+    import torch
+
+    if codes is None:
+        w = torch.stack([windows[k][u][s:s + seq_len] for k, u, s in zip(pick, var, starts, strict=True)])
+        e = torch.stack([windows[k][0][torch.from_numpy(r).to(dev)] for k, r in zip(pick, emo_rows, strict=True)])
+        emo = model.disentangle.emotion(e.reshape(-1, *e.shape[2:])).reshape(len(pick), e.shape[1], -1).mean(1)
+        return model(w, emo, ident)
+    content_codes, emotion_codes = codes
+    content = torch.stack([content_codes[k][u][s:s + seq_len] for k, u, s in zip(pick, var, starts, strict=True)])
+    emo = torch.stack([emotion_codes[k][0] for k in pick])  # the emotion of the clean audio
+    return model.lstm(content, emo, ident)
+
+
+def audio2lm_losses(model, coeffs, displacement, valid, disp_scale: float):
+    """The stage's loss (EVP: MSE on the PCA coefficients + landmark_weight x MSE on the landmarks), its two terms
+    over the valid frames: (coefficient MSE, landmark MSE of the displacements divided by ``disp_scale``), scalars.
+    ``coeffs`` (B, L, pca_dim), ``displacement`` (B, L, 68, 2) pixels, ``valid`` (B, L) bool."""
+    mask = valid.float()
+    denom = mask.sum().clamp_min(1.0)
+    coeff_mse = (((coeffs - model.project(displacement)) ** 2).mean(-1) * mask).sum() / denom
+    lm_mse = ((((model.decode(coeffs) - displacement) / disp_scale) ** 2).mean((-1, -2)) * mask).sum() / denom
+    return coeff_mse, lm_mse
+
+
+def heldout_metrics(model, held_clips: list[ClipData]) -> dict:
+    """M-LD, M-LVD, F-LD, F-LVD of the held-out clips (own emotion, silence gate on), averaged over the clips with
+    more than two valid frames; empty without any."""
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    engine = TorchAudio2Landmark(model)
+    per_clip = [landmark_metrics(predict_landmarks(engine, c.windows, None, c.reference, c.rms)[c.valid],
+                                 c.normalised[c.valid]) for c in held_clips if c.valid.sum() > 2]
+    return mean_metrics(per_clip) if per_clip else {}
 
 
 def _emotion_means(model, clips: list[ClipData]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Mean clip-level emotion code of each of the eight emotions under the (fine-tuned) emotion encoder:
     (8, emotion_dim) float32, a (8,) bool mask of the emotions present in ``clips``, and the statistics of the
     clips' codes that :func:`evpcli.infer.out_of_distribution` uses (``scale`` (D,), ``limit`` ())."""
-    codes = np.stack([clip_emotion_code(model, c.windows) for c in clips])
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    engine = TorchAudio2Landmark(model)
+    codes = np.stack([clip_emotion_code(engine, c.windows) for c in clips])
     labels = np.array([c.emotion for c in clips])
     dim = codes.shape[1]
     means = np.zeros((len(EMOTIONS), dim), np.float32)

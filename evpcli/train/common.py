@@ -1,4 +1,10 @@
-"""Utilities every training loop shares: seeding, resumable checkpoints, a CSV log and a loss-curve plot.
+"""What every training stage shares: the epoch driver, seeding, resumable checkpoints, a CSV log and a loss plot.
+
+A training stage is its data, its loss and its held-out metrics; the rest is written once here. The skeleton of a
+workspace stage (:class:`StageRun`): claim the run, find where it resumes, open its CSV log, take this rank's part of
+each batch; restore a checkpoint or start afresh; the epochs (:func:`run_epochs`: a seeded generator per epoch, the
+stage's optimisation steps with gradients averaged over the ranks (:func:`descend`), the ranks' weights checked in
+sync, a log row and the staged checkpoint after each epoch); the loss plot; publishing the finished model.
 
 A *run* of a stage is identified by its key: the data it trains on and every setting except the number of epochs.
 A run in progress writes a staging checkpoint (``runs/<stage>-<run>-checkpoint.pt``, replaced atomically after
@@ -19,7 +25,8 @@ import dataclasses
 import io
 import os
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +165,164 @@ class TrainingRun:
         self.ws.put_artifact(KIND_MODEL, self.model_key, self.model, params=params,
                              meta={**meta, "run": self.run_key, "epochs": self.epochs})
         self.staging.unlink(missing_ok=True)
+
+
+@dataclass
+class EpochStats:
+    """What :func:`run_epochs` trained: ``steps`` optimisation steps in ``seconds`` (logging and saving not counted)
+    and, under torchrun, every rank's weight hash after the last epoch (:func:`evpcli.train.distributed.check_in_sync`;
+    empty for a single process)."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    rank_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds else 0.0
+
+
+def descend(loss, optimizer, model, ranks=None, params=None) -> None:
+    """One optimisation step of (possibly data-parallel) training: the gradients of ``loss``, averaged over the ranks,
+    applied by ``optimizer``; then the model's batch-norm statistics averaged. ``params``: the parameters whose
+    gradients to average (default: all of ``model``'s)."""
+    from evpcli.train.distributed import Ranks, average_buffers, average_gradients
+
+    ranks = ranks or Ranks()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    average_gradients(model.parameters() if params is None else params, ranks)
+    optimizer.step()
+    average_buffers(model, ranks)
+
+
+def run_epochs(progress, title: str, *, seed: int, start: int, epochs: int, steps_per_epoch: int,
+               step: Callable[[np.random.Generator], dict[str, float]],
+               begin_epoch: Callable[[int], None] | None = None,
+               shown: Callable[[dict[str, float]], dict[str, float]] | None = None,
+               log: CsvLog | None = None, log_row: Callable[[int, dict[str, float]], dict[str, Any]] | None = None,
+               save: Callable[[int], Any] | None = None, ranks=None, model=None) -> EpochStats:
+    """The epoch loop of every training stage. For each epoch ``e`` from ``start`` to ``epochs`` (0-based):
+
+    1. ``rng = epoch_rng(seed, e)`` (it seeds torch too), so a resumed run draws what an uninterrupted one would;
+    2. ``begin_epoch(e)``: the stage's learning rates and train modes;
+    3. ``steps_per_epoch`` times ``step(rng)``: one optimisation step (the stage draws its batch, takes its rank's
+       part, computes its named loss and calls :func:`descend`), returning its loss terms ``{name: float}``, which
+       are summed; the progress bar shows ``shown(terms)`` (default: the terms);
+    4. under torchrun (``ranks``), the sums averaged over the ranks and ``model``'s weights checked in sync;
+    5. on rank 0 only: the epoch's mean terms through ``log_row(e, means)`` (the stage's row: its total, held-out
+       numbers; default: the means) appended to ``log`` with ``epoch`` (1-based), ``seconds`` and
+       ``steps_per_second``, then ``save(e + 1)`` (the staged checkpoint of the epochs done).
+
+    Workspace stages call it through :meth:`StageRun.train`; a loop without a workspace (the neural renderer's
+    ``fit_renderer``) calls it directly with its own ``log`` and ``save``."""
+    from evpcli.train.distributed import Ranks, check_in_sync
+
+    ranks = ranks or Ranks()
+    stats = EpochStats()
+    with progress.task(title, total=(epochs - start) * steps_per_epoch, unit="steps") as bar:
+        for epoch in range(start, epochs):
+            rng = epoch_rng(seed, epoch)
+            if begin_epoch is not None:
+                begin_epoch(epoch)
+            sums: dict[str, float] = {}
+            t0 = time.perf_counter()
+            for _ in range(steps_per_epoch):
+                terms = step(rng)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.advance(1, epoch=epoch + 1, **(shown(terms) if shown is not None else terms))
+            dt = time.perf_counter() - t0
+            stats.seconds += dt
+            stats.steps += steps_per_epoch
+            if ranks.distributed:  # the losses of the whole batch: the mean of the ranks' parts
+                sums = dict(zip(sums, ranks.mean(list(sums.values())), strict=True))
+                stats.rank_hashes = check_in_sync(model, ranks)
+            if not ranks.main:
+                continue
+            means = {k: v / steps_per_epoch for k, v in sums.items()}
+            row = log_row(epoch, means) if log_row is not None else means
+            if log is not None:
+                log.append({"epoch": epoch + 1, **row, "seconds": dt,
+                            "steps_per_second": steps_per_epoch / max(dt, 1e-9)})
+            if save is not None:
+                save(epoch + 1)
+    return stats
+
+
+class StageRun:
+    """One training run of a workspace stage under the shared skeleton.
+
+    Opening it claims the run (:class:`TrainingRun`, rank 0 only; ``stack`` releases it), asks rank 0 where it
+    resumes (``resume``: :meth:`TrainingRun.resume_point`, else afresh) and tells every rank (``source``, ``start``),
+    opens the run's CSV log with ``log_fields`` (rank 0) and takes this rank's ``part`` of each batch of
+    ``batch_size``. Then the stage builds its model and optimiser and calls :meth:`restore` (or starts afresh),
+    :meth:`train`, :meth:`plot` and :meth:`finish`, and returns :meth:`result`."""
+
+    def __init__(self, ws: Workspace, stage: str, key: str, epochs: int, *, resume: bool, ranks, stack, progress,
+                 log_fields: list[str], batch_size: int):
+        self.stage, self.key, self.epochs, self.ranks, self.progress = stage, key, int(epochs), ranks, progress
+        self.run = stack.enter_context(TrainingRun(ws, stage, key, epochs)) if ranks.main else None
+        # rank 0 holds the run and says where it continues; the others load the same checkpoint
+        self.source, self.start = ranks.broadcast((self.run.resume_point() if resume else (None, 0))
+                                                  if ranks.main else None)
+        self.log = CsvLog(self.run.log, log_fields) if ranks.main else None
+        self.part = ranks.shard(batch_size)
+        self.stats = EpochStats()
+
+    def restore(self, model, optimizer, device) -> bool:
+        """Load the resume point's model and optimiser states (and keep the log's rows of its epochs); False when
+        the run starts afresh."""
+        if self.source is None:
+            return False
+        load_training_state(self.source, model, optimizer, map_location=device)
+        if self.ranks.main:
+            self.log.resume(self.start)
+        self.progress.log(f"resuming {self.stage} run {self.key} after epoch {self.start}")
+        return True
+
+    def save_staging(self, model, optimizer, epoch: int, config: dict) -> None:
+        """The resumable checkpoint of ``epoch`` epochs done (rank 0 writes it)."""
+        if self.ranks.main:
+            save_training_state(self.run.staging, model=model, optimizer=optimizer, epoch=epoch, config=config,
+                                key=self.key)
+
+    def train(self, *, seed: int, steps_per_epoch: int, step, model, optimizer, config: dict, begin_epoch=None,
+              shown=None, log_row=None) -> bool:
+        """The epochs from the resume point (:func:`run_epochs`, the staged checkpoint after each). True on rank 0,
+        which goes on to evaluate and publish; the other ranks return ``ranks.broadcast(None)``."""
+        self.stats = run_epochs(self.progress, f"train {self.stage}", seed=seed, start=self.start, epochs=self.epochs,
+                                steps_per_epoch=steps_per_epoch, step=step, begin_epoch=begin_epoch, shown=shown,
+                                log=self.log, log_row=log_row,
+                                save=lambda epoch: self.save_staging(model, optimizer, epoch, config),
+                                ranks=self.ranks, model=model)
+        return self.ranks.main
+
+    def plot(self, columns: list[str], title: str) -> Path:
+        """The loss curves of the log (``losses.png`` of the finished model)."""
+        return plot_curves(self.log, self.run.file("losses.png"), columns, title)
+
+    def training_metrics(self) -> dict[str, Any]:
+        """The metrics every stage reports about its training itself."""
+        s = self.stats
+        return {"epochs": self.epochs, "steps": s.steps, "train_seconds": s.seconds,
+                "steps_per_second": s.steps / s.seconds if s.seconds else None}
+
+    def data_parallel_metrics(self) -> dict[str, Any]:
+        """Under torchrun: ``{"data_parallel": {world_size, rank_weight_sha256}}``; empty for a single process."""
+        if not self.ranks.distributed:
+            return {}
+        return {"data_parallel": {"world_size": self.ranks.world_size, "rank_weight_sha256": self.stats.rank_hashes}}
+
+    def finish(self, params: dict, meta: dict, extra_rows: tuple = ()) -> None:
+        """Publish the finished model (:meth:`TrainingRun.finish`)."""
+        self.run.finish(params, meta, extra_rows)
+
+    def result(self, cls: type, metrics: dict, files: dict[str, Path]) -> TrainResult:
+        """The stage's result (``cls``, a :class:`TrainResult`), rank 0's on every rank."""
+        s = self.stats
+        return self.ranks.broadcast(cls(self.stage, self.run.model_key, self.run.model, self.epochs, self.start,
+                                        s.steps, s.seconds, s.steps_per_second, metrics, files, self.key))
 
 
 class CsvLog:

@@ -21,37 +21,33 @@ windows), each emotion a mean code, and the held-out metrics are measured (see :
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evpcli import audio
-from evpcli.config import EMOTIONS, DisentangleConfig, DisentangleTrainConfig, to_dict
+from evpcli.config import DISENTANGLE_LOSSES, EMOTIONS, DisentangleConfig, DisentangleTrainConfig, to_dict
 from evpcli.errors import EvpError
 from evpcli.pairs import Pair, load_pairs
 from evpcli.progress import Progress
 from evpcli.infer import clip_emotion_code
 from evpcli.models import STAGE_DISENTANGLE
 from evpcli.train.common import (
-    CsvLog,
-    TrainingRun,
+    StageRun,
     TrainResult,
     augmented_mfcc,
+    descend,
     deterministic,
     epoch_rng,
-    load_training_state,
-    plot_curves,
     save_training_state,
 )
 from evpcli.workspace import (KIND_EMOTION_CODES, KIND_MFCC, KIND_MODEL, KIND_PAIRS, Workspace, cache_key, load_npz,
                               save_json, save_npz)
 
 STAGE = STAGE_DISENTANGLE
-LOSSES = ("cross", "self", "cla", "con")
-DEFAULT_NET_CONFIG = DisentangleConfig()  # the EVP-NOTES sizes
-LOG_FIELDS = ["epoch", "loss", "cross", "self", "cla", "con", "seconds", "steps_per_second"]
+DEFAULT_NET_CONFIG = DisentangleConfig()  # the sizes of the authors' release
+LOG_FIELDS = ["epoch", "loss", *DISENTANGLE_LOSSES, "seconds", "steps_per_second"]
 
 
 # --------------------------------------------------------------------------- data
@@ -206,7 +202,7 @@ class TupleSampler:
 
 
 # --------------------------------------------------------------------------- losses
-def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(LOSSES),
+def disentangle_losses(model, x_im, x_jn, x_in, x_jm, m, n, need: set[str] | frozenset = frozenset(DISENTANGLE_LOSSES),
                        targets: tuple | None = None, content_x: tuple | None = None):
     """The four losses of a batch of raw windows (B, 28, 12) with labels m, n (B,). Returns a dict of scalars.
 
@@ -289,18 +285,14 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     import torch
 
     from evpcli.nets.disentangle import Disentangle
-    from evpcli.train.distributed import average_buffers, average_gradients, check_in_sync
 
     ranks.check_batch(train_cfg.batch_size)
     bank = load_bank(ws)
     train_sents, held_sents = split_sentences(bank.sentences, train_cfg.holdout_sentences)
     sampler = TupleSampler(bank, train_sents)
     key = run_key(ws, net_cfg, train_cfg)
-    run = stack.enter_context(TrainingRun(ws, STAGE, key, train_cfg.epochs)) if ranks.main else None
-    # rank 0 holds the run and says where it continues; the others load the same checkpoint
-    source, start = ranks.broadcast((run.resume_point() if resume else (None, 0)) if ranks.main else None)
-    log = CsvLog(run.log, LOG_FIELDS) if ranks.main else None
-    part = ranks.shard(train_cfg.batch_size)
+    run = StageRun(ws, STAGE, key, train_cfg.epochs, resume=resume, ranks=ranks, stack=stack, progress=progress,
+                   log_fields=LOG_FIELDS, batch_size=train_cfg.batch_size)
 
     model = Disentangle(net_cfg)
     copies = train_cfg.augment_copies
@@ -321,102 +313,70 @@ def _train(ws: Workspace, train_cfg: DisentangleTrainConfig, net_cfg: Disentangl
     opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2))
     configs = {"net": to_dict(net_cfg), "train": to_dict(train_cfg)}
 
-    if source is not None:
-        load_training_state(source, model, opt, map_location=dev)
-        if ranks.main:
-            log.resume(start)
-        progress.log(f"resuming {STAGE} run {key} after epoch {start}")
-    else:
+    if not run.restore(model, opt, dev):
         _pretrain_emotion_encoder(model, bank, train_rows, windows, train_cfg, dev, progress, ranks)
-        if ranks.main:
-            save_training_state(run.staging, model=model, optimizer=opt, epoch=0, config=configs, key=key)
+        run.save_staging(model, opt, 0, configs)
 
-    need = frozenset(k for k in LOSSES if k != train_cfg.ablate)
+    need = frozenset(k for k in DISENTANGLE_LOSSES if k != train_cfg.ablate)
     weights = {k: getattr(train_cfg, f"w_{k}") for k in need}
-    t_train, steps = 0.0, 0
-    rank_hashes: list[str] = []
-    with progress.task(f"train {STAGE}", total=(train_cfg.epochs - start) * train_cfg.steps_per_epoch,
-                       unit="steps") as bar:
-        for epoch in range(start, train_cfg.epochs):
-            rng = epoch_rng(train_cfg.seed, epoch)
-            model.train()
-            sums = dict.fromkeys(need, 0.0)
-            t0 = time.perf_counter()
-            for _ in range(train_cfg.steps_per_epoch):
-                rows, labels = sampler.sample(rng, train_cfg.batch_size)
-                # each input's copy (0 = clean), drawn for the whole batch before this rank takes its part
-                which = rng.integers(0, copies + 1, size=(len(rows), 4, 1)) if copies else None
-                if ranks.distributed:
-                    rows, labels = rows[part], labels[part]
-                    which = which[part] if copies else None
-                x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
-                lab = torch.from_numpy(labels).to(dev)
-                targets, cx = None, None
-                if copies:  # each input from a random copy; the decoder's targets stay clean
-                    targets = [x[:, k] for k in range(4)]
-                    rows = rows + which * n_rows
-                    x = mfcc_rows[torch.from_numpy(rows).to(dev)]
-                if content_rows is not None:
-                    c = content_rows[torch.from_numpy(rows).to(dev)]
-                    cx = [c[:, k] for k in range(4)]
-                x = [x[:, k] for k in range(4)]
-                losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need, targets, cx)
-                total = sum(weights[k] * losses[k] for k in need)
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                average_gradients(model.parameters(), ranks)
-                opt.step()
-                average_buffers(model, ranks)
-                for k in need:
-                    sums[k] += losses[k].item()
-                bar.advance(1, epoch=epoch + 1, **{f"L_{k}": losses[k].item() for k in LOSSES if k in losses})
-            dt = time.perf_counter() - t0
-            t_train += dt
-            steps += train_cfg.steps_per_epoch
-            if ranks.distributed:  # the losses of the whole batch: the mean of the ranks' parts
-                sums = dict(zip(sums, ranks.mean(list(sums.values())), strict=True))
-                rank_hashes = check_in_sync(model, ranks)
-            if not ranks.main:
-                continue
-            means = {k: v / train_cfg.steps_per_epoch for k, v in sums.items()}
-            log.append({"epoch": epoch + 1, "loss": sum(weights[k] * means[k] for k in need), **means,
-                        "seconds": dt, "steps_per_second": train_cfg.steps_per_epoch / max(dt, 1e-9)})
-            save_training_state(run.staging, model=model, optimizer=opt, epoch=epoch + 1, config=configs, key=key)
-    if not ranks.main:  # rank 0 evaluates and publishes the model; the others return its result
-        return ranks.broadcast(None)
-    loss_png = plot_curves(log, run.file("losses.png"), ["loss", *[k for k in LOSSES if k in need]],
-                           f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
+
+    def step(rng: np.random.Generator) -> dict[str, float]:
+        rows, labels = sampler.sample(rng, train_cfg.batch_size)
+        # each input's copy (0 = clean), drawn for the whole batch before this rank takes its part
+        which = rng.integers(0, copies + 1, size=(len(rows), 4, 1)) if copies else None
+        if ranks.distributed:
+            rows, labels = rows[run.part], labels[run.part]
+            which = which[run.part] if copies else None
+        x = mfcc_rows[torch.from_numpy(rows).to(dev)]  # (B, 4, 28, 12)
+        lab = torch.from_numpy(labels).to(dev)
+        targets, cx = None, None
+        if copies:  # each input from a random copy; the decoder's targets stay clean
+            targets = [x[:, k] for k in range(4)]
+            rows = rows + which * n_rows
+            x = mfcc_rows[torch.from_numpy(rows).to(dev)]
+        if content_rows is not None:
+            c = content_rows[torch.from_numpy(rows).to(dev)]
+            cx = [c[:, k] for k in range(4)]
+        x = [x[:, k] for k in range(4)]
+        losses = disentangle_losses(model, *x, lab[:, 0], lab[:, 1], need, targets, cx)
+        descend(sum(weights[k] * losses[k] for k in need), opt, model, ranks)
+        return {k: losses[k].item() for k in need}
+
+    if not run.train(seed=train_cfg.seed, steps_per_epoch=train_cfg.steps_per_epoch, step=step, model=model,
+                     optimizer=opt, config=configs, begin_epoch=lambda epoch: model.train(),
+                     shown=lambda t: {f"L_{k}": t[k] for k in DISENTANGLE_LOSSES if k in t},
+                     log_row=lambda epoch, means: {"loss": sum(weights[k] * means[k] for k in need), **means}):
+        return ranks.broadcast(None)  # rank 0 evaluates and publishes the model; the others return its result
+    loss_png = run.plot(["loss", *[k for k in DISENTANGLE_LOSSES if k in need]],
+                        f"disentangle losses{' (no L_' + train_cfg.ablate + ')' if train_cfg.ablate else ''}")
 
     model.eval()
     with progress.task("emotion codes", total=len(bank.clip_ids), unit="clips") as bar:
         codes = clip_emotion_codes(model, bank, dev, bar)
     metrics = evaluate_disentangle(model, bank, codes, train_sents, held_sents, dev, n_tuples=train_cfg.eval_tuples)
-    metrics.update({"ablate": train_cfg.ablate or None, "epochs": train_cfg.epochs, "steps": steps,
-                    "train_seconds": t_train, "steps_per_second": steps / t_train if t_train else None,
+    metrics.update({"ablate": train_cfg.ablate or None, **run.training_metrics(),
                     "train_sentences": sorted(train_sents), "heldout_sentences": sorted(held_sents),
-                    "clips": len(bank.clip_ids), "pairs": len(bank.pairs), "device": str(dev)})
-    if ranks.distributed:
-        metrics["data_parallel"] = {"world_size": ranks.world_size, "rank_weight_sha256": rank_hashes}
+                    "clips": len(bank.clip_ids), "pairs": len(bank.pairs), "device": str(dev),
+                    **run.data_parallel_metrics()})
 
     clip_emotions = np.array(bank.emotions)
     present = np.array([(clip_emotions == e).any() for e in EMOTIONS])
     means = np.stack([codes[clip_emotions == e].mean(0) if p else np.zeros(net_cfg.emotion_dim, np.float32)
                       for e, p in zip(EMOTIONS, present, strict=True)]).astype(np.float32)
-    codes_path = save_npz(run.file("codes.npz", KIND_MODEL), clip_ids=np.array(bank.clip_ids),
+    codes_path = save_npz(run.run.file("codes.npz", KIND_MODEL), clip_ids=np.array(bank.clip_ids),
                           clip_emotions=clip_emotions, clip_codes=codes)
     emb_png = plot_embedding(codes, bank.emotions, [s in held_sents for s in bank.sentences],
-                             run.file("embedding.png"))
-    metrics_path = save_json(run.file("metrics.json"), metrics)
+                             run.run.file("embedding.png"))
+    metrics_path = save_json(run.run.file("metrics.json"), metrics)
     meta = {"stage": STAGE, "ablate": train_cfg.ablate, "epochs": train_cfg.epochs,
             "heldout_accuracy": metrics.get("heldout_accuracy"), "heldout_sentences": sorted(held_sents)}
-    save_training_state(run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
+    save_training_state(run.run.model, model=model, optimizer=opt, epoch=train_cfg.epochs, config=configs, key=key,
                         stage=STAGE, heldout_sentences=sorted(held_sents), emotion_means=torch.from_numpy(means),
                         emotion_present=torch.from_numpy(present))
     run.finish(configs, meta, extra_rows=((KIND_EMOTION_CODES, codes_path),))
-    return ranks.broadcast(DisentangleResult(STAGE, run.model_key, run.model, train_cfg.epochs, start, steps, t_train,
-                                             steps / t_train if t_train else 0.0, metrics,
-                                             {"codes": codes_path, "metrics_json": metrics_path, "log_csv": log.path,
-                                              "loss_png": loss_png, "embedding_png": emb_png}, key))
+    return run.result(DisentangleResult, metrics, {"codes": codes_path, "metrics_json": metrics_path,
+                                                   "log_csv": run.log.path, "loss_png": loss_png,
+                                                   "embedding_png": emb_png})
 
 
 def variant_rows(bank: WindowBank, aug: dict[str, list[np.ndarray]], copy: int) -> np.ndarray:
@@ -440,7 +400,7 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
     import torch
     import torch.nn.functional as F
 
-    from evpcli.train.distributed import Ranks, average_buffers, average_gradients
+    from evpcli.train.distributed import Ranks
 
     ranks = ranks or Ranks()
 
@@ -461,19 +421,17 @@ def _pretrain_emotion_encoder(model, bank: WindowBank, train_rows: np.ndarray, w
             pick = torch.from_numpy(pick).to(dev)
             logits = model.classifier(model.emotion(windows[rows_t[pick]]))
             loss = F.cross_entropy(logits, labels[pick])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            average_gradients(params, ranks)
-            opt.step()
-            average_buffers(model, ranks)
+            descend(loss, opt, model, ranks, params)
             bar.advance(1, L_cla=loss.item())
 
 
 def clip_emotion_codes(model, bank: WindowBank, dev, bar=None) -> np.ndarray:
     """Clip-level emotion codes (n_clips, emotion_dim) float32: the mean of Ee over each clip's windows."""
-    out = []
+    from evpcli.torchinfer import TorchAudio2Landmark
+
+    out, engine = [], TorchAudio2Landmark(model)
     for k in range(len(bank.clip_ids)):
-        out.append(clip_emotion_code(model, bank.clip_windows(k)))
+        out.append(clip_emotion_code(engine, bank.clip_windows(k)))
         if bar is not None:
             bar.advance(1)
     return np.stack(out).astype(np.float32)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FPS = 25.0
+from evpcli.config import FPS  # noqa: F401  (the corpus modules read the frame rate from here)
+
 SAMPLE_RATE = 16000
 LEAD_S = 0.3  # silence before and after the speech
 DEFAULT_LEVELS = (1, 3)
