@@ -1,5 +1,5 @@
 """The target's own expression read from its landmarks (face.expression) and the commanded face drawn relative to
-the tracked one (render.pipeline.follow_tracked)."""
+the tracked one (render.drive.follow_tracked)."""
 
 import numpy as np
 import pytest
@@ -61,7 +61,7 @@ def test_the_astronaut_smiles():
 
 
 def test_follow_tracked_draws_nothing_where_nothing_is_commanded():
-    from evpcli.render.pipeline import follow_tracked
+    from evpcli.render.drive import follow_tracked
 
     rng = np.random.default_rng(0)
     from evpcli.face.normalize import TEMPLATE
@@ -95,7 +95,7 @@ def test_follow_tracked_draws_nothing_where_nothing_is_commanded():
 
 def test_jaw_line_stays_on_the_tracked_outline_and_follows_the_opening():
     from evpcli.face.normalize import TEMPLATE
-    from evpcli.render.pipeline import follow_tracked
+    from evpcli.render.drive import follow_tracked
 
     n = 5
     tracked = np.repeat(np.asarray(TEMPLATE, np.float64)[None], n, 0)

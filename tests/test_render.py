@@ -283,7 +283,7 @@ def test_ping_pong_frames_stream_in_schedule_order(tmp_path):
     from types import SimpleNamespace
 
     from evpcli.face.pose import frame_schedule
-    from evpcli.render.pipeline import _target_frames
+    from evpcli.render.targets import _target_frames
     from tests.conftest import moving_square_frames
 
     path = media.write_video(tmp_path / "t.mp4", moving_square_frames(12), fps=25)
@@ -302,7 +302,8 @@ def test_cached_alignment_equals_computing_it(tmp_path, arctic_wav):
     from evpcli import audio
     from evpcli.corpus.synth import make_clip
     from evpcli.models import load_audio2lm
-    from evpcli.render.pipeline import drive, prepare_target
+    from evpcli.render.drive import drive
+    from evpcli.render.targets import prepare_target
     from evpcli.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")

@@ -4,7 +4,8 @@ training actors' references are, the 3D model's neutral residual, and the tracke
 import numpy as np
 
 from evpcli.face.normalize import TEMPLATE, actor_model, denormalise
-from evpcli.render.pipeline import TRACKER_GAIN, neutral_residual, target_reference, tracker_compensation
+from evpcli.render.drive import TRACKER_GAIN, neutral_residual, tracker_compensation
+from evpcli.render.targets import target_reference
 
 
 def _talking(n=60, seed=0):

@@ -196,13 +196,13 @@ def test_a_killed_renders_spill_is_removed_by_the_next_run_but_a_live_ones_is_no
     import subprocess
     import sys
 
-    from evpcli.render.pipeline import SPILL_PREFIX, _hold, remove_stale_spills
+    from evpcli.render.targets import SPILL_PREFIX, _hold, remove_stale_spills
 
     dead = tmp_path / (SPILL_PREFIX + "dead")
     dead.mkdir()
     (dead / "frames.raw").write_bytes(b"x" * 1000)
     # a process takes the folder and is killed -9: its lock goes with it
-    code = ("import sys, time; from pathlib import Path; from evpcli.render.pipeline import _hold; "
+    code = ("import sys, time; from pathlib import Path; from evpcli.render.targets import _hold; "
             "f = _hold(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(dead)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
@@ -227,7 +227,7 @@ def test_a_full_disk_is_one_line_before_the_spill(tiny_models, arctic_wav, carph
 
     from evpcli import media
 
-    from evpcli.render.pipeline import prepare_target
+    from evpcli.render.targets import prepare_target
 
     _, ws = tiny_models
     prepare_target(ws, carphone_mp4)  # fitted and cached: the render decodes the video as it goes

@@ -35,7 +35,8 @@ def test_sad_speech_opens_the_mouth_like_neutral_in_the_pipeline(tmp_path, arcti
     from evpcli import audio, media
     from evpcli.corpus.synth import make_clip
     from evpcli.models import load_audio2lm
-    from evpcli.render.pipeline import drive, prepare_target
+    from evpcli.render.drive import drive
+    from evpcli.render.targets import prepare_target
     from evpcli.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")

@@ -179,7 +179,7 @@ def render_job(job: dict) -> dict:
 
 def _prepare_targets(ws: Workspace, jobs: list[dict], progress: Progress) -> dict[str, str]:
     """Fit and analyse each distinct target once (cached in the workspace); {target: why it cannot be used}."""
-    from evpcli.render.pipeline import prepare_target
+    from evpcli.render.targets import prepare_target
 
     bad: dict[str, str] = {}
     targets = sorted({j["target"] for j in jobs})
