@@ -6,7 +6,7 @@
 Writes (once, or uses ``--corpus``) a small synthetic MEAD-layout corpus, then prepares it into a fresh workspace
 with each executor and prints clips/s and video frames/s (decode + MFCC + landmark tracking + atomic writes + the
 index). Ray's start (``ray.init`` of a local cluster) is timed apart: the rate is the steady one a long run on a
-running cluster sees. These per-worker rates are what the README's capacity plan scales up. Needs
+running cluster sees. These per-worker rates are what the capacity plan of docs/scale.md scales up. Needs
 ``pip install 'evpcli[ray]'`` for the Ray rows (they are skipped without it).
 """
 

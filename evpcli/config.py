@@ -85,8 +85,8 @@ class FitConfig:
     penalise frame-to-frame changes (rotation in radians, scale and translation in normalised units). The
     ``*_weight`` are the weights of landmark groups in the fit (see :func:`evpcli.face.pose.landmark_weights`);
     huber, prior_expression and the weights were chosen on synthetic videos (actors 0-3) and checked on others
-    (actors 4-7, see the README). The One-Euro filter (EVP's release: min cutoff 0.01 Hz, beta 0.7) smooths the
-    poses afterwards: Euler angles in degrees, scale in % of its median, translation in pixels.
+    (actors 4-7, see docs/commands.md, fit-pose). The One-Euro filter (EVP's release: min cutoff 0.01 Hz, beta 0.7)
+    smooths the poses afterwards: Euler angles in degrees, scale in % of its median, translation in pixels.
     """
 
     iterations: int = 15

@@ -16,7 +16,7 @@ into the manifest. Re-running it recomputes everything from the uncalibrated num
 
 The corpus's held-out clips come from ``--corpus`` (the folder `evp synth-corpus` wrote: ``ACTOR/audio/EMOTION/
 level_N/SSS.wav``) or else from the workspace's prepared clips (their audio files). Needs the real speech packages
-of README "Real speech" (sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils).
+of docs/real-speech.md (sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils).
 `scripts/make_default_models.py` calls :func:`calibrate` at export.
 """
 

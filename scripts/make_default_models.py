@@ -16,7 +16,7 @@ The manifest holds the sha256 and size of each file, the configs, the corpus rec
 the evp version, the first-epoch losses (tests/test_default_models.py reproduces the first one) and the
 evaluation numbers, and the calibration of what `--emotion-audio` says (`scripts/calibrate_emotion_audio.py`: the
 emotion classifier's temperature, the out-of-distribution limit, the confidence threshold, stored in the model;
-it needs the real speech of README "Real speech"). `scripts/train_default_models.sh` builds the workspace from nothing and calls this script.
+it needs the real speech of docs/real-speech.md). `scripts/train_default_models.sh` builds the workspace from nothing and calls this script.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 # training runs (seed 0) every time, one thread per process. About 25 minutes on 2 CPU cores. The recipe: the synthetic
 # corpus (2 espeak actors x 8 emotions x levels 1, 3 x 12 sentences), prepared, paired, both audio models trained with
 # the defaults (content path on clean + 2 augmented copies of every clip: noise, reverberation, 8 kHz / telephone
-# band, pitch, gain; per-utterance CMVN). With the real speech of README "Real speech" installed
+# band, pitch, gain; per-utterance CMVN). With the real speech of docs/real-speech.md installed
 # (sudo apt-get install pocketsphinx-testdata asterisk-core-sounds-en-wav alsa-utils) it also runs that benchmark.
 #
 #   scripts/train_default_models.sh [WORKDIR] [--first-epoch]

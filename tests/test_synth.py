@@ -99,7 +99,7 @@ def test_rotation_convention_round_trips_and_matches_the_docstring():
 
 
 # Each prototype at full intensity (level 3), in % of the inter-ocular distance (evpcli.face.au): the action units
-# it claims move the right way, at the amplitudes real faces show (README "The synthetic corpus").
+# it claims move the right way, at the amplitudes real faces show (docs/commands.md, `evp synth-corpus`, "Expressions").
 @pytest.mark.parametrize("emotion, ranges", [
     ("happy", {"corner_raise": (8, 14), "mouth_width": (8, 16), "lower_lid_raise": (2.5, 6), "eye_aperture": (-7, -2.5),
                "inner_brow_raise": (-1.5, 1.5)}),  # AU6+12: corners up and back, cheeks push the lower lids up

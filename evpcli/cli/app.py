@@ -147,7 +147,7 @@ def _emit(result: Any, as_json: bool, human: str | None = None) -> None:
 
 
 def _not_built(stage: str) -> None:
-    raise NotBuiltError(f"`evp {stage}` is not built in this version yet; see the README for what works")
+    raise NotBuiltError(f"`evp {stage}` is not built in this version yet; see the README and docs/ for what works")
 
 
 def _jobs(jobs: int) -> int:
