@@ -426,14 +426,15 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
     ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`)."""
     from evpcli.face.pose import align_to_target, frame_schedule
-    from evpcli.infer import predict_landmarks
+    from evpcli.infer import expressive_landmarks
 
     from evpcli.face.expression import neutral_reference
 
     # the network reads the target's neutral face (its own expression taken away: face.expression)
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
-    frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
+    # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
+    frontal = expressive_landmarks(model, windows, code, reference, rms, gate, activity, content)
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
