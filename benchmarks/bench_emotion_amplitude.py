@@ -2,7 +2,7 @@
 
     python benchmarks/bench_emotion_amplitude.py [--targets carphone,astronaut] [--emotions happy,sad,...]
                                                  [--gains 0,0.5,1,1.5,2,3] [--base frame|neutral] [--step 6]
-                                                 [--close-mouth] [--out DIR] [--json]
+                                                 [--close-mouth] [--smooth-folds] [--out DIR] [--json]
 
 No network, no speech: each target frame's tracked landmarks (``fit-pose``, as ``evp render`` tracks them) are moved
 by an emotion's whole-face FACS-style displacement (the synthetic corpus's prototype, :mod:`evpcli.corpus.synth.
@@ -18,7 +18,8 @@ class (``benchmarks/judge.py``), its rise over gain 0, the rate of frames where 
 judge's top class. ``--base neutral`` first takes the target's own lasting expression away (``face.expression``, as
 ``evp render`` does: the astronaut's smile), so gain 0 is the target's estimated neutral face. ``--close-mouth``
 brings the lips together in every frame (carphone talks with its mouth wide open; speech never allows this, it
-says how much the open mouth costs). ``--out DIR``
+says how much the open mouth costs); ``--smooth-folds`` flattens the shading of the cheeks and the folds beside
+the nose and mouth after the warp (a smile's texture, which a warp moves but cannot take away). ``--out DIR``
 writes a PNG per target and emotion: the face at each gain, side by side, to judge believability by eye.
 """
 
@@ -90,6 +91,22 @@ def closed_lips(lm: np.ndarray) -> np.ndarray:
     return out
 
 
+def smooth_folds(frame: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """``frame`` with the shading of the cheeks and of the folds from the nose wings past the mouth corners (a
+    smile's nasolabial folds and raised cheeks) flattened: inside a feathered mask over each side's cheek, the
+    detail finer than ~0.15 IOD is taken away (the skin's colour and the light's slow gradient stay)."""
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    mask = np.zeros(frame.shape[:2], np.float32)
+    for side in ([1, 2, 3, 4, 5, 48, 31, 40], [15, 14, 13, 12, 11, 54, 35, 47]):
+        cv2.fillConvexPoly(mask, cv2.convexHull(lm[side].astype(np.float32)).astype(np.int32)[:, 0], 1.0)
+    mouth = np.zeros_like(mask)
+    cv2.fillConvexPoly(mouth, cv2.convexHull(lm[48:60].astype(np.float32)).astype(np.int32)[:, 0], 1.0)
+    mask = np.clip(mask - cv2.dilate(mouth, np.ones((3, 3), np.uint8), iterations=max(1, int(0.04 * iod))), 0, 1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 0.08 * iod)[..., None]
+    flat = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 0.15 * iod)
+    return np.clip(mask * flat + (1 - mask) * frame, 0, 255).astype(np.uint8)
+
+
 def face_crop(frame: np.ndarray, lm: np.ndarray, side: int = 160) -> np.ndarray:
     c, half = lm[[30, 8]].mean(0), 1.4 * np.linalg.norm(lm[45] - lm[36])
     k = side / 2 / half
@@ -106,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=6, help="every N-th target frame (videos)")
     ap.add_argument("--close-mouth", action="store_true",
                     help="also close the lips (the lower inner lip onto the upper): what speech does not allow")
+    ap.add_argument("--smooth-folds", action="store_true",
+                    help="also flatten the shading of the cheeks and the folds beside the nose and mouth (a texture "
+                         "change the warp renderer does not make): what a smile's texture costs")
     ap.add_argument("--out", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -154,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     if args.close_mouth:
                         adapted = closed_lips(adapted)
                     renderer.reset()
-                    outs.append(renderer.render(frames_all[i], tracked_all[i], adapted))
+                    out = renderer.render(frames_all[i], tracked_all[i], adapted)
+                    outs.append(smooth_folds(out, adapted) if args.smooth_folds else out)
                     cmd.append(adapted)
                 probs = judge.frames(outs, near)
                 lms = [dlib_landmarks(o, near=near) for o in outs]
@@ -177,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{name:10s} {emo:10s} gain {g:3.1f}  no face found by the judge", flush=True)
                     continue
                 p = float(np.nanmean(probs[:, k]))
-                row = {"target": name, "base": args.base, "closed_mouth": args.close_mouth, "emotion": emo, "gain": g,
+                row = {"target": name, "base": args.base, "closed_mouth": args.close_mouth,
+                       "smooth_folds": args.smooth_folds, "emotion": emo, "gain": g,
                        "key": KEY[emo],
                        "commanded_pct_iod": round(commanded, 1), "delivered_pct_iod": round(delivered, 1),
                        "p_intended": round(p, 3), "rise": round(p - p0, 3),
@@ -189,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"delivered {delivered:+5.1f} % IOD | p {p:.2f} rise {p - p0:+.2f} top-1 "
                           f"{row['top1_rate']:.2f} judge's top {row['top_class']}", flush=True)
             if out_dir:
-                cv2.imwrite(str(out_dir / f"{name}-{args.base}{'-closed' if args.close_mouth else ''}-{emo}.png"),
+                cv2.imwrite(str(out_dir / f"{name}-{args.base}{'-closed' if args.close_mouth else ''}"
+                                      f"{'-smooth' if args.smooth_folds else ''}-{emo}.png"),
                             cv2.cvtColor(np.concatenate(strip, 1), cv2.COLOR_RGB2BGR))
     if args.json:
         print(json.dumps(rows, indent=1))

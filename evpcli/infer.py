@@ -393,9 +393,7 @@ def expressive_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray, r
     # both ungated: the silence gate closes the mouth after the expression is scaled
     lm = predict_landmarks(model, windows, emotion, reference, None, None, None, content)
     neutral = predict_landmarks(model, windows, means["neutral"], reference, None, None, None, content)
-    weights = amplitude.code_weights(emotion, means)
-    gains = amplitude.emotion_gains(lm, neutral, weights)
-    lm = amplitude.amplify(lm, neutral, {e: g - 1.0 for e, g in gains.items()})
+    lm = amplitude.amplify(lm, neutral, amplitude.targets(amplitude.code_weights(emotion, means)))
     if rms is not None and gate is not None:
         lm = apply_silence_gate(lm, reference, rms, gate, activity)
     return lm.astype(np.float32)

@@ -420,13 +420,15 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
           head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
-          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN):
+          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN, real_amplitude: bool = True):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
-    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`)."""
+    ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`);
+    ``real_amplitude``: the emotion's lasting expression at real amplitudes (:mod:`evpcli.face.amplitude`), else the
+    network's own."""
     from evpcli.face.pose import align_to_target, frame_schedule
-    from evpcli.infer import expressive_landmarks
+    from evpcli.infer import expressive_landmarks, predict_landmarks
 
     from evpcli.face.expression import neutral_reference
 
@@ -434,7 +436,8 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
     # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
-    frontal = expressive_landmarks(model, windows, code, reference, rms, gate, activity, content)
+    predict = expressive_landmarks if real_amplitude else predict_landmarks
+    frontal = predict(model, windows, code, reference, rms, gate, activity, content)
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -652,8 +655,11 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         warnings.append(ood_warning(emo))
     from evpcli.infer import voice_activity
 
+    # an emotion clip's code is drawn at real amplitudes only when the classifier is sure of its emotion
+    sure = getattr(emo, "source", None) != "audio" or bool(getattr(emo, "confident", False))
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
-                                                              gate, voice_activity(wav, len(windows), gate), content)
+                                                              gate, voice_activity(wav, len(windows), gate), content,
+                                                              real_amplitude=sure)
     n_out = len(frontal)
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
