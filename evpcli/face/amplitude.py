@@ -119,9 +119,10 @@ def amplify(expressive: np.ndarray, neutral: np.ndarray, wanted: dict[str, float
     out = e.copy()
     for emotion, want in wanted.items():
         a = np.broadcast_to(np.asarray(want, np.float64), (len(e),))
-        add = np.maximum(a - prototype_coefficient(slow, emotion), 0.0)  # (T,)
         p = protos[names.index(emotion)].copy()
-        if emotion in MOUTH_FROM_NETWORK:
+        if emotion in MOUTH_FROM_NETWORK:  # the rest of the face measured and topped up alone
             p[MOUTH] = 0.0
-        out += add[:, None, None] * p[None]
+        flat = p.reshape(-1)
+        have = slow.reshape(len(e), -1) @ flat / (flat @ flat)  # (T,) the coefficient on (that part of) the prototype
+        out += np.maximum(a - have, 0.0)[:, None, None] * p[None]
     return out.astype(np.float32)
