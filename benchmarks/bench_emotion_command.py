@@ -8,7 +8,7 @@ tests/data/arctic_a0007.wav (CMU ARCTIC, real). Measures (:mod:`evpcli.face.au`)
 voiced frames, in % of the reference's outer inter-ocular distance (IOD). ``r`` is the Pearson correlation of
 the commanded inner-lip opening with the speech's per-frame log RMS over all frames.
 
-    python benchmarks/bench_emotion_command.py [--model PATH/audio2lm.pt] [--intensity 1] [--json]
+    python benchmarks/bench_emotion_command.py [--model PATH/audio2lm.pt] [--intensity 1] [--plain] [--json]
 
 Without --model it uses the shipped default models.
 """
@@ -52,16 +52,23 @@ def references() -> dict[str, np.ndarray]:
     return refs
 
 
-def measure(model, wav: np.ndarray, reference: np.ndarray, intensity: float) -> dict[str, dict[str, float]]:
+def measure(model, wav: np.ndarray, reference: np.ndarray, intensity: float, plain: bool = False
+            ) -> dict[str, dict[str, float]]:
     from evpcli import audio
     from evpcli.config import EMOTIONS
     from evpcli.face.au import au_measures
     from evpcli.face.parts import mouth_opening
-    from evpcli.infer import emotion_code, speech_landmarks
+    from evpcli.infer import emotion_code, expressive_landmarks, speech_landmarks, voice_activity
 
     emotions = ["neutral"] + [e for e in EMOTIONS if e != "neutral" and e in model.emotion_means]
-    cmd = {e: speech_landmarks(model, wav, emotion_code(model, e, intensity=intensity).code, reference)
-           for e in emotions}
+    if plain:  # the network alone
+        cmd = {e: speech_landmarks(model, wav, emotion_code(model, e, intensity=intensity).code, reference)
+               for e in emotions}
+    else:  # what evp render commands: the lasting expression at real amplitudes (evpcli.face.amplitude)
+        windows = audio.speech_windows(wav)
+        rms, activity = audio.frame_rms(wav, len(windows)), voice_activity(wav, len(windows))
+        cmd = {e: expressive_landmarks(model, windows, emotion_code(model, e, intensity=intensity).code, reference,
+                                       rms, activity=activity) for e in emotions}
     n = len(cmd["neutral"])
     log_rms = np.log(audio.frame_rms(wav, n) + 1e-5)
     voiced = log_rms > np.percentile(log_rms, 30)
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="an audio2lm checkpoint (default: evp's choice)")
     ap.add_argument("--intensity", type=float, default=1.0)
+    ap.add_argument("--plain", action="store_true", help="the network's landmarks alone, before face.amplitude")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -86,11 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model = models.load_audio2lm(None, path=args.model)
     wav = media.load_audio(ROOT / "tests" / "data" / "arctic_a0007.wav")
-    result = {t: measure(model, wav, ref, args.intensity) for t, ref in references().items()}
+    result = {t: measure(model, wav, ref, args.intensity, args.plain) for t, ref in references().items()}
     if args.json:
         print(json.dumps({"model": model.source.describe(), "intensity": args.intensity, "targets": result}, indent=1))
         return 0
-    print(f"model: {model.source.describe()}; intensity {args.intensity:g}; % IOD against the neutral command "
+    print(f"model: {model.source.describe()}; intensity {args.intensity:g}; "
+          f"{'the network alone' if args.plain else 'as evp render commands (face.amplitude)'}; "
+          f"% IOD against the neutral command "
           f"(voiced frames); r = lip opening vs log RMS")
     cols = [*SHOWN, "open_range", "r"]
     short = {"corner_raise": "corner", "mouth_width": "width", "inner_brow_raise": "inbrow", "outer_brow_raise": "outbrow",

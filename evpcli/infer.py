@@ -342,6 +342,27 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
     return lm.astype(np.float32)
 
 
+def expressive_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray, reference: np.ndarray,
+                         rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate(),
+                         activity: np.ndarray | None = None, content: np.ndarray | None = None) -> np.ndarray:
+    """:func:`predict_landmarks` with the emotion's lasting expression at real amplitudes (:mod:`evpcli.face.
+    amplitude`): the render's landmarks. Costs one more pass of the network over the speech (the neutral code).
+    Models without a neutral mean code, and ``emotion`` None (the clip's own code), get :func:`predict_landmarks`
+    unchanged."""
+    from evpcli.face import amplitude
+
+    means = getattr(model, "emotion_means", None) or {}
+    if emotion is None or "neutral" not in means or len(means) < 2:
+        return predict_landmarks(model, windows, emotion, reference, rms, gate, activity, content)
+    # both ungated: the silence gate closes the mouth after the expression is scaled
+    lm = predict_landmarks(model, windows, emotion, reference, None, None, None, content)
+    neutral = predict_landmarks(model, windows, means["neutral"], reference, None, None, None, content)
+    lm = amplitude.amplify(lm, neutral, amplitude.targets(amplitude.code_weights(emotion, means)))
+    if rms is not None and gate is not None:
+        lm = apply_silence_gate(lm, reference, rms, gate, activity)
+    return lm.astype(np.float32)
+
+
 def content_codes(model: Any, windows: np.ndarray) -> np.ndarray | None:
     """The content codes (T, content_dim) of a clip's windows, for :func:`predict_landmarks` to take later (so a
     caller can compute them in a thread while it does other work); None where the engine computes them inside its

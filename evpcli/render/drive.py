@@ -10,7 +10,7 @@ import numpy as np
 
 from evpcli.config import FPS, SilenceGate
 from evpcli.face.parts import JAW, LOWER_INNER_LIP, MOUTH, STABLE, UPPER_INNER_LIP
-from evpcli.face.pose import moving_average
+from evpcli.face.amplitude import lasting
 from evpcli.render.targets import TargetData
 
 
@@ -24,7 +24,6 @@ from evpcli.render.targets import TargetData
 TRACKER_GAIN = 0.8
 
 
-SLOW_SECONDS = 1.0  # the slow (lasting-expression) part of a displacement: its centred moving average over this long
 
 
 def _keep_tracked() -> np.ndarray:
@@ -101,21 +100,26 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.ndarray, fps: float = FPS,
           head_motion: bool = False, gate: SilenceGate | None = SilenceGate(), activity: np.ndarray | None = None,
-          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN, speech_floor: bool = True):
+          content: np.ndarray | None = None, tracker_gain: float = TRACKER_GAIN, speech_floor: bool = True,
+          real_amplitude: bool = True):
     """Speech windows (T, 28, 12) + emotion code -> what the renderer needs, n output frames at ``fps``:
     frontal landmarks (n, 68, 2) (canonical frame, the target's identity), adapted landmarks (n, 68, 2) and tracked
     landmarks (n, 68, 2) in target pixels, the target frame of each output frame (n,), its reliability (n,).
     ``content``: the windows' content codes if computed beforehand (:func:`evpcli.infer.content_codes`).
-    ``speech_floor``: open the mouth at least as far as the neutral command would (:mod:`evpcli.face.speech`)."""
+    ``speech_floor``: open the mouth at least as far as the neutral command would (:mod:`evpcli.face.speech`);
+    ``real_amplitude``: the emotion's lasting expression at real amplitudes (:mod:`evpcli.face.amplitude`), else the
+    network's own."""
     from evpcli.face.pose import align_to_target, frame_schedule
-    from evpcli.infer import predict_landmarks
+    from evpcli.infer import expressive_landmarks, predict_landmarks
 
     from evpcli.face.expression import neutral_reference
 
     # the network reads the target's neutral face (its own expression taken away: face.expression)
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
-    frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)  # (T, 68, 2), 25 fps
+    # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
+    predict = expressive_landmarks if real_amplitude else predict_landmarks
+    frontal = predict(model, windows, code, reference, rms, gate, activity, content)
     neutral_code = (getattr(model, "emotion_means", None) or {}).get("neutral")
     if speech_floor and neutral_code is not None and not np.allclose(code, neutral_code):
         # speech readable in every emotion: the mouth opens at least as far as the neutral command's (face.speech)
@@ -176,7 +180,7 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
        face's stable points (eye corners, nose) onto the tracked ones;
     2. the upper face (brows, eyes, nose) keeps the tracked face's fast motion (blinks, the tracker's own reading
        of the frame) and takes the command in place of the target's *lasting* expression (its displacement from
-       the neutral face averaged over ``SLOW_SECONDS``; a still image has only that);
+       the neutral face averaged over ``face.amplitude.SLOW_SECONDS``; a still image has only that);
     3. the jaw line stays where the tracker sees the face end (the 3D model's neutral outline is off it by a pixel
        or two, which would drag the background, hair and collar beside it) and follows the lower lip's commanded
        motion (the jaw opening), fully at the chin, not at all by the ears;
@@ -195,7 +199,7 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
     if still or len(r) < 3:
         slow = np.repeat(r.mean(0, keepdims=True), len(r), 0)
     else:
-        slow = moving_average(r, max(1, int(round(SLOW_SECONDS * fps)) | 1))
+        slow = lasting(r, fps)
     out = a + KEEP_FAST[None, :, None] * (r - slow)
     # the mouth where the target's mouth is: the lasting offset of its centre (the 3D model places a turned head's
     # mouth a few pixels off) is kept, its shape is the command's
@@ -207,14 +211,15 @@ def follow_tracked(adapted: np.ndarray, neutral: np.ndarray, tracked: np.ndarray
 def tracker_compensation(displacement: np.ndarray, gain: float = TRACKER_GAIN, fps: float = FPS,
                          reference: np.ndarray | None = None) -> np.ndarray:
     """Displacements from the reference (T, 68, 2), canonical frame -> what to draw so that the tracker reads them
-    back: the slow part (centred moving average over ``SLOW_SECONDS``, edges held) divided by ``gain``, the fast part
-    (speech motion, which the tracker follows) unchanged. With the ``reference`` (68, 2), lips the prediction closes
-    are not pushed through each other: no inner-lip pair ends up more crossed than in the prediction (or crossed at
-    all where the prediction keeps it apart). ``gain`` 1 returns the input. (T, 68, 2) float32."""
+    back: the slow part (:func:`evpcli.face.amplitude.lasting`: the centred moving average over ``SLOW_SECONDS``,
+    edges held) divided by ``gain``, the fast part (speech motion, which the tracker follows) unchanged. With the
+    ``reference`` (68, 2), lips the prediction closes are not pushed through each other: no inner-lip pair ends up
+    more crossed than in the prediction (or crossed at all where the prediction keeps it apart). ``gain`` 1 returns
+    the input. (T, 68, 2) float32."""
     d = np.asarray(displacement, np.float32)
     if gain == 1.0 or len(d) == 0:
         return d
-    slow = moving_average(d, max(1, int(round(SLOW_SECONDS * fps)) | 1)).astype(np.float32)  # odd window
+    slow = lasting(d, fps).astype(np.float32)
     out = d + (1.0 / gain - 1.0) * slow
     if reference is not None:
         upper, lower = UPPER_INNER_LIP, LOWER_INNER_LIP

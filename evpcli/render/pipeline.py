@@ -176,8 +176,11 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         warnings.append(ood_warning(emo))
     from evpcli.infer import voice_activity
 
+    # an emotion clip's code is drawn at real amplitudes only when the classifier is sure of its emotion
+    sure = getattr(emo, "source", None) != "audio" or bool(getattr(emo, "confident", False))
     frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, emo.code, fps, head_motion,
-                                                              gate, voice_activity(wav, len(windows), gate), content)
+                                                              gate, voice_activity(wav, len(windows), gate), content,
+                                                              real_amplitude=sure)
     n_out = len(frontal)
     fit = td.fit
     times["landmarks"] = time.perf_counter() - t0
