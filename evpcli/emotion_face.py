@@ -78,7 +78,7 @@ def read_face(path: str | Path) -> FaceReading:
     """Track the reference and read its expression (see the module docstring); EvpError (one line, exit 1) for a
     reference with no usable face: none found, lost in most frames, or too small."""
     from evpcli.face.expression import _bases, estimate_expression
-    from evpcli.face.landmarks import DEFAULT_LANDMARKS, _detect_boxes, _to_gray, detect_landmarks
+    from evpcli.face.landmarks import DEFAULT_LANDMARKS, TRACKER_GAIN, _detect_boxes, _to_gray, detect_landmarks
     from evpcli.face.normalize import normalise
 
     path = Path(path)
@@ -107,9 +107,11 @@ def read_face(path: str | Path) -> FaceReading:
                        f"small to read an expression; give one where it is at least {MIN_IOD_PX:.0f} px")
     normalised, _ = normalise(lm)
     names = _bases()[2]
+    # dlib reads a lasting expression at ~0.8 of its size (face.landmarks.TRACKER_GAIN): the reading is scaled back
     per_frame = np.stack([[r.coefficients[n] for n in names] for r in map(estimate_expression, normalised)])
     clip = estimate_expression(normalised.mean(axis=0))
-    coefficients = np.array([clip.coefficients[n] for n in names])
+    coefficients = np.array([clip.coefficients[n] for n in names]) / TRACKER_GAIN
+    per_frame = per_frame / TRACKER_GAIN
     return FaceReading(names, per_frame, coefficients, faces_seen, len(frames), len(shapes))
 
 

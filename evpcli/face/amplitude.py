@@ -38,7 +38,7 @@ SLOW_SECONDS = 1.0  # the lasting part of an expression: its centred moving aver
 # benchmarks/bench_emotion_amplitude.py, bench_emotion_real.py): see the README's judge table.
 TARGET = {"happy": 1.2, "sad": 1.2, "angry": 0.9, "surprised": 0.9, "fear": 1.0, "disgusted": 1.0, "contempt": 1.0}
 # The most any intensity commands: beyond it the warp no longer draws a face. The renderer adds the tracker's 1.25
-# (render.pipeline.TRACKER_GAIN); through the warp a happy mouth at 2x the prototype is a dark slit and angry brows at
+# (face.landmarks.TRACKER_GAIN); through the warp a happy mouth at 2x the prototype is a dark slit and angry brows at
 # 1.5x press the upper lids shut (bench_emotion_amplitude.py, looked at).
 LIMIT = {"angry": 1.1}
 MAX_COEFFICIENT = 1.6

@@ -59,6 +59,15 @@ JAW, BROWS, NOSE = range(0, 17), range(17, 27), range(27, 36)
 EYES, MOUTH = range(36, 48), range(48, 68)
 
 
+# The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
+# synthetic corpus's training clips, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the
+# ground truth's (brows 0.72-0.74, eyes 0.74-0.76, lips 0.80-0.82, jaw 0.82-0.83; the lips' speech motion 0.93-0.96;
+# `benchmarks/bench_render_pipeline.py --tracker-gain`). Every landmark the models learnt from is such a reading, so a
+# face drawn with the predicted displacement is read short a second time after rendering: the renderer asks for the
+# slow part of the displacement divided by this gain (render.drive.tracker_compensation), so that the tracker reads
+# back the prediction, and an expression read from a real face is divided by it (emotion_face).
+TRACKER_GAIN = 0.8
+
 class NoFaceError(EvpError):
     """No (or too rarely a) face in a video."""
 

@@ -11,17 +11,10 @@ import numpy as np
 from evpcli.config import FPS, SilenceGate
 from evpcli.face.parts import JAW, LOWER_INNER_LIP, MOUTH, STABLE, UPPER_INNER_LIP
 from evpcli.face.amplitude import lasting
+from evpcli.face.landmarks import TRACKER_GAIN
 from evpcli.render.targets import TargetData
 
 
-# The landmark tracker (dlib) reads a face's lasting expression (a brow raise, a smile held over a clip) short: on the
-# synthetic corpus's training clips, its per-clip mean displacement from the actor's neutral face is 0.72-0.83 of the
-# ground truth's (brows 0.72-0.74, eyes 0.74-0.76, lips 0.80-0.82, jaw 0.82-0.83; the lips' speech motion 0.93-0.96;
-# `benchmarks/bench_render_pipeline.py --tracker-gain`). Every landmark the models learnt from is such a reading, so a
-# face drawn with the predicted displacement is read short a second time after rendering. The
-# renderer is asked for the slow part of the displacement divided by this gain, so that the tracker reads back the
-# prediction.
-TRACKER_GAIN = 0.8
 
 
 
