@@ -176,8 +176,10 @@ def test_cli_trains_finds_and_renders_with_the_neural_renderer(tiny_models, carp
     assert not out.exists()
     assert run("train", "--stage", "renderer", "--epochs", "1", "--steps-per-epoch", "2") == 2  # --target needed
     capsys.readouterr()
+    assert run("train", "--stage", "audio2lm", "--workers", "2") == 2  # a renderer option
+    capsys.readouterr()
     assert run("train", "--stage", "renderer", "--target", carphone_mp4, "--epochs", "1", "--steps-per-epoch", "2",
-               "--json") == 0
+               "--workers", "2", "--json") == 0
     r = json.loads(capsys.readouterr().out)
     assert r["stage"] == "renderer" and r["steps"] == 2 and r["metrics"]["heldout_frames"] == 15
     assert set(r["metrics"]["heldout"]) == {"neural", "warp"}

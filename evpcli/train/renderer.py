@@ -5,9 +5,13 @@ landmarks (plus Canny edges of the frame outside the face, and the part distance
 The last ``holdout`` fraction of the frames is never trained on; after training, held-out frames are re-rendered
 (:func:`heldout_metrics`) and a PNG grid shows them (guidance | real | neural | warp).
 
-A step trains on ``batch_size`` sequences of ``seq_len`` consecutive frames, all cropped with one similarity
-(the middle frame's, jittered): the first frame sees real previous frames, the next ones the generator's own
-previous outputs pasted into the real crop with the paste mask (what rendering feeds back). The generator
+A step trains on ``batch_size`` sequences of ``seq_len`` consecutive frames, each frame on its own crop (its
+tracked landmarks' similarity), all shifted by one random whole number of pixels: the first frame sees real
+previous frames (cropped with its crop), the next ones the generator's own previous outputs pasted into the real
+crop with the paste mask and re-cropped with the next frame's crop (:func:`follow`; what rendering feeds back).
+Everything a frame alone determines is computed once per run (:func:`cache_frames`), so a batch only gathers;
+batches come from a ``DataLoader`` (``cfg.workers`` processes) and do not depend on which process made them
+(:func:`sample_rng`). The generator
 (:class:`~evpcli.nets.renderer.RendererGenerator`) is trained with LSGAN against a multi-scale patch
 discriminator on (condition, frame) and a temporal discriminator over the sequence, discriminator feature
 matching, L1 (mostly inside the paste mask) and an L1 on frame-to-frame differences. The discriminators see the
@@ -16,7 +20,9 @@ that paste-back throws away. No pretrained network is downloaded or used (no per
 
 The hybrid (``NeuralRendererConfig.hybrid``) also reads the warp renderer's output: during training the warp
 of a frame up to ``source_offset`` frames away to the trained frame's landmarks (as rendering warps a target
-frame to speech-driven landmarks), with the mouth bank built from the training frames only.
+frame to speech-driven landmarks; ``warp_sources`` fixed offsets, each rendered once as a continuous sequence),
+with the mouth bank built from the training frames only. On CUDA the networks run under bf16 autocast and
+channels-last (``cfg.mixed_precision``, ``cfg.channels_last``); a CPU run stays float32.
 
 Frames are held in memory at a working scale where the crop is at most 1.25x downsampled (a 640x360 video with a
 150 px face: about 0.4x), so memory does not grow with the video's resolution.
