@@ -402,10 +402,10 @@ class RendererTrainConfig:
     input for frame t warps a frame up to ``source_offset`` frames away to t's landmarks, as rendering warps the
     target frame to speech-driven landmarks: ``warp_sources`` fixed offsets (magnitudes spread up to
     ``source_offset``, both signs), each rendered once per target as one continuous sequence. Each sequence is
-    shifted by a random whole number of crop pixels up to ``jitter_px``. Generator loss: ``w_gan`` x LSGAN (image and temporal discriminators) +
-    ``w_fm`` x discriminator feature matching + ``w_l1`` x L1 (weight 1 inside the paste mask, ``l1_outside``
-    outside) + ``w_temporal`` x L1 of frame-to-frame differences against the real ones. Adam (``lr``, betas
-    0.5/0.999) for both players. No pretrained network is used (no perceptual loss: none ships in a package).
+    shifted by a random whole number of crop pixels up to ``jitter_px``. Generator loss: ``w_gan`` x LSGAN (image
+    and temporal discriminators) + ``w_fm`` x discriminator feature matching + ``w_l1`` x L1 (weight 1 inside the
+    paste mask, ``l1_outside`` outside) + ``w_temporal`` x L1 of frame-to-frame differences against the real ones.
+    Adam (``lr``, betas 0.5/0.999) for both players. No pretrained network is used (no perceptual loss: none ships in a package).
 
     Speed (issue 26): everything a training frame alone determines is computed once per run; ``workers`` processes
     assemble the batches (0: the training process itself; the weights do not depend on it); on CUDA

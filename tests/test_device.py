@@ -1,6 +1,8 @@
 """``--device``: selection and dtypes on the CPU (torch.cuda.is_available mocked); the real GPU run is skipped
 without a GPU."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -106,8 +108,6 @@ def test_renderer_trains_two_steps_on_cuda(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run():
-    import dataclasses
-
     from evpcli.config import NeuralRendererConfig, RendererTrainConfig
     from evpcli.train.renderer import cache_frames, prepare_target
     from tests.renderdata import synth_target
@@ -116,13 +116,13 @@ def tiny_run():
     train = RendererTrainConfig(epochs=1, steps_per_epoch=3, batch_size=2, seq_len=3, lr=1e-3, source_offset=8)
     t = synth_target(128)
     data = prepare_target(iter(t.frames), t.landmarks, t.valid, net, train)
-    return data, net, train, cache_frames(data, net, train), dataclasses
+    return data, net, train, cache_frames(data, net, train)
 
 
 def test_cpu_training_ignores_the_gpu_options(tiny_run, tmp_path):
     """bf16 autocast and channels-last are for CUDA: on a CPU the run is the float32 one, bit for bit; forced on (as
     CUDA would), the same run goes through bf16 and channels-last and still gives float32 weights."""
-    data, net, train, cache, dataclasses = tiny_run
+    data, net, train, cache = tiny_run
     from evpcli.train.renderer import fit_renderer
 
     def run(name, cfg, **kw):
