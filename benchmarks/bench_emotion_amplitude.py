@@ -8,7 +8,7 @@ No network, no speech: each target frame's tracked landmarks (``fit-pose``, as `
 by an emotion's whole-face FACS-style displacement (the synthetic corpus's prototype, :mod:`evpcli.corpus.synth.
 expressions`: happy AU6+12, sad AU1+4+15+17, angry AU4+5+7+23, surprised AU1+2+5+26, fear AU1+2+4+5+20, disgusted
 AU9+10+4) times a gain, posed onto the frame by the similarity of its stable points, and drawn by the render path's
-:class:`~evpcli.render.warp.WarpRenderer` with the target's mouth bank. Gain 1 is the prototype at full intensity
+:class:`~evpcli.engines.warp.WarpRenderer` with the target's mouth bank. Gain 1 is the prototype at full intensity
 (level 3): happy lifts the lip corners ~11 % of the inter-ocular distance (IOD), sad the inner brows ~10 %, angry
 lowers them ~9 %, surprised raises them ~11 %, disgusted raises the upper lip ~6 %.
 
@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from evpcli.face.expression import estimate_expression
     from evpcli.face.normalize import normalise
-    from evpcli.render.mouth import MouthBank
+    from evpcli.engines.mouth import MouthBank
     from evpcli.render.pipeline import prepare_target, target_reference
-    from evpcli.render.warp import WarpRenderer
+    from evpcli.engines.warp import WarpRenderer
     from evpcli.workspace import Workspace
 
     judge = FerJudge()

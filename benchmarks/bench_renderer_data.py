@@ -1,19 +1,24 @@
-"""The neural renderer's training step split into its CPU data pipeline and its network, at 128 px and 512 px.
+"""The neural renderer's CPU data pipeline per training step, at 128 px and 512 px: per step (as main had it)
+against cached once per target (issue 26), in the training process and with 2 worker processes.
 
-    python benchmarks/bench_renderer_data.py [--steps 8] [--masks dilate,distance] [--net-steps 4] [--net-512]
+    python benchmarks/bench_renderer_data.py [--steps 16] [--workers 0,2] [--sizes 128,512]
 
 On carphone (real, 176x144), with the default training config (:class:`RendererTrainConfig`: 4 sequences of 3
-frames a step, hybrid): the milliseconds per step of :func:`evpcli.train.renderer.make_batch` (everything the CPU
-does to assemble a batch: crops, guidance maps, part maps, paste masks, the warp renderer's input), broken down
-into its parts, for each mask method (``dilate``: the former ``cv2.dilate`` by an elliptical kernel, patched in
-here for the comparison; ``distance``: the code as it is), at :data:`RENDERER_CPU` (128 px) and
-:data:`RENDERER_GPU` (512 px). Then the network's share on this CPU (one torch thread): ``--net-steps`` training
-steps of :func:`fit_renderer` at 128 px, minus their data time (``--net-512`` also at 512 px: minutes a step on
-2 cores). Medians over steps; the load average is printed.
+frames a step, hybrid):
 
-The projected GPU rate uses the lent H200's profile (issue 26): the 512 px generator's forward passes took
-1.8 s for 8 steps (225 ms/step; the backward passes and discriminators were not in that figure, so the projection
-is an upper bound): steps/s = 1 / (data + 225 ms) with the data made in the training process, as it is.
+- ``per step``: the former ``make_batch`` (kept here as :func:`per_step_batch`, the code before the cache): every
+  step crops, draws the guidance and part maps and paste masks of 12 frames, renders 12 warp inputs and converts
+  all of it to float32;
+- ``cached``: :func:`evpcli.train.renderer.cache_frames` once (its time printed), then the training's
+  ``DataLoader`` (:func:`~evpcli.train.renderer.batch_loader`): a step gathers uint8 arrays from the cache and
+  crops the first frames' previous frames; the conversion to floats and the paste masks' smoothstep are done on
+  the training device (:func:`~evpcli.train.renderer.batch_tensors`, not counted here: a GPU's work).
+
+With 0 workers the time is the median of the steps; with workers it is the wall time of ``--steps`` batches after
+the first (workers overlap), over that count. The projected GPU rate uses the lent H200's profile (issue 26): the
+512 px generator's forward passes took 1.8 s for 8 steps (225 ms a step; backward passes and discriminators were
+not in that figure, so it is an upper bound): steps/s = 1 / (data + 225 ms) in the training process, 1 / max(data,
+225 ms) with workers (the data is made while the GPU trains). The load average is printed.
 """
 
 from __future__ import annotations
@@ -24,149 +29,118 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import evpcli.face.guidance as guidance  # noqa: E402
-import evpcli.engines.neural as neural  # noqa: E402
 import evpcli.train.renderer as trainer  # noqa: E402
 from evpcli.config import RENDERER_CPU, RENDERER_GPU, RendererTrainConfig  # noqa: E402
+from evpcli.face.normalize import apply_transform  # noqa: E402
+from evpcli.engines.neural import condition, crop_affine, crop_image, paste_mask, to_unit  # noqa: E402
 from tests.renderdata import carphone_target  # noqa: E402
 
 H200_GENERATOR_MS = 1800.0 / 8  # issue 26: the generator's forward passes, 512 px, per step
-PARTS = {"condition": (trainer, "condition"), "paste_mask": (trainer, "paste_mask"),
-         "crop_image": (trainer, "crop_image")}
 
 
-def face_region_dilate(landmarks, size, margin=0.08):
-    """The former face_region: the polygon dilated by an elliptical kernel of 2 grow + 1 pixels."""
-    w, h = size
-    mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round(guidance.face_outline(landmarks) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    grow = int(round(margin * guidance._iod(np.asarray(landmarks, np.float64))))
-    if grow > 0:
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return mask.astype(bool)
+def per_step_batch(data, starts, rng, net_cfg, cfg, warp) -> dict:
+    """The batch as training made it before the cache (main before issue 26's second part), float32 arrays."""
+    L, n_tr = cfg.seq_len, data.n_train
+    conds, reals, masks, prevs, warps = [], [], [], [], []
+    usable = np.flatnonzero(data.usable[:n_tr])
+    for t0 in rng.choice(starts, size=cfg.batch_size):
+        ts = np.arange(t0, t0 + L)
+        affine = crop_affine(data.landmarks[ts[L // 2]], net_cfg, tuple(rng.uniform(-cfg.jitter_px, cfg.jitter_px, 2)))
+        crops = [crop_image(data.frames[t], affine, net_cfg.size) for t in ts]
+        lmc = [apply_transform(data.landmarks[t], affine) for t in ts]
+        conds.append(np.stack([condition(c, lm, net_cfg) for c, lm in zip(crops, lmc, strict=True)]))
+        reals.append(np.stack([to_unit(c) for c in crops]))
+        masks.append(np.stack([paste_mask(lm, lm, net_cfg.size)[None] for lm in lmc]))
+        offset = int(rng.integers(1, cfg.source_offset + 1)) * int(rng.choice([-1, 1]))
+        src = np.clip(ts + offset, 0, n_tr - 1)
+        src = np.array([s if data.usable[s] else usable[np.abs(usable - s).argmin()] for s in src])
+        warp.reset()
+        warps.append(np.stack([to_unit(crop_image(warp.render(data.frames[s], data.landmarks[s], data.landmarks[t]),
+                                                  affine, net_cfg.size)) for s, t in zip(src, ts, strict=True)]))
+        prev_idx = np.clip([src[0] - k for k in range(1, net_cfg.n_prev + 1)], 0, n_tr - 1)
+        prevs.append(np.stack([to_unit(crop_image(data.frames[p], affine, net_cfg.size)) for p in prev_idx]))
+    return {"cond": np.stack(conds), "real": np.stack(reals), "mask": np.stack(masks), "prev": np.stack(prevs),
+            "warp": np.stack(warps)}
 
 
-class Timers:
-    """Wraps module functions to add up their wall time (nested calls counted in each)."""
+class PerStepDataset:
+    """Batch i of :func:`per_step_batch` (its own random draws), for a DataLoader with workers."""
 
-    def __init__(self):
-        self.total = defaultdict(float)
-        self.saved = []
+    def __init__(self, data, starts, net_cfg, cfg, n):
+        from evpcli.engines.warp import RenderConfig, WarpRenderer
 
-    def wrap(self, module, name, label):
-        fn = getattr(module, name)
+        self.args, self.n = (data, starts, net_cfg, cfg), n
+        self.warp = WarpRenderer(data.bank, RenderConfig())
 
-        def timed(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.total[label] += time.perf_counter() - t0
+    def __len__(self):
+        return self.n
 
-        self.saved.append((module, name, fn))
-        setattr(module, name, timed)
-
-    def restore(self):
-        for module, name, fn in reversed(self.saved):
-            setattr(module, name, fn)
-        self.saved = []
+    def __getitem__(self, i):
+        data, starts, net_cfg, cfg = self.args
+        return per_step_batch(data, starts, np.random.default_rng([0, i]), net_cfg, cfg, self.warp)
 
 
-def use_masks(kind: str):
-    fn = face_region_dilate if kind == "dilate" else ORIGINAL_FACE_REGION
-    guidance.face_region = fn
-    neural.face_region = fn
-
-
-ORIGINAL_FACE_REGION = guidance.face_region
-
-
-def data_ms(data, net_cfg, cfg, steps: int) -> tuple[float, dict]:
-    from evpcli.engines.warp import RenderConfig, WarpRenderer
-
-    warp = WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None
-    starts = trainer.sequence_starts(data, cfg.seq_len)
-    rng = np.random.default_rng(0)
-    per_step, parts = [], defaultdict(list)
+def loader_ms(loader, steps: int, workers: int) -> float:
+    """ms a batch: the median step in-process; with workers the wall time of ``steps`` batches after the first."""
+    it = iter(loader)
+    next(it)
+    times = []
+    t_all = time.perf_counter()
     for _ in range(steps):
-        tm = Timers()
-        for label, (mod, name) in PARTS.items():
-            tm.wrap(mod, name, label)
-        if warp is not None:
-            tm.wrap(warp, "render", "warp.render")
         t0 = time.perf_counter()
-        trainer.make_batch(data, starts, rng, net_cfg, cfg, warp)
-        per_step.append(time.perf_counter() - t0)
-        tm.restore()
-        if warp is not None:
-            del warp.render  # the instance attribute the wrapper set
-        for k, v in tm.total.items():
-            parts[k].append(v)
-    return 1e3 * statistics.median(per_step), {k: 1e3 * statistics.median(v) for k, v in parts.items()}
-
-
-def net_ms(data, net_cfg, cfg, steps: int) -> float:
-    """Median ms/step of fit_renderer's steps minus their make_batch time (one epoch of ``steps``)."""
-    tm = Timers()
-    tm.wrap(trainer, "make_batch", "data")
-    one = dataclasses.replace(cfg, epochs=1, steps_per_epoch=steps)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        trained = trainer.fit_renderer(data, net_cfg, one, Path(tmp) / "c.pt", Path(tmp) / "l.csv", heldout_every=0)
-        total = time.perf_counter() - t0
-    tm.restore()
-    del trained
-    return 1e3 * (total - tm.total["data"]) / steps
+        next(it)
+        times.append(time.perf_counter() - t0)
+    total = time.perf_counter() - t_all
+    del it
+    return 1e3 * (statistics.median(times) if workers == 0 else total / steps)
 
 
 def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=8, help="make_batch calls per configuration")
-    ap.add_argument("--masks", default="dilate,distance")
-    ap.add_argument("--net-steps", type=int, default=4, help="training steps for the network's share (0: skip)")
-    ap.add_argument("--net-512", action="store_true", help="also time the 512 px network on this CPU")
+    ap.add_argument("--steps", type=int, default=16, help="batches timed per configuration")
+    ap.add_argument("--workers", default="0,2")
+    ap.add_argument("--sizes", default="128,512")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = RendererTrainConfig()
+    workers = [int(w) for w in args.workers.split(",")]
     target = carphone_target()
-    print(f"carphone {target.frames.shape[2]}x{target.frames.shape[1]}, {len(target.frames)} frames; batch "
-          f"{cfg.batch_size} x {cfg.seq_len} frames, hybrid; load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} CPUs")
-    for net_cfg in (RENDERER_CPU, RENDERER_GPU):
+    print(f"carphone {target.frames.shape[2]}x{target.frames.shape[1]}, {len(target.frames)} frames; batch 4 x 3 "
+          f"frames, hybrid; {args.steps} steps a row; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    for net_cfg in (c for c in (RENDERER_CPU, RENDERER_GPU) if str(c.size) in args.sizes.split(",")):
+        cfg = RendererTrainConfig(epochs=1, steps_per_epoch=args.steps + 1)
         data = trainer.prepare_target(iter(target.frames), target.landmarks, target.valid, net_cfg, cfg)
-        print(f"\n{net_cfg.size} px (working scale {data.scale:.2f}):")
+        starts = trainer.sequence_starts(data, cfg.seq_len)
+        print(f"\n{net_cfg.size} px (working scale {data.scale:.2f}, {data.n_train} training frames):")
+        t0 = time.perf_counter()
+        cache = trainer.cache_frames(data, net_cfg, cfg)
+        print(f"  cache: {time.perf_counter() - t0:.1f} s once, {cache.nbytes / 2**20:.0f} MiB; "
+              f"load {os.getloadavg()[0]:.2f}")
         rows = {}
-        for kind in args.masks.split(","):
-            use_masks(kind)
-            ms, parts = data_ms(data, net_cfg, cfg, args.steps)
-            rows[kind] = ms
-            print(f"  data, masks by {kind:8}: {ms:7.1f} ms/step (median of {args.steps}; "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in sorted(parts.items())) + f"); load {os.getloadavg()[0]:.2f}")
-        use_masks("distance")
-        if "dilate" in rows and "distance" in rows:
-            print(f"  data speed-up: {rows['dilate'] / rows['distance']:.1f}x")
-        if net_cfg.size == 512:
-            for kind, ms in rows.items():
-                print(f"  projected H200 steps/s with masks by {kind}: {1e3 / (ms + H200_GENERATOR_MS):.2f} "
-                      f"(data {ms:.0f} ms + generator {H200_GENERATOR_MS:.0f} ms a step, one process)")
-        if args.net_steps and (net_cfg.size == 128 or args.net_512):
-            print(f"  network on this CPU (1 thread): {net_ms(data, net_cfg, cfg, args.net_steps):.0f} ms/step "
-                  f"(mean of {args.net_steps}); load {os.getloadavg()[0]:.2f}")
+        for w in workers:
+            per_step = torch.utils.data.DataLoader(PerStepDataset(data, starts, net_cfg, cfg, args.steps + 1),
+                                                   batch_size=None, num_workers=w)
+            cached = trainer.batch_loader(trainer.SequenceDataset(data, cache, starts, net_cfg, cfg), w)
+            rows[("per step", w)] = loader_ms(per_step, args.steps, w)
+            rows[("cached", w)] = loader_ms(cached, args.steps, w)
+            for kind in ("per step", "cached"):
+                ms = rows[(kind, w)]
+                proj = 1e3 / (ms + H200_GENERATOR_MS) if w == 0 else 1e3 / max(ms, H200_GENERATOR_MS)
+                print(f"  data {kind:8}, {w} workers: {ms:7.1f} ms/step"
+                      + (f"; projected H200 {proj:.2f} steps/s (generator {H200_GENERATOR_MS:.0f} ms a step)"
+                         if net_cfg.size == 512 else "") + f"; load {os.getloadavg()[0]:.2f}")
+        for w in workers:
+            print(f"  cached vs per step, {w} workers: {rows[('per step', w)] / rows[('cached', w)]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -407,12 +407,18 @@ class RendererTrainConfig:
     ``holdout`` fraction of the frames is never trained on (the held-out metrics and the PNG grid use them).
     A step draws ``batch_size`` sequences of ``seq_len`` consecutive frames; the first frame of a sequence sees
     real previous frames (from up to ``prev_jitter`` frames away), the others the generator's own previous
-    outputs pasted into the real frame, as at render time. The hybrid's warp input for frame t warps a frame
-    ``source_offset`` frames away (random sign and size up to it) to t's landmarks, as rendering warps the target
-    frame to speech-driven landmarks. Generator loss: ``w_gan`` x LSGAN (image and temporal discriminators) +
-    ``w_fm`` x discriminator feature matching + ``w_l1`` x L1 (weight 1 inside the paste mask, ``l1_outside``
-    outside) + ``w_temporal`` x L1 of frame-to-frame differences against the real ones. Adam (``lr``, betas
-    0.5/0.999) for both players. No pretrained network is used (no perceptual loss: none ships in a package).
+    outputs pasted into the real frame (re-aligned to the next frame's crop), as at render time. The hybrid's warp
+    input for frame t warps a frame up to ``source_offset`` frames away to t's landmarks, as rendering warps the
+    target frame to speech-driven landmarks: ``warp_sources`` fixed offsets (magnitudes spread up to
+    ``source_offset``, both signs), each rendered once per target as one continuous sequence. Each sequence is
+    shifted by a random whole number of crop pixels up to ``jitter_px``. Generator loss: ``w_gan`` x LSGAN (image
+    and temporal discriminators) + ``w_fm`` x discriminator feature matching + ``w_l1`` x L1 (weight 1 inside the
+    paste mask, ``l1_outside`` outside) + ``w_temporal`` x L1 of frame-to-frame differences against the real ones.
+    Adam (``lr``, betas 0.5/0.999) for both players. No pretrained network is used (no perceptual loss: none ships in a package).
+
+    Speed (issue 26): everything a training frame alone determines is computed once per run; ``workers`` processes
+    assemble the batches (0: the training process itself; the weights do not depend on it); on CUDA
+    ``mixed_precision`` (bf16 autocast) and ``channels_last``, ignored on a CPU (CPU training stays float32).
     """
 
     epochs: int = 8
@@ -427,7 +433,11 @@ class RendererTrainConfig:
     w_temporal: float = 10.0
     prev_jitter: int = 6
     source_offset: int = 25
-    jitter_px: float = 3.0  # random crop shift (pixels of the crop) per sequence
+    jitter_px: float = 3.0  # random crop shift (whole pixels of the crop, up to this) per sequence
+    warp_sources: int = 4  # the hybrid's warp input: this many source offsets, rendered once per target
     holdout: float = 0.15
     max_frames: int = 0  # 0: every frame of the target
     seed: int = 0
+    workers: int = 0  # batch-assembling processes (torch DataLoader); 0: in the training process
+    mixed_precision: bool = True  # bf16 autocast, on CUDA only
+    channels_last: bool = True  # channels-last networks, on CUDA only

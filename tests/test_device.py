@@ -1,6 +1,8 @@
 """``--device``: selection and dtypes on the CPU (torch.cuda.is_available mocked); the real GPU run is skipped
 without a GPU."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +104,39 @@ def test_renderer_trains_two_steps_on_cuda(tmp_path):
     trained = fit_renderer(data, RENDERER_GPU, cfg, tmp_path / "c.pt", tmp_path / "l.csv", "cuda", heldout_every=0)
     assert next(trained.generator.parameters()).device.type == "cuda"
     assert all(torch.isfinite(p).all() for p in trained.generator.parameters())
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    from evpcli.config import NeuralRendererConfig, RendererTrainConfig
+    from evpcli.train.renderer import cache_frames, prepare_target
+    from tests.renderdata import synth_target
+
+    net = NeuralRendererConfig(size=32, channels=(8, 16), res_blocks=1, d_channels=8, d_layers=2, d_scales=2)
+    train = RendererTrainConfig(epochs=1, steps_per_epoch=3, batch_size=2, seq_len=3, lr=1e-3, source_offset=8)
+    t = synth_target(128)
+    data = prepare_target(iter(t.frames), t.landmarks, t.valid, net, train)
+    return data, net, train, cache_frames(data, net, train)
+
+
+def test_cpu_training_ignores_the_gpu_options(tiny_run, tmp_path):
+    """bf16 autocast and channels-last are for CUDA: on a CPU the run is the float32 one, bit for bit; forced on (as
+    CUDA would), the same run goes through bf16 and channels-last and still gives float32 weights."""
+    data, net, train, cache = tiny_run
+    from evpcli.train.renderer import fit_renderer
+
+    def run(name, cfg, **kw):
+        return fit_renderer(data, net, cfg, tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", heldout_every=0,
+                            cache=cache, **kw).generator
+
+    on = dataclasses.replace(train, mixed_precision=True, channels_last=True)
+    off = dataclasses.replace(train, mixed_precision=False, channels_last=False)
+    plain, ignored = run("off", off), run("on", on)  # the second on a CPU: options ignored
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, ignored.state_dict()[k]), k
+    forced = run("forced", on, gpu_options=True)  # the CUDA path, on the CPU's bf16 autocast
+    weights = forced.state_dict()
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
+    assert next(forced.parameters()).is_contiguous(memory_format=torch.channels_last) or \
+        all(p.dim() != 4 for p in forced.parameters())
+    assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in weights.items())  # bf16 did run

@@ -66,7 +66,7 @@ TRAIN_STAGES: dict[Stage, TrainStage] = {
     Stage.disentangle: TrainStage(_run_disentangle, frozenset({"ablate", "holdout_sentences", "pretrain_steps",
                                                                "augment_copies", "cmvn"})),
     Stage.audio2lm: TrainStage(_run_audio2lm, frozenset({"ablate", "finetune_encoders", "augment_copies"})),
-    Stage.renderer: TrainStage(_run_renderer, frozenset({"target", "hybrid"})),
+    Stage.renderer: TrainStage(_run_renderer, frozenset({"target", "hybrid", "workers"})),
 }
 COMMON_TRAIN_OPTIONS = frozenset({"epochs", "batch_size", "steps_per_epoch", "seed"})
 
@@ -100,6 +100,8 @@ def train(
     hybrid: bool | None = typer.Option(None, "--hybrid/--no-hybrid", help="renderer: also feed the warp renderer's "
                                        "output (the network learns the residual; the default) or not (the paper's "
                                        "renderer: guidance map and previous frames only)."),
+    workers: int | None = typer.Option(None, min=0, help="renderer: processes assembling the training batches "
+                                       "(default 0: the training process; the weights do not depend on it)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N; overrides the global "
                                       "--device.", callback=_device_name),
     augment_copies: int | None = typer.Option(None, help="disentangle, audio2lm: augmented copies of every clip's "
@@ -128,7 +130,7 @@ def train(
                                "seed": seed, "ablate": ablate, "holdout_sentences": holdout_sentences,
                                "pretrain_steps": pretrain_steps, "finetune_encoders": finetune_encoders,
                                "target": target, "hybrid": hybrid, "augment_copies": augment_copies,
-                               "cmvn": cmvn}.items() if v is not None}
+                               "cmvn": cmvn, "workers": workers}.items() if v is not None}
     entry = TRAIN_STAGES[stage]
     wrong = sorted(set(given) - COMMON_TRAIN_OPTIONS - entry.options)
     if wrong:

@@ -49,10 +49,10 @@ def crop_affine(tracked: np.ndarray, cfg: NeuralRendererConfig, shift: tuple[flo
     k = cfg.size / side
     canon_to_crop = np.array([[k, 0.0, cfg.size / 2 - k * 128.0 + shift[0]],
                               [0.0, k, cfg.size / 2 - k * cfg.crop_centre_y + shift[1]]])
-    return _compose(canon_to_crop, invert_transform(to_frame))
+    return compose_affine(canon_to_crop, invert_transform(to_frame))
 
 
-def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def compose_affine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The affine a(b(x)), both (2, 3)."""
     return np.concatenate([a[:, :2] @ b[:, :2], (a[:, :2] @ b[:, 2] + a[:, 2])[:, None]], 1)
 
@@ -76,7 +76,7 @@ def crop_image(frame: np.ndarray, affine: np.ndarray, size: int, border: int = c
             fx, fy = small.shape[1] / (x1 - x0), small.shape[0] / (y1 - y0)
             # small pixel p -> frame pixel (p + 0.5) / f - 0.5 + origin
             to_frame = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1 / fy, 0.5 / fy - 0.5 + y0]])
-            return cv2.warpAffine(small, _compose(affine, to_frame), (size, size), flags=cv2.INTER_LINEAR,
+            return cv2.warpAffine(small, compose_affine(affine, to_frame), (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=border)
     return cv2.warpAffine(frame, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
 
@@ -85,35 +85,59 @@ def sketch_thickness(size: int) -> int:
     return max(1, int(round(size / 160)))
 
 
-def part_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """(6, size, size) float32 in (0, 1]: per facial part (:data:`PART_GROUPS`), exp(-distance to its curves /
-    (size / 24)), the release's distance maps. ``landmarks`` (68, 2) crop pixels."""
+def part_maps(landmarks: np.ndarray, size: int, canvas: int | None = None) -> np.ndarray:
+    """(6, P, P) float32 in (0, 1], in steps of 1/255 (:func:`part_maps_u8` / 255): per facial part
+    (:data:`PART_GROUPS`), exp(-distance to its curves / (size / 24)), the release's distance maps. ``landmarks``
+    (68, 2) crop pixels; ``canvas`` the side P of the maps (default ``size``; training draws them on a crop grown
+    by its jitter)."""
+    return part_maps_u8(landmarks, size, canvas).astype(np.float32) / 255.0
+
+
+def part_maps_u8(landmarks: np.ndarray, size: int, canvas: int | None = None) -> np.ndarray:
+    """:func:`part_maps` as (6, P, P) uint8, 255 x the map rounded: what training caches per frame (a quarter of
+    the float32 maps' memory, and the very numbers the renderer computes)."""
     pts = np.round(np.asarray(landmarks, np.float64) * 16).astype(np.int32)
     sigma = size / 24.0
-    out = np.empty((len(PART_GROUPS), size, size), np.float32)
+    side = canvas or size
+    out = np.empty((len(PART_GROUPS), side, side), np.uint8)
     for g, curves in enumerate(PART_GROUPS):
-        canvas = np.full((size, size), 255, np.uint8)
+        img = np.full((side, side), 255, np.uint8)
         for c in curves:
             idx, closed = CURVES[c]
-            cv2.polylines(canvas, [pts[idx].reshape(-1, 1, 2)], closed, 0, 1, cv2.LINE_8, 4)
-        d = cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
-        out[g] = np.exp(-d / sigma)
+            cv2.polylines(img, [pts[idx].reshape(-1, 1, 2)], closed, 0, 1, cv2.LINE_8, 4)
+        d = cv2.distanceTransform(img, cv2.DIST_L2, 3)
+        out[g] = np.rint(np.exp(d * np.float32(-1.0 / sigma)) * np.float32(255.0))
     return out
 
 
 def condition(crop_rgb: np.ndarray, landmarks: np.ndarray, cfg: NeuralRendererConfig) -> np.ndarray:
-    """(1 [+ 6], S, S) float32: the guidance map of the crop in [0, 1] (sketch of ``landmarks`` (68, 2), crop
-    pixels, over Canny edges of ``crop_rgb`` outside the face) and, with ``cfg.part_maps``, the part maps."""
-    g = guidance_map(crop_rgb, landmarks, thickness=sketch_thickness(cfg.size)).astype(np.float32) / 255.0
+    """(1 [+ 6], S, S) float32 in [0, 1]: :func:`condition_u8` / 255."""
+    return condition_u8(crop_rgb, landmarks, cfg).astype(np.float32) / 255.0
+
+
+def condition_u8(crop_rgb: np.ndarray, landmarks: np.ndarray, cfg: NeuralRendererConfig) -> np.ndarray:
+    """(1 [+ 6], P, P) uint8: the guidance map of the crop (sketch of ``landmarks`` (68, 2), crop pixels, over
+    Canny edges of ``crop_rgb`` (P, P, 3) outside the face) and, with ``cfg.part_maps``, the part maps
+    (:func:`part_maps_u8`), P the crop's side (``cfg.size`` when rendering; training caches a crop grown by its
+    jitter)."""
+    g = guidance_map(crop_rgb, landmarks, thickness=sketch_thickness(cfg.size))
     if not cfg.part_maps:
         return g[None]
-    return np.concatenate([g[None], part_maps(landmarks, cfg.size)])
+    return np.concatenate([g[None], part_maps_u8(landmarks, cfg.size, crop_rgb.shape[0])])
 
 
 def paste_mask(tracked: np.ndarray, adapted: np.ndarray, size: int) -> np.ndarray:
     """(S, S) float32 blend weight on the crop: 1 over the face regions of ``tracked`` and ``adapted`` (68, 2) crop
     pixels (grown by :data:`MASK_MARGIN`), falling smoothly to 0 over :data:`MASK_FEATHER` outside them (in
-    inter-ocular distances) and 0 on the crop's border."""
+    inter-ocular distances) and 0 on the crop's border: the smoothstep of :func:`paste_ramp`."""
+    t, _ = paste_ramp(tracked, adapted, size)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def paste_ramp(tracked: np.ndarray, adapted: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """:func:`paste_mask` before its smoothstep: (S, S) float32 in [0, 1], the distance to the nearest pixel outside
+    the grown face regions or on the crop's border over the feather width, and that width (pixels, >= 1). Training
+    caches it on a crop larger than the one it uses and takes the minimum with the used crop's border's ramp."""
     iod = float(np.linalg.norm(np.asarray(tracked)[45] - np.asarray(tracked)[36]))
     region = face_region(tracked, (size, size), MASK_MARGIN + MASK_FEATHER)
     if not np.array_equal(np.asarray(adapted), np.asarray(tracked)):  # training pastes a frame's own landmarks
@@ -122,8 +146,8 @@ def paste_mask(tracked: np.ndarray, adapted: np.ndarray, size: int) -> np.ndarra
     region[[0, -1], :] = 0
     region[:, [0, -1]] = 0
     dist = cv2.distanceTransform(region, cv2.DIST_L2, 3)
-    t = np.clip(dist / max(MASK_FEATHER * iod, 1.0), 0.0, 1.0)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
+    width = max(MASK_FEATHER * iod, 1.0)
+    return np.clip(dist / width, 0.0, 1.0), width
 
 
 def to_unit(img: np.ndarray) -> np.ndarray:

@@ -5,9 +5,13 @@ landmarks (plus Canny edges of the frame outside the face, and the part distance
 The last ``holdout`` fraction of the frames is never trained on; after training, held-out frames are re-rendered
 (:func:`heldout_metrics`) and a PNG grid shows them (guidance | real | neural | warp).
 
-A step trains on ``batch_size`` sequences of ``seq_len`` consecutive frames, all cropped with one similarity
-(the middle frame's, jittered): the first frame sees real previous frames, the next ones the generator's own
-previous outputs pasted into the real crop with the paste mask (what rendering feeds back). The generator
+A step trains on ``batch_size`` sequences of ``seq_len`` consecutive frames, each frame on its own crop (its
+tracked landmarks' similarity), all shifted by one random whole number of pixels: the first frame sees real
+previous frames (cropped with its crop), the next ones the generator's own previous outputs pasted into the real
+crop with the paste mask and re-cropped with the next frame's crop (:func:`follow`; what rendering feeds back).
+Everything a frame alone determines is computed once per run (:func:`cache_frames`), so a batch only gathers;
+batches come from a ``DataLoader`` (``cfg.workers`` processes) and do not depend on which process made them
+(:func:`sample_rng`). The generator
 (:class:`~evpcli.nets.renderer.RendererGenerator`) is trained with LSGAN against a multi-scale patch
 discriminator on (condition, frame) and a temporal discriminator over the sequence, discriminator feature
 matching, L1 (mostly inside the paste mask) and an L1 on frame-to-frame differences. The discriminators see the
@@ -16,7 +20,9 @@ that paste-back throws away. No pretrained network is downloaded or used (no per
 
 The hybrid (``NeuralRendererConfig.hybrid``) also reads the warp renderer's output: during training the warp
 of a frame up to ``source_offset`` frames away to the trained frame's landmarks (as rendering warps a target
-frame to speech-driven landmarks), with the mouth bank built from the training frames only.
+frame to speech-driven landmarks; ``warp_sources`` fixed offsets, each rendered once as a continuous sequence),
+with the mouth bank built from the training frames only. On CUDA the networks run under bf16 autocast and
+channels-last (``cfg.mixed_precision``, ``cfg.channels_last``); a CPU run stays float32.
 
 Frames are held in memory at a working scale where the crop is at most 1.25x downsampled (a 640x360 video with a
 150 px face: about 0.4x), so memory does not grow with the video's resolution.
@@ -35,9 +41,10 @@ import numpy as np
 
 from evpcli.config import RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, RenderConfig, RendererTrainConfig, to_dict
 from evpcli.errors import EvpError
-from evpcli.face.normalize import apply_transform
+from evpcli.face.normalize import apply_transform, invert_transform
 from evpcli.progress import Progress
-from evpcli.engines.neural import NeuralRenderer, condition, crop_affine, crop_image, paste_mask, to_unit
+from evpcli.engines.neural import (NeuralRenderer, compose_affine, condition_u8, crop_affine, crop_image,
+                                 paste_ramp)
 from evpcli.train.common import (CsvLog, TrainingRun, TrainResult, deterministic, epoch_rng, load_training_state,
                                  plot_curves, save_training_state, seed_everything)
 from evpcli.workspace import Workspace, cache_key, hash_file, save_checkpoint, save_json
@@ -126,52 +133,235 @@ def sequence_starts(data: TrainingTarget, seq_len: int) -> np.ndarray:
     return np.array([t for t in range(data.n_train - seq_len + 1) if ok[t:t + seq_len].all()], np.int64)
 
 
+def warp_offsets(cfg: RendererTrainConfig) -> np.ndarray:
+    """(K,) int: the hybrid's warp sources, in frames from the trained frame: ``cfg.warp_sources`` offsets whose
+    magnitudes are spread evenly up to ``cfg.source_offset``, in pairs of both signs (4 up to 25: +6, -6, +19, -19)."""
+    k = max(1, cfg.warp_sources)
+    half = -(-k // 2)
+    mags = [max(1, int(round(cfg.source_offset * (j // 2 + 0.5) / half))) for j in range(k)]
+    return np.array([m if j % 2 == 0 else -m for j, m in enumerate(mags)], np.int64)
+
+
 @dataclass
-class Batch:
-    cond: np.ndarray  # (B, L, Cc, S, S) float32
-    real: np.ndarray  # (B, L, 3, S, S) float32 in [-1, 1]
-    mask: np.ndarray  # (B, L, 1, S, S) float32 paste mask
-    prev: np.ndarray  # (B, n_prev, 3, S, S) previous real frames of the first one, newest first
-    warp: np.ndarray | None  # (B, L, 3, S, S) warp renderer output (hybrid)
+class FrameCache:
+    """What a training frame alone determines, computed once per run (:func:`cache_frames`) so that a batch only
+    gathers and shifts it. Per usable training frame (row ``row[t]``), on the frame's own crop
+    (:func:`~evpcli.engines.neural.crop_affine` of its tracked landmarks) grown by ``pad`` pixels on each side
+    (P = size + 2 pad, room for the sequence's shift): ``real`` (n, 3, P, P) uint8 the crop, ``cond`` (n, C, P, P)
+    uint8 the generator's condition (:func:`~evpcli.engines.neural.condition_u8`: guidance map and part maps),
+    ``ramp`` (n, 1, P, P) uint8 the paste mask's ramp (:func:`~evpcli.engines.neural.paste_ramp`) x 255 rounded and
+    ``feather`` (n,) float32 its width (pixels), ``warp`` (hybrid) (n, K, 3, P, P) uint8 the warp
+    renderer's output from each source of ``sources`` (K, n_train) (frame indices; ``offsets`` (K,) away, clipped
+    to the training frames and moved to the nearest usable one), cropped the same way. ``affine`` (N, 2, 3) every
+    frame's crop affine (frame -> crop pixels, no shift)."""
+
+    row: np.ndarray
+    affine: np.ndarray
+    pad: int
+    real: np.ndarray
+    cond: np.ndarray
+    ramp: np.ndarray
+    feather: np.ndarray
+    warp: np.ndarray | None
+    offsets: np.ndarray
+    sources: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.real, self.cond, self.ramp, self.warp) if a is not None)
 
 
-def make_batch(data: TrainingTarget, starts: np.ndarray, rng: np.random.Generator, net_cfg: NeuralRendererConfig,
-               cfg: RendererTrainConfig, warp=None) -> Batch:
-    """One batch of training sequences (see the module docstring)."""
-    L, n_tr = cfg.seq_len, data.n_train
-    conds, reals, masks, prevs, warps = [], [], [], [], []
+def _shifted(affine: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    out = np.array(affine, np.float64)
+    out[:, 2] += (dx, dy)
+    return out
+
+
+def cache_frames(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig,
+                 progress: Progress | None = None) -> FrameCache:
+    """Compute the :class:`FrameCache` of a target (once per training run; in memory: (11 + 3 K) bytes per canvas
+    pixel and usable training frame, e.g. 100 frames at 512 px with K = 4: 0.6 GB). The warp sources are rendered
+    as continuous sequences (one per offset, as render draws a target), the warp renderer's random draws seeded
+    from ``cfg.seed``."""
+    from evpcli.engines.warp import WarpRenderer
+
+    progress = progress or Progress()
+    n_tr, pad = data.n_train, int(cfg.jitter_px)
+    side = net_cfg.size + 2 * pad
     usable = np.flatnonzero(data.usable[:n_tr])
-    for t0 in rng.choice(starts, size=cfg.batch_size):
-        ts = np.arange(t0, t0 + L)
-        affine = crop_affine(data.landmarks[ts[L // 2]], net_cfg, tuple(rng.uniform(-cfg.jitter_px, cfg.jitter_px, 2)))
-        crops = [crop_image(data.frames[t], affine, net_cfg.size) for t in ts]
-        lmc = [apply_transform(data.landmarks[t], affine) for t in ts]
-        conds.append(np.stack([condition(c, lm, net_cfg) for c, lm in zip(crops, lmc, strict=True)]))
-        reals.append(np.stack([to_unit(c) for c in crops]))
-        masks.append(np.stack([paste_mask(lm, lm, net_cfg.size)[None] for lm in lmc]))
-        if net_cfg.hybrid:
-            offset = int(rng.integers(1, cfg.source_offset + 1)) * int(rng.choice([-1, 1]))
-            src = np.clip(ts + offset, 0, n_tr - 1)
-            src = np.array([s if data.usable[s] else usable[np.abs(usable - s).argmin()] for s in src])
-            warp.reset()
-            warps.append(np.stack([to_unit(crop_image(warp.render(data.frames[s], data.landmarks[s], data.landmarks[t]),
-                                                      affine, net_cfg.size)) for s, t in zip(src, ts, strict=True)]))
-            first = src[0]
-        else:
-            jitter = int(rng.integers(-cfg.prev_jitter, cfg.prev_jitter + 1)) if rng.random() < 0.5 else 0
-            first = t0 + jitter
-        prev_idx = np.clip([first - k for k in range(1, net_cfg.n_prev + 1)], 0, n_tr - 1)
-        prevs.append(np.stack([to_unit(crop_image(data.frames[p], affine, net_cfg.size)) for p in prev_idx])
-                     if net_cfg.n_prev else np.zeros((0, 3, net_cfg.size, net_cfg.size), np.float32))
-    return Batch(np.stack(conds), np.stack(reals), np.stack(masks), np.stack(prevs),
-                 np.stack(warps) if net_cfg.hybrid else None)
+    row = np.full(data.n_frames, -1, np.int64)
+    row[usable] = np.arange(len(usable))
+    affine = np.stack([crop_affine(lm, net_cfg) for lm in data.landmarks])
+    n, c = len(usable), 1 + (6 if net_cfg.part_maps else 0)
+    real = np.empty((n, 3, side, side), np.uint8)
+    cond = np.empty((n, c, side, side), np.uint8)
+    ramp = np.empty((n, 1, side, side), np.uint8)
+    feather = np.empty(n, np.float32)
+    offsets = warp_offsets(cfg) if net_cfg.hybrid else np.zeros(0, np.int64)
+    warp = np.empty((n, len(offsets), 3, side, side), np.uint8) if net_cfg.hybrid else None
+    with progress.task("cache training frames", total=n * (1 + len(offsets)), unit="frames") as bar:
+        for r, t in enumerate(usable):
+            a = _shifted(affine[t], pad, pad)
+            crop = crop_image(data.frames[t], a, side)
+            lm = apply_transform(data.landmarks[t], a)
+            real[r] = crop.transpose(2, 0, 1)
+            cond[r] = condition_u8(crop, lm, net_cfg)
+            t_ramp, feather[r] = paste_ramp(lm, lm, side)
+            ramp[r, 0] = np.rint(t_ramp * np.float32(255.0))
+            bar.advance(1)
+        sources = np.zeros((len(offsets), n_tr), np.int64)
+        for k, off in enumerate(offsets):
+            src = np.clip(np.arange(n_tr) + off, 0, n_tr - 1)
+            sources[k] = [s if data.usable[s] else usable[np.abs(usable - s).argmin()] for s in src]
+            renderer = WarpRenderer(data.bank, RenderConfig(), seed=cfg.seed * 1_000 + k)
+            for t in range(n_tr):
+                if row[t] < 0:
+                    renderer.reset()  # a gap: the next usable frame starts a new sequence
+                    continue
+                s = sources[k, t]
+                out = renderer.render(data.frames[s], data.landmarks[s], data.landmarks[t])
+                warp[row[t], k] = crop_image(out, _shifted(affine[t], pad, pad), side).transpose(2, 0, 1)
+                bar.advance(1)
+    return FrameCache(row, affine, pad, real, cond, ramp, feather, warp, offsets, sources)
+
+
+def empty_batch(cache: FrameCache, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, n: int,
+                shared: bool = False) -> dict:
+    """Uninitialised tensors for ``n`` sequences (see :func:`make_sample`), in shared memory with ``shared`` (a
+    loader worker's batch then reaches the training process without a copy)."""
+    import torch
+
+    L, S, C = cfg.seq_len, net_cfg.size, cache.cond.shape[1]
+    shapes = {"cond": ((n, L, C, S, S), torch.uint8), "real": ((n, L, 3, S, S), torch.uint8),
+              "ramp": ((n, L, 1, S, S), torch.uint8), "feather": ((n, L), torch.float32),
+              "to_prev": ((n, L, 2, 3), torch.float32), "prev": ((n, net_cfg.n_prev, 3, S, S), torch.uint8)}
+    if cache.warp is not None:
+        shapes["warp"] = ((n, L, 3, S, S), torch.uint8)
+    out = {k: torch.empty(shape, dtype=dtype) for k, (shape, dtype) in shapes.items()}
+    return {k: v.share_memory_() for k, v in out.items()} if shared else out
+
+
+def make_sample(data: TrainingTarget, cache: FrameCache, starts: np.ndarray, rng: np.random.Generator,
+                net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, out: dict | None = None, b: int = 0) -> dict:
+    """One training sequence from ``rng``: a start t0 of ``starts``, a shift (dx, dy) of whole crop pixels up to
+    ``cfg.jitter_px``, and (hybrid) one of the warp sources or (otherwise) the first frame's previous frames from up
+    to ``cfg.prev_jitter`` frames away. Gathers from ``cache``; only the first frame's previous frames are cropped
+    (with the first frame's crop, as rendering re-crops its previous outputs). Each frame has its own crop: the
+    generator's previous outputs are re-aligned to the next frame's crop on the device (:func:`unroll`).
+
+    Written into row ``b`` of ``out`` (:func:`empty_batch`), or returned as numpy arrays: ``cond`` (L, C, S, S),
+    ``real`` (L, 3, S, S), ``ramp`` (L, 1, S, S) uint8 and ``feather`` (L,) float32 (the paste mask's, see
+    :class:`FrameCache`), ``prev`` (n_prev, 3, S, S) uint8 newest first, ``warp`` (L, 3, S, S) uint8 (hybrid),
+    ``to_prev`` (L, 2, 3) float32: frame i's crop pixels -> frame i-1's (identity for i = 0). The device turns
+    them into floats (:func:`batch_tensors`)."""
+    single = out is None
+    if single:
+        out, b = empty_batch(cache, net_cfg, cfg, 1), 0
+    o = {k: v.numpy()[b] for k, v in out.items()}
+    L, S, n_tr, J = cfg.seq_len, net_cfg.size, data.n_train, cache.pad
+    t0 = int(rng.choice(starts))
+    ts = np.arange(t0, t0 + L)
+    dx, dy = (int(v) for v in rng.integers(-J, J + 1, 2))
+    rows = cache.row[ts]
+    y, x = J - dy, J - dx  # the canvas window of a crop whose content moved by (dx, dy)
+    win = (slice(None), slice(y, y + S), slice(x, x + S))
+    for i, r in enumerate(rows):
+        o["cond"][i] = cache.cond[r][win]
+        o["real"][i] = cache.real[r][win]
+        o["ramp"][i] = cache.ramp[r][win]
+    o["feather"][:] = cache.feather[rows]
+    affines = [_shifted(cache.affine[t], dx, dy) for t in ts]
+    o["to_prev"][0] = np.eye(2, 3)
+    for i in range(1, L):
+        o["to_prev"][i] = compose_affine(affines[i - 1], invert_transform(affines[i]))
+    if net_cfg.hybrid:
+        k = int(rng.integers(len(cache.offsets)))
+        for i, r in enumerate(rows):
+            o["warp"][i] = cache.warp[r, k][win]
+        first = int(cache.sources[k, t0])
+    else:
+        first = t0 + (int(rng.integers(-cfg.prev_jitter, cfg.prev_jitter + 1)) if rng.random() < 0.5 else 0)
+    prev_idx = np.clip([first - k for k in range(1, net_cfg.n_prev + 1)], 0, n_tr - 1)
+    for j, p in enumerate(prev_idx):
+        o["prev"][j] = crop_image(data.frames[p], affines[0], S).transpose(2, 0, 1)
+    return o if single else out
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random draws of sample ``index`` (within its epoch) of ``epoch``: whichever process assembles it."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+class SequenceDataset:
+    """The training batches of epochs ``first_epoch`` .. ``cfg.epochs - 1`` in order (``cfg.steps_per_epoch``
+    each), as a map-style dataset for ``torch.utils.data.DataLoader`` (``batch_size=None``): item i is a batch of
+    ``cfg.batch_size`` sequences, each :func:`make_sample` drawn from :func:`sample_rng`, so a batch does not depend
+    on the process that makes it."""
+
+    def __init__(self, data: TrainingTarget, cache: FrameCache, starts: np.ndarray, net_cfg: NeuralRendererConfig,
+                 cfg: RendererTrainConfig, first_epoch: int = 0):
+        self.data, self.cache, self.starts, self.net_cfg, self.cfg = data, cache, starts, net_cfg, cfg
+        self.first_epoch = first_epoch
+
+    def __len__(self) -> int:
+        return max(0, self.cfg.epochs - self.first_epoch) * self.cfg.steps_per_epoch
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        cfg = self.cfg
+        epoch, step = self.first_epoch + i // cfg.steps_per_epoch, i % cfg.steps_per_epoch
+        out = empty_batch(self.cache, self.net_cfg, cfg, cfg.batch_size,
+                          shared=torch.utils.data.get_worker_info() is not None)
+        for b in range(cfg.batch_size):
+            make_sample(self.data, self.cache, self.starts, sample_rng(cfg.seed, epoch, step * cfg.batch_size + b),
+                        self.net_cfg, cfg, out, b)
+        return out
+
+
+def batch_loader(dataset: SequenceDataset, workers: int = 0, pin_memory: bool = False):
+    """A ``DataLoader`` of ``dataset``'s batches in order (``workers`` processes; 0: in this one), each a dict of
+    uint8 tensors (B, ...) and float32 ``feather`` and ``to_prev``."""
+    import torch
+
+    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(dataset.cfg.seed))
+
+
+def make_batch(data: TrainingTarget, cache: FrameCache, starts: np.ndarray, net_cfg: NeuralRendererConfig,
+               cfg: RendererTrainConfig, epoch: int = 0, step: int = 0) -> dict:
+    """Batch ``step`` of ``epoch`` assembled here (what the loader yields)."""
+    return SequenceDataset(data, cache, starts, net_cfg, cfg, epoch)[step]
+
+
+def batch_tensors(batch: dict, device) -> dict:
+    """A loader's batch on ``device`` as float32: ``cond`` in [0, 1], images in [-1, 1] (the numbers of
+    :func:`~evpcli.engines.neural.condition` and :func:`~evpcli.engines.neural.to_unit`), ``mask`` (B, L, 1, S, S)
+    the paste mask of each crop (:func:`~evpcli.engines.neural.paste_mask`: the cached ramp, cut by the crop's own
+    border's, smoothstepped), ``to_prev``."""
+    import torch
+
+    dev = torch.device(device)
+    nb = dev.type == "cuda"
+    b = {k: v.to(dev, non_blocking=nb) for k, v in batch.items()}
+    out = {"cond": b["cond"].float() / 255.0, "to_prev": b["to_prev"]}
+    for k in ("real", "prev", "warp"):
+        if k in b:
+            out[k] = b[k].float() / 127.5 - 1.0
+    size = b["ramp"].shape[-1]
+    i = torch.arange(size, device=dev, dtype=torch.float32)
+    edge = torch.minimum(i, size - 1 - i)  # distance to the crop's border, pixels
+    edge = torch.minimum(edge[:, None], edge[None, :])
+    t = torch.minimum(b["ramp"].float() / 255.0, edge / b["feather"].float()[..., None, None, None]).clamp(0.0, 1.0)
+    out["mask"] = t * t * (3 - 2 * t)
+    return out
 
 
 # --------------------------------------------------------------------------- losses
 def _lsgan(preds, target: float):
     import torch
 
-    return sum(torch.mean((p[-1] - target) ** 2) for p in preds) / len(preds)
+    return sum(torch.mean((p[-1].float() - target) ** 2) for p in preds) / len(preds)
 
 
 def _feature_matching(fake, real):
@@ -180,7 +370,7 @@ def _feature_matching(fake, real):
     total, n = 0.0, 0
     for pf, pr in zip(fake, real, strict=True):
         for f, r in zip(pf[:-1], pr[:-1], strict=True):
-            total = total + torch.mean(torch.abs(f - r.detach()))
+            total = total + torch.mean(torch.abs(f.float() - r.detach().float()))
             n += 1
     return total / max(n, 1)
 
@@ -190,22 +380,51 @@ def flat(x):
     return x.reshape(-1, *x.shape[2:])
 
 
+def _compose_t(a, b):
+    """The affines a(b(x)), both (B, 2, 3) tensors."""
+    import torch
+
+    return torch.cat([a[:, :, :2] @ b[:, :, :2], a[:, :, :2] @ b[:, :, 2:] + a[:, :, 2:]], 2)
+
+
+def follow(image, affine):
+    """``image`` (B, C, S, S) resampled at ``affine`` (B, 2, 3), output crop pixels -> ``image`` pixels (bilinear,
+    the border replicated, like :func:`~evpcli.engines.neural.crop_image`): how a previous output is re-cropped
+    with the next frame's crop. Float32 whatever the autocast (sub-pixel coordinates need it)."""
+    import torch
+    import torch.nn.functional as F
+
+    s = (image.shape[-1] - 1) / 2.0
+    a, b = affine[:, :, :2].float(), affine[:, :, 2].float()
+    theta = torch.cat([a, (a.sum(2) + b / s - 1.0)[..., None]], 2)  # the same map in [-1, 1] coordinates
+    with torch.autocast(image.device.type, enabled=False):
+        grid = F.affine_grid(theta, list(image.shape), align_corners=True)
+        return F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def unroll(gen, batch_t: dict, net_cfg: NeuralRendererConfig):
     """Run the generator over the sequences: generated crops (B, L, 3, S, S) and their composites with the real
-    crops (the previous frames fed back are the composites, detached)."""
+    crops. The previous frames fed back are the composites, detached, each resampled once into the current
+    frame's crop by ``batch_t["to_prev"]`` (B, L, 2, 3) composed (as rendering re-crops its previous outputs)."""
     import torch
 
     cond, real, mask, prev0 = batch_t["cond"], batch_t["real"], batch_t["mask"], batch_t["prev"]
-    prev = list(prev0.unbind(1))
+    to_prev = batch_t.get("to_prev")
+    entries = [(p, None) for p in prev0.unbind(1)]  # (image, current crop pixels -> its pixels; None: aligned)
     fakes, comps = [], []
     for i in range(real.shape[1]):
-        parts = [cond[:, i]] + prev[:net_cfg.n_prev]
+        if i:
+            entries = [(comps[-1].detach(), None)] + entries[:max(net_cfg.n_prev - 1, 0)]
+            if to_prev is not None:
+                m = to_prev[:, i]
+                entries = [(img, m if t is None else _compose_t(t, m)) for img, t in entries]
+        prev = [img if t is None else follow(img, t) for img, t in entries[:net_cfg.n_prev]]
+        parts = [cond[:, i]] + prev
         if net_cfg.hybrid:
             parts.append(batch_t["warp"][:, i])
         g = gen(torch.cat(parts, 1))
         fakes.append(g)
         comps.append(mask[:, i] * g + (1 - mask[:, i]) * real[:, i])
-        prev = [comps[-1].detach()] + prev
     return torch.stack(fakes, 1), torch.stack(comps, 1)
 
 
@@ -328,10 +547,16 @@ class Trained:
 
 def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: RendererTrainConfig, ckpt: Path, log_csv: Path,
                  device="cpu", resume: bool = False, progress: Progress | None = None, extra_state: dict | None = None,
-                 heldout_every: int = 1, source: Path | None = None) -> Trained:
+                 heldout_every: int = 1, source: Path | None = None, cache: FrameCache | None = None,
+                 gpu_options: bool | None = None) -> Trained:
     """Train a generator on ``data`` (the core of :func:`train_renderer`, usable without a workspace): a resumable
     checkpoint ``ckpt`` after every epoch, a CSV log. ``resume`` continues from ``source`` (default ``ckpt``)
-    when it exists. Returns the trained generator."""
+    when it exists. ``cache``: the target's :class:`FrameCache` (default: computed here). ``gpu_options``: use
+    ``cfg.mixed_precision`` (bf16 autocast) and ``cfg.channels_last`` (None: on CUDA only). Batches come from
+    ``cfg.workers`` processes; on a CPU the weights are the same bit for bit whatever that number. Returns the
+    trained generator."""
+    import contextlib
+
     import torch
 
     from evpcli.nets.renderer import MultiScaleDiscriminator, RendererGenerator, TemporalDiscriminator
@@ -340,9 +565,13 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
     progress = progress or Progress()
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     seed_everything(cfg.seed)
-    gen = RendererGenerator(net_cfg).to(dev)
-    disc = MultiScaleDiscriminator(net_cfg).to(dev)
-    tdisc = TemporalDiscriminator(net_cfg).to(dev) if cfg.seq_len >= net_cfg.temporal_frames else None
+    gpu_options = dev.type == "cuda" if gpu_options is None else gpu_options
+    amp = gpu_options and cfg.mixed_precision
+    memory_format = torch.channels_last if gpu_options and cfg.channels_last else torch.contiguous_format
+    gen = RendererGenerator(net_cfg).to(dev, memory_format=memory_format)
+    disc = MultiScaleDiscriminator(net_cfg).to(dev, memory_format=memory_format)
+    tdisc = (TemporalDiscriminator(net_cfg).to(dev, memory_format=memory_format)
+             if cfg.seq_len >= net_cfg.temporal_frames else None)
     d_params = list(disc.parameters()) + (list(tdisc.parameters()) if tdisc is not None else [])
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d_params, lr=cfg.lr, betas=(0.5, 0.999))
@@ -364,50 +593,56 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
     starts = sequence_starts(data, cfg.seq_len)
     if not len(starts):
         raise EvpError(f"no run of {cfg.seq_len} usable consecutive training frames in the target")
-    warp = WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None
+    cache = cache or cache_frames(data, net_cfg, cfg, progress)
+    batches = iter(batch_loader(SequenceDataset(data, cache, starts, net_cfg, cfg, start), cfg.workers,
+                                pin_memory=dev.type == "cuda"))
+
+    def autocast():
+        return torch.autocast(dev.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
     held = data.heldout()
     eval_r = None
     t_train, steps = 0.0, 0
     with progress.task("train renderer", total=(cfg.epochs - start) * cfg.steps_per_epoch, unit="steps") as bar:
         for epoch in range(start, cfg.epochs):
-            rng = epoch_rng(cfg.seed, epoch)
+            epoch_rng(cfg.seed, epoch)  # seeds torch for the epoch
             gen.train()
             sums = np.zeros(7)
             t0 = time.perf_counter()
             for _ in range(cfg.steps_per_epoch):
-                b = make_batch(data, starts, rng, net_cfg, cfg, warp)
-                bt = {k: torch.from_numpy(v).to(dev) for k, v in dataclasses.asdict(b).items() if v is not None}
-                L = b.real.shape[1]
-                fake, comp = unroll(gen, bt, net_cfg)
+                bt = batch_tensors(next(batches), dev)
+                L = bt["real"].shape[1]
                 real, mask, cond = bt["real"], bt["mask"], flat(bt["cond"])
+                k = net_cfg.temporal_frames
                 # generator
-                pred_fake = disc(cond, flat(comp))
-                with torch.no_grad():
-                    pred_real = disc(cond, flat(real))
-                gan = _lsgan(pred_fake, 1.0)
-                fm = _feature_matching(pred_fake, pred_real)
-                weight = cfg.l1_outside + (1 - cfg.l1_outside) * mask
-                l1 = torch.mean(torch.abs(fake - real) * weight)
-                temporal = torch.mean(torch.abs((fake[:, 1:] - fake[:, :-1]) - (real[:, 1:] - real[:, :-1])) * mask[:, 1:]) \
-                    if L > 1 else torch.zeros((), device=dev)
-                g_loss = cfg.w_gan * gan + cfg.w_fm * fm + cfg.w_l1 * l1 + cfg.w_temporal * temporal
-                d_temporal_g = torch.zeros((), device=dev)
-                if tdisc is not None:
-                    k = net_cfg.temporal_frames
-                    tp_fake = tdisc(comp[:, -k:])
+                with autocast():
+                    fake, comp = unroll(gen, bt, net_cfg)
+                    fake = fake.float()
+                    pred_fake = disc(cond, flat(comp))
                     with torch.no_grad():
-                        tp_real = tdisc(real[:, -k:])
-                    d_temporal_g = _lsgan(tp_fake, 1.0)
-                    g_loss = g_loss + cfg.w_gan * d_temporal_g + cfg.w_fm * _feature_matching(tp_fake, tp_real)
+                        pred_real = disc(cond, flat(real))
+                    gan = _lsgan(pred_fake, 1.0)
+                    fm = _feature_matching(pred_fake, pred_real)
+                    weight = cfg.l1_outside + (1 - cfg.l1_outside) * mask
+                    l1 = torch.mean(torch.abs(fake - real) * weight)
+                    temporal = torch.mean(torch.abs((fake[:, 1:] - fake[:, :-1]) - (real[:, 1:] - real[:, :-1]))
+                                          * mask[:, 1:]) if L > 1 else torch.zeros((), device=dev)
+                    g_loss = cfg.w_gan * gan + cfg.w_fm * fm + cfg.w_l1 * l1 + cfg.w_temporal * temporal
+                    if tdisc is not None:
+                        tp_fake = tdisc(comp[:, -k:])
+                        with torch.no_grad():
+                            tp_real = tdisc(real[:, -k:])
+                        g_loss = g_loss + cfg.w_gan * _lsgan(tp_fake, 1.0) + cfg.w_fm * _feature_matching(tp_fake, tp_real)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
                 # discriminators
                 comp_d = comp.detach()
-                d_loss = 0.5 * (_lsgan(disc(cond, flat(real)), 1.0) + _lsgan(disc(cond, flat(comp_d)), 0.0))
-                d_t = torch.zeros((), device=dev)
-                if tdisc is not None:
-                    d_t = 0.5 * (_lsgan(tdisc(real[:, -k:]), 1.0) + _lsgan(tdisc(comp_d[:, -k:]), 0.0))
+                with autocast():
+                    d_loss = 0.5 * (_lsgan(disc(cond, flat(real)), 1.0) + _lsgan(disc(cond, flat(comp_d)), 0.0))
+                    d_t = torch.zeros((), device=dev)
+                    if tdisc is not None:
+                        d_t = 0.5 * (_lsgan(tdisc(real[:, -k:]), 1.0) + _lsgan(tdisc(comp_d[:, -k:]), 0.0))
                 opt_d.zero_grad(set_to_none=True)
                 (d_loss + d_t).backward()
                 opt_d.step()
@@ -430,6 +665,7 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
             if tdisc is not None:
                 state["temporal_discriminator"] = tdisc.state_dict()
             save_training_state(ckpt, model=gen, optimizer=opt_g, epoch=epoch + 1, config=configs, **state)
+    del batches  # ends the loader's worker processes
     gen.eval()
     return Trained(gen, net_cfg, start, steps, t_train, log)
 
@@ -469,7 +705,7 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
     video_hash = hash_file(target)
     fit = fit_pose(ws, target, progress=progress)
     data = prepare_target(iter_frames(target, fps=25), fit.landmarks, fit.valid, net_cfg, cfg)
-    key = cache_key(video_hash, params={"net": to_dict(net_cfg), "train": {**to_dict(cfg), "epochs": None},
+    key = cache_key(video_hash, params={"net": to_dict(net_cfg), "train": {**to_dict(cfg), "epochs": None, "workers": None},
                                         "version": CHECKPOINT_FORMAT})
     with deterministic(cfg.seed), TrainingRun(ws, STAGE, key, cfg.epochs) as run:
         source, _ = run.resume_point() if resume else (None, 0)
