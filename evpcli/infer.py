@@ -344,11 +344,12 @@ def predict_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray | Non
 
 def expressive_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray, reference: np.ndarray,
                          rms: np.ndarray | None = None, gate: SilenceGate | None = SilenceGate(),
-                         activity: np.ndarray | None = None, content: np.ndarray | None = None) -> np.ndarray:
+                         activity: np.ndarray | None = None, content: np.ndarray | None = None,
+                         neutral: np.ndarray | None = None) -> np.ndarray:
     """:func:`predict_landmarks` with the emotion's lasting expression at real amplitudes (:mod:`evpcli.face.
-    amplitude`): the render's landmarks. Costs one more pass of the network over the speech (the neutral code).
-    Models without a neutral mean code, and ``emotion`` None (the clip's own code), get :func:`predict_landmarks`
-    unchanged."""
+    amplitude`): the render's landmarks. Costs one more pass of the network over the speech (the neutral code),
+    unless the caller has it: ``neutral``, the ungated prediction with the neutral mean code. Models without a
+    neutral mean code, and ``emotion`` None (the clip's own code), get :func:`predict_landmarks` unchanged."""
     from evpcli.face import amplitude
 
     means = getattr(model, "emotion_means", None) or {}
@@ -356,7 +357,8 @@ def expressive_landmarks(model: Any, windows: np.ndarray, emotion: np.ndarray, r
         return predict_landmarks(model, windows, emotion, reference, rms, gate, activity, content)
     # both ungated: the silence gate closes the mouth after the expression is scaled
     lm = predict_landmarks(model, windows, emotion, reference, None, None, None, content)
-    neutral = predict_landmarks(model, windows, means["neutral"], reference, None, None, None, content)
+    if neutral is None:
+        neutral = predict_landmarks(model, windows, means["neutral"], reference, None, None, None, content)
     lm = amplitude.amplify(lm, neutral, amplitude.targets(amplitude.code_weights(emotion, means)))
     if rms is not None and gate is not None:
         lm = apply_silence_gate(lm, reference, rms, gate, activity)

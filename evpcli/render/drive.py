@@ -103,24 +103,30 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     ``real_amplitude``: the emotion's lasting expression at real amplitudes (:mod:`evpcli.face.amplitude`), else the
     network's own."""
     from evpcli.face.pose import align_to_target, frame_schedule
-    from evpcli.infer import expressive_landmarks, predict_landmarks
+    from evpcli.infer import apply_silence_gate, expressive_landmarks, predict_landmarks
 
     from evpcli.face.expression import neutral_reference
 
     # the network reads the target's neutral face (its own expression taken away: face.expression)
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
-    # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
-    predict = expressive_landmarks if real_amplitude else predict_landmarks
-    frontal = predict(model, windows, code, reference, rms, gate, activity, content)
+    # the neutral code's prediction for the same speech (ungated), made once: the amplitude and the speech floor
+    # both measure against it
     neutral_code = (getattr(model, "emotion_means", None) or {}).get("neutral")
-    if speech_floor and neutral_code is not None and not np.allclose(code, neutral_code):
+    plain = None
+    if neutral_code is not None and (speech_floor or real_amplitude) and not np.allclose(code, neutral_code):
+        plain = predict_landmarks(model, windows, neutral_code, reference, None, None, None, content)
+    # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
+    if real_amplitude:
+        frontal = expressive_landmarks(model, windows, code, reference, rms, gate, activity, content, neutral=plain)
+    else:
+        frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)
+    if speech_floor and plain is not None:
         # speech readable in every emotion: the mouth opens at least as far as the neutral command's (face.speech)
         from evpcli.face.speech import keep_speech_opening
 
-        plain = predict_landmarks(model, windows, np.asarray(neutral_code, np.float32), reference, rms, gate, activity,
-                                  content)
-        frontal = keep_speech_opening(frontal, plain)
+        gated = plain if rms is None or gate is None else apply_silence_gate(plain, reference, rms, gate, activity)
+        frontal = keep_speech_opening(frontal, np.asarray(gated, np.float32))
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
