@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from evpcli.atomic import _pid_alive, _umask, atomic_path, temp_beside  # noqa: F401  (re-exported)
+from evpcli.atomic import atomic_path
 from evpcli.config import FPS
 from evpcli.errors import EvpError
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from evpcli.config import EMOTIONS
 from evpcli.corpus.manifest import check_emotion, clip_id, parse_level
 from evpcli.errors import EvpError
-from evpcli.workspace import ClipRecord, atomic_path
+from evpcli.atomic import atomic_path
+from evpcli.workspace import ClipRecord
 
 SENTENCE_MAP_NAME = "sentences.csv"
 AUDIO_SUFFIXES = (".m4a", ".wav")

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evpcli.workspace import atomic_path
+from evpcli.atomic import atomic_path
 
 
 def face_crop(frame: np.ndarray, landmarks: np.ndarray, side: int, margin: float = 1.7) -> np.ndarray:

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from evpcli.errors import EvpError
-from evpcli.workspace import KIND_MODEL, Workspace, atomic_path, claim, load_checkpoint, save_checkpoint
+from evpcli.atomic import atomic_path
+from evpcli.workspace import KIND_MODEL, Workspace, claim, load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:

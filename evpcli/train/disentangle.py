@@ -498,7 +498,7 @@ def plot_embedding(codes: np.ndarray, emotions: list[str], heldout: list[bool], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from evpcli.workspace import atomic_path
+    from evpcli.atomic import atomic_path
 
     x = codes - codes.mean(0)
     _, s, vt = np.linalg.svd(x, full_matrices=False)

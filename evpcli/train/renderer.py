@@ -508,7 +508,7 @@ def grid_png(path: Path, data: TrainingTarget, rendered: dict, pairs: list[tuple
              rows: int = 4) -> Path:
     """A PNG of held-out frames, one row each: guidance | real | each renderer's output, as face crops."""
     from evpcli.engines.neural import condition as make_condition
-    from evpcli.workspace import atomic_path
+    from evpcli.atomic import atomic_path
 
     n = len(pairs)
     picks = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(int))

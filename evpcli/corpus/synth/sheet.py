@@ -11,7 +11,7 @@ import numpy as np
 
 from evpcli.config import EMOTIONS
 from evpcli.corpus.synth.clip import SynthClip, make_clip
-from evpcli.workspace import atomic_path
+from evpcli.atomic import atomic_path
 
 
 def _most_frontal_frame(clip: SynthClip) -> int:

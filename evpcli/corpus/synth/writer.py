@@ -21,7 +21,7 @@ from evpcli.corpus.synth.clip import SynthClip, make_clip
 from evpcli.corpus.synth.style import DEFAULT_LEVELS, FPS, SAMPLE_RATE, SENTENCES, actor_indices, actor_name, clip_id
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
-from evpcli.workspace import atomic_path
+from evpcli.atomic import atomic_path
 
 
 def save_npz_deterministic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
