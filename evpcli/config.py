@@ -340,6 +340,12 @@ class RenderConfig:
     ring_points: int = 20
     feather: float = 0.35
     map_side: int = 160
+    # detail: where the warp magnifies the skin (a smile stretches the cheeks, sad the chin), its fine texture is
+    # spread out and the face looks softer than the frame around it; an unsharp mask (Gaussian sigma 1 px) of gain
+    # detail_gain x (local linear magnification - 1), at most detail_max, puts back what the stretch took
+    # (engines.warp.restore_detail; 0 turns it off)
+    detail_gain: float = 3.0
+    detail_max: float = 1.0
     # mouth interior
     bank_size: int = 32  # frames kept in the mouth bank
     bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank

@@ -219,6 +219,46 @@ def triangles_for(rig: Rig, src: np.ndarray) -> np.ndarray:
     return delaunay(src, stored=False)
 
 
+def unfold(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray, movable: np.ndarray, min_ratio: float = 0.3,
+           iterations: int = 12) -> np.ndarray:
+    """``dst`` with the ``movable`` points (the skin points) pulled along with their triangles' other corners
+    wherever a triangle would fold over or nearly so (its signed area under ``min_ratio`` of the source's).
+
+    A strong command moves a landmark past the skin point beside it (happy lifts carphone's mouth corners 16 % of
+    the inter-ocular distance, past the cheek points between the corners and the jaw): the triangle between them
+    turns over, two triangles cover the same pixels, and the piecewise-affine warp shows a crease from the mouth
+    corner to the jaw. Each step moves a skin point of such a triangle towards the mean displacement of the
+    triangle's corners, by a share that grows as the triangle nears folding (0 at ``min_ratio``, so the repair sets
+    in gradually from frame to frame, no jumps). Landmarks and the fixed ring never move; a triangle without a
+    skin point is left as it is (a closed mouth's inner-lip slivers)."""
+    src_area = signed_areas(src, triangles)
+    real = np.abs(src_area) > 1e-6
+    has_movable = np.isin(triangles, movable).any(1) & real
+    if not has_movable.any():
+        return dst
+    is_movable = np.zeros(len(src), bool)
+    is_movable[movable] = True
+    dst = dst.copy()
+    for _ in range(iterations):
+        ratio = signed_areas(dst, triangles) / np.where(real, src_area, 1.0)
+        bad = has_movable & (ratio < min_ratio)
+        if not bad.any():
+            break
+        share = 0.5 * np.clip((min_ratio - ratio[bad]) / min_ratio, 0.0, 1.0)  # (B,)
+        disp = dst - src
+        target = disp[triangles[bad]].mean(1)  # (B, 2)
+        pull = np.zeros_like(dst)
+        weight = np.zeros(len(dst))
+        for corner in range(3):
+            v = triangles[bad, corner]
+            ok = is_movable[v]
+            np.add.at(pull, v[ok], share[ok, None] * (target[ok] - disp[v[ok]]))
+            np.add.at(weight, v[ok], 1.0)
+        moved = weight > 0
+        dst[moved] += pull[moved] / weight[moved, None]
+    return dst
+
+
 @dataclass(frozen=True)
 class Box:
     """An integer pixel box ``[x0, x1) x [y0, y1)`` of a frame, and the coarse grid its maps are computed on."""
