@@ -309,9 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--emotions", default="neutral,happy,sad")
     ap.add_argument("--intensity", type=float, default=1.0)
     ap.add_argument("--out", default=None, help="keep the renders and write contact sheets here")
+    ap.add_argument("--crf", type=int, default=None,
+                    help="x264 CRF of the renders and of the re-encoded target (default: the render's own, "
+                         "render.inputs.crf_for the frame size; 0: lossless, the renderer's loss apart from the "
+                         "encoder's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    from evpcli.render.inputs import crf_for
     from evpcli.render.pipeline import render
+    crf = args.crf
     from evpcli.workspace import Workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-render-real-"))
@@ -327,14 +333,15 @@ def main(argv: list[str] | None = None) -> int:
             stem = f"{tname}-{sname}-neutral"
             lmo = out_dir / f"{stem}.npz"
             wsr = ws
-            render(wsr, spath, tpath, out_dir / f"{stem}.mp4", emotion="neutral", landmarks_out=lmo, progress=None)
+            render(wsr, spath, tpath, out_dir / f"{stem}.mp4", emotion="neutral", landmarks_out=lmo, progress=None,
+                   crf=crf)
             wav = media.load_audio(spath)
             n = len(np.load(lmo)["tracked"])
             frames = list(media.iter_frames(tpath, 25.0))
             sched = np.load(lmo)["schedule"]
             floor = out_dir / f"{tname}-encoded.mp4"
             media.write_video(floor, iter([frames[min(int(k), len(frames) - 1)] for k in sched[:n]]), fps=25.0,
-                              audio=wav)
+                              audio=wav, crf=crf_for(frames[0].shape[1], frames[0].shape[0]) if crf is None else crf)
             row = {"target": tname, "speech": sname, "emotion": "(target re-encoded)",
                    **measure(floor, tpath, lmo, wav, still=False)}
             rows.append(row)
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 # (a photo target gets a workspace per render: main's cached photo path failed on a second render)
                 wsr = Workspace(tmp / f"ws-{stem}") if tpath.suffix == ".png" else ws
                 res = render(wsr, spath, tpath, out, emotion=emo, intensity=args.intensity, landmarks_out=lmo,
-                             progress=None)
+                             progress=None, crf=crf)
                 row = {"target": tname, "speech": sname, "emotion": emo,
                        **measure(out, tpath, lmo, wav, still=res.target["still"])}
                 rows.append(row)

@@ -84,7 +84,9 @@ def render(
     face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),
-    crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
+    crf: int | None = typer.Option(None, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 "
+                                   "(smallest). Default: 15 from 640x480 up, 12 from 320x240, 10 below (small "
+                                   "frames lose the face's detail first)."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
                                       "workspace's newest."),
@@ -190,7 +192,9 @@ def interpolate(
     face: str = typer.Option("largest", help="Which person when the target shows several faces: largest, left, "
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),
-    crf: int = typer.Option(15, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 (smallest)."),
+    crf: int | None = typer.Option(None, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 "
+                                   "(smallest). Default: 15 from 640x480 up, 12 from 320x240, 10 below (small "
+                                   "frames lose the face's detail first)."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
     landmarks_out: Path | None = typer.Option(None, help="Also write the landmarks (.npz)."),

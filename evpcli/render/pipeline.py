@@ -21,6 +21,7 @@ steps 3-4), the landmark mathematics (:mod:`~evpcli.render.drive`, step 5), and 
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ from evpcli import media
 from evpcli.config import FPS, RenderConfig, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
-from evpcli.render.inputs import check_encoding, check_inputs, load_speech
+from evpcli.render.inputs import check_encoding, check_inputs, crf_for, load_speech
 from evpcli.render.drive import drive
 from evpcli.render.targets import (SPILL_PREFIX, TargetData, _hold, _target_frames, own_expression,
                                    prepare_target, remove_stale_spills)
@@ -44,7 +45,7 @@ from evpcli.workspace import Workspace, save_npz
 
 RENDERERS = ("warp", "neural")
 CONTENT_CHUNK = 250  # speech windows (10 s) per content-code batch: progress in seconds of speech, the same codes
-CRF = 15  # x264's constant rate factor of the output (0 lossless .. 51 worst; 15: visually lossless)
+CRF = None  # x264's constant rate factor of the output; None: render.inputs.crf_for the frame size (10-15)
 PRESET = "veryfast"  # x264's speed/size trade-off
 
 
@@ -109,7 +110,7 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
          code_for: Callable[[object, int], object], *, renderer: str = "warp", head_motion: bool = False,
          fps: float = FPS, model_path: str | Path | None = None, landmarks_out: str | Path | None = None,
          guidance_out: str | Path | None = None, device: str = "auto", progress: Progress | None = None,
-         gate: SilenceGate | None = SilenceGate(), crf: int = CRF, preset: str = PRESET,
+         gate: SilenceGate | None = SilenceGate(), crf: int | None = CRF, preset: str = PRESET,
          face: str = "largest") -> RenderResult:
     from evpcli.models import load_audio2lm
 
@@ -222,7 +223,12 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
 
         # the speech keeps its own sample rate and channels in the output (16 kHz mono is for analysis only)
         sar = (1, 1) if td.still else media.probe(td.path).sar  # the target's pixel shape: its display aspect
-        video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), rendered(), fps=fps, audio=wav,
+        frames = rendered()
+        first = next(frames, None)
+        if crf is None and first is not None:
+            crf = crf_for(first.shape[1], first.shape[0])
+        frames = itertools.chain([] if first is None else [first], frames)
+        video_tmp = media.write_video(tmpdir / ("video" + Path(out).suffix), frames, fps=fps, audio=wav,
                                       audio_file=speech, crf=crf, preset=preset, sar=sar)
         times["render"] = time.perf_counter() - t0
         if guidance_out is not None:
@@ -288,7 +294,7 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
            head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
            landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None, device: str = "auto",
            progress: Progress | None = None, emotion_face: str | Path | None = None,
-           follow_face: bool = False, crf: int = CRF, preset: str = PRESET, face: str = "largest") -> RenderResult:
+           follow_face: bool = False, crf: int | None = CRF, preset: str = PRESET, face: str = "largest") -> RenderResult:
     """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip),
     ``emotion`` (a name) or ``emotion_face`` (a photo or video of a face, :mod:`evpcli.emotion_face`; ``follow_face``:
     its expression over time), scaled by ``intensity``. See the module docstring for the steps."""
@@ -346,7 +352,7 @@ def interpolate(ws: Workspace, audio: str | Path, target: str | Path, out: str |
                 head_motion: bool = False, fps: float = FPS, model_path: str | Path | None = None,
                 landmarks_out: str | Path | None = None, guidance_out: str | Path | None = None,
                 sheet: str | Path | None = None, sheet_steps: int = 5, device: str = "auto",
-                progress: Progress | None = None, crf: int = CRF, preset: str = PRESET,
+                progress: Progress | None = None, crf: int | None = CRF, preset: str = PRESET,
                 face: str = "largest") -> RenderResult:
     """Render with the emotion code moving from ``from_emotion`` to ``to_emotion`` over the clip (the paper's
     editing, ``alpha * E_from + (1 - alpha) * E_to`` with alpha going 1 -> 0), or fixed at ``alpha``. Each end is an
