@@ -39,7 +39,8 @@ from evpcli.config import RENDERER_CPU, RendererTrainConfig  # noqa: E402
 from evpcli.engines.neural import NeuralRenderer  # noqa: E402
 from evpcli.models import generator_from_state  # noqa: E402
 from evpcli.engines.warp import WarpRenderer, analyse_target  # noqa: E402
-from evpcli.train.renderer import fit_renderer, grid_png, heldout_metrics, prepare_target  # noqa: E402
+from evpcli.train.renderer import fit_renderer, grid_png, heldout_metrics  # noqa: E402
+from evpcli.train.renderer_data import prepare_training_target  # noqa: E402
 from evpcli.workspace import load_checkpoint  # noqa: E402
 from tests.renderdata import Target, carphone_target, open_mouth  # noqa: E402
 
@@ -111,7 +112,7 @@ def main() -> None:
             net_cfg = dataclasses.replace(RENDERER_CPU, hybrid=kind == "hybrid")
             load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
-            data = prepare_target(iter(target.frames), target.landmarks, target.valid, net_cfg, train_cfg)
+            data = prepare_training_target(iter(target.frames), target.landmarks, target.valid, net_cfg, train_cfg)
             ckpt = out_dir / f"{name}-{kind}.pt"
             if args.eval_only:
                 gen, net_cfg = generator_from_state(load_checkpoint(ckpt))

@@ -71,7 +71,7 @@ GATES = {
 def load(workspace: str | None, actor: str | None, model: str | None = None):
     """(model bundle, reference (68, 2), neutral code, a description of both)."""
     from evpcli.models import load_audio2lm
-    from evpcli.prepare import load_actor
+    from evpcli.actors import load_actor
     from evpcli.workspace import KIND_ACTOR, Workspace
 
     ws = Workspace(workspace) if workspace else None

@@ -146,7 +146,7 @@ def bench_emotion(ws_path: Path, per_emotion: int) -> None:
     from evpcli.face.normalize import normalise
     from evpcli.infer import emotion_code, voice_activity
     from evpcli.models import load_audio2lm, load_landmark_emotion, model_rows
-    from evpcli.prepare import load_actor
+    from evpcli.actors import load_actor
     from evpcli.render.drive import drive
     from evpcli.render.pipeline import render
     from evpcli.render.targets import prepare_target

@@ -9,10 +9,10 @@ frames a step, hybrid):
 - ``per step``: the former ``make_batch`` (kept here as :func:`per_step_batch`, the code before the cache): every
   step crops, draws the guidance and part maps and paste masks of 12 frames, renders 12 warp inputs and converts
   all of it to float32;
-- ``cached``: :func:`evpcli.train.renderer.cache_frames` once (its time printed), then the training's
-  ``DataLoader`` (:func:`~evpcli.train.renderer.batch_loader`): a step gathers uint8 arrays from the cache and
+- ``cached``: :func:`evpcli.train.renderer_data.cache_frames` once (its time printed), then the training's
+  ``DataLoader`` (:func:`~evpcli.train.renderer_data.batch_loader`): a step gathers uint8 arrays from the cache and
   crops the first frames' previous frames; the conversion to floats and the paste masks' smoothstep are done on
-  the training device (:func:`~evpcli.train.renderer.batch_tensors`, not counted here: a GPU's work).
+  the training device (:func:`~evpcli.train.renderer_data.batch_tensors`, not counted here: a GPU's work).
 
 With 0 workers the time is the median of the steps; with workers it is the wall time of ``--steps`` batches after
 the first (workers overlap), over that count. The projected GPU rate uses the lent H200's profile (issue 26): the
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import evpcli.train.renderer as trainer  # noqa: E402
+import evpcli.train.renderer_data as rdata  # noqa: E402
 from evpcli.config import RENDERER_CPU, RENDERER_GPU, RendererTrainConfig  # noqa: E402
 from evpcli.face.normalize import apply_transform  # noqa: E402
 from evpcli.engines.neural import condition, crop_affine, crop_image, paste_mask, to_unit  # noqa: E402
@@ -119,18 +119,18 @@ def main() -> None:
           f"frames, hybrid; {args.steps} steps a row; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     for net_cfg in (c for c in (RENDERER_CPU, RENDERER_GPU) if str(c.size) in args.sizes.split(",")):
         cfg = RendererTrainConfig(epochs=1, steps_per_epoch=args.steps + 1)
-        data = trainer.prepare_target(iter(target.frames), target.landmarks, target.valid, net_cfg, cfg)
-        starts = trainer.sequence_starts(data, cfg.seq_len)
+        data = rdata.prepare_training_target(iter(target.frames), target.landmarks, target.valid, net_cfg, cfg)
+        starts = rdata.sequence_starts(data, cfg.seq_len)
         print(f"\n{net_cfg.size} px (working scale {data.scale:.2f}, {data.n_train} training frames):")
         t0 = time.perf_counter()
-        cache = trainer.cache_frames(data, net_cfg, cfg)
+        cache = rdata.cache_frames(data, net_cfg, cfg)
         print(f"  cache: {time.perf_counter() - t0:.1f} s once, {cache.nbytes / 2**20:.0f} MiB; "
               f"load {os.getloadavg()[0]:.2f}")
         rows = {}
         for w in workers:
             per_step = torch.utils.data.DataLoader(PerStepDataset(data, starts, net_cfg, cfg, args.steps + 1),
                                                    batch_size=None, num_workers=w)
-            cached = trainer.batch_loader(trainer.SequenceDataset(data, cache, starts, net_cfg, cfg), w)
+            cached = rdata.batch_loader(rdata.SequenceDataset(data, cache, starts, net_cfg, cfg), w)
             rows[("per step", w)] = loader_ms(per_step, args.steps, w)
             rows[("cached", w)] = loader_ms(cached, args.steps, w)
             for kind in ("per step", "cached"):

@@ -33,7 +33,7 @@ class ClipData:
 
 def load_clip_data(ws: Workspace, clip_ids: set[str] | None = None) -> list[ClipData]:
     """Every prepared clip (or those in ``clip_ids``) with MFCC, landmarks and an actor model."""
-    from evpcli.prepare import load_actor
+    from evpcli.actors import load_actor
 
     mfcc_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_MFCC)}
     lm_rows = {a["clip_id"]: a for a in ws.artifacts(KIND_LANDMARKS)}

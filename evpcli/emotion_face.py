@@ -142,7 +142,7 @@ def face_emotion_code(model: Any, path: str | Path, intensity: float = 1.0, foll
     if follow and reading.frames > 1:
         if n_frames is None:
             raise EvpError("a time-varying face emotion needs the number of frames")
-        from evpcli.face.pose import moving_average
+        from evpcli.face.filters import moving_average
 
         half_second = max(1, int(round(0.5 * FPS * len(reading.per_frame) / reading.frames)))
         per = moving_average(reading.per_frame, half_second)

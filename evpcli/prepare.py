@@ -13,7 +13,8 @@ T is the number of video frames at 25 fps. Both are read back with ``ws.load_cli
 Their keys are ``cache_key(video_hash, audio_hash, params={clip id, configs})`` (the landmark key leaves the
 audio out), so a re-run finds them and skips the clip; changing a config makes new ones. Then, per actor, kind
 ``"actors"`` with key = the actor's name: npz ``reference`` (68, 2), ``pca_mean`` (136,), ``pca_components``
-(16, 136), ``pca_variance`` (16,) (see :func:`evpcli.face.normalize.actor_model`); :func:`load_actor` reads it.
+(16, 136), ``pca_variance`` (16,) (:mod:`evpcli.actors`: :func:`~evpcli.actors.update_actor_models` makes it,
+:func:`~evpcli.actors.load_actor` reads it).
 
 Clips that cannot be prepared (unreadable video, no face, audio and video lengths differing by more than
 ``max_av_mismatch`` seconds, unknown emotion, ...) are indexed with ``status="failed"`` and the reason, listed in
@@ -33,14 +34,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from evpcli.actors import update_actor_models
 from evpcli.config import FPS, Audio2LandmarkTrainConfig, AudioConfig, LandmarkConfig
 from evpcli.errors import EvpError
 from evpcli.progress import Progress
-from evpcli.workspace import (CLAIMS, KIND_ACTOR, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
+from evpcli.workspace import (CLAIMS, KIND_LANDMARKS, KIND_MFCC, ClipRecord, Workspace, cache_key, claim,
                               hash_file, load_npz, save_json, save_npz)
 
 FORMAT_VERSION = 1  # bump when the artifacts' content changes without a config change
@@ -482,53 +483,3 @@ def _run(todo: list[tuple[ClipRecord, dict]], pool) -> Iterator[dict]:
             result = {"clip_id": jobs_list[i]["clip_id"], "status": "failed", "crashed": True, "n_frames": 0,
                       "fps": FPS, "message": message}
         yield result
-
-
-# ------------------------------------------------------------------ per actor
-def update_actor_models(ws: Workspace, actors: list[str]) -> list[str]:
-    """(Re)compute each actor's reference landmarks and PCA from its ready clips, unless the stored model was
-    made from exactly the same landmark artifacts. Returns the actors recomputed."""
-    from evpcli.face.normalize import actor_model
-
-    done = []
-    for actor in actors:
-        clips = ws.clips(actor=actor, status="ok")
-        rows = []
-        for c in clips:
-            row = ws.clip_artifact(KIND_LANDMARKS, c.clip_id)
-            if row is not None:
-                rows.append((c, row))
-        if not rows:
-            continue
-        signature = cache_key(*sorted(r["key"] for _, r in rows), params={"version": FORMAT_VERSION})
-        current = ws.get_artifact(KIND_ACTOR, actor)
-        if current is not None and isinstance(current["meta"], dict) and current["meta"].get("signature") == signature:
-            continue
-        frames, neutral = [], []
-        for c, row in rows:
-            lm = load_npz(row["path"])
-            x = lm["normalised"][lm["valid"].astype(bool)]
-            frames.append(x)
-            if c.emotion == "neutral":
-                neutral.append(x)
-        model = actor_model(frames, neutral or None)
-        path = ws.path(KIND_ACTOR, f"{actor}-{signature}.npz")
-        save_npz(path, **model)
-        meta = {"signature": signature, "n_clips": len(rows), "n_frames": int(sum(len(f) for f in frames)),
-                "reference_from": "neutral" if neutral else "all", "n_neutral_clips": len(neutral)}
-        old_path = current["path"] if current is not None else None
-        ws.put_artifact(KIND_ACTOR, actor, path, params={"version": FORMAT_VERSION, "n_components": 16}, meta=meta)
-        if old_path is not None and Path(old_path) != path and Path(old_path).exists():
-            Path(old_path).unlink()
-        done.append(actor)
-    return done
-
-
-def load_actor(ws: Workspace, actor: str) -> dict[str, Any]:
-    """An actor's model: ``reference`` (68, 2) float32 (mean normalised landmarks of the neutral clips, or of all
-    clips when the actor has no neutral one), ``pca_mean`` (136,), ``pca_components`` (16, 136), ``pca_variance``
-    (16,) float32, plus ``meta`` (dict: n_clips, n_frames, reference_from). Raises :class:`EvpError` if missing."""
-    row = ws.get_artifact(KIND_ACTOR, actor)
-    if row is None:
-        raise EvpError(f"no landmark model for actor {actor} in {ws.root}; run `evp prepare-dataset` first")
-    return {**load_npz(row["path"]), "meta": row["meta"]}

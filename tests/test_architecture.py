@@ -140,15 +140,48 @@ def test_the_inference_layer_imports_nothing_above_it():
     assert upward <= KNOWN_UPWARD, upward - KNOWN_UPWARD
 
 
+def _calls(path: Path) -> set[str]:
+    """The names a file calls (``f(...)`` and ``x.f(...)``), anywhere in it."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            out.add(f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else "")
+    return out
+
+
+def _epoch_loops(path: Path) -> list[int]:
+    """Lines of ``for epoch in ...`` loops in a file."""
+    return [n.lineno for n in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and n.target.id == "epoch"]
+
+
 def test_one_epoch_driver_and_evaluation_apart_from_training_stages():
-    """Every workspace training stage runs its epochs through train/common.py's driver (no loop of its own over
-    epoch_rng), and evaluate reads clips through evpcli.clipdata, not through a training stage."""
+    """Every stage of ``evp train`` (disentangle, audio2lm, renderer) is a StageRun whose epochs run through
+    train/common.py's driver (run_epochs): no epoch loop of its own anywhere in train/; and evaluate reads clips
+    through evpcli.clipdata, not through a training stage."""
     graph = import_graph()
     assert "evpcli.train.audio2lm" not in graph["evpcli.evaluate"]
     assert "evpcli.clipdata" in graph["evpcli.evaluate"]
-    for stage in ("audio2lm", "disentangle"):
-        source = (PKG / "train" / f"{stage}.py").read_text()
-        assert "StageRun(" in source and "for epoch in range(" not in source, stage
+    from evpcli.cli.train import Stage
+
+    assert {s.value for s in Stage} == {"disentangle", "audio2lm", "renderer"}
+    for stage in Stage:
+        calls = _calls(PKG / "train" / f"{stage.value}.py")
+        assert "StageRun" in calls and ({"train", "run_epochs"} & calls), stage.value
+    assert "run_epochs" in _calls(PKG / "train" / "renderer.py")  # fit_renderer (no workspace) drives it directly
+    loops = {str(p.relative_to(PKG)): _epoch_loops(p) for p in (PKG / "train").glob("*.py") if p.name != "common.py"}
+    assert {k: v for k, v in loops.items() if v} == {}
+    assert _epoch_loops(PKG / "train" / "common.py")  # the one driver's loop (the finder finds it)
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines():
+    """A module a reader takes in at once: every evpcli module is at most 600 lines (most at most about 500)."""
+    sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in PKG.rglob("*.py")}
+    assert {k: n for k, n in sizes.items() if n > MAX_MODULE_LINES} == {}
 
 
 def _module_assignments(path: Path):

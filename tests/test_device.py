@@ -95,12 +95,13 @@ def test_renderer_trains_two_steps_on_cuda(tmp_path):
     import dataclasses
 
     from evpcli.config import RendererTrainConfig
-    from evpcli.train.renderer import fit_renderer, prepare_target
+    from evpcli.train.renderer import fit_renderer
+    from evpcli.train.renderer_data import prepare_training_target
     from tests.renderdata import carphone_target
 
     t = carphone_target()
     cfg = dataclasses.replace(RendererTrainConfig(), epochs=1, steps_per_epoch=2)
-    data = prepare_target(iter(t.frames), t.landmarks, t.valid, RENDERER_GPU, cfg)
+    data = prepare_training_target(iter(t.frames), t.landmarks, t.valid, RENDERER_GPU, cfg)
     trained = fit_renderer(data, RENDERER_GPU, cfg, tmp_path / "c.pt", tmp_path / "l.csv", "cuda", heldout_every=0)
     assert next(trained.generator.parameters()).device.type == "cuda"
     assert all(torch.isfinite(p).all() for p in trained.generator.parameters())
@@ -109,13 +110,13 @@ def test_renderer_trains_two_steps_on_cuda(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run():
     from evpcli.config import NeuralRendererConfig, RendererTrainConfig
-    from evpcli.train.renderer import cache_frames, prepare_target
+    from evpcli.train.renderer_data import cache_frames, prepare_training_target
     from tests.renderdata import synth_target
 
     net = NeuralRendererConfig(size=32, channels=(8, 16), res_blocks=1, d_channels=8, d_layers=2, d_scales=2)
     train = RendererTrainConfig(epochs=1, steps_per_epoch=3, batch_size=2, seq_len=3, lr=1e-3, source_offset=8)
     t = synth_target(128)
-    data = prepare_target(iter(t.frames), t.landmarks, t.valid, net, train)
+    data = prepare_training_target(iter(t.frames), t.landmarks, t.valid, net, train)
     return data, net, train, cache_frames(data, net, train)
 
 

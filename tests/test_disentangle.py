@@ -17,6 +17,7 @@ from evpcli.models import load_disentangle
 from evpcli.nets.disentangle import Disentangle
 from evpcli.pairs import build_pairs
 from evpcli.train import disentangle as td
+from evpcli.train import disentangle_data as tdata
 from evpcli.workspace import Workspace, load_checkpoint
 from tests.test_pairs import add_clip, emotional, speech
 
@@ -66,8 +67,8 @@ def test_default_networks_have_the_evp_shapes():
 
 def test_losses_are_each_computed_and_ablation_drops_one(corpus_ws):
     torch.manual_seed(0)
-    bank = td.load_bank(corpus_ws)
-    sampler = td.TupleSampler(bank, {"001", "002"})
+    bank = tdata.load_bank(corpus_ws)
+    sampler = tdata.TupleSampler(bank, {"001", "002"})
     rows, labels = sampler.sample(np.random.default_rng(0), 6)
     assert rows.shape == (6, 4, 28)
     # x_im and x_in come from one pair (same sentence), x_jn and x_jm from one of another sentence
@@ -86,7 +87,7 @@ def test_losses_are_each_computed_and_ablation_drops_one(corpus_ws):
 
 
 def test_bank_windows_and_warped_partners(corpus_ws):
-    bank = td.load_bank(corpus_ws)
+    bank = tdata.load_bank(corpus_ws)
     from evpcli import audio
 
     for k in (0, 5):

@@ -29,9 +29,9 @@ def synth():
 
 @pytest.fixture(scope="module")
 def data(synth):
-    from evpcli.train.renderer import prepare_target
+    from evpcli.train.renderer_data import prepare_training_target
 
-    return prepare_target(iter(synth.frames), synth.landmarks, synth.valid, TINY, TINY_TRAIN)
+    return prepare_training_target(iter(synth.frames), synth.landmarks, synth.valid, TINY, TINY_TRAIN)
 
 
 @pytest.mark.parametrize("hybrid", [False, True])
@@ -112,8 +112,8 @@ def test_render_changes_only_inside_its_mask(synth, data, hybrid):
 
 @pytest.mark.parametrize("hybrid", [pytest.param(False, marks=pytest.mark.slow), True])  # the default (hybrid) always
 def test_losses_fall(data, tmp_path, hybrid):
-    from evpcli.train.renderer import (batch_tensors, cache_frames, fit_renderer, make_batch, sequence_starts,
-                                       unroll)
+    from evpcli.train.renderer import fit_renderer, unroll
+    from evpcli.train.renderer_data import batch_tensors, cache_frames, make_batch, sequence_starts
 
     cfg = dataclasses.replace(TINY, hybrid=hybrid)
     # the hybrid starts from the warp renderer's output (already close): it needs more steps to improve on it
@@ -224,7 +224,7 @@ def test_follow_resamples_like_cv2():
 
 @pytest.fixture(scope="module")
 def hybrid_cache(data):
-    from evpcli.train.renderer import cache_frames
+    from evpcli.train.renderer_data import cache_frames
 
     cfg = dataclasses.replace(TINY, hybrid=True, size=64)
     return cfg, cache_frames(data, cfg, TINY_TRAIN)
@@ -237,7 +237,8 @@ def test_a_sample_gathers_what_the_renderer_computes(data, hybrid_cache):
     from evpcli.engines.neural import compose_affine, condition_u8
     from torch.utils.data import default_collate
 
-    from evpcli.train.renderer import batch_tensors, follow, make_sample, sequence_starts
+    from evpcli.train.renderer import follow
+    from evpcli.train.renderer_data import batch_tensors, make_sample, sequence_starts
 
     cfg, cache = hybrid_cache
     starts = sequence_starts(data, 3)
@@ -274,7 +275,8 @@ def test_a_sample_gathers_what_the_renderer_computes(data, hybrid_cache):
 
 def test_workers_give_the_same_weights(data, tmp_path):
     """Batches made by 2 worker processes train the same weights, bit for bit, as batches made in-process."""
-    from evpcli.train.renderer import cache_frames, fit_renderer
+    from evpcli.train.renderer import fit_renderer
+    from evpcli.train.renderer_data import cache_frames
 
     cfg = dataclasses.replace(TINY, hybrid=True)
     train = dataclasses.replace(TINY_TRAIN, epochs=2, steps_per_epoch=2)

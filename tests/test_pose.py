@@ -5,8 +5,9 @@ import pytest
 from evpcli.config import FitConfig
 from evpcli.errors import EvpError
 from evpcli.face.parts import mouth_aspect_ratio
+from evpcli.face.filters import one_euro
 from evpcli.face.pose import (_rot_and_jac, align_to_target, euler_from_rotation, expression_config, fit_landmarks,
-                              frame_schedule, frontalise, one_euro, project, rotation_from_euler)
+                              frame_schedule, frontalise, project, rotation_from_euler)
 from evpcli.face.shape3d import default_shape_model
 from tests.posedata import other_identity, posed_sequence, rotation_error_deg
 

@@ -12,7 +12,8 @@ import pytest
 
 from evpcli.cli import main
 from evpcli.media import write_video
-from evpcli.prepare import REPORT_NAME, load_actor, prepare_dataset
+from evpcli.actors import load_actor
+from evpcli.prepare import REPORT_NAME, prepare_dataset
 from evpcli.workspace import Workspace
 from tests.conftest import moving_square_frames, sine, stop_after
 from tests.test_landmarks import _jitter, _lag, moving_portrait

@@ -16,7 +16,7 @@ Per frame (:meth:`NeuralRenderer.render`):
 
 The previous outputs are kept as whole frames and re-cropped with the current frame's crop, so they line up
 with it even when the head moves. At the start of a sequence (after :meth:`NeuralRenderer.reset`) the target
-frame itself stands in for them. Training (:mod:`evpcli.train.renderer`) builds its inputs with these same
+frame itself stands in for them. Training (:mod:`evpcli.train.renderer_data`) builds its inputs with these same
 functions.
 """
 

@@ -70,7 +70,7 @@ def prototype_coefficient(displacement: np.ndarray, emotion: str) -> np.ndarray:
 
 def lasting(displacement: np.ndarray, fps: float = FPS) -> np.ndarray:
     """The lasting part of a displacement sequence (T, 68, 2): its centred moving average over ``SLOW_SECONDS``."""
-    from evpcli.face.pose import moving_average
+    from evpcli.face.filters import moving_average
 
     return moving_average(displacement, max(1, int(round(SLOW_SECONDS * fps)) | 1))
 

@@ -27,16 +27,16 @@ confirmed face keeps its track.
 Gaps (frames with no plausible face) are filled by linear interpolation between the measured frames (held at
 the clip's ends); frames in a gap longer than ``max_gap`` are flagged ``valid = False``.
 
-Smoothing (:func:`smooth_landmarks`). Offline, a zero-phase filter adds no lag at all, so a causal filter
-(One-Euro, Kalman), which must trade jitter against lag, is the wrong tool here. A Savitzky-Golay filter fits
-a polynomial over a centred window: its kernel is symmetric (zero phase, no lag) and it keeps polynomial
-trends, so it flattens peaks far less than a moving average of the same length. The points get different
-windows by how fast they really move (-3 dB points computed from the filters' frequency responses at 25 fps):
-jaw, brows and nose (still points, where the predictor's jitter is most of the frame-to-frame motion) 9 frames,
-order 2 (-3 dB at 3.0 Hz: head motion passes, jitter is cut); eyes 5 frames, order 2 (-3 dB at 5.9 Hz: blinks
-survive); lips 7 frames, order 4 (-3 dB at 7.0 Hz, gain 0.98 at 4 Hz and 0.86 at 6 Hz: the 3-7 Hz syllable
-rhythm of speech passes with its peaks, only the faster jitter is lowered). The tests measure the lag on the
-mouth by cross-correlation against the unsmoothed track (0 frames) and the jitter on the nose bridge.
+Smoothing (:func:`smooth_landmarks`, with :func:`evpcli.face.filters.savgol`). Offline, a zero-phase filter adds no
+lag at all, so a causal filter (One-Euro, Kalman), which must trade jitter against lag, is the wrong tool here. A
+Savitzky-Golay filter fits a polynomial over a centred window: its kernel is symmetric (zero phase, no lag) and it
+keeps polynomial trends, so it flattens peaks far less than a moving average of the same length. The points get
+different windows by how fast they really move (-3 dB points computed from the filters' frequency responses at
+25 fps): jaw, brows and nose (still points, where the predictor's jitter is most of the frame-to-frame motion)
+9 frames, order 2 (-3 dB at 3.0 Hz: head motion passes, jitter is cut); eyes 5 frames, order 2 (-3 dB at 5.9 Hz:
+blinks survive); lips 7 frames, order 4 (-3 dB at 7.0 Hz, gain 0.98 at 4 Hz and 0.86 at 6 Hz: the 3-7 Hz syllable
+rhythm of speech passes with its peaks, only the faster jitter is lowered). The tests measure the lag on the mouth
+by cross-correlation against the unsmoothed track (0 frames) and the jitter on the nose bridge.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ import numpy as np
 
 from evpcli.config import LandmarkConfig
 from evpcli.errors import EvpError
+from evpcli.face.filters import savgol
 from evpcli.face.normalize import TEMPLATE, apply_transform, procrustes_residual, similarity_fit
 from evpcli.face.parts import STABLE
 
@@ -465,29 +466,6 @@ def smooth_landmarks(raw: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS
             continue
         out[:, points] = savgol(raw[:, points], window, order)
     return out.astype(np.float32)
-
-
-def savgol(x: np.ndarray, window: int, order: int) -> np.ndarray:
-    """Savitzky-Golay smoothing along axis 0, as ``scipy.signal.savgol_filter(x, window, order, axis=0,
-    mode="interp")`` (equal to float64 rounding; tests compare) without importing scipy.signal (0.5-1 s): inside,
-    the least-squares polynomial of the ``window`` samples around each one, at its centre; in the first and last
-    ``window // 2`` samples, the polynomial fitted to the first (last) ``window`` samples. ``window`` odd, at most
-    len(x), greater than ``order``."""
-    x = np.asarray(x, np.float64)
-    n, half = len(x), window // 2
-    if window % 2 == 0 or window > n or window <= order:
-        raise ValueError(f"savgol needs an odd window in ({order}, {n}], got {window}")
-    flat = x.reshape(n, -1)
-    pos = np.arange(window, dtype=np.float64)
-    vander = pos[:, None] ** np.arange(order + 1)[None, :]  # (window, order + 1)
-    hat = vander @ np.linalg.pinv(vander)  # (window, window): samples -> the fitted polynomial at each position
-    out = np.empty_like(flat)
-    centre = hat[half]
-    strided = np.lib.stride_tricks.sliding_window_view(flat, window, axis=0)  # (n - window + 1, D, window)
-    out[half:n - half] = strided @ centre
-    out[:half] = hat[:half] @ flat[:window]
-    out[n - half:] = hat[window - half:] @ flat[n - window:]
-    return out.reshape(x.shape)
 
 
 def track_video(frames: np.ndarray, config: LandmarkConfig = DEFAULT_LANDMARKS, face: str = "largest",

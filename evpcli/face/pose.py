@@ -14,19 +14,19 @@ and are built with batched numpy and solved with one sparse factorisation per it
 loop over frames. Huber weights (iteratively reweighted) make bad landmarks count less; the jaw contour, brows and
 lips count less than eyes and nose (:func:`landmark_weights`); frames without a face get their pose from their
 neighbours through the smoothness terms. The poses are then smoothed with a One-Euro
-filter (as the EVP release does).
+filter (:func:`evpcli.face.filters.one_euro`, as the EVP release does).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from evpcli.config import FPS, FitConfig
 from evpcli.errors import EvpError
+from evpcli.face.filters import one_euro
 from evpcli.face.parts import BROWS, JAW, MOUTH
 from evpcli.face.shape3d import ShapeModel, default_shape_model
 
@@ -396,43 +396,6 @@ def landmark_weights(config: FitConfig) -> np.ndarray:
 def _scatter(values: np.ndarray, valid: np.ndarray, T: int) -> np.ndarray:
     out = np.zeros((T,) + values.shape[1:])
     out[valid] = values
-    return out
-
-
-# ----------------------------------------------------------------------------------------------- One-Euro
-def moving_average(x: np.ndarray, k: int) -> np.ndarray:
-    """Centred moving average of ``x`` (T, ...) over ``k`` frames along axis 0, the edges held (float64)."""
-    x = np.asarray(x, np.float64)
-    if k <= 1 or len(x) == 0:
-        return x.copy()
-    padded = np.pad(x, ((k // 2, k - 1 - k // 2),) + ((0, 0),) * (x.ndim - 1), mode="edge")
-    c = np.cumsum(np.concatenate([np.zeros((1, *x.shape[1:])), padded], axis=0), axis=0)
-    return (c[k:] - c[:-k]) / k
-
-
-def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 0.01, beta: float = 0.7, d_cutoff: float = 1.0) -> np.ndarray:
-    """One-Euro filter (Casiez et al. 2012) along axis 0 of (T, D), each column on its own.
-
-    The cutoff is ``min_cutoff + beta * |dx/dt|`` (Hz, with dx/dt in the column's units per second), so slow
-    changes are smoothed hard and fast ones follow with little lag. EVP's release: min cutoff 0.01, beta 0.7.
-    """
-    x = np.asarray(x, np.float64)
-    out = np.empty_like(x)
-    out[0] = x[0]
-    dx_prev = np.zeros(x.shape[1:])
-    te = 1.0 / fps
-
-    def alpha(cutoff):
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / te)
-
-    a_d = alpha(d_cutoff)
-    for i in range(1, len(x)):  # a recursive filter: the loop over time is inherent (cheap: D values per step)
-        dx = (x[i] - out[i - 1]) / te
-        dx_hat = a_d * dx + (1 - a_d) * dx_prev
-        a = alpha(min_cutoff + beta * np.abs(dx_hat))
-        out[i] = a * x[i] + (1 - a) * out[i - 1]
-        dx_prev = dx_hat
     return out
 
 

@@ -49,7 +49,7 @@ def preview_landmarks(ws: Workspace, speech: str | Path, out: str | Path, emotio
     """Write ``out`` (mp4): the sketch of the landmarks predicted from ``speech`` with the given emotion."""
     from evpcli.face.sketch import sketch_video
     from evpcli.paths import check_output
-    from evpcli.prepare import load_actor
+    from evpcli.actors import load_actor
 
     check_output(out, [speech, emotion_audio], "--out", ["--audio", "--emotion-audio"])
     model = load_audio2lm(ws, path=model_path, device=device, backend="auto")

@@ -258,7 +258,9 @@ class StageRun:
     resumes (``resume``: :meth:`TrainingRun.resume_point`, else afresh) and tells every rank (``source``, ``start``),
     opens the run's CSV log with ``log_fields`` (rank 0) and takes this rank's ``part`` of each batch of
     ``batch_size``. Then the stage builds its model and optimiser and calls :meth:`restore` (or starts afresh),
-    :meth:`train`, :meth:`plot` and :meth:`finish`, and returns :meth:`result`."""
+    :meth:`train`, :meth:`plot` and :meth:`finish`, and returns :meth:`result`. (The renderer, whose run holds a
+    generator, two discriminators and two optimisers, restores them and calls :func:`run_epochs` itself in
+    ``fit_renderer``, on this run's ``source``, staging checkpoint and ``log``, then sets ``stats``.)"""
 
     def __init__(self, ws: Workspace, stage: str, key: str, epochs: int, *, resume: bool, ranks, stack, progress,
                  log_fields: list[str], batch_size: int):
