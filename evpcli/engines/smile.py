@@ -180,5 +180,6 @@ def soften_folds(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None
     for c in (1, 2):
         ch = np.ascontiguousarray(lab[..., c])
         lab[..., c] = ch - FOLD_STRENGTH * amount * mask * (ch - cv2.GaussianBlur(ch, (0, 0), COARSE_IOD * iod))
-    region = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0
-    crop[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+    region = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    inside = mask > 1e-3  # elsewhere the pixels stay byte for byte (the colour conversion's round trip is not exact)
+    crop[y0:y1, x0:x1][inside] = region[inside]
