@@ -45,6 +45,8 @@ FINE_IOD = 0.02  # the skin's grain: detail finer than this (IOD), as far as it 
 GRAIN_CLIP = 1.5
 COARSE_IOD = 0.16  # the folds' and cheeks' shading: detail finer than this (IOD)
 FOLD_STRENGTH = 1.0  # how much of that shading a fully removed smile takes away
+OUTLINE_PULL = 0.2  # the cheek mask's outer edge: the jaw points this far towards the nose tip (off the outline)
+FOLD_WIDTH = 0.3  # the band along each nasolabial fold (IOD)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -130,14 +132,14 @@ def _cheek_mask(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarra
     nose = lm[30]
     for side, wing, corner, jaw in ((RIGHT_CHEEK, 31, 48, 5), (LEFT_CHEEK, 35, 54, 11)):
         pts = lm[side].astype(np.float64).copy()
-        pts[:5] += 0.33 * (nose - pts[:5])  # stay off the outline (its edge with the background must stay sharp)
+        pts[:5] += OUTLINE_PULL * (nose - pts[:5])  # stay off the outline (its edge with the background must stay sharp)
         pts[7] += 0.4 * (pts[5] - pts[7])  # and off the lower lid (its shadow is no smile's)
         cv2.fillPoly(mask, [np.round(pts * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         # the nasolabial fold itself, on the polygon's edge: from beside the nose wing, past the mouth's corner,
         # towards the jaw
         fold = np.stack([lm[wing] + 0.3 * (lm[wing] - nose), lm[corner] + 0.15 * (lm[corner] - lm[51]),
                          lm[corner] + 0.35 * (lm[jaw] - lm[corner])])
-        cv2.polylines(mask, [np.round(fold * 16).astype(np.int32)], False, 255, max(1, int(round(0.22 * iod))),
+        cv2.polylines(mask, [np.round(fold * 16).astype(np.int32)], False, 255, max(1, int(round(FOLD_WIDTH * iod))),
                       cv2.LINE_AA, shift=4)
     lips = np.zeros(shape, np.uint8)
     cv2.fillPoly(lips, [np.round(lm[OUTER_LIP] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
