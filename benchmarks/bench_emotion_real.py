@@ -14,7 +14,8 @@ smile: does a sad render still read happy?), and the geometry. ``contempt`` has 
 judge's top class only). ``--out DIR`` writes one contact sheet per target (a face crop per emotion, at one moment).
 
 Targets (``benchmarks/real_faces.py``): carphone (a real talking face, video), the astronaut (a smiling portrait),
-and, held out of all tuning, carphone's frame 60 as a photo (``carphone-photo``).
+and, held out of all tuning, carphone's frame 60 as a photo (``carphone-photo``) and a second smiling still
+(``smiler``, from Debian's ``opencv-doc``; not a default target: it needs that package extracted).
 """
 
 from __future__ import annotations
