@@ -119,3 +119,32 @@ def test_the_share_removed_follows_the_targets_smile_and_the_commands():
     half = template[None] + 0.5 * p["happy"][None] + speech  # a weaker smile than hers: a part of it removed
     assert 0.2 < float(np.median(smile_removed(smiling, half))) < 0.8
     assert not smile_removed(template, template[None] + p["sad"][None] + speech).any()  # no smile, nothing to undo
+
+
+def test_render_undoes_a_smiling_photos_grin_for_sad_and_keeps_it_for_happy(tmp_path, arctic_wav):
+    """Through the pipeline (shipped models): the astronaut rendered sad shows few teeth where speech opens her mouth,
+    rendered happy her grin's (before, both showed the grin: the judge read her sad render happy 0.95)."""
+    import soundfile as sf
+    from skimage import data
+
+    from evpcli import media
+    from evpcli.engines.mouth import opening_ratio
+    from evpcli.render.pipeline import render
+    from evpcli.workspace import Workspace
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    speech = tmp_path / "s.wav"
+    sf.write(speech, media.load_audio(arctic_wav)[:32000], 16000)
+    ws = Workspace(tmp_path / "ws")
+    teeth = {}
+    for emotion in ("sad", "happy"):
+        out, lm = tmp_path / f"{emotion}.mp4", tmp_path / f"{emotion}.npz"
+        render(ws, speech, photo, out, emotion=emotion, landmarks_out=lm)
+        adapted = np.load(lm)["adapted"].astype(np.float64)
+        frames = list(media.iter_frames(out, 25.0))
+        opened = [i for i in range(min(len(frames), len(adapted))) if opening_ratio(adapted[i]) > 0.15]
+        assert len(opened) >= 5
+        teeth[emotion] = np.mean([float((_interior(frames[i], adapted[i])[0].mean(1) > 150).mean()) for i in opened])
+    assert teeth["happy"] > 0.35
+    assert teeth["sad"] < 0.5 * teeth["happy"]
