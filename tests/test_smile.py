@@ -1,0 +1,150 @@
+"""A smiling target's own smile undone in the texture where the command takes it away (issue 23): the grin's teeth
+in an opened mouth (engines.smile.interior_without_grin) and the smile's folds (engines.smile.soften_folds), by the
+share of the smile the command removes (render.drive.smile_removed)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from evpcli.engines.warp import WarpRenderer, build_mouth_bank
+from tests.renderdata import open_mouth
+
+
+@pytest.fixture(scope="module")
+def grin():
+    """The astronaut photo (a broad smile, her upper and lower teeth showing), her landmarks and her one-entry mouth
+    bank: the grin is all a still can show in an opened mouth."""
+    from skimage import data
+
+    from evpcli.corpus.synth.actors import astronaut_landmarks
+
+    image = data.astronaut()
+    lm = astronaut_landmarks()
+    return image, lm, build_mouth_bank([image], lm[None], None)
+
+
+def _interior(out: np.ndarray, command: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (N, 3) float inside the commanded inner lip (1 px in) and their rows (N,)."""
+    from evpcli.engines.mouth import INNER, _polygon_mask, closed_spline
+
+    inside = cv2.erode((_polygon_mask(out.shape[:2], closed_spline(command[INNER])) > 127).astype(np.uint8),
+                       np.ones((3, 3), np.uint8)) > 0
+    ys, _ = np.nonzero(inside)
+    return out[inside].astype(float), ys.astype(float)
+
+
+def test_an_opened_mouth_without_the_smile_shows_a_relaxed_mouth_not_the_grin(grin):
+    image, lm, bank = grin
+    command = open_mouth(lm, 10)  # speech opens her mouth; the interior comes from her grin
+    seen = {}
+    for removed in (0.0, 1.0):
+        r = WarpRenderer(bank, smile_removed=removed)
+        seen[removed] = _interior(r.render(image, lm, command, 1.0), command)
+    grin_px, _ = seen[0.0]
+    px, rows = seen[1.0]
+    teeth = lambda p: float((p.mean(1) > 150).mean())  # noqa: E731  (teeth: bright, the lips and cavity are not)
+    assert teeth(grin_px) > 0.45  # the smile kept (a happy command): the grin's teeth fill the opening
+    assert 0.03 < teeth(px) < 0.5 * teeth(grin_px)  # without it: a band of upper teeth, much less of them
+    bright = px.mean(1) > 150
+    assert rows[bright].mean() < rows.mean()  # the teeth hang from the upper lip
+    dark = px[px.mean(1) < np.quantile(px.mean(1), 0.4)]
+    assert dark.mean() < 80 and dark[:, 0].mean() > 1.3 * dark[:, 2].mean()  # a dark red cavity, not grey
+    # a partial removal lies in between
+    r = WarpRenderer(bank, smile_removed=0.5)
+    half, _ = _interior(r.render(image, lm, command, 1.0), command)
+    assert teeth(px) < teeth(half) < teeth(grin_px)
+
+
+def test_the_plan_gives_each_frame_its_share_of_the_smile_removed(grin):
+    image, lm, bank = grin
+    tracked = np.repeat(lm[None], 3, 0)
+    adapted = np.repeat(open_mouth(lm, 10)[None], 3, 0)
+    r = WarpRenderer(bank)
+    r.plan(tracked, adapted, np.array([0.0, 1.0, 0.0]))
+    outs = [r.render(image, tracked[i], adapted[i], 1.0) for i in range(3)]
+    assert np.array_equal(outs[0], outs[2])
+    assert not np.array_equal(outs[0], outs[1])
+    plain = WarpRenderer(bank)
+    plain.plan(tracked, adapted)
+    assert np.array_equal(plain.render(image, tracked[0], adapted[0], 1.0), outs[0])  # 0: as without the step
+
+
+def test_the_folds_soften_but_the_skin_keeps_its_grain_and_the_rest_is_untouched(grin):
+    from evpcli.engines.mouth import noise_sigma
+    from evpcli.engines.smile import COARSE_IOD, _cheek_mask, soften_folds
+
+    image, lm, _ = grin
+    out = image.copy()
+    soften_folds(out, lm, 1.0)
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    mask = _cheek_mask(image.shape[:2], lm, iod)
+    assert np.array_equal(out[mask <= 1e-3], image[mask <= 1e-3])
+    grey = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)  # noqa: E731
+    core = mask > 0.5
+
+    def folds(im: np.ndarray) -> float:  # the shading between the grain and the coarse scale: the folds, the cheeks
+        g = grey(im)
+        return float((cv2.GaussianBlur(g, (0, 0), 2.0) - cv2.GaussianBlur(g, (0, 0), COARSE_IOD * iod))[core].std())
+
+    assert folds(out) < 0.6 * folds(image)  # (the mask is feathered: 0.5-0.9 over this core)
+    ys, xs = np.nonzero(core)
+    box = (slice(ys.min(), ys.max()), slice(xs.min(), xs.max()))
+    assert 0.75 < noise_sigma(grey(out)[box]) / noise_sigma(grey(image)[box]) < 1.25  # not smoothed
+    again = image.copy()
+    soften_folds(again, lm, 0.0)
+    assert np.array_equal(again, image)
+    half = image.copy()
+    soften_folds(half, lm, 0.5)
+    assert folds(out) < folds(half) < folds(image)
+
+
+def test_the_share_removed_follows_the_targets_smile_and_the_commands():
+    from evpcli.face.amplitude import prototypes
+    from evpcli.face.normalize import TEMPLATE
+    from evpcli.render.drive import smile_removed
+
+    names, protos = prototypes()
+    p = {n: protos[names.index(n)] for n in ("happy", "sad", "angry")}
+    template = np.asarray(TEMPLATE, np.float64)
+    smiling = template + 0.9 * p["happy"]
+    t = np.arange(50)
+    speech = np.zeros((50, 68, 2))
+    speech[:, [65, 66, 67, 55, 56, 57, 58, 59], 1] = 6.0 * np.abs(np.sin(t / 3.0))[:, None]
+    for emotion, gain, low, high in (("sad", 1.2, 0.95, 1.0), ("angry", 0.9, 0.95, 1.0), ("happy", 1.2, 0.0, 0.05)):
+        frontal = template[None] + gain * p[emotion][None] + speech
+        share = smile_removed(smiling, frontal)
+        assert share.shape == (50,) and low <= share.min() and share.max() <= high, (emotion, share)
+    neutral_command = template[None] + speech
+    assert smile_removed(smiling, neutral_command).min() >= 0.95
+    half = template[None] + 0.5 * p["happy"][None] + speech  # a weaker smile than hers: a part of it removed
+    assert 0.2 < float(np.median(smile_removed(smiling, half))) < 0.8
+    assert not smile_removed(template, template[None] + p["sad"][None] + speech).any()  # no smile, nothing to undo
+
+
+def test_render_undoes_a_smiling_photos_grin_for_sad_and_keeps_it_for_happy(tmp_path, arctic_wav):
+    """Through the pipeline (shipped models): the astronaut rendered sad shows few teeth where speech opens her mouth,
+    rendered happy her grin's (before, both showed the grin: the judge read her sad render happy 0.95)."""
+    import soundfile as sf
+    from skimage import data
+
+    from evpcli import media
+    from evpcli.engines.mouth import opening_ratio
+    from evpcli.render.pipeline import render
+    from evpcli.workspace import Workspace
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    speech = tmp_path / "s.wav"
+    sf.write(speech, media.load_audio(arctic_wav)[:32000], 16000)
+    ws = Workspace(tmp_path / "ws")
+    teeth = {}
+    for emotion in ("sad", "happy"):
+        out, lm = tmp_path / f"{emotion}.mp4", tmp_path / f"{emotion}.npz"
+        render(ws, speech, photo, out, emotion=emotion, landmarks_out=lm)
+        adapted = np.load(lm)["adapted"].astype(np.float64)
+        frames = list(media.iter_frames(out, 25.0))
+        opened = [i for i in range(min(len(frames), len(adapted))) if opening_ratio(adapted[i]) > 0.15]
+        assert len(opened) >= 5
+        teeth[emotion] = np.mean([float((_interior(frames[i], adapted[i])[0].mean(1) > 150).mean()) for i in opened])
+    assert teeth["happy"] > 0.35
+    assert teeth["sad"] < 0.5 * teeth["happy"]
