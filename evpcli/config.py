@@ -360,6 +360,12 @@ class RenderConfig:
     min_reliability: float = 0.02  # below this a frame passes through untouched
 
 
+# The hybrid neural renderer's warp input (training and rendering alike): the plain warp, without the detail
+# restoration. The network learns the face's detail itself; sharpened warp noise in its input took the tiny
+# test's hybrid gain over the warp from 2 % to 0.1 % (tests/test_neural_renderer.py::test_losses_fall).
+HYBRID_WARP = RenderConfig(detail_gain=0.0)
+
+
 @dataclass(frozen=True)
 class NeuralRendererConfig:
     """The per-target neural renderer (EVP section 3.3, vid2vid style; :mod:`evpcli.nets.renderer`).

@@ -34,7 +34,7 @@ import numpy as np
 
 from evpcli import audio as audio_fe
 from evpcli import media
-from evpcli.config import FPS, RenderConfig, SilenceGate
+from evpcli.config import FPS, HYBRID_WARP, RenderConfig, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
 from evpcli.render.inputs import check_encoding, check_inputs, crf_for, load_speech
@@ -286,7 +286,7 @@ def _make_renderer(ws: Workspace, name: str, td: TargetData, device: str):
         from evpcli.engines.neural import NeuralRenderer
 
         bundle = load_renderer(ws, td.path, device=device)
-        return NeuralRenderer(bundle, warp=WarpRenderer(bank, RenderConfig()) if bundle.config.hybrid else None)
+        return NeuralRenderer(bundle, warp=WarpRenderer(bank, HYBRID_WARP) if bundle.config.hybrid else None)
     return WarpRenderer(bank, RenderConfig())
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evpcli.config import RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, RenderConfig, RendererTrainConfig, to_dict
+from evpcli.config import HYBRID_WARP, RENDERER_CPU, RENDERER_GPU, NeuralRendererConfig, RendererTrainConfig, to_dict
 from evpcli.engines.neural import NeuralRenderer, crop_affine, crop_image
 from evpcli.errors import EvpError
 from evpcli.face.normalize import apply_transform
@@ -364,7 +364,7 @@ def fit_renderer(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
         heldout_mae = np.nan
         if heldout_every and ((epoch + 1) % heldout_every == 0 or epoch + 1 == cfg.epochs) and len(held) > 5:
             gen.eval()
-            r = NeuralRenderer(gen, net_cfg, warp=WarpRenderer(data.bank, RenderConfig()) if net_cfg.hybrid else None)
+            r = NeuralRenderer(gen, net_cfg, warp=WarpRenderer(data.bank, HYBRID_WARP) if net_cfg.hybrid else None)
             heldout_mae = heldout_metrics({"neural": r}, data.frames, data.landmarks, held)[0]["neural"]["mae"]
         return {**means, "heldout_mae": heldout_mae}
 
@@ -431,7 +431,7 @@ def train_renderer(ws: Workspace, target: str | Path, cfg: RendererTrainConfig =
         files["loss_png"] = run.plot(["g_loss", "d_loss", "l1", "fm", "temporal", "heldout_mae"],
                                      f"renderer losses ({'hybrid' if net_cfg.hybrid else 'neural'}) on {target.name}")
         renderers = {"neural": NeuralRenderer(trained.generator, net_cfg,
-                                              warp=WarpRenderer(data.bank) if net_cfg.hybrid else None),
+                                              warp=WarpRenderer(data.bank, HYBRID_WARP) if net_cfg.hybrid else None),
                      "warp": WarpRenderer(data.bank)}
         held = data.heldout()
         metrics: dict = {"target": str(target), "target_hash": video_hash, "frames": data.n_frames,

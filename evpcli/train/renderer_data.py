@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from evpcli.config import NeuralRendererConfig, RenderConfig, RendererTrainConfig
+from evpcli.config import HYBRID_WARP, NeuralRendererConfig, RenderConfig, RendererTrainConfig
 from evpcli.engines.neural import compose_affine, condition_u8, crop_affine, crop_image, paste_ramp
 from evpcli.errors import EvpError
 from evpcli.face.normalize import apply_transform, invert_transform
@@ -184,7 +184,7 @@ def cache_frames(data: TrainingTarget, net_cfg: NeuralRendererConfig, cfg: Rende
         for k, off in enumerate(offsets):
             src = np.clip(np.arange(n_tr) + off, 0, n_tr - 1)
             sources[k] = [s if data.usable[s] else usable[np.abs(usable - s).argmin()] for s in src]
-            renderer = WarpRenderer(data.bank, RenderConfig(), seed=cfg.seed * 1_000 + k)
+            renderer = WarpRenderer(data.bank, HYBRID_WARP, seed=cfg.seed * 1_000 + k)
             for t in range(n_tr):
                 if row[t] < 0:
                     renderer.reset()  # a gap: the next usable frame starts a new sequence
