@@ -22,6 +22,12 @@ per output frame ``O`` against the target frame it was drawn on ``S`` (the sched
 - **mouth, commanded open** (gap over 8 %): *edges* = the fraction of strong straight gradients on the commanded
   mouth's box outline (a pasted crop's rectangle), and *flicker* = the mean absolute frame-to-frame change inside the
   commanded inner lip over the target's own (ghosts and cross-fades pulse).
+- **the happy mouth** (issue 22's last defect): *upper lip* = the upper lip's thickness dlib reads on ``O``
+  (61-50, 62-51, 63-52, in the face's similarity-normalised frame) over what it reads on ``S``, median over the
+  frames (a smile thinned it to a line); *teeth* = on commanded open frames, the share of the upper half of the
+  commanded opening that is teeth (grey L more than 20 above the median of the commanded lips), mean; *corner lines*
+  = line energy (|difference of Gaussians, sigma 1 and 2.5 px|) in a disc of 0.35 IOD around each commanded mouth
+  corner, off the lips, over the same on ``S`` (folded or smeared skin draws lines from the corners), median.
 - **lip sync**: dlib (its own detector and 68-point predictor, no evp smoothing) on every rendered frame; the
   inner-lip opening over the inter-ocular distance, against the speech's log RMS envelope: Pearson r. The same r
   for the commanded landmarks is printed beside it.
@@ -187,6 +193,44 @@ def box_edge_score(frame: np.ndarray, lm: np.ndarray) -> float:
     return float(edge.mean() / max(inside, 1e-3))
 
 
+def upper_lip_thickness(lm: np.ndarray) -> float:
+    """Mean vertical distance 61-50, 62-51, 63-52 of (68, 2) landmarks in the face's similarity-normalised frame."""
+    from evpcli.face.normalize import normalise
+
+    n, _ = normalise(np.asarray(lm, np.float32)[None])
+    return float(np.mean(n[0, [61, 62, 63], 1] - n[0, [50, 51, 52], 1]))
+
+
+def teeth_share(frame: np.ndarray, lm: np.ndarray) -> float:
+    """Share of the upper half of the commanded opening (inside the inner lip ``lm`` 60-67, above its centre) whose
+    grey level is more than 20 above the median of the commanded lips (between the outer and inner lips)."""
+    h, w = frame.shape[:2]
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    inner = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[INNER_LIP] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    outer = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(outer, [np.round(lm[OUTER_LIP] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    lips = (outer > 0) & (inner == 0)
+    upper = inner > 0
+    upper[int(np.ceil(lm[INNER_LIP, 1].mean())):] = False
+    if upper.sum() < 6 or lips.sum() < 6:
+        return float("nan")
+    return float((g[upper] > np.median(g[lips]) + 20).mean())
+
+
+def line_energy(gray: np.ndarray, lm: np.ndarray, iod: float) -> float:
+    """Mean |DoG (sigma 1 - 2.5 px)| in discs of 0.35 IOD around the mouth corners 48, 54 of ``lm``, off the lips
+    (their outline grown by 0.05 IOD)."""
+    h, w = gray.shape
+    g = gray.astype(np.float32)
+    dog = np.abs(cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 2.5))
+    disc = np.zeros((h, w), np.uint8)
+    for k in (48, 54):
+        cv2.circle(disc, (int(round(lm[k, 0])), int(round(lm[k, 1]))), max(2, int(round(0.35 * iod))), 1, -1)
+    mask = (disc > 0) & ~_poly_mask((h, w), lm[OUTER_LIP], 0.05 * iod)
+    return float(dog[mask].mean()) if mask.sum() > 10 else float("nan")
+
+
 def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndarray, still: bool) -> dict:
     d = np.load(landmarks_npz)
     adapted, tracked, schedule = d["adapted"].astype(np.float64), d["tracked"].astype(np.float64), d["schedule"]
@@ -197,6 +241,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
     sharp_face, sharp_upper, drag_below, drag_side = [], [], [], []
     seams, specks, edges, flick_out, flick_src = [], [], [], [], []
     opening_render, opening_cmd = [], []
+    upper_lip, teeth, corner_lines = [], [], []
     prev = None
     for i in range(n):
         o = out_frames[i]
@@ -242,7 +287,15 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
                     flick_out.append(float(np.abs(go.astype(np.float32) - po)[inner].mean()))
                     flick_src.append(float(np.abs(gs.astype(np.float32) - ps)[inner].mean()))
         prev = (go.astype(np.float32), gs.astype(np.float32))
+        if reliability[i] > 0.5:
+            if r_cmd > 0.08:
+                teeth.append(teeth_share(o, a))
+            corner_lines.append(line_energy(go, a, iod) / max(line_energy(gs, t, iod), 1e-3))
         lm = dlib_landmarks(o, near=t[27:36].mean(0))
+        if lm is not None and reliability[i] > 0.5:
+            ls = dlib_landmarks(s, near=t[27:36].mean(0))
+            if ls is not None and upper_lip_thickness(ls) > 0.5:
+                upper_lip.append(upper_lip_thickness(lm) / upper_lip_thickness(ls))
         if lm is not None:
             opening_render.append(float(np.mean(lm[[67, 66, 65], 1] - lm[[61, 62, 63], 1]))
                                   / max(np.linalg.norm(lm[45] - lm[36]), 1e-6))
@@ -268,6 +321,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
             "seam": med(seams) if seams else None, "specks": mean(specks) if specks else None,
             "open_frames": len(edges), "box_edges": med(edges) if edges else None,
             "flicker": (mean(flick_out) / max(mean(flick_src), 1e-6)) if flick_out and not still else None,
+            "upper_lip": med(upper_lip), "teeth": mean(teeth) if teeth else None, "corner_lines": med(corner_lines),
             "lipsync_r_render": pearson(opening_render, env), "lipsync_r_command": pearson(opening_cmd, env),
             "dlib_found": float(np.isfinite(opening_render).mean())}
 
@@ -367,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
     else:
         keys = ("sharp_face", "sharp_upper", "drag_below", "drag_side", "seam", "specks", "box_edges", "flicker",
-                "lipsync_r_render", "lipsync_r_command")
+                "upper_lip", "teeth", "corner_lines", "lipsync_r_render", "lipsync_r_command")
         renders = [r for r in rows if not r["emotion"].startswith("(")]
         print("mean over renders: " + ", ".join(
             f"{k} {np.nanmean([r[k] for r in renders if r[k] is not None]):.3f}" for k in keys

@@ -11,8 +11,8 @@ the mouth texture from the target's own frames whose mouth shape matches; so doe
   of a few kB) and can be cached as ``.npz``.
 - :class:`MouthFiller`: per rendered frame, the bank entry whose normalised inner-lip shape is closest to the
   commanded one (hysteresis: the current entry stays until another is clearly better; changes are cross-faded),
-  placed by the affine transform that fits its lip landmarks onto the commanded ones, colour-matched to the
-  frame's lips, given grain up to the frame's noise level, and composited inside the commanded inner lip.
+  carried onto the commanded lips piecewise-affinely (its inner-lip outline onto the commanded one), colour-matched
+  to the frame's lips, given grain up to the frame's noise level, and composited inside the commanded inner lip.
 - When the target never opens its mouth the bank has nothing to show: a shaded cavity with a band of upper
   teeth, in colours taken from the target's lips and skin, is drawn instead.
 """
@@ -27,12 +27,11 @@ import numpy as np
 
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
+from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
 TEMPLATE_IOD = float(np.linalg.norm(TEMPLATE[45] - TEMPLATE[36]))
 CANVAS = (70.0, 126.0, 190.0, 206.0)  # x0, y0, x1, y1 of the mouth canvas in the canonical 256 frame
-_PLACE_POINTS = np.concatenate([OUTER, INNER])
-_PLACE_WEIGHTS = np.concatenate([np.full(12, 1.0), np.full(8, 2.0)])
 
 
 def to_canonical(landmarks: np.ndarray) -> np.ndarray:
@@ -249,13 +248,6 @@ def _smoothstep(x: float) -> float:
     return x * x * (3 - 2 * x)
 
 
-def _fit_affine(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(2, 3) weighted least-squares affine taking ``src`` (N, 2) onto ``dst``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], 1) * weights[:, None]
-    sol = np.linalg.lstsq(a, dst * weights[:, None], rcond=None)[0]  # (3, 2)
-    return sol.T
-
-
 _UNSET = object()
 
 
@@ -268,7 +260,7 @@ class MouthFiller:
       from the lip outline inwards), so a command that closes the mouth brings lip to lip and the warp never
       squeezes teeth or the dark interior between them (the jagged seam, tooth fragments at the corners);
     - after it (:meth:`fill`), where the command opens the mouth, the inside of the commanded inner lip is one
-      source placed by the affine that fits its lips onto the commanded ones: the target frame's own interior when
+      source carried onto the commanded lips (its inner-lip outline onto theirs): the target frame's own interior when
       its mouth shape is close to the command's (preferred), else the bank entry whose inner-lip shape is
       closest, or the drawn cavity when the target never opens its mouth. The source changes only while the
       commanded mouth is nearly closed (or when another is far better): no cross-fade, no ghosts;
@@ -292,6 +284,9 @@ class MouthFiller:
         self._choice: object = _UNSET  # this frame's source, chosen by prepare_source
         self._warp_shows_own = False
         self.unsmile = 0.0  # how much of the target's own smile this frame's command removes (engines.smile)
+        # each entry's upper teeth (a smiling command prefers them: engines.mouth_fit), 0 under MIN_TEETH
+        teeth = np.array([upper_teeth(c, lm) for c, lm in zip(bank.crops, bank.landmarks, strict=True)])
+        self.teeth = np.where(teeth >= MIN_TEETH, teeth, 0.0)
 
     def reset(self) -> None:
         """Forget the state and the plan (a new sequence)."""
@@ -376,17 +371,22 @@ class MouthFiller:
     def _costs(self, tracked: np.ndarray, adapted: np.ndarray) -> dict[int, float]:
         """Each source's cost for this command: the squared distance of its inner-lip shape to the commanded one,
         more for a source less open than the command (stretching a small interior shows) and a little less for the
-        frame's own mouth (the same light, no seam)."""
+        frame's own mouth (the same light, no seam); for a smiling command, more for a source without upper teeth
+        (up to 1 + TEETH_PREFERENCE times, the frame's own mouth counted as showing none)."""
         want = lip_shape(adapted)
         cmd = max(float(opening_ratio(adapted)), 1e-3)
+        best_teeth = float(self.teeth.max()) if len(self.teeth) else 0.0
+        smile = smile_amount(tracked, adapted) if best_teeth > 0.0 else 0.0
         costs: dict[int, float] = {}
         if self.use_bank and len(self.bank):
             stretch = 1.0 + np.maximum(cmd / np.maximum(self.bank.openings, 1e-3) - 1.0, 0.0)
-            for k, c in enumerate(((self.bank.shapes - want) ** 2).sum(1) * stretch):
+            no_teeth = 1.0 + TEETH_PREFERENCE * smile * (1.0 - self.teeth / max(best_teeth, 1e-6))
+            for k, c in enumerate(((self.bank.shapes - want) ** 2).sum(1) * stretch * no_teeth):
                 costs[k] = float(c)
         if self._source is not None and self.target_open(tracked):
             own = float(opening_ratio(tracked))
-            costs[self.OWN] = 0.8 * float(((lip_shape(tracked) - want) ** 2).sum()) * (1.0 + max(cmd / own - 1.0, 0.0))
+            costs[self.OWN] = (0.8 * float(((lip_shape(tracked) - want) ** 2).sum()) * (1.0 + max(cmd / own - 1.0, 0.0))
+                               * (1.0 + TEETH_PREFERENCE * smile))
         return costs
 
     def plan(self, tracked: np.ndarray, adapted: np.ndarray) -> None:
@@ -440,17 +440,18 @@ class MouthFiller:
 
     def _place(self, k: int, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]
                ) -> tuple[np.ndarray, float]:
-        """Source ``k`` (a bank entry, or :attr:`OWN`) placed onto the commanded lips: (h, w, 3) float32, scale."""
-        dst = adapted[_PLACE_POINTS] - origin
+        """Source ``k`` (a bank entry, or :attr:`OWN`) placed onto the commanded lips: (h, w, 3) float32, scale.
+
+        Piecewise-affine over a fan (:func:`~evpcli.engines.mouth_fit.lip_maps`): the source's inner-lip outline lands
+        on the commanded one exactly, whatever their shapes (one affine fitted to all the lips left a smile's commanded
+        opening, curved up at the corners, holding the source's lower lip: a second lip inside the mouth)."""
         if k == self.OWN:
-            src = tracked[_PLACE_POINTS] - self._origin  # the box crop prepare_source saw
-            image = self._source
+            src, image = tracked - self._origin, self._source  # the box crop prepare_source saw
         else:
-            src = self.bank.landmarks[k][_PLACE_POINTS].astype(np.float64)
-            image = self.bank.crops[k]
-        a = _fit_affine(src, dst, _PLACE_WEIGHTS)
-        out = cv2.warpAffine(image, a, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        return out.astype(np.float32), float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
+            src, image = self.bank.landmarks[k].astype(np.float64), self.bank.crops[k]
+        map_x, map_y, scale = lip_maps(src, adapted - origin, size)
+        out = cv2.remap(prefilter(image, src, adapted - origin), map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        return out.astype(np.float32), scale
 
     def _cavity(self, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """A drawn mouth interior: dark cavity shaded towards its centre, upper teeth in the target's colours."""

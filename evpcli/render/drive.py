@@ -11,6 +11,7 @@ import numpy as np
 from evpcli.config import FPS, SilenceGate
 from evpcli.face.parts import JAW, LOWER_INNER_LIP, MOUTH, STABLE, UPPER_INNER_LIP
 from evpcli.face.amplitude import lasting
+from evpcli.face.lips import keep_lip_thickness
 from evpcli.face.landmarks import TRACKER_GAIN
 from evpcli.render.targets import TargetData
 
@@ -127,6 +128,8 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
 
         gated = plain if rms is None or gate is None else apply_silence_gate(plain, reference, rms, gate, activity)
         frontal = keep_speech_opening(frontal, np.asarray(gated, np.float32))
+    # lips of a plausible thickness under a strong expression (happy's inner lip lifted past its outline)
+    frontal = keep_lip_thickness(frontal, reference)
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
