@@ -346,6 +346,11 @@ class RenderConfig:
     # (engines.warp.restore_detail; 0 turns it off)
     detail_gain: float = 3.0
     detail_max: float = 1.0
+    # the cheeks beside the mouth's corners: the piecewise-affine maps smoothed there (a Gaussian of corner_smooth IOD
+    # over a disc of corner_radius IOD off the lips), so a crease a smile drags from a corner bends as skin does
+    # instead of kinking along the mesh's edges into a line (engines.geometry.smooth_corners; 0 turns it off)
+    corner_smooth: float = 0.06
+    corner_radius: float = 0.5
     # mouth interior
     bank_size: int = 32  # frames kept in the mouth bank
     bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank

@@ -103,3 +103,43 @@ def test_a_smiling_opening_shows_the_sources_teeth_and_cavity_not_its_lip():
     cols = np.unique(xs)[5:-5]
     top = np.array([np.linalg.norm(crop[y, x].astype(float) - TOOTH) < 60 for y, x in zip(first, cols, strict=True)])
     assert top.mean() > 0.8, top.mean()
+
+
+def test_the_cheek_beside_a_smiling_corner_bends_smoothly_and_nothing_else_moves():
+    """Piecewise-affine maps kink along the mesh's edges; beside a mouth corner a smile drags the target's crease
+    along such an edge into a straight line with a bend. smooth_corners smooths the maps there only: off the lips,
+    within the disc around each corner; the lips and the rest keep the exact maps."""
+    from evpcli.engines.geometry import Box, make_rig, frame_points, pwa_maps, smooth_corners, triangles_for, unfold
+
+    tracked = TEMPLATE.astype(np.float64)
+    adapted = _happy(1.5)
+    rig = make_rig()
+    src, dst, _ = frame_points(rig, tracked, adapted)
+    tri = triangles_for(rig, src)
+    dst = unfold(src, dst, tri, np.arange(68, 68 + rig.n_skin))
+    box = Box(0, 0, 256, 256, 256, 256)
+    mx, my = pwa_maps(box, src, dst, tri)
+    iod = float(np.linalg.norm(tracked[45] - tracked[36]))
+    sx, sy = smooth_corners(mx, my, adapted, iod)
+
+    def kink(m: np.ndarray, region: np.ndarray) -> float:  # the maps' second differences: 0 where affine
+        lap = np.abs(cv2.Laplacian(m.astype(np.float64), cv2.CV_64F, ksize=1))
+        return float(lap[region].mean())
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    near = np.zeros((256, 256), bool)
+    for k in (48, 54):
+        near |= np.hypot(xx - adapted[k, 0], yy - adapted[k, 1]) < 0.3 * iod
+    lips = np.zeros((256, 256), np.uint8)
+    _poly(lips, adapted[OUTER_LIP], 255)
+    lips = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
+    cheek = near & ~lips
+    assert kink(sx, cheek) + kink(sy, cheek) < 0.5 * (kink(mx, cheek) + kink(my, cheek))
+    far = np.ones((256, 256), bool)
+    for k in (48, 54):
+        far &= np.hypot(xx - adapted[k, 0], yy - adapted[k, 1]) > 0.5 * iod + 0.5 * iod
+    inner = np.zeros((256, 256), np.uint8)
+    _poly(inner, adapted[INNER_LIP], 255)
+    for a, b in ((mx, sx), (my, sy)):
+        np.testing.assert_array_equal(a[far], b[far])
+        np.testing.assert_allclose(a[inner > 127], b[inner > 127], atol=0.05)

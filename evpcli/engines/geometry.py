@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from evpcli.face.normalize import TEMPLATE, apply_transform, invert_transform, similarity_fit
-from evpcli.face.parts import INNER_LIP, STABLE
+from evpcli.face.parts import INNER_LIP, OUTER_LIP, OUTER_LIP_CORNERS, STABLE
 
 
 
@@ -349,6 +349,50 @@ def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) 
     if holes.any():
         _fill_holes(box, dst, holes, gx, gy)
     return _upsample(box, gx, gy)
+
+
+def smooth_corners(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, iod: float, sigma: float = 0.06,
+                   radius: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse maps (h, w) with the skin beside the mouth's corners smoothed: within ``radius`` IOD of the commanded
+    outer corners (48, 54 of ``landmarks``, (68, 2) in the maps' pixels) and off the lips, the maps are blended
+    with their Gaussian blur (sigma ``sigma`` IOD), the weight feathered to 0 at the disc's edge and at the lips.
+
+    Why: a smile moves each mouth corner far into the cheek; the piecewise-affine warp carries the target's own
+    texture there (the crease beyond the corner, the lip's light outline) along straight triangle edges, with a
+    kink at each, and a thin light or dark line runs from the corner into the cheek. Smoothed maps bend it as skin
+    bends (a thin-plate spline drew the same crease as a gentle curve); the lips and everything farther off keep
+    the exact piecewise-affine maps."""
+    if sigma <= 0 or radius <= 0 or iod <= 0:
+        return map_x, map_y
+    h, w = map_x.shape
+    lm = np.asarray(landmarks, np.float64)
+    r = radius * iod
+    feather = max(1.0, 0.1 * iod)
+    pad = int(np.ceil(r + 3 * feather + 3 * sigma * iod)) + 2
+    lo = np.maximum(np.floor(lm[OUTER_LIP_CORNERS].min(0) - pad).astype(int), 0)
+    hi = np.minimum(np.ceil(lm[OUTER_LIP_CORNERS].max(0) + pad).astype(int), [w, h])
+    if (hi - lo < 4).any():
+        return map_x, map_y
+    sub = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    weight = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.float32)
+    for k in OUTER_LIP_CORNERS:
+        c = lm[k] - lo
+        cv2.circle(weight, (int(round(c[0] * 16)), int(round(c[1] * 16))), int(round(r * 16)), 1.0, -1, cv2.LINE_AA,
+                   shift=4)
+    lips = np.zeros_like(weight)
+    cv2.fillPoly(lips, [np.round((lm[OUTER_LIP] - lo) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    edge = max(0.7, 0.02 * iod)  # the lips grown by two of these and feathered by one: the weight is 0 on them
+    grow = int(np.ceil(2 * edge))
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    weight = cv2.GaussianBlur(weight, (0, 0), feather) * (1.0 - cv2.GaussianBlur(lips, (0, 0), edge))
+    weight = np.clip(weight, 0.0, 1.0)
+    out = []
+    for m in (map_x, map_y):
+        m = m.copy()
+        part = m[sub]
+        part += weight * (cv2.GaussianBlur(part, (0, 0), sigma * iod, borderType=cv2.BORDER_REPLICATE) - part)
+        out.append(m)
+    return out[0], out[1]
 
 
 def _fill_holes(box: Box, dst: np.ndarray, holes: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> None:

@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, tps_maps, triangles_for,
-                                    unfold)
+from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_corners, tps_maps,
+                                    triangles_for, unfold)
 from evpcli.engines.mouth import MouthBank, MouthFiller
 from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
 
@@ -168,6 +168,9 @@ class WarpRenderer:
             triangles = triangles_for(self.rig, src)
             dst = unfold(src, dst, triangles, np.arange(68, 68 + self.rig.n_skin))
             map_x, map_y = pwa_maps(box, src, dst, triangles)
+            map_x, map_y = smooth_corners(map_x, map_y, adapted - [box.x0, box.y0],
+                                          float(np.linalg.norm(tracked[45] - tracked[36])), self.cfg.corner_smooth,
+                                          self.cfg.corner_radius)
         else:
             map_x, map_y = tps_maps(box, src, dst)
         crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, adapted,

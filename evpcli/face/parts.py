@@ -17,6 +17,7 @@ OUTER_LIP = np.arange(48, 60)
 INNER_LIP = np.arange(60, 68)
 MOUTH = np.arange(48, 68)
 MOUTH_CORNERS = np.array([48, 54, 60, 64])  # outer left, outer right, inner left, inner right
+OUTER_LIP_CORNERS = np.array([48, 54])
 UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])  # the upper lip's outer and inner points between the corners
 LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])  # the lower lip's outer and inner points between the corners
 UPPER_OUTER_LIP = np.arange(49, 54)  # between the corners 48 and 54
