@@ -352,17 +352,18 @@ def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) 
 
 
 def smooth_corners(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, iod: float, sigma: float = 0.06,
-                   radius: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+                   radius: float = 0.5, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Inverse maps (h, w) with the skin beside the mouth's corners smoothed: within ``radius`` IOD of the commanded
     outer corners (48, 54 of ``landmarks``, (68, 2) in the maps' pixels) and off the lips, the maps are blended
-    with their Gaussian blur (sigma ``sigma`` IOD), the weight feathered to 0 at the disc's edge and at the lips.
+    with their Gaussian blur (sigma ``sigma`` IOD), the weight feathered to 0 at the disc's edge and at the lips and
+    scaled by ``strength`` (0: the maps come back as they are, at no cost).
 
     Why: a smile moves each mouth corner far into the cheek; the piecewise-affine warp carries the target's own
     texture there (the crease beyond the corner, the lip's light outline) along straight triangle edges, with a
     kink at each, and a thin light or dark line runs from the corner into the cheek. Smoothed maps bend it as skin
     bends (a thin-plate spline drew the same crease as a gentle curve); the lips and everything farther off keep
     the exact piecewise-affine maps."""
-    if sigma <= 0 or radius <= 0 or iod <= 0:
+    if sigma <= 0 or radius <= 0 or iod <= 0 or strength <= 0:
         return map_x, map_y
     h, w = map_x.shape
     lm = np.asarray(landmarks, np.float64)
@@ -385,7 +386,7 @@ def smooth_corners(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, 
     grow = int(np.ceil(2 * edge))
     lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     weight = cv2.GaussianBlur(weight, (0, 0), feather) * (1.0 - cv2.GaussianBlur(lips, (0, 0), edge))
-    weight = np.clip(weight, 0.0, 1.0)
+    weight = np.clip(weight, 0.0, 1.0) * float(min(strength, 1.0))
     out = []
     for m in (map_x, map_y):
         m = m.copy()

@@ -36,6 +36,7 @@ from evpcli.config import RenderConfig
 from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_corners, tps_maps,
                                     triangles_for, unfold)
 from evpcli.engines.mouth import MouthBank, MouthFiller
+from evpcli.face.parts import OUTER_LIP_CORNERS
 from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
 
 __all__ = ["WarpRenderer", "RenderInfo", "MouthBank", "build_mouth_bank", "face_reliability", "analyse_target"]
@@ -168,9 +169,12 @@ class WarpRenderer:
             triangles = triangles_for(self.rig, src)
             dst = unfold(src, dst, triangles, np.arange(68, 68 + self.rig.n_skin))
             map_x, map_y = pwa_maps(box, src, dst, triangles)
-            map_x, map_y = smooth_corners(map_x, map_y, adapted - [box.x0, box.y0],
-                                          float(np.linalg.norm(tracked[45] - tracked[36])), self.cfg.corner_smooth,
-                                          self.cfg.corner_radius)
+            # where the command moves a mouth corner well away from the frame's (a smile: 0.1-0.16 IOD), in
+            # proportion from 0.03 to 0.08 IOD (speech moves them less; no change from one frame to the next)
+            iod = float(np.linalg.norm(tracked[45] - tracked[36]))
+            moved = float(np.linalg.norm(adapted[OUTER_LIP_CORNERS] - tracked[OUTER_LIP_CORNERS], axis=1).max())
+            map_x, map_y = smooth_corners(map_x, map_y, adapted - [box.x0, box.y0], iod, self.cfg.corner_smooth,
+                                          self.cfg.corner_radius, (moved / max(iod, 1e-6) - 0.03) / 0.05)
         else:
             map_x, map_y = tps_maps(box, src, dst)
         crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, adapted,
