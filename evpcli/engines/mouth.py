@@ -450,7 +450,8 @@ class MouthFiller:
         else:
             src, image = self.bank.landmarks[k].astype(np.float64), self.bank.crops[k]
         map_x, map_y, scale = lip_maps(src, adapted - origin, size)
-        out = cv2.remap(prefilter(image, src, adapted - origin), map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(prefilter(image, src, adapted - origin), map_x, map_y, interpolation=cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REPLICATE)
         return out.astype(np.float32), scale
 
     def _cavity(self, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Carrying one mouth's interior onto another mouth's lips, and which interiors suit a smiling command.
 
 - :func:`lip_maps`: inverse maps, piecewise-affine over a strip across the opening (each upper inner-lip point with
-  the lower one below it, and a rim beyond), so a source's inner-lip outline lands on the commanded one exactly. One affine fitted to all twenty lip points could not follow a smile: the commanded
-  opening, curved up to its corners, held the source's lower lip (a second lip inside the mouth, with a light line
-  where the two met).
+  the lower one below it, and a rim beyond), so a source's inner-lip outline lands on the commanded one exactly;
+  :func:`prefilter` blurs the source first where that squeezes it. One affine fitted to all twenty lip points could
+  not follow a smile: the commanded opening, curved up to its corners, held the source's lower lip (a second lip
+  inside the mouth, with a light line where the two met).
 - :func:`smile_amount`: how much a command smiles over the target frame it is drawn on (its mouth corners raised
   towards the upper lip's middle), 0-1.
 - :func:`upper_teeth`: how much of a mouth's opening is upper teeth (well brighter than its lips) over a dark

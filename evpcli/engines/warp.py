@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_corners, tps_maps,
-                                    triangles_for, unfold)
+from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_corners,
+                                    tps_maps, triangles_for, unfold)
 from evpcli.engines.mouth import MouthBank, MouthFiller
 from evpcli.face.parts import OUTER_LIP_CORNERS
 from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
