@@ -128,8 +128,6 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
 
         gated = plain if rms is None or gate is None else apply_silence_gate(plain, reference, rms, gate, activity)
         frontal = keep_speech_opening(frontal, np.asarray(gated, np.float32))
-    # lips of a plausible thickness under a strong expression (happy's inner lip lifted past its outline)
-    frontal = keep_lip_thickness(frontal, reference)
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
     fit = td.fit
@@ -161,7 +159,10 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     # (posed like every displacement), so the command replaces it instead of adding to it.
     residual -= expression[None]
     neutral = (neutral + pose_displacement(residual, posed, uniq, td.reference, scale))[inverse]
-    commanded = tracker_compensation(frontal - reference[None], tracker_gain, fps, reference)
+    # drawn with lips of a plausible thickness under a strong expression (happy's inner lip lifted past its outline:
+    # face.lips); the command itself (frontal, what the expression and smile measures read) is left as it is
+    drawn = keep_lip_thickness(frontal, reference)
+    commanded = tracker_compensation(drawn - reference[None], tracker_gain, fps, reference)
     adapted = neutral + pose_displacement(commanded, posed, frames, td.reference, scale)
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
     if pose is None:
