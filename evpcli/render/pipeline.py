@@ -38,7 +38,7 @@ from evpcli.config import FPS, HYBRID_WARP, RenderConfig, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
 from evpcli.render.inputs import check_encoding, check_inputs, crf_for, load_speech
-from evpcli.render.drive import drive, smile_removed
+from evpcli.render.drive import drive, frown_amount, smile_removed
 from evpcli.render.targets import (SPILL_PREFIX, TargetData, _hold, _target_frames, own_expression,
                                    prepare_target, remove_stale_spills)
 from evpcli.workspace import Workspace, save_npz
@@ -196,8 +196,10 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
         head = (still_head.move_head, transforms, weight)
     draw = _make_renderer(ws, renderer, td, device)
     if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
-        # and undoes the target's own smile (its grin's teeth, its folds) where the command takes it away
-        draw.plan(tracked, adapted, smile_removed(td.reference, frontal, fps))
+        # and undoes the target's own smile (its grin's teeth, its folds) where the command takes it away, and
+        # shades a commanded frown (an emotion clip's only when its emotion is read with confidence, as its amplitude)
+        frown = frown_amount(model, emo.code, n_out, fps) if sure else None
+        draw.plan(tracked, adapted, smile_removed(td.reference, frontal, fps), frown)
     t0 = time.perf_counter()
     # Every output is written into a temporary folder beside --out and moved into place only when all of them are
     # complete: a run that fails at any point leaves nothing at --out (nor at the other outputs).

@@ -1,0 +1,121 @@
+"""A commanded frown's shading (issue 23, engines.shading): the brow's shadow over the upper lid, the lowered lid's
+shade over the eye and the glabella's furrows, drawn from the frame's own pixels, in proportion to the code's
+weight of angry (render.drive.frown_amount), nothing at 0."""
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from evpcli.engines.shading import BROW_SHADOW, LID_SHADOW, MAX_AMOUNT, shade_frown
+from evpcli.engines.warp import WarpRenderer
+
+
+@pytest.fixture(scope="module")
+def face():
+    """The astronaut photo and her landmarks."""
+    from skimage import data
+
+    from evpcli.corpus.synth.actors import astronaut_landmarks
+
+    return data.astronaut(), astronaut_landmarks().astype(np.float64)
+
+
+def _band(shape, lm):
+    """(h, w) bool: between the right brow and the right upper lid, off both (where the brow's shadow falls)."""
+    top = lm[18:21, 1].max() + 1
+    bottom = lm[[37, 38], 1].min() - 1
+    mask = np.zeros(shape, bool)
+    mask[int(top):int(bottom), int(lm[18, 0]):int(lm[20, 0])] = True
+    return mask
+
+
+def _upper_eye(shape, lm):
+    """(h, w) bool: the upper half of the right eye's opening, 1 px in."""
+    pts = lm[36:42].copy()
+    pts[[5, 4]] = pts[[1, 2]] + 0.5 * (pts[[5, 4]] - pts[[1, 2]])
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    return cv2.erode(m, np.ones((3, 3), np.uint8)) > 0
+
+
+def test_the_frown_shades_brows_and_lids_keeps_their_detail_and_leaves_the_rest(face):
+    image, lm = face
+    lum = lambda im, m: float(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[m].mean())  # noqa: E731
+    same = image.copy()
+    shade_frown(same, lm, 0.0)
+    assert np.array_equal(same, image)  # 0: byte for byte
+    outs = {}
+    for amount in (0.5, 1.0, 2.0):
+        out = image.copy()
+        shade_frown(out, lm, amount)
+        outs[amount] = out
+    band, eye = _band(image.shape[:2], lm), _upper_eye(image.shape[:2], lm)
+    assert band.sum() > 50 and eye.sum() > 10
+    ratio = lambda a, m: lum(outs[a], m) / lum(image, m)  # noqa: E731
+    # the brow's overhang darkens by up to BROW_SHADOW (less towards the lid and the brow's outer end), the eye's
+    # upper half by about LID_SHADOW
+    assert 1 - BROW_SHADOW - 0.1 < ratio(1.0, band) < 1 - 0.4 * BROW_SHADOW
+    assert ratio(1.0, eye) < 1 - 0.7 * LID_SHADOW
+    # the glabella's furrows: darker lines between the inner brow ends, above them
+    iod = np.linalg.norm(lm[45] - lm[36])
+    grey = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(float)  # noqa: E731
+    for t in (0.3, 0.7):
+        x, y = np.round(lm[21] + t * (lm[22] - lm[21]) - [0, 0.1 * iod]).astype(int)
+        assert grey(outs[1.0])[y - 1:y + 2, x - 1:x + 2].mean() < 0.92 * grey(image)[y - 1:y + 2, x - 1:x + 2].mean()
+    # it grows with the amount, up to MAX_AMOUNT
+    assert ratio(2.0, band) < ratio(1.0, band) < ratio(0.5, band) < 1.0
+    big = image.copy()
+    shade_frown(big, lm, 10.0)
+    capped = image.copy()
+    shade_frown(capped, lm, MAX_AMOUNT)
+    assert np.array_equal(big, capped)
+    # the skin's fine detail keeps its contrast in the shadow (a dimmed detail reads as a blur)
+    hp = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(float) - cv2.GaussianBlur(  # noqa: E731
+        cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(float), (0, 0), 1.0)
+    assert hp(outs[1.0])[band].std() > 0.8 * hp(image)[band].std()
+    # only the box around the brows and eyes changes: the mouth, the cheeks and the background keep their bytes
+    changed = np.any(outs[2.0] != image, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert ys.max() < lm[[40, 41, 46, 47], 1].max() + 0.2 * iod  # nothing below the eyes
+    assert ys.min() > lm[17:27, 1].min() - 0.5 * iod
+    assert not changed[int(lm[33, 1]):].any()
+
+
+def test_the_plan_gives_each_frame_its_frown(face):
+    image, lm = face
+    tracked = np.repeat(lm[None], 3, 0)
+    r = WarpRenderer()
+    r.plan(tracked, tracked, np.zeros(3), np.array([0.0, 1.0, 0.0]))
+    outs = [r.render(image, tracked[i], tracked[i], 1.0) for i in range(3)]
+    plain = WarpRenderer()
+    plain.plan(tracked, tracked)
+    first = plain.render(image, tracked[0], tracked[0], 1.0)
+    assert np.array_equal(outs[0], first) and np.array_equal(outs[2], first)  # 0: as without the step
+    band = _band(image.shape[:2], lm)
+    assert outs[1][band].mean() < 0.8 * first[band].mean()
+    one = WarpRenderer(frown=1.0).render(image, lm, lm, 1.0)  # one value for every frame (contact sheets)
+    assert np.array_equal(one, outs[1])
+
+
+def test_frown_amount_is_the_codes_weight_of_angry():
+    from evpcli.render.drive import frown_amount
+
+    rng = np.random.default_rng(0)
+    names = ("neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted", "contempt")
+    means = {e: rng.uniform(0.5, 1.5, 16) for e in names}  # codes are non-negative (ReLU)
+    model = SimpleNamespace(emotion_means=means)
+    n, a = means["neutral"], means["angry"]
+    assert np.allclose(frown_amount(model, a, 7), 1.0, atol=1e-6)
+    assert np.allclose(frown_amount(model, n + 2.0 * (a - n), 7), 2.0, atol=1e-6)  # --intensity 2
+    for other in ("neutral", "happy", "sad", "surprised"):
+        assert np.allclose(frown_amount(model, means[other], 7), 0.0, atol=1e-6), other
+    # per frame (an interpolation from neutral to angry at 25 fps), resampled to the output's frames
+    ramp = np.linspace(0.0, 1.0, 50)
+    codes = n[None] + ramp[:, None] * (a - n)[None]
+    got = frown_amount(model, codes, 100, fps=50.0)
+    assert got.shape == (100,) and got[0] == pytest.approx(0.0, abs=1e-6) and got[-1] == pytest.approx(1.0, abs=0.03)
+    assert np.all(np.diff(got) >= -1e-6)
+    # a model without the emotions' mean codes draws no frown
+    assert not frown_amount(SimpleNamespace(), a, 5).any()
