@@ -12,8 +12,8 @@ never a dependency of evp.
 
 The face crop follows ``fer``: the face box made square, 10 px of margin on the grey image padded by 40 px of its
 mean, 64x64, scaled to [-1, 1]. ``fer`` finds faces with an OpenCV Haar cascade (it ships the xml) that this
-headless OpenCV build cannot run; dlib's detector is used, its box grown to the cascade's framing. The forward pass equals Keras 3's (torch backend) on the same
-crops to 4e-7.
+headless OpenCV build cannot run; dlib's detector is used, its box grown to the cascade's framing. The forward pass
+equals Keras 3's (torch backend) on the same crops to 4e-7.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_the_fitted_limit_keeps_held_out_clips_in_and_the_threshold_keeps_real_m
     cal = fit_calibration(logits, labels, held_dist, real_logits, real_dist, neutral)
     assert held_dist.max() <= cal.limit < 2.0
     rp = softmax(real_logits, cal.temperature)
-    for p, d in zip(rp, real_dist):
+    for p, d in zip(rp, real_dist, strict=True):
         r = read(p, d, cal.limit, cal.confident, EMOTIONS)
         assert r["reading"] in ("neutral", "uncertain")
     assert cal.report["heldout_nll"]["after"] <= cal.report["heldout_nll"]["before"]

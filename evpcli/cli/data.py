@@ -183,7 +183,8 @@ def _print_prepare_report(report) -> None:
     con.print(report.summary(), markup=False, highlight=False)
 
 
-@app.command("build-pairs", cls=_Computes, epilog="Examples:\n\n  evp build-pairs\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
+@app.command("build-pairs", cls=_Computes, epilog="Examples:\n\n  evp build-pairs"
+             "\n\n  evp build-pairs --max-pairs-per-sentence 20 --json"
              "\n\n  evp build-pairs --window 50\n\n  evp build-pairs --executor ray --ray-address auto")
 def build_pairs(
     max_pairs_per_sentence: int = typer.Option(0, help="Cap on emotion pairs per actor and sentence (0: all)."),

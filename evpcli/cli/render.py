@@ -142,8 +142,9 @@ def batch_render(
 
     Resumable: a row whose out is a finished render is skipped (renders appear only when complete), so re-running
     the CSV does what is missing; anything else at out is never overwritten (that row fails). Outputs stay under the
-    CSV's folder (or --out-dir) unless --allow-outside. A bad row (missing file, both or neither emotion, no face in the target) fails that job
-    only; the failures are listed at the end by CSV line. Each target is fitted once and cached in the workspace.
+    CSV's folder (or --out-dir) unless --allow-outside. A bad row (missing file, both or neither emotion, no face in
+    the target) fails that job only; the failures are listed at the end by CSV line. Each target is fitted once and
+    cached in the workspace.
     Exit 0 when every job is done, 1 when any failed (or the CSV is unusable), 2 for a usage error.
     """
     from evpcli.render.batch import batch_render as run

@@ -12,13 +12,13 @@ module estimates it with a small linear model in the canonical 256 frame (:data:
     reference - TEMPLATE  ~  sum_i b_i * identity_i  +  similarity  +  sum_e a_e * prototype_e  +  noise
 
 where ``identity_i`` are the 3D shape model's identity bases seen frontally (face width, eye spacing, mouth width,
-brow height, ...; Gaussian prior, one unit = one basis vector; with the jaw opening and the lips
-parting of its expression bases, since a talking target's mean face has its mouth half open), ``prototype_e`` the FACS-style expression
-prototypes the synthetic corpus draws every emotion with (:mod:`evpcli.corpus.synth.expressions`, full
-intensity), with ``a_e >= 0`` (a face shows an expression or it does not), and the noise is the identity variation
-the bases do not capture (:data:`NOISE_IOD` of the inter-ocular distance per coordinate). The neutral face is the
-reference minus ``sum_e a_e * prototype_e``. Coefficients under :data:`MIN_COEFFICIENT` are dropped (a face's
-own shape is not an expression), and each is capped at :data:`MAX_COEFFICIENT`.
+brow height, ...; Gaussian prior, one unit = one basis vector; with the jaw opening and the lips parting of its
+expression bases, since a talking target's mean face has its mouth half open), ``prototype_e`` the FACS-style
+expression prototypes the synthetic corpus draws every emotion with (:mod:`evpcli.corpus.synth.expressions`, full
+intensity), with ``a_e >= 0`` (a face shows an expression or it does not), and the noise is the identity variation the
+bases do not capture (:data:`NOISE_IOD` of the inter-ocular distance per coordinate). The neutral face is the
+reference minus ``sum_e a_e * prototype_e``. Coefficients under :data:`MIN_COEFFICIENT` are dropped (a face's own
+shape is not an expression), and each is capped at :data:`MAX_COEFFICIENT`.
 """
 
 from __future__ import annotations
