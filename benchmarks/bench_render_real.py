@@ -13,7 +13,8 @@ per output frame ``O`` against the target frame it was drawn on ``S`` (the sched
   as the target, the goal is >= 0.9. The target is decoded like the output, so both carry one video coding.
 - **drag**: mean absolute difference (grey levels) between ``O`` and ``S`` outside the face: the band between
   the face hull grown by 0.4 IOD (the skin just under the chin moves with an opening jaw) and by 1 IOD, split into
-  *below the chin* (neck, collar) and *beside and above* (hair, ears, background). 0 = untouched; skin dragged along with the face shows here.
+  *below the chin* (neck, collar) and *beside and above* (hair, ears, background). 0 = untouched; skin
+  dragged along with the face shows here.
 - **mouth, commanded closed** (frames whose commanded inner-lip gap is under 3 % of the mouth width): *seam* =
   the 5th percentile grey on the commanded inner-lip line over the median grey of the commanded lips (a dark jagged
   seam gives a low value; a closed mouth's natural lip junction is darker than the lips but not black: the target's
