@@ -245,7 +245,7 @@ class Workspace:
                 conn = sqlite3.connect(self.index_path, timeout=60.0, isolation_level=None,
                                        check_same_thread=False)
                 conn.execute("PRAGMA busy_timeout=60000")
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 self._write(conn, _SCHEMA, script=True)
                 self._write(conn, "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -270,6 +270,22 @@ class Workspace:
                     raise EvpError(f"workspace {self.root}: {p} is a file, not a folder; give a folder with -w "
                                    "(or EVP_WORKSPACE)")
                 break
+
+    @staticmethod
+    def _wal(conn: sqlite3.Connection) -> None:
+        """Switch the index to WAL, retried while another process holds it: SQLite answers a journal-mode change
+        "database is locked" at once, without waiting out the busy timeout (two processes opening a new workspace
+        together: the second failed, seen under load)."""
+        for attempt in range(400):
+            try:
+                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.01 + 0.002 * attempt)
+        raise EvpError("workspace index is locked by another process for too long; retry")
 
     @staticmethod
     def _write(conn: sqlite3.Connection, sql: str, args: tuple = (), script: bool = False, many: list | None = None) -> None:
