@@ -87,7 +87,7 @@ def test_the_plan_gives_each_frame_its_frown(face):
     image, lm = face
     tracked = np.repeat(lm[None], 3, 0)
     r = WarpRenderer()
-    r.plan(tracked, tracked, np.zeros(3), np.array([0.0, 1.0, 0.0]))
+    r.plan(tracked, tracked, np.zeros(3), {"angry": np.array([0.0, 1.0, 0.0])})
     outs = [r.render(image, tracked[i], tracked[i], 1.0) for i in range(3)]
     plain = WarpRenderer()
     plain.plan(tracked, tracked)
@@ -95,7 +95,7 @@ def test_the_plan_gives_each_frame_its_frown(face):
     assert np.array_equal(outs[0], first) and np.array_equal(outs[2], first)  # 0: as without the step
     band = _band(image.shape[:2], lm)
     assert outs[1][band].mean() < 0.8 * first[band].mean()
-    one = WarpRenderer(frown=1.0).render(image, lm, lm, 1.0)  # one value for every frame (contact sheets)
+    one = WarpRenderer(shading={"angry": 1.0}).render(image, lm, lm, 1.0)  # one value for every frame (contact sheets)
     assert np.array_equal(one, outs[1])
 
 
@@ -119,3 +119,29 @@ def test_frown_amount_is_the_codes_weight_of_angry():
     assert np.all(np.diff(got) >= -1e-6)
     # a model without the emotions' mean codes draws no frown
     assert not frown_amount(SimpleNamespace(), a, 5).any()
+
+
+def test_shading_amounts_give_each_shaded_emotion_its_own_weight(face):
+    from evpcli.engines.shading import SHADERS, shade
+    from evpcli.render.drive import emotion_amount, shading_amounts
+
+    rng = np.random.default_rng(1)
+    names = ("neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted", "contempt")
+    means = {e: rng.uniform(0.5, 1.5, 16) for e in names}
+    model = SimpleNamespace(emotion_means=means)
+    for emotion in SHADERS:
+        got = shading_amounts(model, means[emotion], 4)
+        assert set(got) == set(SHADERS)
+        for other, amount in got.items():
+            assert np.allclose(amount, 1.0 if other == emotion else 0.0, atol=1e-6), (emotion, other)
+            assert np.array_equal(amount, emotion_amount(model, means[emotion], 4, other))
+    # shade draws exactly what each emotion's shader draws, and nothing for an emotion without one
+    image, lm = face
+    for emotion, shader in SHADERS.items():
+        a, b = image.copy(), image.copy()
+        shade(a, lm, {emotion: 1.0, "no-such-emotion": 1.0})
+        shader(b, lm, 1.0)
+        assert np.array_equal(a, b) and not np.array_equal(a, image)
+    same = image.copy()
+    shade(same, lm, {e: 0.0 for e in SHADERS})
+    assert np.array_equal(same, image)

@@ -20,9 +20,15 @@ feathered masks placed by the commanded landmarks:
 - :data:`FURROW`: two short, soft vertical furrows between the inner brow ends (the glabella's bunched skin).
 
 Everything is 0 at ``amount`` 0: the pixels then stay byte for byte.
+
+:data:`SHADERS` names, per emotion, the shading its command draws (an emotion absent draws none); :func:`shade`
+draws them all, each by its own amount (:func:`evpcli.render.drive.shading_amounts`: the code's weight of that
+emotion, frame by frame), and the warp renderer calls it after the mouth and the smile's undoing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -113,3 +119,18 @@ def shade_frown(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     lab[..., 1:] = own[..., 1:] * (1.0 + CHROMA * (1.0 - factor))[..., None]
     shaded = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     region[changed] = shaded[changed]
+
+
+SHADERS: dict[str, Callable[[np.ndarray, np.ndarray, float], None]] = {
+    "angry": shade_frown,
+}
+"""Per emotion, the shading its command draws: ``shader(crop, landmarks, amount)`` in place, nothing at 0."""
+
+
+def shade(crop: np.ndarray, landmarks: np.ndarray, amounts: Mapping[str, float]) -> None:
+    """Draw every emotion's shading on ``crop`` (h, w, 3) uint8 in place, each by its amount in ``amounts``
+    (emotion -> amount >= 0; an emotion missing or at 0 draws nothing), in :data:`SHADERS`' order."""
+    for emotion, shader in SHADERS.items():
+        amount = float(amounts.get(emotion, 0.0))
+        if amount > 0.0:
+            shader(crop, landmarks, amount)

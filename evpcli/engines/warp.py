@@ -16,8 +16,9 @@ Per frame (:meth:`WarpRenderer.render`):
    :class:`~evpcli.engines.mouth.MouthBank` (or a drawn cavity when the target never opens its mouth).
 4. Where the command takes the target's own smile away (``smile_removed``, per frame from :meth:`WarpRenderer.plan`
    or one value for the renderer), the grin's teeth in the opened mouth and the smile's folds on the cheeks are
-   undone in proportion (:mod:`evpcli.engines.smile`); where it frowns (``frown``, likewise), the frown's shadows
-   over the lids and furrows between the brows are shaded in (:mod:`evpcli.engines.shading`).
+   undone in proportion (:mod:`evpcli.engines.smile`); where it commands an emotion with a shading of its own
+   (``shading``, likewise, per emotion: a frown's shadows over the lids and furrows between the brows), that
+   shading is drawn in (:mod:`evpcli.engines.shading`).
 5. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
    scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
    the output is the input frame, byte for byte.
@@ -28,6 +29,7 @@ frames must be rendered in output order; :meth:`WarpRenderer.reset` starts a new
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -115,16 +117,16 @@ class WarpRenderer:
     """Re-renders target frames with new landmarks. ``bank``: the target's mouth bank (None or empty: the drawn
     cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`; ``smile_removed``: how much of the
     target's own smile the command takes away (0-1, :func:`evpcli.render.drive.smile_removed`) in every frame not
-    given its own value by :meth:`plan`; ``frown``: how much of a frown's shading every such frame draws
-    (:mod:`evpcli.engines.shading`, :func:`evpcli.render.drive.frown_amount`)."""
+    given its own value by :meth:`plan`; ``shading``: how much of each emotion's shading every such frame draws
+    (emotion -> amount, :mod:`evpcli.engines.shading`, :func:`evpcli.render.drive.shading_amounts`)."""
 
     def __init__(self, bank: MouthBank | None = None, cfg: RenderConfig | None = None, seed: int = 0,
-                 smile_removed: float = 0.0, frown: float = 0.0):
+                 smile_removed: float = 0.0, shading: Mapping[str, float] | None = None):
         self.cfg = cfg or RenderConfig()
         self.smile_removed = float(smile_removed)
-        self.frown = float(frown)
+        self.shading = {k: float(v) for k, v in (shading or {}).items()}
         self._smile_plan: np.ndarray | None = None
-        self._frown_plan: np.ndarray | None = None
+        self._shading_plan: dict[str, np.ndarray] | None = None
         self._index = 0
         if self.cfg.warp not in ("pwa", "tps"):
             raise ValueError(f"warp must be 'pwa' or 'tps', got {self.cfg.warp!r}")
@@ -141,29 +143,31 @@ class WarpRenderer:
         """Forget the state carried between frames (start of a new sequence)."""
         self.mouth.reset()
         self.last = RenderInfo()
-        self._smile_plan, self._frown_plan, self._index = None, None, 0
+        self._smile_plan, self._shading_plan, self._index = None, None, 0
 
     def plan(self, tracked: np.ndarray, adapted: np.ndarray, smile_removed: np.ndarray | None = None,
-             frown: np.ndarray | None = None) -> None:
+             shading: Mapping[str, np.ndarray] | None = None) -> None:
         """Plan the mouth's sources for the sequence about to be rendered (:meth:`MouthFiller.plan`), and with
-        ``smile_removed`` (n,) how much of the target's smile each frame's command takes away, with ``frown`` (n,)
-        how much of a frown's shading each frame draws (:mod:`evpcli.engines.shading`): the frames must then come in
-        that order, every one through :meth:`render`."""
+        ``smile_removed`` (n,) how much of the target's smile each frame's command takes away, with ``shading``
+        (emotion -> (n,)) how much of each emotion's shading each frame draws (:mod:`evpcli.engines.shading`): the
+        frames must then come in that order, every one through :meth:`render`."""
         self.reset()
         self.mouth.plan(np.asarray(tracked, np.float64), np.asarray(adapted, np.float64))
         if smile_removed is not None:
             self._smile_plan = np.clip(np.asarray(smile_removed, np.float64).reshape(-1), 0.0, 1.0)
-        if frown is not None:
-            self._frown_plan = np.maximum(np.asarray(frown, np.float64).reshape(-1), 0.0)
+        if shading is not None:
+            self._shading_plan = {k: np.maximum(np.asarray(v, np.float64).reshape(-1), 0.0) for k, v in shading.items()}
 
-    def _unsmile(self) -> tuple[float, float]:
-        """This frame's share of the target's smile to undo (the plan's, else the renderer's one value) and its
-        frown's shading (the plan's, else the renderer's one value)."""
+    def _unsmile(self) -> tuple[float, dict[str, float]]:
+        """This frame's share of the target's smile to undo and its emotions' shading amounts (each the plan's,
+        else the renderer's one value)."""
         i, self._index = self._index, self._index + 1
-        frown = float(self._frown_plan[i]) if self._frown_plan is not None and i < len(self._frown_plan) else self.frown
+        amounts = dict(self.shading)
+        if self._shading_plan is not None:
+            amounts = {k: float(v[i]) for k, v in self._shading_plan.items() if i < len(v)}
         if self._smile_plan is not None and i < len(self._smile_plan):
-            return float(self._smile_plan[i]), frown
-        return float(np.clip(self.smile_removed, 0.0, 1.0)), frown
+            return float(self._smile_plan[i]), amounts
+        return float(np.clip(self.smile_removed, 0.0, 1.0)), amounts
 
     def warp_crop(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
                   ) -> tuple[Box, np.ndarray, np.ndarray] | None:
@@ -204,7 +208,7 @@ class WarpRenderer:
         frame, tracked, adapted = check_frame_inputs(frame, tracked, adapted)
         out = frame.copy()
         self.last = RenderInfo()
-        unsmile, frown = self._unsmile()
+        unsmile, shading = self._unsmile()
         self.mouth.unsmile = unsmile
         rel = float(np.clip(reliability, 0.0, 1.0))
         if rel < self.cfg.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):
@@ -221,10 +225,10 @@ class WarpRenderer:
             from evpcli.engines.smile import soften_folds
 
             soften_folds(warped, adapted - origin, unsmile)
-        if frown > 0.0:
-            from evpcli.engines.shading import shade_frown
+        if any(a > 0.0 for a in shading.values()):
+            from evpcli.engines.shading import shade
 
-            shade_frown(warped, adapted - origin, frown)
+            shade(warped, adapted - origin, shading)
         iod = float(np.linalg.norm(tracked[45] - tracked[36]))
         alpha = ring_alpha(box, ring, self.cfg.feather * iod) * rel
         crop = out[box.y0:box.y1, box.x0:box.x1]

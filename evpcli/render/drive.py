@@ -288,18 +288,31 @@ def smile_removed(reference: np.ndarray, frontal: np.ndarray, fps: float = FPS) 
     return np.clip((own - smile) / own, 0.0, 1.0).astype(np.float32)
 
 
-def frown_amount(model, code: np.ndarray, n: int, fps: float = FPS) -> np.ndarray:
-    """How much of a frown's shading each of ``n`` output frames draws (:mod:`evpcli.engines.shading`), (n,)
-    float32 >= 0: the code's weight of angry (:func:`evpcli.face.amplitude.code_weights`: ``--emotion angry`` at
-    intensity K weighs K, every other emotion name and the neutral face 0; a clip, a mix or an interpolation
-    weighs what it holds, frame by frame). ``code`` (D,) or (T, D) at 25 fps; 0 everywhere for a model without
-    the emotions' mean codes."""
+def emotion_amount(model, code: np.ndarray, n: int, emotion: str, fps: float = FPS) -> np.ndarray:
+    """How much of ``emotion``'s shading each of ``n`` output frames draws (:mod:`evpcli.engines.shading`), (n,)
+    float32 >= 0: the code's weight of that emotion (:func:`evpcli.face.amplitude.code_weights`: ``--emotion
+    angry`` at intensity K weighs K for angry, every other emotion name and the neutral face 0; a clip, a mix or an
+    interpolation weighs what it holds, frame by frame). ``code`` (D,) or (T, D) at 25 fps; 0 everywhere for a
+    model without the emotions' mean codes."""
     from evpcli.face.amplitude import code_weights
 
     means = getattr(model, "emotion_means", None) or {}
-    if "neutral" not in means or "angry" not in means or n <= 0:
+    if "neutral" not in means or emotion not in means or n <= 0:
         return np.zeros(max(n, 0), np.float32)
-    w = np.asarray(code_weights(np.asarray(code), means)["angry"], np.float64)
+    w = np.asarray(code_weights(np.asarray(code), means)[emotion], np.float64)
     if w.ndim == 0:
         return np.full(n, float(w), np.float32)
     return _resample(w.astype(np.float32)[:, None], n)[:, 0]
+
+
+def frown_amount(model, code: np.ndarray, n: int, fps: float = FPS) -> np.ndarray:
+    """How much of a frown's shading each of ``n`` output frames draws: :func:`emotion_amount` of angry."""
+    return emotion_amount(model, code, n, "angry", fps)
+
+
+def shading_amounts(model, code: np.ndarray, n: int, fps: float = FPS) -> dict[str, np.ndarray]:
+    """Every shaded emotion's amount per output frame (:data:`evpcli.engines.shading.SHADERS`, :func:`emotion_amount`),
+    for :meth:`evpcli.engines.warp.WarpRenderer.plan`."""
+    from evpcli.engines.shading import SHADERS
+
+    return {emotion: emotion_amount(model, code, n, emotion, fps) for emotion in SHADERS}

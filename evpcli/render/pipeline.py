@@ -38,7 +38,7 @@ from evpcli.config import FPS, HYBRID_WARP, RenderConfig, SilenceGate
 from evpcli.errors import EvpError, UsageError
 from evpcli.progress import Progress
 from evpcli.render.inputs import check_encoding, check_inputs, crf_for, load_speech
-from evpcli.render.drive import drive, frown_amount, smile_removed
+from evpcli.render.drive import drive, shading_amounts, smile_removed
 from evpcli.render.targets import (SPILL_PREFIX, TargetData, _hold, _target_frames, own_expression,
                                    prepare_target, remove_stale_spills)
 from evpcli.workspace import Workspace, save_npz
@@ -197,9 +197,10 @@ def _run(ws: Workspace, speech: str | Path, target: str | Path, out: str | Path,
     draw = _make_renderer(ws, renderer, td, device)
     if hasattr(draw, "plan"):  # the warp renderer chooses each mouth opening's source knowing the whole opening
         # and undoes the target's own smile (its grin's teeth, its folds) where the command takes it away, and
-        # shades a commanded frown (an emotion clip's only when its emotion is read with confidence, as its amplitude)
-        frown = frown_amount(model, emo.code, n_out, fps) if sure else None
-        draw.plan(tracked, adapted, smile_removed(td.reference, frontal, fps), frown)
+        # draws a commanded emotion's shading, a frown's shadows (an emotion clip's only when its emotion is read with
+        # confidence, as its amplitude)
+        shading = shading_amounts(model, emo.code, n_out, fps) if sure else None
+        draw.plan(tracked, adapted, smile_removed(td.reference, frontal, fps), shading)
     t0 = time.perf_counter()
     # Every output is written into a temporary folder beside --out and moved into place only when all of them are
     # complete: a run that fails at any point leaves nothing at --out (nor at the other outputs).
@@ -443,7 +444,8 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
         for label, code in codes:
             frontal, adapted, tracked, schedule, reliability = drive(model, td, windows, rms, code,
                                                                      activity=activity, content=content)
-            driven.append((label, adapted, tracked, schedule, reliability, smile_removed(td.reference, frontal)))
+            driven.append((label, adapted, tracked, schedule, reliability, smile_removed(td.reference, frontal),
+                           shading_amounts(model, code, len(frontal))))
             frames_needed = schedule[cols]
             bar.advance(1)
     wanted = {int(k) for k in frames_needed}
@@ -451,10 +453,11 @@ def emotion_sheet(ws, audio: str | Path, target: str | Path, out: str | Path, co
         frames = {k: td.frames[k] for k in wanted}
     else:
         frames = {k: f for k, f in enumerate(media.iter_frames(td.path, FPS)) if k in wanted}
-    for label, adapted, tracked, schedule, reliability, unsmile in driven:
+    for label, adapted, tracked, schedule, reliability, unsmile, shading in driven:
         cells = []
         for c in cols:
-            renderer = WarpRenderer(bank, smile_removed=float(unsmile[c]))
+            renderer = WarpRenderer(bank, smile_removed=float(unsmile[c]),
+                                    shading={e: float(a[c]) for e, a in shading.items()})
             frame = frames[int(schedule[c])]
             img = renderer.render(frame, tracked[c], adapted[c], float(reliability[c]))
             cells.append(face_crop(img, tracked[c], side))
