@@ -9,7 +9,9 @@ with ``--landmarks-out`` so the commanded (adapted) and tracked landmarks of eac
 per output frame ``O`` against the target frame it was drawn on ``S`` (the schedule):
 
 - **sharpness**: variance of the Laplacian of ``O`` over ``S`` (grey levels), over the face without the mouth (the
-  tracked face hull minus the mouth, where content legitimately changes), and over the eyes and brows; 1 = as sharp
+  tracked face hull minus the mouth, where content legitimately changes), over the eyes and brows, and over the
+  skin alone (the face without the mouth, eyes and brows: an expression changes how much eye shows, and a smile's
+  narrowed eyes carry less of the iris's and lashes' contrast, a change of content, not a blur); 1 = as sharp
   as the target, the goal is >= 0.9. The target is decoded like the output, so both carry one video coding.
 - **drag**: mean absolute difference (grey levels) between ``O`` and ``S`` outside the face: the band between
   the face hull grown by 0.4 IOD (the skin just under the chin moves with an opening jaw) and by 1 IOD, split into
@@ -239,7 +241,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
     out_frames = list(media.iter_frames(out_path, 25.0))
     src_frames = list(media.iter_frames(target_path, 25.0))
     n = min(len(out_frames), len(adapted))
-    sharp_face, sharp_upper, drag_below, drag_side = [], [], [], []
+    sharp_face, sharp_upper, sharp_skin, drag_below, drag_side = [], [], [], [], []
     seams, specks, edges, flick_out, flick_src = [], [], [], [], []
     opening_render, opening_cmd = [], []
     upper_lip, teeth, corner_lines = [], [], []
@@ -257,6 +259,13 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
                                0.2 * iod)
             upper = _poly_mask((h, w), np.concatenate([t[BROWS], t[EYES]]), 0.12 * iod)
             rest = face & ~mouth
+            # skin only: without the eyes and brows either (where an expression changes how much eye shows: a
+            # smile's narrowed eyes show less of the iris's and lashes' contrast, a content change, not a blur)
+            eyes = _poly_mask((h, w), np.concatenate([t[BROWS], t[EYES], a[BROWS], a[EYES]]), 0.12 * iod)
+            skin = rest & ~eyes
+            vs = lap_var(gs, skin)
+            if vs > 0:
+                sharp_skin.append(lap_var(go, skin) / vs)
             vs = lap_var(gs, rest)
             if vs > 0:
                 sharp_face.append(lap_var(go, rest) / vs)
@@ -317,6 +326,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
         return float(np.mean(x)) if len(x) else float("nan")
 
     return {"frames": n, "sharp_face": med(sharp_face), "sharp_upper": med(sharp_upper),
+            "sharp_skin": med(sharp_skin),
             "drag_below": mean(drag_below) if drag_below else None, "drag_side": mean(drag_side) if drag_side else None,
             "closed_frames": len(seams), "seam_p5": float(np.nanpercentile(seams, 5)) if seams else None,
             "seam": med(seams) if seams else None, "specks": mean(specks) if specks else None,
@@ -421,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        keys = ("sharp_face", "sharp_upper", "drag_below", "drag_side", "seam", "specks", "box_edges", "flicker",
+        keys = ("sharp_face", "sharp_upper", "sharp_skin", "drag_below", "drag_side",
+                "seam", "specks", "box_edges", "flicker",
                 "upper_lip", "teeth", "corner_lines", "lipsync_r_render", "lipsync_r_command")
         renders = [r for r in rows if not r["emotion"].startswith("(")]
         print("mean over renders: " + ", ".join(
