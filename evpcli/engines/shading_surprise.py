@@ -15,7 +15,8 @@ emotion and the neutral face), multiplicative light on the coarse scale of the f
 chroma kept, as for the frown in :mod:`evpcli.engines.shading`), in feathered masks placed by the commanded landmarks:
 
 - :data:`EYE_LIGHT`: each eye's opening brighter (more white shows, the lids' shadow lifted);
-- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity); a closed mouth has none.
+- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity), in full from an opening of
+  :data:`MOUTH_OPEN`; a closed mouth has none.
 
 At ``amount`` 0 nothing changes, byte for byte.
 """
@@ -25,15 +26,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from evpcli.face.parts import INNER_LIP, LEFT_EYE, RIGHT_EYE
+from evpcli.face.parts import INNER_LIP, LEFT_EYE, LOWER_INNER_LIP, RIGHT_EYE, UPPER_INNER_LIP
 
-EYE_LIGHT = 0.4  # how much brighter each eye's opening is at amount 1 (a fraction of its light)
-MOUTH_DARK = 0.6  # how much light the open mouth's interior loses at amount 1
-MAX_AMOUNT = 1.5  # the most any intensity draws (at 1.5 the eyes are 1.6x: whites, not lamps)
+EYE_LIGHT = 0.4  # how much brighter the eyes' upper openings are at amount 1 (1.4 ** amount at others)
+MOUTH_DARK = 0.8  # how much light the open mouth's interior loses at amount 1 (1 - 0.2 ** amount at others)
+MOUTH_OPEN = 0.03  # the inner lips' opening (IOD) from which the mouth's interior is fully dark: a closed mouth has none
+MAX_AMOUNT = 1.5  # the most any intensity draws (at 1.5 the eyes' whites 1.66x: whites, not lamps)
 EYE_FEATHER = 0.03  # the masks' soft edges, in inter-ocular distances
 MOUTH_FEATHER = 0.04
 DETAIL_IOD = 0.05  # detail finer than this (IOD) keeps its contrast
-CHROMA = 0.6  # chroma change per unit of light lost (negative gain: a brightened white is a little less red)
+CHROMA = 0.3  # chroma change per unit of light lost (the cavity a deeper red, the whites a little less red; at 0.6 the
+# astronaut's open mouth read as lipstick-red)
 
 
 def _polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray:
@@ -49,10 +52,22 @@ def surprise_light(shape: tuple[int, int], lm: np.ndarray, amount: float, part: 
     the image's pixels."""
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     if part == "eyes":
-        light = np.maximum(_polygon(shape, lm[RIGHT_EYE], EYE_FEATHER * iod),
-                           _polygon(shape, lm[LEFT_EYE], EYE_FEATHER * iod))
-        return (1.0 + amount * EYE_LIGHT * light).astype(np.float32)
-    return (1.0 - amount * MOUTH_DARK * _polygon(shape, lm[INNER_LIP], MOUTH_FEATHER * iod)).astype(np.float32)
+        # the upper half of each opening (the lower lid's points brought halfway up): the white the raised upper lid
+        # bares. The whole opening brightened read as surprise too, but it moved dlib's fit of the whole face (the lip
+        # sync measured on carphone's renders 0.84 / 0.69 -> 0.68 / 0.51)
+        light = np.zeros(shape, np.float32)
+        for eye in (RIGHT_EYE, LEFT_EYE):
+            e = lm[eye].copy()
+            e[[5, 4]] = e[[1, 2]] + 0.5 * (e[[5, 4]] - e[[1, 2]])
+            light = np.maximum(light, _polygon(shape, e, EYE_FEATHER * iod))
+        return (1.0 + ((1.0 + EYE_LIGHT) ** amount - 1.0) * light).astype(np.float32)
+    # a closed mouth is no cavity: its seam is left as the warp drew it
+    opening = float(np.linalg.norm(lm[LOWER_INNER_LIP] - lm[UPPER_INNER_LIP], axis=1).mean())
+    open_ = float(np.clip(opening / (MOUTH_OPEN * iod), 0.0, 1.0))
+    # inside the inner lips only (their soft edge fades inwards): a shadow spilling onto the lips' edges moved where
+    # dlib reads them and cost carphone's lip sync (r 0.80 -> 0.68)
+    inside = np.clip(2.0 * _polygon(shape, lm[INNER_LIP], MOUTH_FEATHER * iod) - 1.0, 0.0, 1.0)
+    return (1.0 - (1.0 - (1.0 - MOUTH_DARK) ** amount) * open_ * inside).astype(np.float32)
 
 
 def _light(region: np.ndarray, factor: np.ndarray, iod: float) -> None:
