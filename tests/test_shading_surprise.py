@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evpcli.engines.shading import SHADERS, shade
-from evpcli.engines.shading_surprise import EYE_LIGHT, MAX_AMOUNT, MOUTH_DARK, shade_surprise
+from evpcli.engines.shading_surprise import EYE_LIGHT, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, shade_surprise
 from evpcli.face.parts import INNER_LIP, LEFT_EYE, RIGHT_EYE
 
 
@@ -105,13 +105,22 @@ def test_surprise_lights_the_eyes_darkens_the_mouth_and_leaves_the_rest(face):
 def test_a_closed_mouth_stays_and_a_tiny_face_is_left_alone(face):
     image, lm = face
     shut = lm.copy()
-    shut[[65, 66, 67]] = shut[[63, 62, 61]]  # the inner lips together: no cavity, at most the seam a little darker
-    closed, opened = image.copy(), image.copy()
+    shut[[65, 66, 67]] = shut[[63, 62, 61]]  # the inner lips together: no cavity, its seam left as drawn
+    closed = image.copy()
     shade_surprise(closed, shut, 1.0)
-    shade_surprise(opened, lm, 1.0)
-    lips = _inside(image.shape[:2], lm[48:60], 0)
-    loss = lambda im: _lum(image, lips) - _lum(im, lips)  # noqa: E731
-    assert 0 <= loss(closed) < 0.15 * loss(opened)
+    assert np.array_equal(closed[75:], image[75:])  # below the eyes: nothing
+    # a mouth barely parted (4 px) darkens far less than one open 8 px (the shadow fades in from the inner lips)
+    ajar, wide = lm.copy(), lm.copy()
+    ajar[[65, 66, 67]] = ajar[[63, 62, 61]] + [0, 4.0]
+    wide[[65, 66, 67]] = wide[[63, 62, 61]] + [0, 8.0]
+    assert 8.0 > MOUTH_OPEN * np.linalg.norm(lm[45] - lm[36])
+    outs = []
+    for pts in (ajar, wide):
+        out = image.copy()
+        shade_surprise(out, pts, 1.0)
+        outs.append(out)
+    gap = _inside(image.shape[:2], wide[INNER_LIP], 0)
+    assert 0 < _lum(image, gap) - _lum(outs[0], gap) < 0.5 * (_lum(image, gap) - _lum(outs[1], gap))
     tiny = image.copy()
     small = (lm - 60) * 0.1 + 60  # inter-ocular distance 4 px
     shade_surprise(tiny, small, 1.0)
