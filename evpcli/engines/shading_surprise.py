@@ -14,9 +14,17 @@ So, by ``amount`` (the code's weight of surprised: 1 at intensity 1, at most :da
 emotion and the neutral face), multiplicative light on the coarse scale of the frame's own pixels (fine detail and
 chroma kept, as for the frown in :mod:`evpcli.engines.shading`), in feathered masks placed by the commanded landmarks:
 
-- :data:`EYE_LIGHT`: each eye's opening brighter (more white shows, the lids' shadow lifted);
-- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity), in full from an opening of
-  :data:`MOUTH_OPEN`; a closed mouth has none.
+- :data:`EYE_LIGHT`: the upper half of each eye's opening brighter (the white the raised upper lid bares; the whole
+  opening brightened moved dlib's fit of the whole face, and the lip sync measured with it fell 0.84 / 0.69 -> 0.68 /
+  0.51 on two of carphone's clips);
+- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity), its soft edge fading inwards only
+  (a shadow spilling onto the lips moved where dlib reads them), in full from an opening of :data:`MOUTH_OPEN`; a
+  closed mouth has none.
+
+In the renderer (``benchmarks/bench_emotion_real.py``, intensity 1, rise of p(surprise) over the neutral render /
+top-1): carphone +0.32 / 0.52 -> +0.42 / 0.68, the astronaut +0.41 / 0.96 -> +0.55 / 1.00 (her own p(happy)
+0.15 -> 0.03), carphone's frame as a photo (held out of the tuning) +0.11 / 0.00 -> +0.53 / 0.56; the lip sync of
+carphone's surprised renders 0.80 -> 0.78 (4 real clips), the astronaut's 0.87 -> 0.87.
 
 At ``amount`` 0 nothing changes, byte for byte.
 """
