@@ -121,8 +121,11 @@ def shade_frown(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     region[changed] = shaded[changed]
 
 
+from evpcli.engines.shading_surprise import shade_surprise  # noqa: E402  (surprise's light: its own module)
+
 SHADERS: dict[str, Callable[[np.ndarray, np.ndarray, float], None]] = {
     "angry": shade_frown,
+    "surprised": shade_surprise,
 }
 """Per emotion, the shading its command draws: ``shader(crop, landmarks, amount)`` in place, nothing at 0."""
 

@@ -1,0 +1,136 @@
+"""Surprise's light (issue 23, engines.shading_surprise): the eyes' openings brighter, the open mouth's interior
+darker, drawn from the frame's own pixels in proportion to the code's weight of surprised, nothing at 0."""
+
+import cv2
+import numpy as np
+import pytest
+
+from evpcli.engines.shading import SHADERS, shade
+from evpcli.engines.shading_surprise import EYE_LIGHT, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, shade_surprise
+from evpcli.face.parts import INNER_LIP, LEFT_EYE, RIGHT_EYE
+
+
+@pytest.fixture(scope="module")
+def face():
+    """A small generated face (120 x 120): mid-grey skin with a fine texture, dark-grey eye openings and an open
+    mouth, and its 68 landmarks."""
+    rng = np.random.default_rng(0)
+    h = w = 120
+    img = np.full((h, w, 3), (150, 120, 105), np.float64) + rng.normal(0, 6, (h, w, 1))
+    lm = np.zeros((68, 2))
+    lm[0:17] = np.stack([np.linspace(15, 105, 17), 60 + 40 * np.sin(np.linspace(0, np.pi, 17))], 1)  # jaw
+    lm[17:22] = np.stack([np.linspace(25, 52, 5), [38, 35, 34, 35, 37]], 1)  # brows
+    lm[22:27] = np.stack([np.linspace(68, 95, 5), [37, 35, 34, 35, 38]], 1)
+    lm[27:31] = np.stack([np.full(4, 60.0), np.linspace(45, 65, 4)], 1)  # nose
+    lm[31:36] = np.stack([np.linspace(52, 68, 5), np.full(5, 70.0)], 1)
+
+    def eye(cx):
+        return np.array([[cx - 10, 48], [cx - 4, 44], [cx + 4, 44], [cx + 10, 48], [cx + 4, 52], [cx - 4, 52]], float)
+
+    lm[36:42], lm[42:48] = eye(38), eye(82)
+    t = np.linspace(0, 2 * np.pi, 13)[:-1]
+    lm[48:60] = np.stack([60 - 18 * np.cos(t), 88 - 10 * np.sin(t)], 1)  # outer lips (48 left, 54 right)
+    lm[60:68] = np.array([[46, 88], [53, 84], [60, 83], [67, 84], [74, 88], [67, 93], [60, 94], [53, 93]], float)
+    for idx, grey in ((RIGHT_EYE, 90), (LEFT_EYE, 90), (INNER_LIP, 110)):
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(m, [np.round(lm[idx]).astype(np.int32)], 1)
+        img[m > 0] = grey + rng.normal(0, 6, (int(m.sum()), 1))
+    return np.clip(img, 0, 255).astype(np.uint8), lm
+
+
+def _inside(shape, pts, erode=1):
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    return cv2.erode(m, np.ones((2 * erode + 1,) * 2, np.uint8)) > 0
+
+
+def _upper_half(shape, eye):
+    """(h, w) bool: the upper half of an eye's opening, 1 px in."""
+    pts = eye.copy()
+    pts[[5, 4]] = pts[[1, 2]] + 0.5 * (pts[[5, 4]] - pts[[1, 2]])
+    return _inside(shape, pts)
+
+
+def _lum(im, m):
+    return float(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[m].mean())
+
+
+def test_surprise_lights_the_eyes_darkens_the_mouth_and_leaves_the_rest(face):
+    image, lm = face
+    same = image.copy()
+    shade_surprise(same, lm, 0.0)
+    assert np.array_equal(same, image)  # 0: byte for byte
+    outs = {}
+    for amount in (0.5, 1.0, 1.5):
+        out = image.copy()
+        shade_surprise(out, lm, amount)
+        outs[amount] = out
+    eyes = _upper_half(image.shape[:2], lm[RIGHT_EYE]) | _upper_half(image.shape[:2], lm[LEFT_EYE])
+    lower = (_inside(image.shape[:2], lm[RIGHT_EYE]) | _inside(image.shape[:2], lm[LEFT_EYE])) & ~cv2.dilate(
+        eyes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    mouth = _inside(image.shape[:2], lm[INNER_LIP], 3)  # the cavity's middle (its soft edge fades inwards)
+    assert eyes.sum() > 40 and mouth.sum() > 40
+    ratio = lambda a, m: _lum(outs[a], m) / _lum(image, m)  # noqa: E731
+    # the eyes' upper openings (the white the raised lid bares) brighter by about EYE_LIGHT (the feathered edge a
+    # little less), their lower parts less, the mouth's cavity darker by about MOUTH_DARK
+    assert 1 + 0.6 * EYE_LIGHT < ratio(1.0, eyes) < 1 + 1.1 * EYE_LIGHT
+    assert ratio(1.0, lower) - 1 < 0.5 * (ratio(1.0, eyes) - 1)
+    assert 1 - 1.1 * MOUTH_DARK < ratio(1.0, mouth) < 1 - 0.6 * MOUTH_DARK
+    # the inner lips' edge stays where it was (dlib reads the opening there): the ring just outside it hardly darkens
+    hull = _inside(image.shape[:2], lm[INNER_LIP], 0)
+    ring = (cv2.dilate(hull.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~hull
+    assert 1 - ratio(1.0, ring) < 0.1 * (1 - ratio(1.0, mouth))
+    # it grows with the amount, up to MAX_AMOUNT
+    assert 1.0 < ratio(0.5, eyes) < ratio(1.0, eyes) < ratio(1.5, eyes)
+    assert 1.0 > ratio(0.5, mouth) > ratio(1.0, mouth) > ratio(1.5, mouth)
+    big, capped = image.copy(), image.copy()
+    shade_surprise(big, lm, 10.0)
+    shade_surprise(capped, lm, MAX_AMOUNT)
+    assert np.array_equal(big, capped)
+    # the fine texture keeps its contrast where the light changes
+    hp = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(float) - cv2.GaussianBlur(  # noqa: E731
+        cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(float), (0, 0), 1.0)
+    assert hp(outs[1.0])[mouth].std() > 0.3 * hp(image)[mouth].std()
+    assert hp(outs[1.0])[eyes].std() > 0.8 * hp(image)[eyes].std()
+    # nothing changes outside the eyes' and the inner lips' surroundings: brows, nose, cheeks, lips' skin, jaw
+    changed = np.any(outs[1.5] != image, axis=2)
+    near = np.zeros(image.shape[:2], bool)
+    reach = 2 * int(0.2 * np.linalg.norm(lm[45] - lm[36])) + 1  # the masks' feathered edges: 0.2 IOD
+    for idx in (RIGHT_EYE, LEFT_EYE, INNER_LIP):
+        near |= cv2.dilate(_inside(image.shape[:2], lm[idx], 0).astype(np.uint8), np.ones((reach,) * 2, np.uint8)) > 0
+    assert changed.any() and not (changed & ~near).any()
+    assert not changed[: int(lm[17:27, 1].max()) + 1].any()  # the brows and above
+
+
+def test_a_closed_mouth_stays_and_a_tiny_face_is_left_alone(face):
+    image, lm = face
+    shut = lm.copy()
+    shut[[65, 66, 67]] = shut[[63, 62, 61]]  # the inner lips together: no cavity, its seam left as drawn
+    closed = image.copy()
+    shade_surprise(closed, shut, 1.0)
+    assert np.array_equal(closed[75:], image[75:])  # below the eyes: nothing
+    # a mouth barely parted (4 px) darkens far less than one open 8 px (the shadow fades in from the inner lips)
+    ajar, wide = lm.copy(), lm.copy()
+    ajar[[65, 66, 67]] = ajar[[63, 62, 61]] + [0, 4.0]
+    wide[[65, 66, 67]] = wide[[63, 62, 61]] + [0, 8.0]
+    assert 8.0 > MOUTH_OPEN * np.linalg.norm(lm[45] - lm[36])
+    outs = []
+    for pts in (ajar, wide):
+        out = image.copy()
+        shade_surprise(out, pts, 1.0)
+        outs.append(out)
+    gap = _inside(image.shape[:2], wide[INNER_LIP], 0)
+    assert 0 < _lum(image, gap) - _lum(outs[0], gap) < 0.5 * (_lum(image, gap) - _lum(outs[1], gap))
+    tiny = image.copy()
+    small = (lm - 60) * 0.1 + 60  # inter-ocular distance 4 px
+    shade_surprise(tiny, small, 1.0)
+    assert np.array_equal(tiny, image)
+
+
+def test_surprise_is_the_surprised_emotions_shading(face):
+    image, lm = face
+    assert SHADERS["surprised"] is shade_surprise
+    a, b = image.copy(), image.copy()
+    shade(a, lm, {"surprised": 1.0, "angry": 0.0})
+    shade_surprise(b, lm, 1.0)
+    assert np.array_equal(a, b) and not np.array_equal(a, image)
