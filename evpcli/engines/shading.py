@@ -45,16 +45,18 @@ FURROW_LENGTH = 0.2
 CHROMA = 0.6  # how much more saturated the skin is where the light falls by 1 (scattered in the skin)
 DETAIL_IOD = 0.05  # detail finer than this (IOD) keeps its contrast in the shadow
 # sadness (lengths in inter-ocular distances, depths the light taken at amount 1)
-SAD_LID = 0.5  # the heavy upper lids' shade over the upper half of each eye's opening
+SAD_LID = 0.6  # the heavy upper lids' shade over the upper half of each eye's opening
 SAD_LID_FEATHER = 0.03
-SAD_FOLD = 0.5  # the lower nasolabial folds' depth
+SAD_FOLD = 0.65  # the lower nasolabial folds' depth
 SAD_FOLD_OUT = (0.08, 0.06)  # how far outside the nostril's wing and the mouth's corner each fold runs
 SAD_FOLD_CENTRE = 0.6  # its darkest point, from the nostril towards the corner
 SAD_FOLD_WIDTH = 0.035
-SAD_CHIN = 0.5  # the crease above the raised chin's boss (AU17)
+SAD_CHIN = 0.3  # the crease above the raised chin's boss (AU17)
 SAD_CHIN_UP = 0.05  # its centre above midway between the lower lip (57) and the chin (8)
 SAD_CHIN_HALF = 0.22  # its half-length (the Gaussian's sigma along it)
 SAD_CHIN_WIDTH = 0.045
+SAD_LIP_MARGIN: float | None = 0.05  # the lips and this much around them keep their light (None: no guard)
+SAD_LIP_FEATHER = 0.03
 
 
 def _polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray:
@@ -165,6 +167,7 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         opening = lm[eye].copy()
         opening[[5, 4]] = opening[[1, 2]] + 0.5 * (opening[[5, 4]] - opening[[1, 2]])
         dark = np.maximum(dark, SAD_LID * _polygon(shape, opening, SAD_LID_FEATHER * iod))
+    lids = dark.copy()
     # the lower nasolabial folds: from beside the nostril's wing to beside the mouth's corner, deepest nearer the
     # corner (the corners drawn down deepen the fold's lower end)
     for nostril, corner, side in ((31, 48, -1.0), (35, 54, 1.0)):
@@ -177,6 +180,13 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
     mid = 0.5 * (lm[57] + lm[8]) - [0.0, SAD_CHIN_UP * iod]
     half = np.array([SAD_CHIN_HALF * iod, 0.0])
     dark = np.maximum(dark, SAD_CHIN * _gaussian_line(shape, mid - half, mid + half, SAD_CHIN_WIDTH * iod))
+    if SAD_LIP_MARGIN is not None:
+        # the lips keep their light: a shadow on their corners or their lower edge moves where a viewer (and dlib)
+        # sees the mouth's outline
+        lips = lm[OUTER_LIP]
+        out = lips - lips.mean(0)
+        out = lips + SAD_LIP_MARGIN * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+        dark = np.maximum(dark * (1.0 - _polygon(shape, out, SAD_LIP_FEATHER * iod)), lids)
     return (1.0 - amount * dark).astype(np.float32)
 
 
