@@ -21,6 +21,13 @@ feathered masks placed by the commanded landmarks:
 
 Everything is 0 at ``amount`` 0: the pixels then stay byte for byte.
 
+Sadness (:func:`shade_sad`, by the code's weight of sad) the same way: heavy upper lids (:data:`SAD_LID` over the upper
+half of each eye's opening), the lower nasolabial folds (:data:`SAD_FOLD`) and the raised chin's crease
+(:data:`SAD_CHIN`), the lips kept. Shading carphone's decoded sad frames by hand, the judge's top-1 rate 0.12: the
+folds alone 0.52, the crease 0.40, the lids 0.28, all three 0.88; the inner brows' shadow, forehead wrinkles, eye bags
+did little. In the renderer (the crease at 0.3: at 0.5 dlib read it as the lower lip, carphone's lip sync 0.74 ->
+0.54): carphone's rise +0.09 -> +0.33, top-1 0.12 -> 0.76; the astronaut's 0.04 -> 0.72 (no longer reads happy).
+
 :data:`SHADERS` names, per emotion, the shading its command draws (an emotion absent draws none); :func:`shade`
 draws them all, each by its own amount (:func:`evpcli.render.drive.shading_amounts`: the code's weight of that
 emotion, frame by frame), and the warp renderer calls it after the mouth and the smile's undoing.
@@ -33,7 +40,7 @@ from collections.abc import Callable, Mapping
 import cv2
 import numpy as np
 
-from evpcli.face.parts import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+from evpcli.face.parts import LEFT_BROW, LEFT_EYE, NOSE_BASE, OUTER_LIP, RIGHT_BROW, RIGHT_EYE
 
 BROW_SHADOW = 0.45  # how much light the brow's shadow takes at amount 1 (a fraction of the pixel's)
 LID_SHADOW = 0.6  # the lowered lid's shade over the upper half of the eye's opening
@@ -44,6 +51,19 @@ FURROW_WIDTH = 0.035  # their width (Gaussian sigma) and length, in inter-ocular
 FURROW_LENGTH = 0.2
 CHROMA = 0.6  # how much more saturated the skin is where the light falls by 1 (scattered in the skin)
 DETAIL_IOD = 0.05  # detail finer than this (IOD) keeps its contrast in the shadow
+# sadness (lengths in inter-ocular distances, depths the light taken at amount 1)
+SAD_LID = 0.6  # the heavy upper lids' shade over the upper half of each eye's opening
+SAD_LID_FEATHER = 0.03
+SAD_FOLD = 0.65  # the lower nasolabial folds' depth
+SAD_FOLD_OUT = (0.08, 0.06)  # how far outside the nostril's wing and the mouth's corner each fold runs
+SAD_FOLD_CENTRE = 0.6  # its darkest point, from the nostril towards the corner
+SAD_FOLD_WIDTH = 0.035
+SAD_CHIN = 0.3  # the crease above the raised chin's boss (AU17)
+SAD_CHIN_UP = 0.05  # its centre above midway between the lower lip (57) and the chin (8)
+SAD_CHIN_HALF = 0.22  # its half-length (the Gaussian's sigma along it)
+SAD_CHIN_WIDTH = 0.045
+SAD_LIP_MARGIN: float | None = 0.05  # the lips and this much around them keep their light (None: no guard)
+SAD_LIP_FEATHER = 0.03
 
 
 def _polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray:
@@ -97,14 +117,23 @@ def shade_frown(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     if not np.isfinite(lm).all() or iod < 8.0:
         return
-    h, w = crop.shape[:2]
     pts = lm[np.concatenate([RIGHT_BROW, LEFT_BROW, RIGHT_EYE, LEFT_EYE])]
     pad = int(np.ceil(4 * FEATHER * iod + FURROW_LENGTH * iod)) + 2
+    _shade_box(crop, lm, pts, pad, frown_shading, amount)
+
+
+def _shade_box(crop: np.ndarray, lm: np.ndarray, pts: np.ndarray, pad: int,
+               shading: Callable[[tuple[int, int], np.ndarray, float], np.ndarray], amount: float) -> None:
+    """Multiply the light of ``crop``'s box around ``pts`` (k, 2), grown by ``pad`` px, by ``shading(shape,
+    landmarks in the box, amount)``: on the coarse scale only, the skin's chroma kept; pixels whose factor is 1 keep
+    their bytes."""
+    h, w = crop.shape[:2]
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
     x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
     x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + pad, [w, h])
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
-    factor = frown_shading((int(y1 - y0), int(x1 - x0)), lm - [x0, y0], amount)
+    factor = shading((int(y1 - y0), int(x1 - x0)), lm - [x0, y0], amount)
     changed = np.abs(factor - 1.0) > 1e-3  # elsewhere the bytes stay
     region = crop[y0:y1, x0:x1]
     # the light falls on the region's coarse shading; its fine detail (pores, lashes, the brows' hairs) keeps its
@@ -121,10 +150,75 @@ def shade_frown(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     region[changed] = shaded[changed]
 
 
+def _gaussian_line(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    """(h, w) float32: a soft line from ``a`` to ``b`` (x, y px): a Gaussian of sigma half its length along it and
+    ``width`` px across it, centred at its middle."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    v = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    length = max(float(np.hypot(*v)), 1e-6)
+    ux, uy = v / length
+    c = 0.5 * (np.asarray(a, np.float64) + np.asarray(b, np.float64))
+    dx, dy = xs - c[0], ys - c[1]
+    along, across = ux * dx + uy * dy, -uy * dx + ux * dy
+    return np.exp(-(along / (0.5 * length)) ** 2 - (across / max(width, 0.3)) ** 2).astype(np.float32)
+
+
+def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.ndarray:
+    """(h, w) float32: the factor each pixel's light is multiplied by for sadness of ``amount`` (1 where nothing
+    changes), for a face whose landmarks (68, 2) are ``lm`` in the image's pixels."""
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    dark = np.zeros(shape, np.float32)
+    # the heavy upper lids: the upper half of each eye's opening (the lower lid's points brought halfway up)
+    for eye in (RIGHT_EYE, LEFT_EYE):
+        opening = lm[eye].copy()
+        opening[[5, 4]] = opening[[1, 2]] + 0.5 * (opening[[5, 4]] - opening[[1, 2]])
+        dark = np.maximum(dark, SAD_LID * _polygon(shape, opening, SAD_LID_FEATHER * iod))
+    lids = dark.copy()
+    # the lower nasolabial folds: from beside the nostril's wing to beside the mouth's corner, deepest nearer the
+    # corner (the corners drawn down deepen the fold's lower end)
+    for nostril, corner, side in ((31, 48, -1.0), (35, 54, 1.0)):
+        a = lm[nostril] + [side * SAD_FOLD_OUT[0] * iod, 0.0]
+        b = lm[corner] + [side * SAD_FOLD_OUT[1] * iod, 0.0]
+        c = a + SAD_FOLD_CENTRE * (b - a)  # the fold's darkest point; it reaches half the nostril-corner length each way
+        half = 0.5 * (b - a)
+        dark = np.maximum(dark, SAD_FOLD * _gaussian_line(shape, c - half, c + half, SAD_FOLD_WIDTH * iod))
+    # the chin raised (AU17): the crease between the lower lip and the chin's boss
+    mid = 0.5 * (lm[57] + lm[8]) - [0.0, SAD_CHIN_UP * iod]
+    half = np.array([SAD_CHIN_HALF * iod, 0.0])
+    dark = np.maximum(dark, SAD_CHIN * _gaussian_line(shape, mid - half, mid + half, SAD_CHIN_WIDTH * iod))
+    if SAD_LIP_MARGIN is not None:
+        # the lips keep their light: a shadow on their corners or their lower edge moves where a viewer (and dlib)
+        # sees the mouth's outline
+        lips = lm[OUTER_LIP]
+        out = lips - lips.mean(0)
+        out = lips + SAD_LIP_MARGIN * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+        dark = np.maximum(dark * (1.0 - _polygon(shape, out, SAD_LIP_FEATHER * iod)), lids)
+    return (1.0 - amount * dark).astype(np.float32)
+
+
+def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
+    """Draw sadness's shading on ``crop`` (h, w, 3) uint8 in place, by ``amount`` >= 0 (at most
+    :data:`MAX_AMOUNT`): ``landmarks`` (68, 2) the face as drawn in the crop (its pixels). Only the box around the
+    eyes, the nose, the mouth and the chin changes; at ``amount`` 0, or for a face too small to shade (inter-ocular
+    distance under 8 px), nothing does."""
+    amount = float(np.clip(amount, 0.0, MAX_AMOUNT))
+    if amount <= 0.0:
+        return
+    lm = np.asarray(landmarks, np.float64)
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    if not np.isfinite(lm).all() or iod < 8.0:
+        return
+    pts = lm[np.concatenate([RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
+    pad = int(np.ceil((3 * SAD_FOLD_WIDTH + SAD_FOLD_OUT[0] + SAD_CHIN_HALF) * iod)) + 2
+    _shade_box(crop, lm, pts, pad, sadness_shading, amount)
+
+
 from evpcli.engines.shading_surprise import shade_surprise  # noqa: E402  (surprise's light: its own module)
 
 SHADERS: dict[str, Callable[[np.ndarray, np.ndarray, float], None]] = {
     "angry": shade_frown,
+    "sad": shade_sad,
     "surprised": shade_surprise,
 }
 """Per emotion, the shading its command draws: ``shader(crop, landmarks, amount)`` in place, nothing at 0."""

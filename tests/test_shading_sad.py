@@ -1,0 +1,114 @@
+"""A commanded sadness's shading (issue 23, engines.shading.shade_sad): the heavy upper lids' shade, the lower
+nasolabial folds and the raised chin's crease, drawn from the frame's own pixels by the code's weight of sad,
+nothing at 0, the lips and everything above the upper lids untouched."""
+
+import cv2
+import numpy as np
+import pytest
+
+from evpcli.engines.shading import (MAX_AMOUNT, SAD_CHIN, SAD_CHIN_UP, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_OUT, SAD_LID,
+                                    SHADERS, shade_sad)
+
+
+@pytest.fixture(scope="module")
+def face():
+    """The astronaut photo and her landmarks."""
+    from skimage import data
+
+    from evpcli.corpus.synth.actors import astronaut_landmarks
+
+    return data.astronaut(), astronaut_landmarks().astype(np.float64)
+
+
+def _grey(im):
+    return cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float64)
+
+
+def _mask(shape, pts, erode=0):
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    if erode:
+        m = cv2.erode(m, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    return m > 0
+
+
+def _points(lm):
+    """The upper half of the right eye's opening (1 px in), the darkest point of the right fold and the chin's crease
+    (each a 3x3 patch's centre)."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    eye = lm[36:42].copy()
+    eye[[5, 4]] = eye[[1, 2]] + 0.5 * (eye[[5, 4]] - eye[[1, 2]])
+    a = lm[31] - [SAD_FOLD_OUT[0] * iod, 0]
+    b = lm[48] - [SAD_FOLD_OUT[1] * iod, 0]
+    fold = a + SAD_FOLD_CENTRE * (b - a)
+    chin = 0.5 * (lm[57] + lm[8]) - [0, SAD_CHIN_UP * iod]
+    return eye, np.round(fold).astype(int), np.round(chin).astype(int)
+
+
+def test_sadness_darkens_lids_folds_and_chin_by_the_amount_and_nothing_else(face):
+    image, lm = face
+    same = image.copy()
+    shade_sad(same, lm, 0.0)
+    assert np.array_equal(same, image)  # 0: byte for byte
+    outs = {}
+    for amount in (0.5, 1.0, 2.0):
+        out = image.copy()
+        shade_sad(out, lm, amount)
+        outs[amount] = out
+    g0 = _grey(image)
+    eye_pts, fold, chin = _points(lm)
+    eye = _mask(image.shape[:2], eye_pts, erode=1)
+    assert eye.sum() > 10
+
+    def patch(g, p):
+        return g[p[1] - 1:p[1] + 2, p[0] - 1:p[0] + 2].mean()
+
+    def ratio(a, where):
+        g = _grey(outs[a])
+        return g[where].mean() / g0[where].mean() if isinstance(where, np.ndarray) and where.dtype == bool \
+            else patch(g, where) / patch(g0, where)
+
+    # each darkens by about its depth at amount 1 (the factor falls on the coarse shading: a little less at a point)
+    assert ratio(1.0, eye) < 1 - 0.7 * SAD_LID
+    assert 1 - SAD_FOLD - 0.1 < ratio(1.0, fold) < 1 - 0.5 * SAD_FOLD
+    assert 1 - SAD_CHIN - 0.1 < ratio(1.0, chin) < 1 - 0.5 * SAD_CHIN
+    # it grows with the amount, up to MAX_AMOUNT
+    for where in (eye, fold, chin):
+        assert ratio(2.0, where) < ratio(1.0, where) < ratio(0.5, where) < 1.0
+    big, capped = image.copy(), image.copy()
+    shade_sad(big, lm, 10.0)
+    shade_sad(capped, lm, MAX_AMOUNT)
+    assert np.array_equal(big, capped)
+    # nothing above the upper lids' soft edge (the brows and the forehead keep their bytes), nothing outside the
+    # jaw, and the lips keep their light
+    changed = np.any(outs[2.0] != image, axis=2)
+    ys, xs = np.nonzero(changed)
+    iod = np.linalg.norm(lm[45] - lm[36])
+    assert ys.min() > lm[[37, 38, 43, 44], 1].min() - 0.1 * iod
+    assert xs.min() > lm[0:17, 0].min() and xs.max() < lm[0:17, 0].max()
+    lips = _mask(image.shape[:2], lm[48:60], erode=2)
+    assert lips.sum() > 50 and not changed[lips].any()
+    # the skin's fine detail keeps its contrast in the fold's shade
+    fold_box = (slice(fold[1] - 4, fold[1] + 5), slice(fold[0] - 4, fold[0] + 5))
+
+    def hp(im):
+        g = _grey(im)
+        return (g - cv2.GaussianBlur(g, (0, 0), 1.0))[fold_box]
+
+    assert hp(outs[1.0]).std() > 0.8 * hp(image).std()
+
+
+def test_sadness_is_sads_shader_and_a_tiny_face_draws_none(face):
+    image, lm = face
+    assert SHADERS["sad"] is shade_sad
+    # a face too small to shade (inter-ocular distance under 8 px): nothing
+    small = cv2.resize(image, None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
+    out = small.copy()
+    shade_sad(out, lm * 0.1, 1.0)
+    assert np.array_equal(out, small)
+    # landmarks that are not finite: nothing
+    bad = lm.copy()
+    bad[8] = np.nan
+    out = image.copy()
+    shade_sad(out, bad, 1.0)
+    assert np.array_equal(out, image)
