@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import cv2
 import numpy as np
 
+from evpcli.engines.light import box, face_to_shade, polygon, relight
 from evpcli.face.parts import LEFT_BROW, LEFT_EYE, NOSE_BASE, OUTER_LIP, RIGHT_BROW, RIGHT_EYE
 
 BROW_SHADOW = 0.45  # how much light the brow's shadow takes at amount 1 (a fraction of the pixel's)
@@ -50,7 +50,6 @@ FURROW = 0.2  # the glabella's furrows' depth
 FURROW_WIDTH = 0.035  # their width (Gaussian sigma) and length, in inter-ocular distances
 FURROW_LENGTH = 0.2
 CHROMA = 0.6  # how much more saturated the skin is where the light falls by 1 (scattered in the skin)
-DETAIL_IOD = 0.05  # detail finer than this (IOD) keeps its contrast in the shadow
 # sadness (lengths in inter-ocular distances, depths the light taken at amount 1)
 SAD_LID = 0.6  # the heavy upper lids' shade over the upper half of each eye's opening
 SAD_LID_FEATHER = 0.03
@@ -66,13 +65,6 @@ SAD_LIP_MARGIN: float | None = 0.05  # the lips and this much around them keep t
 SAD_LIP_FEATHER = 0.03
 
 
-def _polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray:
-    """(h, w) float32 in [0, 1]: the polygon ``pts`` (k, 2) filled and blurred by ``sigma`` px."""
-    m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(np.asarray(pts, np.float64) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.5, sigma))
-
-
 def frown_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.ndarray:
     """(h, w) float32: the factor each pixel's light is multiplied by for a frown of ``amount`` (1 where nothing
     changes), for a face whose landmarks (68, 2) are ``lm`` in the image's pixels."""
@@ -85,7 +77,7 @@ def frown_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.n
         # the brow's overhang: from the brow down to the upper lid, deepest under the brow's inner end (the lowered
         # inner brow overhangs most, beside the nose's bridge), lighter towards the lid and the outer end
         upper_lid = e[[3, 2, 1, 0]]  # traced back (39 to 36, 45 to 42): the polygon closes
-        band = _polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
+        band = polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
         top, bottom = float(b[:, 1].mean()), float(e[[1, 2], 1].mean())
         down = np.clip(1.0 - 0.3 * (ys - top) / max(bottom - top, 1.0), 0.7, 1.0)
         span = b[-1 - inner] - b[inner]  # from the inner end to the outer end
@@ -94,7 +86,7 @@ def frown_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.n
         # the lowered lid: the upper half of the opening (the lower lid's points brought halfway up)
         opening = e.copy()
         opening[[5, 4]] = e[[1, 2]] + 0.5 * (e[[5, 4]] - e[[1, 2]])
-        dark = np.maximum(dark, LID_SHADOW * _polygon(shape, opening, 0.5 * FEATHER * iod))
+        dark = np.maximum(dark, LID_SHADOW * polygon(shape, opening, 0.5 * FEATHER * iod))
     # the glabella: two short, soft vertical furrows between the inner brow ends (the brows drawn together bunch the
     # skin), fading out at both ends
     a, c = lm[RIGHT_BROW[-1]], lm[LEFT_BROW[0]]
@@ -110,44 +102,25 @@ def shade_frown(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     :data:`MAX_AMOUNT`): ``landmarks`` (68, 2) the face as drawn in the crop (its pixels). Only the box around the
     brows and eyes changes; at ``amount`` 0, or for a face too small to shade (inter-ocular distance under 8 px),
     nothing does."""
-    amount = float(np.clip(amount, 0.0, MAX_AMOUNT))
-    if amount <= 0.0:
+    face = face_to_shade(landmarks, amount, MAX_AMOUNT)
+    if face is None:
         return
-    lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[45] - lm[36]))
-    if not np.isfinite(lm).all() or iod < 8.0:
-        return
+    lm, iod, amount = face
     pts = lm[np.concatenate([RIGHT_BROW, LEFT_BROW, RIGHT_EYE, LEFT_EYE])]
     pad = int(np.ceil(4 * FEATHER * iod + FURROW_LENGTH * iod)) + 2
-    _shade_box(crop, lm, pts, pad, frown_shading, amount)
+    _shade_box(crop, lm, iod, pts, pad, frown_shading, amount)
 
 
-def _shade_box(crop: np.ndarray, lm: np.ndarray, pts: np.ndarray, pad: int,
+def _shade_box(crop: np.ndarray, lm: np.ndarray, iod: float, pts: np.ndarray, pad: int,
                shading: Callable[[tuple[int, int], np.ndarray, float], np.ndarray], amount: float) -> None:
     """Multiply the light of ``crop``'s box around ``pts`` (k, 2), grown by ``pad`` px, by ``shading(shape,
-    landmarks in the box, amount)``: on the coarse scale only, the skin's chroma kept; pixels whose factor is 1 keep
-    their bytes."""
-    h, w = crop.shape[:2]
-    iod = float(np.linalg.norm(lm[45] - lm[36]))
-    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - pad, 0)
-    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + pad, [w, h])
-    if x1 - x0 < 4 or y1 - y0 < 4:
+    landmarks in the box, amount)`` (:func:`evpcli.engines.light.relight`: the coarse scale only, the skin's chroma
+    kept and raised :data:`CHROMA` x the light lost)."""
+    b = box(crop.shape, pts, pad)
+    if b is None:
         return
-    factor = shading((int(y1 - y0), int(x1 - x0)), lm - [x0, y0], amount)
-    changed = np.abs(factor - 1.0) > 1e-3  # elsewhere the bytes stay
-    region = crop[y0:y1, x0:x1]
-    # the light falls on the region's coarse shading; its fine detail (pores, lashes, the brows' hairs) keeps its
-    # contrast: a shadow that dimmed it too would read as a blur (the face's sharpness fell 1.15 -> 0.89)
-    img = region.astype(np.float32)
-    base = cv2.GaussianBlur(img, (0, 0), max(0.7, DETAIL_IOD * iod))
-    # the light's factor on the pixel values (on CIELAB's L* the same factor is a far deeper shadow: her eyes became
-    # dark holes, and the judge read carphone angry but the astronaut neutral), the skin's own chroma kept and a
-    # little raised (a gain on RGB greys a shadow; in skin it is a deeper, redder tone)
-    lab = cv2.cvtColor(np.clip(base * factor[..., None] + (img - base), 0, 255) / 255.0, cv2.COLOR_RGB2Lab)
-    own = cv2.cvtColor(img / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 1:] = own[..., 1:] * (1.0 + CHROMA * (1.0 - factor))[..., None]
-    shaded = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    region[changed] = shaded[changed]
+    x0, y0, x1, y1 = b
+    relight(crop[y0:y1, x0:x1], shading((y1 - y0, x1 - x0), lm - [x0, y0], amount), iod, CHROMA)
 
 
 def _gaussian_line(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
@@ -173,7 +146,7 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
     for eye in (RIGHT_EYE, LEFT_EYE):
         opening = lm[eye].copy()
         opening[[5, 4]] = opening[[1, 2]] + 0.5 * (opening[[5, 4]] - opening[[1, 2]])
-        dark = np.maximum(dark, SAD_LID * _polygon(shape, opening, SAD_LID_FEATHER * iod))
+        dark = np.maximum(dark, SAD_LID * polygon(shape, opening, SAD_LID_FEATHER * iod))
     lids = dark.copy()
     # the lower nasolabial folds: from beside the nostril's wing to beside the mouth's corner, deepest nearer the
     # corner (the corners drawn down deepen the fold's lower end)
@@ -193,7 +166,7 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         lips = lm[OUTER_LIP]
         out = lips - lips.mean(0)
         out = lips + SAD_LIP_MARGIN * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
-        dark = np.maximum(dark * (1.0 - _polygon(shape, out, SAD_LIP_FEATHER * iod)), lids)
+        dark = np.maximum(dark * (1.0 - polygon(shape, out, SAD_LIP_FEATHER * iod)), lids)
     return (1.0 - amount * dark).astype(np.float32)
 
 
@@ -202,16 +175,13 @@ def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     :data:`MAX_AMOUNT`): ``landmarks`` (68, 2) the face as drawn in the crop (its pixels). Only the box around the
     eyes, the nose, the mouth and the chin changes; at ``amount`` 0, or for a face too small to shade (inter-ocular
     distance under 8 px), nothing does."""
-    amount = float(np.clip(amount, 0.0, MAX_AMOUNT))
-    if amount <= 0.0:
+    face = face_to_shade(landmarks, amount, MAX_AMOUNT)
+    if face is None:
         return
-    lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[45] - lm[36]))
-    if not np.isfinite(lm).all() or iod < 8.0:
-        return
+    lm, iod, amount = face
     pts = lm[np.concatenate([RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
     pad = int(np.ceil((3 * SAD_FOLD_WIDTH + SAD_FOLD_OUT[0] + SAD_CHIN_HALF) * iod)) + 2
-    _shade_box(crop, lm, pts, pad, sadness_shading, amount)
+    _shade_box(crop, lm, iod, pts, pad, sadness_shading, amount)
 
 
 from evpcli.engines.shading_surprise import shade_surprise  # noqa: E402  (surprise's light: its own module)

@@ -31,9 +31,9 @@ At ``amount`` 0 nothing changes, byte for byte.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from evpcli.engines.light import box, face_to_shade, polygon, relight
 from evpcli.face.parts import INNER_LIP, LEFT_EYE, LOWER_INNER_LIP, RIGHT_EYE, UPPER_INNER_LIP
 
 EYE_LIGHT = 0.4  # how much brighter the eyes' upper openings are at amount 1 (1.4 ** amount at others)
@@ -42,16 +42,8 @@ MOUTH_OPEN = 0.03  # the inner lips' opening (IOD) from which the mouth's interi
 MAX_AMOUNT = 1.5  # the most any intensity draws (at 1.5 the eyes' whites 1.66x: whites, not lamps)
 EYE_FEATHER = 0.03  # the masks' soft edges, in inter-ocular distances
 MOUTH_FEATHER = 0.04
-DETAIL_IOD = 0.05  # detail finer than this (IOD) keeps its contrast
 CHROMA = 0.3  # chroma change per unit of light lost (the cavity a deeper red, the whites a little less red; at 0.6 the
 # astronaut's open mouth read as lipstick-red)
-
-
-def _polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray:
-    """(h, w) float32 in [0, 1]: the polygon ``pts`` (k, 2) filled and blurred by ``sigma`` px."""
-    m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(np.asarray(pts, np.float64) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.5, sigma))
 
 
 def surprise_light(shape: tuple[int, int], lm: np.ndarray, amount: float, part: str) -> np.ndarray:
@@ -67,30 +59,15 @@ def surprise_light(shape: tuple[int, int], lm: np.ndarray, amount: float, part: 
         for eye in (RIGHT_EYE, LEFT_EYE):
             e = lm[eye].copy()
             e[[5, 4]] = e[[1, 2]] + 0.5 * (e[[5, 4]] - e[[1, 2]])
-            light = np.maximum(light, _polygon(shape, e, EYE_FEATHER * iod))
+            light = np.maximum(light, polygon(shape, e, EYE_FEATHER * iod))
         return (1.0 + ((1.0 + EYE_LIGHT) ** amount - 1.0) * light).astype(np.float32)
     # a closed mouth is no cavity: its seam is left as the warp drew it
     opening = float(np.linalg.norm(lm[LOWER_INNER_LIP] - lm[UPPER_INNER_LIP], axis=1).mean())
     open_ = float(np.clip(opening / (MOUTH_OPEN * iod), 0.0, 1.0))
     # inside the inner lips only (their soft edge fades inwards): a shadow spilling onto the lips' edges moved where
     # dlib reads them and cost carphone's lip sync (r 0.80 -> 0.68)
-    inside = np.clip(2.0 * _polygon(shape, lm[INNER_LIP], MOUTH_FEATHER * iod) - 1.0, 0.0, 1.0)
+    inside = np.clip(2.0 * polygon(shape, lm[INNER_LIP], MOUTH_FEATHER * iod) - 1.0, 0.0, 1.0)
     return (1.0 - (1.0 - (1.0 - MOUTH_DARK) ** amount) * open_ * inside).astype(np.float32)
-
-
-def _light(region: np.ndarray, factor: np.ndarray, iod: float) -> None:
-    """Multiply the coarse shading of ``region`` (h, w, 3) uint8 in place by ``factor`` (h, w), its fine detail and
-    its chroma kept (chroma moved by ``CHROMA`` x the light lost); pixels whose factor is 1 keep their bytes."""
-    changed = np.abs(factor - 1.0) > 1e-3
-    if not changed.any():
-        return
-    img = region.astype(np.float32)
-    base = cv2.GaussianBlur(img, (0, 0), max(0.7, DETAIL_IOD * iod))
-    lab = cv2.cvtColor(np.clip(base * factor[..., None] + (img - base), 0, 255) / 255.0, cv2.COLOR_RGB2Lab)
-    own = cv2.cvtColor(img / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 1:] = own[..., 1:] * np.clip(1.0 + CHROMA * (1.0 - factor), 0.0, None)[..., None]
-    shaded = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    region[changed] = shaded[changed]
 
 
 def shade_surprise(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
@@ -98,20 +75,14 @@ def shade_surprise(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> No
     :data:`MAX_AMOUNT`): ``landmarks`` (68, 2) the face as drawn in the crop (its pixels). Only the boxes around the
     eyes and around the inner lips change; at ``amount`` 0, or for a face too small (inter-ocular distance under
     8 px), nothing does."""
-    amount = float(np.clip(amount, 0.0, MAX_AMOUNT))
-    if amount <= 0.0:
+    face = face_to_shade(landmarks, amount, MAX_AMOUNT)
+    if face is None:
         return
-    lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[45] - lm[36]))
-    if not np.isfinite(lm).all() or iod < 8.0:
-        return
-    h, w = crop.shape[:2]
+    lm, iod, amount = face
     for part, idx, feather in (("eyes", np.concatenate([RIGHT_EYE, LEFT_EYE]), EYE_FEATHER),
                                ("mouth", INNER_LIP, MOUTH_FEATHER)):
-        pad = int(np.ceil(4 * feather * iod)) + 2
-        x0, y0 = np.maximum(np.floor(lm[idx].min(0)).astype(int) - pad, 0)
-        x1, y1 = np.minimum(np.ceil(lm[idx].max(0)).astype(int) + pad, [w, h])
-        if x1 - x0 < 4 or y1 - y0 < 4:
+        b = box(crop.shape, lm[idx], int(np.ceil(4 * feather * iod)) + 2)
+        if b is None:
             continue
-        factor = surprise_light((int(y1 - y0), int(x1 - x0)), lm - [x0, y0], amount, part)
-        _light(crop[y0:y1, x0:x1], factor, iod)
+        x0, y0, x1, y1 = b
+        relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, part), iod, CHROMA)
