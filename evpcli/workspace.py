@@ -272,14 +272,12 @@ class Workspace:
                 break
 
     @staticmethod
-    def _wal(conn: sqlite3.Connection) -> None:
-        """Switch the index to WAL, retried while another process holds it: SQLite answers a journal-mode change
-        "database is locked" at once, without waiting out the busy timeout (two processes opening a new workspace
-        together: the second failed, seen under load)."""
-        for attempt in range(400):
+    def _retrying(step, attempts: int) -> None:
+        """Run ``step()``, again while another process holds the index ("locked" / "busy"), backing off a little
+        more each time; EvpError after ``attempts``."""
+        for attempt in range(attempts):
             try:
-                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
+                step()
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
@@ -287,31 +285,40 @@ class Workspace:
                 time.sleep(0.01 + 0.002 * attempt)
         raise EvpError("workspace index is locked by another process for too long; retry")
 
-    @staticmethod
-    def _write(conn: sqlite3.Connection, sql: str, args: tuple = (), script: bool = False, many: list | None = None) -> None:
+    @classmethod
+    def _wal(cls, conn: sqlite3.Connection) -> None:
+        """Switch the index to WAL, retried while another process holds it: SQLite answers a journal-mode change
+        "database is locked" at once, without waiting out the busy timeout (two processes opening a new workspace
+        together: the second failed, seen under load)."""
+
+        def step() -> None:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+
+        cls._retrying(step, 400)
+
+    @classmethod
+    def _write(cls, conn: sqlite3.Connection, sql: str, args: tuple = (), script: bool = False,
+               many: list | None = None) -> None:
         """A write in its own IMMEDIATE transaction, retried while another process holds the lock."""
-        for attempt in range(200):
+
+        def step() -> None:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if script:
-                        for stmt in sql.split(";"):
-                            if stmt.strip():
-                                conn.execute(stmt)
-                    elif many is not None:
-                        conn.executemany(sql, many)
-                    else:
-                        conn.execute(sql, args)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(0.01 + 0.002 * attempt)
-        raise EvpError("workspace index is locked by another process for too long; retry")
+                if script:
+                    for stmt in sql.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                elif many is not None:
+                    conn.executemany(sql, many)
+                else:
+                    conn.execute(sql, args)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        cls._retrying(step, 200)
 
     def close(self) -> None:
         if self._conn is not None and self._conn_pid == os.getpid():
