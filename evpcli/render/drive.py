@@ -11,6 +11,7 @@ import numpy as np
 from evpcli.config import FPS, SilenceGate
 from evpcli.face.parts import JAW, LOWER_INNER_LIP, MOUTH, STABLE, UPPER_INNER_LIP
 from evpcli.face.amplitude import lasting
+from evpcli.face.brows import keep_brow_gap
 from evpcli.face.lips import keep_lip_thickness
 from evpcli.face.landmarks import TRACKER_GAIN
 from evpcli.render.targets import TargetData
@@ -167,6 +168,8 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     tracked = np.asarray(fit.landmarks, np.float32)[schedule]
     if pose is None:
         adapted = follow_tracked(adapted, neutral, tracked, fps, still=td.still)
+    # the brows kept above the eyes: a frown lowers them by a share of the target's own room (face.brows)
+    adapted = keep_brow_gap(adapted, tracked)
     return frontal, adapted, tracked, schedule, td.reliability[schedule]
 
 
