@@ -148,3 +148,42 @@ def test_render_undoes_a_smiling_photos_grin_for_sad_and_keeps_it_for_happy(tmp_
         teeth[emotion] = np.mean([float((_interior(frames[i], adapted[i])[0].mean(1) > 150).mean()) for i in opened])
     assert teeth["happy"] > 0.35
     assert teeth["sad"] < 0.5 * teeth["happy"]
+
+
+def test_a_creases_remnant_in_the_grain_is_taken_out_but_not_the_grain(grin, monkeypatch):
+    """A crease within the grain's own level (what clipping the fine detail keeps of a smile's fold: a faint line a
+    viewer still follows, from the nose's wing to the mouth's corner where a narrower command puts the grin's fold)
+    fades; the grain around it stays."""
+    from evpcli.engines import smile
+    from evpcli.engines.mouth import noise_sigma
+
+    _, lm, _ = grin
+    rng = np.random.default_rng(0)
+    skin = np.full((512, 512, 3), (200.0, 150.0, 130.0), np.float32) + rng.normal(0, 3.0, (512, 512, 1))
+    a, b = lm[31], lm[48]  # the right side's wing and corner
+    along = (b - a) / np.linalg.norm(b - a)
+    normal = np.array([-along[1], along[0]])
+    line = np.zeros((512, 512), np.uint8)
+    cv2.line(line, tuple(np.round(a + 0.15 * (b - a)).astype(int)), tuple(np.round(a + 0.85 * (b - a)).astype(int)),
+             1, 2)
+    creased = np.clip(skin - 6.0 * line[..., None], 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(line)
+
+    def contrast(im: np.ndarray) -> float:
+        g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        side = [np.round(np.stack([xs, ys], 1) + k * 4 * normal).astype(int) for k in (-1, 1)]
+        return float(np.mean([g[p[:, 1], p[:, 0]] for p in side]) - g[ys, xs].mean())
+
+    def softened(line_iod: float) -> np.ndarray:
+        monkeypatch.setattr(smile, "LINE_IOD", line_iod)
+        out = creased.copy()
+        smile.soften_folds(out, lm, 1.0)
+        return out
+
+    default = smile.LINE_IOD
+    kept, taken = softened(0.0), softened(default)
+    assert contrast(creased) > 3.0 and contrast(kept) > 2.0  # clipping the fine detail kept most of it
+    assert contrast(taken) < 0.7 * contrast(kept), (contrast(kept), contrast(taken))
+    box = (slice(int(a[1]) - 30, int(a[1]) + 10), slice(int(a[0]) - 40, int(a[0])))  # the cheek beside it
+    grey = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)[box]  # noqa: E731
+    assert noise_sigma(grey(taken)) > 0.8 * noise_sigma(grey(kept))  # the grain stays

@@ -24,7 +24,10 @@ So, in proportion to ``amount`` (how much of the target's own smile the command 
   taken away by :data:`FOLD_STRENGTH`, and the skin's grain is put back: the detail finer than :data:`FINE_IOD`,
   clipped to :data:`GRAIN_CLIP` times its robust spread over the cheeks (pores and grain lie within it, a crease's
   edge far beyond). A band-pass that kept all the fine detail kept the crease, and the judge with it (p(happy) of her
-  closed-mouth sad frames 0.57; 0.16 this way). The face is not smoothed: the grain's level stays.
+  closed-mouth sad frames 0.57; 0.16 this way). The face is not smoothed: the grain's level stays. What the clip
+  keeps of a crease is still a line the eye follows (it is coherent): the grain is dropped where it runs in lines
+  (:data:`LINE_IOD`), and the mask also covers the band from each nose wing past the commanded corner
+  (:data:`INNER_FOLD`), where a narrower command moves the grin's fold.
 
 Measured by ``benchmarks/bench_emotion_real.py`` (see docs/commands.md, "Emotion on real faces").
 """
@@ -47,6 +50,14 @@ COARSE_IOD = 0.16  # the folds' and cheeks' shading: detail finer than this (IOD
 FOLD_STRENGTH = 1.0  # how much of that shading a fully removed smile takes away
 OUTLINE_PULL = 0.2  # the cheek mask's outer edge: the jaw points this far towards the nose tip (off the outline)
 FOLD_WIDTH = 0.3  # the band along each nasolabial fold (IOD)
+INNER_FOLD = 0.6  # the band from the nose's wing to the mouth's corner goes on this far towards the chin (0: none)
+INNER_FOLD_WIDTH = 0.12
+LINE_IOD = 0.04  # the grain put back is taken out where it runs in lines (a crease's clipped remnant): the response
+# of an average along this length (IOD, Gaussian sigma) in the best of LINE_ANGLES directions,
+LINE_T = 1.2  # from this many times its median over the cheeks
+LINE_SPAN = 0.5  # (none) to this much more than it (all of the grain there)
+LINE_ANGLES = 8
+LINE_WIDTH = 0.7  # px: the lines' width in that average
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -130,7 +141,7 @@ def _cheek_mask(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarra
     feathered."""
     mask = np.zeros(shape, np.uint8)
     nose = lm[30]
-    for side, wing, corner, jaw in ((RIGHT_CHEEK, 31, 48, 5), (LEFT_CHEEK, 35, 54, 11)):
+    for side, wing, corner, jaw, chin in ((RIGHT_CHEEK, 31, 48, 5, 7), (LEFT_CHEEK, 35, 54, 11, 9)):
         pts = lm[side].astype(np.float64).copy()
         pts[:5] += OUTLINE_PULL * (nose - pts[:5])  # stay off the outline (its edge with the background must stay sharp)
         pts[7] += 0.4 * (pts[5] - pts[7])  # and off the lower lid (its shadow is no smile's)
@@ -141,12 +152,34 @@ def _cheek_mask(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarra
                          lm[corner] + 0.35 * (lm[jaw] - lm[corner])])
         cv2.polylines(mask, [np.round(fold * 16).astype(np.int32)], False, 255, max(1, int(round(FOLD_WIDTH * iod))),
                       cv2.LINE_AA, shift=4)
+        if INNER_FOLD:
+            # where a grin's fold lands when the command narrows the mouth: from the nose's wing to the corner, and
+            # on below it towards the chin
+            inner = np.stack([lm[wing], lm[corner], lm[corner] + INNER_FOLD * (lm[chin] - lm[corner])])
+            cv2.polylines(mask, [np.round(inner * 16).astype(np.int32)], False, 255,
+                          max(1, int(round(INNER_FOLD_WIDTH * iod))), cv2.LINE_AA, shift=4)
     lips = np.zeros(shape, np.uint8)
     cv2.fillPoly(lips, [np.round(lm[OUTER_LIP] * 16).astype(np.int32)], 1, cv2.LINE_AA, shift=4)
     grow = max(1, int(round(0.03 * iod)))
     lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     mask[lips > 0] = 0
     return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), max(1.0, 0.08 * iod))
+
+
+def _lines(grain: np.ndarray, length: float) -> np.ndarray:
+    """Per pixel of ``grain`` (h, w) float32, the average along a line of ``length`` px (Gaussian sigma) through it in
+    the direction (of :data:`LINE_ANGLES`) that keeps the most: a crease's remnant keeps its value along its own
+    direction, grain averages out in every one."""
+    half = int(np.ceil(2.5 * length))
+    ys, xs = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    best = np.zeros_like(grain)
+    for k in range(LINE_ANGLES):
+        a = np.pi * k / LINE_ANGLES
+        along, across = xs * np.cos(a) + ys * np.sin(a), -xs * np.sin(a) + ys * np.cos(a)
+        kernel = np.exp(-0.5 * (along / length) ** 2 - 0.5 * (across / LINE_WIDTH) ** 2)
+        r = cv2.filter2D(grain, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+        best = np.where(np.abs(r) > np.abs(best), r, best)
+    return best
 
 
 def soften_folds(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
@@ -182,6 +215,11 @@ def soften_folds(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None
     fine = lum - cv2.GaussianBlur(lum, (0, 0), max(0.7, FINE_IOD * iod))
     sigma = 1.4826 * float(np.median(np.abs(fine[mask > 0.5]))) if (mask > 0.5).any() else 0.0  # its robust spread
     grain = np.clip(fine, -GRAIN_CLIP * sigma, GRAIN_CLIP * sigma)
+    if LINE_IOD > 0:
+        line = np.abs(_lines(grain, LINE_IOD * iod))
+        t = LINE_T * float(np.median(line[mask > 0.5])) if (mask > 0.5).any() else np.inf
+        weight = np.clip((line - t) / max(LINE_SPAN * t, 1e-6), 0.0, 1.0)
+        grain = grain * (1.0 - weight)
     lab[..., 0] = lum - FOLD_STRENGTH * amount * mask * (detail - grain)
     # and the crease's colour (a shadow in skin is redder): the chroma's detail at the same scale goes too
     for c in (1, 2):
