@@ -26,7 +26,8 @@ half of each eye's opening), the lower nasolabial folds (:data:`SAD_FOLD`) and t
 (:data:`SAD_CHIN`), the lips kept. Shading carphone's decoded sad frames by hand, the judge's top-1 rate 0.12: the
 folds alone 0.52, the crease 0.40, the lids 0.28, all three 0.88; the inner brows' shadow, forehead wrinkles, eye bags
 did little. In the renderer (the crease at 0.3: at 0.5 dlib read it as the lower lip, carphone's lip sync 0.74 ->
-0.54): carphone's rise +0.09 -> +0.33, top-1 0.12 -> 0.76; the astronaut's 0.04 -> 0.72 (no longer reads happy).
+0.54; and below midway to the chin: above it, carphone's frame 60's sad lip sync was 0.47): carphone's rise +0.09
+-> +0.33, top-1 0.12 -> 0.76; the astronaut's 0.04 -> 0.72 (no longer reads happy).
 
 :data:`SHADERS` names, per emotion, the shading its command draws (an emotion absent draws none); :func:`shade`
 draws them all, each by its own amount (:func:`evpcli.render.drive.shading_amounts`: the code's weight of that
@@ -58,7 +59,7 @@ SAD_FOLD_OUT = (0.08, 0.06)  # how far outside the nostril's wing and the mouth'
 SAD_FOLD_CENTRE = 0.6  # its darkest point, from the nostril towards the corner
 SAD_FOLD_WIDTH = 0.035
 SAD_CHIN = 0.3  # the crease above the raised chin's boss (AU17)
-SAD_CHIN_UP = 0.05  # its centre above midway between the lower lip (57) and the chin (8)
+SAD_CHIN_UP = -0.05  # its centre above midway between the lower lip (57) and the chin (8) (here: below)
 SAD_CHIN_HALF = 0.22  # its half-length (the Gaussian's sigma along it)
 SAD_CHIN_WIDTH = 0.045
 SAD_LIP_MARGIN: float | None = 0.05  # the lips and this much around them keep their light (None: no guard)
