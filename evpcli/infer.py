@@ -185,6 +185,17 @@ def scale_intensity(model: Any, code: np.ndarray, intensity: float) -> np.ndarra
 from evpcli.audio import SILENT_RMS  # noqa: E402  (an emotion clip quieter than that carries no voice)
 
 
+def check_emotion_name(emotion: str | None) -> str | None:
+    """``emotion`` (``--emotion NAME``) as the name evp knows (lower case), or None for None; a name it does not
+    know is a usage error (exit 2), raised before any work."""
+    if emotion is None:
+        return None
+    name = emotion.strip().lower()
+    if name not in EMOTIONS:
+        raise UsageError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
+    return name
+
+
 def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Path | np.ndarray | None = None,
                  intensity: float = 1.0) -> EmotionCode:
     """The emotion code of an emotion name (its training clips' mean code) or of an emotion clip (a path, or 16 kHz
@@ -193,9 +204,7 @@ def emotion_code(model: Any, emotion: str | None = None, emotion_audio: str | Pa
         raise UsageError("give exactly one of --emotion NAME or --emotion-audio FILE")
     means = getattr(model, "emotion_means", None) or {}
     if emotion is not None:
-        name = emotion.strip().lower()
-        if name not in EMOTIONS:
-            raise EvpError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
+        name = check_emotion_name(emotion)
         if name not in means:
             raise EvpError(f"the model was trained without {name} clips; use one of {', '.join(sorted(means))}")
         code = scale_intensity(model, means[name], intensity)

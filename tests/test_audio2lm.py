@@ -137,7 +137,7 @@ def test_cli_train_evaluate_and_preview(pipeline, arctic_wav, capsys):
     frames = media.read_video(out).frames
     assert frames.mean() > 1 and frames.std(axis=0).mean() > 0.1  # a sketch that moves
     assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--emotion", "bored", "--out",
-                 str(root / "x.mp4")]) == 1
+                 str(root / "x.mp4")]) == 2
     assert "unknown emotion 'bored'" in capsys.readouterr().err
     assert main([*w, "-q", "preview-landmarks", "--audio", str(arctic_wav), "--out", str(root / "x.mp4")]) == 2
     assert "exactly one of --emotion" in capsys.readouterr().err

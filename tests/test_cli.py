@@ -32,6 +32,20 @@ def test_usage_error_exits_2(capsys):
     assert main(["no-such-command"]) == 2
 
 
+def test_an_unknown_emotion_name_is_a_usage_error_before_any_work(tmp_path, capsys):
+    """``--emotion grumpy``: exit 2 with one line naming the emotions, before the target is read (a bad target
+    given with it is not reached)."""
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"not read")
+    target = tmp_path / "t.png"
+    target.write_bytes(b"not an image either")
+    code = main(["--workspace", str(tmp_path / "ws"), "-q", "render", "--audio", str(audio), "--target", str(target),
+                 "--emotion", "grumpy", "--out", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "unknown emotion 'grumpy'" in err[0] and "happy" in err[0], err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_missing_input_file_exits_1_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "evpcli", "--workspace", str(tmp_path / "ws"), "fit-pose",
                            "--target", str(tmp_path / "missing.mp4")], capture_output=True, text=True)

@@ -203,7 +203,7 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(tiny_models, short_spee
         assert not out.exists()
 
     common = ["--target", carphone_mp4, "--out", out]
-    fails("--audio", short_speech, "--emotion", "bored", *common, message="unknown emotion 'bored'")
+    fails("--audio", short_speech, "--emotion", "bored", *common, message="unknown emotion 'bored'", code=2)
     fails("--audio", short_speech, *common, message="exactly one of --emotion", code=2)
     fails("--audio", short_speech, "--emotion", "sad", "--emotion-audio", short_speech, *common,
           message="exactly one of --emotion", code=2)

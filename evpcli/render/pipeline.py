@@ -302,10 +302,11 @@ def render(ws: Workspace, audio: str | Path, target: str | Path, out: str | Path
     """Write ``out`` (mp4): the target person saying ``audio`` with the emotion of ``emotion_audio`` (a clip),
     ``emotion`` (a name) or ``emotion_face`` (a photo or video of a face, :mod:`evpcli.emotion_face`; ``follow_face``:
     its expression over time), scaled by ``intensity``. See the module docstring for the steps."""
-    from evpcli.infer import emotion_code
+    from evpcli.infer import check_emotion_name, emotion_code
 
     if sum(x is not None for x in (emotion, emotion_audio, emotion_face)) != 1:
         raise UsageError("give exactly one of --emotion NAME, --emotion-audio FILE or --emotion-face FILE")
+    check_emotion_name(emotion)
     check_inputs(audio, target, out, emotion_audio, {"--landmarks-out": landmarks_out, "--guidance-out": guidance_out},
                  model=model_path, workspace=ws.root, emotion_face=emotion_face)
 
