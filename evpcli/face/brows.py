@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from evpcli.face.parts import BROWS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+
 BROW_GAP_FLOOR = 0.4  # the least share of the target's own brow-to-lid height a command keeps
 BROW_GAP_KNEE = 0.1  # the soft floor's knee, as a share of the target's own height
 
-# each brow point over the upper lid of its eye: (brow points, the upper lid's points from outer to inner corner
-# in image order, left to right)
-_SIDES = ((np.arange(17, 22), np.array([36, 37, 38, 39])), (np.arange(22, 27), np.array([42, 43, 44, 45])))
+# each brow over the upper lid of its eye: (brow points, the upper lid's points corner to corner, left to right)
+_SIDES = ((RIGHT_BROW, RIGHT_EYE[:4]), (LEFT_BROW, LEFT_EYE[:4]))
 
 
 def brow_gaps(landmarks: np.ndarray) -> np.ndarray:
@@ -63,5 +64,5 @@ def keep_brow_gap(landmarks: np.ndarray, own: np.ndarray, floor: float = BROW_GA
     u = lm[:, 45] - lm[:, 36]
     u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-9)
     up = np.stack([u[:, 1], -u[:, 0]], -1)
-    lm[:, 17:27] += lift[..., None] * up[:, None, :]
+    lm[:, BROWS] += lift[..., None] * up[:, None, :]
     return lm.astype(np.float32)
