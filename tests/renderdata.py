@@ -149,3 +149,17 @@ def reenactment(renderer, target: Target, pairs) -> dict:
 def reenactment_pairs(n_frames: int, gaps=(2, 4, 8), step: int = 6) -> list[tuple[int, int]]:
     return [(s, s + g) for s in range(0, n_frames, step) for g in gaps if s + g < n_frames]
 
+
+
+def shaded(shader, image: np.ndarray, landmarks: np.ndarray, amounts) -> dict:
+    """An emotion's shading (``shader(crop, landmarks, amount)``, in place) drawn on copies of ``image`` at each of
+    ``amounts``: {amount: shaded image}. Checks first that amount 0 leaves every byte as it was."""
+    same = image.copy()
+    shader(same, landmarks, 0.0)
+    assert np.array_equal(same, image)  # 0: byte for byte
+    outs = {}
+    for amount in amounts:
+        out = image.copy()
+        shader(out, landmarks, amount)
+        outs[amount] = out
+    return outs

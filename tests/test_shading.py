@@ -10,6 +10,7 @@ import pytest
 
 from evpcli.engines.shading import BROW_SHADOW, LID_SHADOW, MAX_AMOUNT, shade_frown
 from evpcli.engines.warp import WarpRenderer
+from tests.renderdata import shaded
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +44,7 @@ def _upper_eye(shape, lm):
 def test_the_frown_shades_brows_and_lids_keeps_their_detail_and_leaves_the_rest(face):
     image, lm = face
     lum = lambda im, m: float(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[m].mean())  # noqa: E731
-    same = image.copy()
-    shade_frown(same, lm, 0.0)
-    assert np.array_equal(same, image)  # 0: byte for byte
-    outs = {}
-    for amount in (0.5, 1.0, 2.0):
-        out = image.copy()
-        shade_frown(out, lm, amount)
-        outs[amount] = out
+    outs = shaded(shade_frown, image, lm, (0.5, 1.0, 2.0))
     band, eye = _band(image.shape[:2], lm), _upper_eye(image.shape[:2], lm)
     assert band.sum() > 50 and eye.sum() > 10
     ratio = lambda a, m: lum(outs[a], m) / lum(image, m)  # noqa: E731

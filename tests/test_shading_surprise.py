@@ -8,6 +8,7 @@ import pytest
 from evpcli.engines.shading import SHADERS, shade
 from evpcli.engines.shading_surprise import EYE_LIGHT, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, shade_surprise
 from evpcli.face.parts import INNER_LIP, LEFT_EYE, RIGHT_EYE
+from tests.renderdata import shaded
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +58,7 @@ def _lum(im, m):
 
 def test_surprise_lights_the_eyes_darkens_the_mouth_and_leaves_the_rest(face):
     image, lm = face
-    same = image.copy()
-    shade_surprise(same, lm, 0.0)
-    assert np.array_equal(same, image)  # 0: byte for byte
-    outs = {}
-    for amount in (0.5, 1.0, 1.5):
-        out = image.copy()
-        shade_surprise(out, lm, amount)
-        outs[amount] = out
+    outs = shaded(shade_surprise, image, lm, (0.5, 1.0, 1.5))
     eyes = _upper_half(image.shape[:2], lm[RIGHT_EYE]) | _upper_half(image.shape[:2], lm[LEFT_EYE])
     lower = (_inside(image.shape[:2], lm[RIGHT_EYE]) | _inside(image.shape[:2], lm[LEFT_EYE])) & ~cv2.dilate(
         eyes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
