@@ -346,6 +346,10 @@ class RenderConfig:
     # (engines.warp.restore_detail; 0 turns it off)
     detail_gain: float = 3.0
     detail_max: float = 1.0
+    # ... and where it moves the skin by a fraction of a pixel (a resampling between pixels softens it: 0.76 of the
+    # Laplacian's variance half a pixel off along both axes), an unsharp mask of detail_shift x the offset in pixels
+    # (summed over both axes; engines.warp.subpixel_shift)
+    detail_shift: float = 0.17
     # the cheeks beside the mouth's corners: the piecewise-affine maps smoothed there (a Gaussian of corner_smooth IOD
     # over a disc of corner_radius IOD off the lips), so a crease a smile drags from a corner bends as skin does
     # instead of kinking along the mesh's edges into a line (engines.geometry.smooth_corners; 0 turns it off)
@@ -368,7 +372,7 @@ class RenderConfig:
 # The hybrid neural renderer's warp input (training and rendering alike): the plain warp, without the detail
 # restoration. The network learns the face's detail itself; sharpened warp noise in its input took the tiny
 # test's hybrid gain over the warp from 2 % to 0.1 % (tests/test_neural_renderer.py::test_losses_fall).
-HYBRID_WARP = RenderConfig(detail_gain=0.0)
+HYBRID_WARP = RenderConfig(detail_gain=0.0, detail_shift=0.0)
 
 
 @dataclass(frozen=True)
