@@ -21,7 +21,10 @@ per output frame ``O`` against the target frame it was drawn on ``S`` (the sched
   the 5th percentile grey on the commanded inner-lip line over the median grey of the commanded lips (a dark jagged
   seam gives a low value; a closed mouth's natural lip junction is darker than the lips but not black: the target's
   own closed frames are printed for scale); *specks* = the fraction of pixels inside the commanded outer lip that are
-  much brighter than its lips (teeth fragments, teeth through lips: L > lip 90th percentile + 25).
+  much brighter than its lips (teeth fragments, teeth through lips: L > lip 90th percentile + 25); *lip red* = how
+  much redder (CIELAB a*) the commanded lips are than the skin round them, median (a mouth closed over a grin whose
+  lips were painted over with skin: the lips are gone, a smear of skin colour; the target's own closed frames
+  print its own lips' value for scale).
 - **mouth, commanded open** (gap over 8 %): *edges* = the fraction of strong straight gradients on the commanded
   mouth's box outline (a pasted crop's rectangle), and *flicker* = the mean absolute frame-to-frame change inside the
   commanded inner lip over the target's own (ghosts and cross-fades pulse).
@@ -178,6 +181,19 @@ def mouth_closed_measures(frame: np.ndarray, lm: np.ndarray) -> tuple[float, flo
     return seam, float(bright.mean())
 
 
+def lip_red(frame: np.ndarray, lm: np.ndarray) -> float:
+    """How much redder (CIELAB a*) the commanded lips are than the skin round them: the median a* inside the commanded
+    outer lip minus the median a* in a ring 0.05-0.15 IOD outside it."""
+    h, w = frame.shape[:2]
+    a = cv2.cvtColor(frame.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 1]
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    lips = _poly_mask((h, w), lm[OUTER_LIP])
+    ring = _poly_mask((h, w), lm[OUTER_LIP], 0.15 * iod) & ~_poly_mask((h, w), lm[OUTER_LIP], 0.05 * iod)
+    if lips.sum() < 10 or ring.sum() < 10:
+        return float("nan")
+    return float(np.median(a[lips]) - np.median(a[ring]))
+
+
 def box_edge_score(frame: np.ndarray, lm: np.ndarray) -> float:
     """Mean gradient magnitude on the outline of the commanded mouth's box grown by 0.2 mouth widths, over the
     mean gradient in that box: a pasted rectangle's edges raise it."""
@@ -242,7 +258,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
     src_frames = list(media.iter_frames(target_path, 25.0))
     n = min(len(out_frames), len(adapted))
     sharp_face, sharp_upper, sharp_skin, drag_below, drag_side = [], [], [], [], []
-    seams, specks, edges, flick_out, flick_src = [], [], [], [], []
+    seams, specks, edges, flick_out, flick_src, reds = [], [], [], [], [], []
     opening_render, opening_cmd = [], []
     upper_lip, teeth, corner_lines = [], [], []
     prev = None
@@ -288,6 +304,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
             if r_cmd < 0.03:
                 sm, sp = mouth_closed_measures(o, a)
                 seams.append(sm)
+                reds.append(lip_red(o, a))
                 specks.append(sp)
             elif r_cmd > 0.08:
                 edges.append(box_edge_score(o, a))
@@ -330,6 +347,7 @@ def measure(out_path: Path, target_path: Path, landmarks_npz: Path, wav: np.ndar
             "drag_below": mean(drag_below) if drag_below else None, "drag_side": mean(drag_side) if drag_side else None,
             "closed_frames": len(seams), "seam_p5": float(np.nanpercentile(seams, 5)) if seams else None,
             "seam": med(seams) if seams else None, "specks": mean(specks) if specks else None,
+            "lip_red": med(reds) if reds else None,
             "open_frames": len(edges), "box_edges": med(edges) if edges else None,
             "flicker": (mean(flick_out) / max(mean(flick_src), 1e-6)) if flick_out and not still else None,
             "upper_lip": med(upper_lip), "teeth": mean(teeth) if teeth else None, "corner_lines": med(corner_lines),
@@ -432,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
     else:
         keys = ("sharp_face", "sharp_upper", "sharp_skin", "drag_below", "drag_side",
-                "seam", "specks", "box_edges", "flicker",
+                "seam", "specks", "lip_red", "box_edges", "flicker",
                 "upper_lip", "teeth", "corner_lines", "lipsync_r_render", "lipsync_r_command")
         renders = [r for r in rows if not r["emotion"].startswith("(")]
         print("mean over renders: " + ", ".join(

@@ -31,6 +31,8 @@ from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, pref
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
 TEMPLATE_IOD = float(np.linalg.norm(TEMPLATE[45] - TEMPLATE[36]))
+INTERIOR_REACH = 0.06  # how far past the tracked inner lip the interior may be found (IOD; interior_mask)
+LIP_RIM = 0.03  # the outer lip's inside edge where the lips' colour is read (IOD; interior_mask)
 CANVAS = (70.0, 126.0, 190.0, 206.0)  # x0, y0, x1, y1 of the mouth canvas in the canonical 256 frame
 
 
@@ -82,6 +84,41 @@ def noise_sigma(gray: np.ndarray) -> float:
 def _polygon_mask(shape: tuple[int, int], polygon: np.ndarray, value: int = 255) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], value, cv2.LINE_AA, shift=4)
+    return mask
+
+
+def interior_mask(region: np.ndarray, local: np.ndarray, iod: float) -> np.ndarray:
+    """(h, w) uint8 0/1: the open mouth's interior in ``region`` (h, w, 3) uint8 RGB whose landmarks are ``local``
+    (68, 2) region pixels: inside the tracked inner lip (grown by a pixel), and from there, up to
+    :data:`INTERIOR_REACH` IOD further inside the outer lip, whatever is coloured like the inside and not like the
+    lips (the tracker puts the inner lip a little inside the dark and the teeth).
+
+    The lips' colour is read on their rim (the outer lip's inside edge, :data:`LIP_RIM` IOD wide), the teeth's on
+    the bright pixels inside the inner lip: a pixel belongs to the inside where it is darker than 0.72 of the lips'
+    lightness (the cavity, the corners' shadow) or brighter than the lips and less red than midway between the
+    lips' and the teeth's CIELAB a* (the teeth). A fixed growth (5 % of the IOD before) took a grin's thin lower
+    lip whole (the smiler: the lip painted over by skin, a smear where the command closes his mouth)."""
+    shape = region.shape[:2]
+    inner = (_polygon_mask(shape, closed_spline(local[INNER])) > 60).astype(np.uint8)
+    inner = cv2.dilate(inner, np.ones((3, 3), np.uint8))
+    outer = (_polygon_mask(shape, local[OUTER]) > 127).astype(np.uint8)
+    edge = max(1, int(round(LIP_RIM * iod)))
+    rim = (outer & ~cv2.erode(outer, np.ones((2 * edge + 1, 2 * edge + 1), np.uint8)) & (1 - inner)) > 0
+    if rim.sum() < 8:
+        return inner
+    lab = cv2.cvtColor(region, cv2.COLOR_RGB2LAB).astype(np.float32)
+    light, red = lab[..., 0], lab[..., 1]
+    lip_l, lip_a = float(np.median(light[rim])), float(np.median(red[rim]))
+    bright = (inner > 0) & (light > lip_l)
+    teeth_a = float(np.median(red[bright])) if bright.sum() >= 4 else lip_a - 10.0
+    like = ((red < 0.5 * (lip_a + teeth_a)) & (light > lip_l + 5.0)) | (light < 0.72 * lip_l)
+    allowed = (like & (cv2.erode(outer, np.ones((3, 3), np.uint8)) > 0)).astype(np.uint8)
+    mask = inner
+    for _ in range(max(1, int(round(INTERIOR_REACH * iod)))):
+        grown = np.maximum(mask, cv2.dilate(mask, np.ones((3, 3), np.uint8)) & allowed)
+        if np.array_equal(grown, mask):
+            break
+        mask = grown
     return mask
 
 
@@ -330,20 +367,7 @@ class MouthFiller:
         region = np.ascontiguousarray(crop[lo[1]:hi[1], lo[0]:hi[0]])
         local = tracked - origin - lo
         iod = float(np.linalg.norm(tracked[45] - tracked[36]))
-        # the interior: inside the tracked inner lip, grown by 5 % of the IOD (the tracker puts the inner lip a
-        # little inside the dark), plus whatever inside the outer lip is much darker or brighter (teeth) than
-        # the lips and touches it
-        mask = (_polygon_mask(region.shape[:2], closed_spline(local[INNER])) > 60).astype(np.uint8)
-        grow = max(1, int(round(0.05 * iod)))
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-        lips = (_polygon_mask(region.shape[:2], local[OUTER]) > 127) & (mask == 0)
-        if lips.sum() >= 8:
-            grey = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
-            ref = float(np.median(grey[lips]))
-            odd = ((grey < 0.82 * ref) | (grey > ref + 40)) & (_polygon_mask(region.shape[:2], local[OUTER]) > 127)
-            near = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=max(1, grow))
-            mask = np.maximum(mask, (odd & (near > 0)).astype(np.uint8))
-        mask *= 255
+        mask = interior_mask(region, local, iod) * 255
         if not mask.any():
             return crop
         painted = cv2.inpaint(region, mask, max(2.0, 0.04 * iod), cv2.INPAINT_TELEA)
