@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from evpcli.engines.shading import (MAX_AMOUNT, SAD_CHIN, SAD_CHIN_UP, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_OUT, SAD_LID,
-                                    SHADERS, shade_sad)
+from evpcli.engines.shading import (MAX_AMOUNT, SAD_CHIN, SAD_CHIN_UP, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_LIT,
+                                    SAD_FOLD_LIT_OUT, SAD_FOLD_OUT, SAD_FOLD_WIDTH, SAD_LID, SHADERS, shade_sad)
 from tests.renderdata import shaded
 
 
@@ -46,6 +46,16 @@ def _points(lm):
     return eye, np.round(fold).astype(int), np.round(chin).astype(int)
 
 
+def _cheek(lm):
+    """The middle of the lit cheek beside the right fold (outside it, across the fold)."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    a = lm[31] - [SAD_FOLD_OUT[0] * iod, 0]
+    b = lm[48] - [SAD_FOLD_OUT[1] * iod, 0]
+    across = np.array([-(b - a)[1], (b - a)[0]]) / np.linalg.norm(b - a)
+    across *= -np.sign(across[0])  # the right fold's cheek is to its left in the image
+    return np.round(a + SAD_FOLD_CENTRE * (b - a) + across * SAD_FOLD_LIT_OUT * SAD_FOLD_WIDTH * iod).astype(int)
+
+
 def test_sadness_darkens_lids_folds_and_chin_by_the_amount_and_nothing_else(face):
     image, lm = face
     outs = shaded(shade_sad, image, lm, (0.5, 1.0, 2.0))
@@ -66,6 +76,8 @@ def test_sadness_darkens_lids_folds_and_chin_by_the_amount_and_nothing_else(face
     assert ratio(1.0, eye) < 1 - 0.7 * SAD_LID
     assert 1 - SAD_FOLD - 0.1 < ratio(1.0, fold) < 1 - 0.5 * SAD_FOLD
     assert 1 - SAD_CHIN - 0.1 < ratio(1.0, chin) < 1 - 0.5 * SAD_CHIN
+    # the cheek beside the fold catches the light (a fold, not a line drawn on flat skin)
+    assert 1.0 + 0.3 * SAD_FOLD_LIT < ratio(1.0, _cheek(lm)) < 1.0 + SAD_FOLD_LIT + 0.1
     # it grows with the amount, up to MAX_AMOUNT
     for where in (eye, fold, chin):
         assert ratio(2.0, where) < ratio(1.0, where) < ratio(0.5, where) < 1.0

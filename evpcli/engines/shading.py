@@ -58,6 +58,9 @@ SAD_FOLD = 0.65  # the lower nasolabial folds' depth
 SAD_FOLD_OUT = (0.08, 0.06)  # how far outside the nostril's wing and the mouth's corner each fold runs
 SAD_FOLD_CENTRE = 0.6  # its darkest point, from the nostril towards the corner
 SAD_FOLD_WIDTH = 0.035
+SAD_FOLD_LIT = 0.25  # the lit cheek beside each fold (a fold is a crease beside a bulge, not a line drawn on skin)
+SAD_FOLD_LIT_OUT = 2.0  # its centre outside the crease's, in fold widths, and its width (SAD_FOLD_LIT_WIDTH folds')
+SAD_FOLD_LIT_WIDTH = 1.5
 SAD_CHIN = 0.3  # the crease above the raised chin's boss (AU17)
 SAD_CHIN_UP = -0.05  # its centre above midway between the lower lip (57) and the chin (8) (here: below)
 SAD_CHIN_HALF = 0.22  # its half-length (the Gaussian's sigma along it)
@@ -149,14 +152,21 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         opening[[5, 4]] = opening[[1, 2]] + 0.5 * (opening[[5, 4]] - opening[[1, 2]])
         dark = np.maximum(dark, SAD_LID * polygon(shape, opening, SAD_LID_FEATHER * iod))
     lids = dark.copy()
+    lit = np.zeros(shape, np.float32)
     # the lower nasolabial folds: from beside the nostril's wing to beside the mouth's corner, deepest nearer the
-    # corner (the corners drawn down deepen the fold's lower end)
+    # corner (the corners drawn down deepen the fold's lower end); the cheek bulging over each, on its outer side,
+    # catches the light
     for nostril, corner, side in ((31, 48, -1.0), (35, 54, 1.0)):
         a = lm[nostril] + [side * SAD_FOLD_OUT[0] * iod, 0.0]
         b = lm[corner] + [side * SAD_FOLD_OUT[1] * iod, 0.0]
         c = a + SAD_FOLD_CENTRE * (b - a)  # the fold's darkest point; it reaches half the nostril-corner length each way
         half = 0.5 * (b - a)
         dark = np.maximum(dark, SAD_FOLD * _gaussian_line(shape, c - half, c + half, SAD_FOLD_WIDTH * iod))
+        across = np.array([-(b - a)[1], (b - a)[0]]) / max(float(np.linalg.norm(b - a)), 1e-6)
+        across *= np.sign(across[0] * side) or 1.0  # towards the cheek
+        cheek = c + across * SAD_FOLD_LIT_OUT * SAD_FOLD_WIDTH * iod
+        lit = np.maximum(lit, SAD_FOLD_LIT * _gaussian_line(shape, cheek - half, cheek + half,
+                                                            SAD_FOLD_LIT_WIDTH * SAD_FOLD_WIDTH * iod))
     # the chin raised (AU17): the crease between the lower lip and the chin's boss
     mid = 0.5 * (lm[57] + lm[8]) - [0.0, SAD_CHIN_UP * iod]
     half = np.array([SAD_CHIN_HALF * iod, 0.0])
@@ -167,8 +177,10 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         lips = lm[OUTER_LIP]
         out = lips - lips.mean(0)
         out = lips + SAD_LIP_MARGIN * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
-        dark = np.maximum(dark * (1.0 - polygon(shape, out, SAD_LIP_FEATHER * iod)), lids)
-    return (1.0 - amount * dark).astype(np.float32)
+        keep = 1.0 - polygon(shape, out, SAD_LIP_FEATHER * iod)
+        dark = np.maximum(dark * keep, lids)
+        lit = lit * keep
+    return (1.0 - amount * (dark - lit)).astype(np.float32)
 
 
 def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
