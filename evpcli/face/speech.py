@@ -7,6 +7,11 @@ commanded opening as dlib reads it, so sad renders followed the speech least (li
 0.74-0.89). :func:`keep_speech_opening` opens each frame's mouth to the neutral command's opening for the same
 speech where the emotion's is smaller: the lower lip (inner and outer) and the chin move down by the difference,
 the corners and everything above the mouth keep the emotion's shape (a sad mouth's lowered corners stay).
+
+:func:`speaking_reference`: the face the network reads has its mouth at least :data:`SPEAKING_OPENING` open. The
+network's training references are the mean of speaking frames (mouth half open) and it predicts speech as a
+displacement from that; a photo's closed mouth read as one put every closing of the speech past the lips (the
+command sat closed through half of the speech, lip sync r 0.67 on carphone's nearly closed frame 78, 0.88 now).
 """
 
 from __future__ import annotations
@@ -29,4 +34,26 @@ def keep_speech_opening(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarra
     lm[:, LOWER_INNER_LIP, 1] += gap[:, None]
     lm[:, LOWER_OUTER_LIP, 1] += gap[:, None]
     lm[:, CHIN, 1] += gap[:, None] * CHIN_SHARE[None].astype(np.float32)
+    return lm
+
+
+SPEAKING_OPENING = 0.12
+"""The inner-lip opening (over the inter-ocular distance) of the face the network reads as the target's: the mean of
+a speaking face (:func:`speaking_reference`)."""
+
+
+def speaking_reference(reference: np.ndarray, opening: float | None = None) -> np.ndarray:
+    """``reference`` (68, 2) with its mouth opened to at least ``opening`` IOD (None: :data:`SPEAKING_OPENING`): the
+    lower lip and the chin moved
+    down (as :func:`keep_speech_opening` moves them), nothing else changes; a mouth that is already that open is
+    left as it is."""
+    lm = np.array(reference, np.float32, copy=True)
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    want = SPEAKING_OPENING if opening is None else float(opening)
+    gap = want * iod - float(mouth_opening(lm.astype(np.float64)))
+    if gap <= 0:
+        return lm
+    lm[LOWER_INNER_LIP, 1] += gap
+    lm[LOWER_OUTER_LIP, 1] += gap
+    lm[CHIN, 1] += gap * CHIN_SHARE.astype(np.float32)
     return lm

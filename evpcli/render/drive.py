@@ -108,26 +108,31 @@ def drive(model, td: TargetData, windows: np.ndarray, rms: np.ndarray, code: np.
     from evpcli.infer import apply_silence_gate, expressive_landmarks, predict_landmarks
 
     from evpcli.face.expression import neutral_reference
+    from evpcli.face.speech import speaking_reference
 
     # the network reads the target's neutral face (its own expression taken away: face.expression)
     reference, reading = neutral_reference(td.reference)
     expression = reading.displacement
+    # ... as a speaking face (face.speech.speaking_reference: the network's references are the mean of speaking
+    # frames, mouth half open; a photo's closed mouth read as one put every closing of the speech past the lips).
+    # The network's prediction is then drawn relative to the target's own face, so its mouth opens absolutely
+    speaking = speaking_reference(reference)
     # the neutral code's prediction for the same speech (ungated), made once: the amplitude and the speech floor
     # both measure against it
     neutral_code = (getattr(model, "emotion_means", None) or {}).get("neutral")
     plain = None
     if neutral_code is not None and (speech_floor or real_amplitude) and not np.allclose(code, neutral_code):
-        plain = predict_landmarks(model, windows, neutral_code, reference, None, None, None, content)
+        plain = predict_landmarks(model, windows, neutral_code, speaking, None, None, None, content)
     # the emotion's lasting expression at real amplitudes (face.amplitude): (T, 68, 2), 25 fps
     if real_amplitude:
-        frontal = expressive_landmarks(model, windows, code, reference, rms, gate, activity, content, neutral=plain)
+        frontal = expressive_landmarks(model, windows, code, speaking, rms, gate, activity, content, neutral=plain)
     else:
-        frontal = predict_landmarks(model, windows, code, reference, rms, gate, activity, content)
+        frontal = predict_landmarks(model, windows, code, speaking, rms, gate, activity, content)
     if speech_floor and plain is not None:
         # speech readable in every emotion: the mouth opens at least as far as the neutral command's (face.speech)
         from evpcli.face.speech import keep_speech_opening
 
-        gated = plain if rms is None or gate is None else apply_silence_gate(plain, reference, rms, gate, activity)
+        gated = plain if rms is None or gate is None else apply_silence_gate(plain, speaking, rms, gate, activity)
         frontal = keep_speech_opening(frontal, np.asarray(gated, np.float32))
     n_out = max(1, int(round(len(frontal) * fps / FPS)))
     frontal = _resample(frontal, n_out)
