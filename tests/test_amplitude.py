@@ -157,7 +157,10 @@ def test_render_draws_names_at_real_amplitudes_and_an_uncertain_clip_as_the_netw
     model = models.load_audio2lm(ws, backend="auto")
     windows = audio.speech_windows(wav)
     rms, activity = audio.frame_rms(wav, len(windows)), voice_activity(wav, len(windows))
-    reference, _ = neutral_reference(prepare_target(ws, photo).reference)
+    from evpcli.face.speech import speaking_reference
+
+    # what the network reads: the photo's neutral face as a speaking face (face.speech)
+    reference = speaking_reference(neutral_reference(prepare_target(ws, photo).reference)[0])
     clip = emotion_code(model, emotion_audio=arctic_wav)
     assert clip.confident is False  # the premise: the whole neutral reading is not read as a sure emotion
     for kind, code, expected in (
