@@ -165,9 +165,12 @@ def test_evp_ui_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path):
     import subprocess
     import sys
 
+    # started with SIGINT ignored, as a script's background job starts it (Python then never raises
+    # KeyboardInterrupt by itself: the server ran on after Ctrl-C until `evp ui` put the handler back)
     proc = subprocess.Popen([sys.executable, "-m", "evpcli", "-w", str(tmp_path / "ws"), "ui", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+                            env={**os.environ, "TMPDIR": str(tmp_path)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = proc.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)

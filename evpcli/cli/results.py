@@ -112,5 +112,10 @@ def ui(
         server = Server(state.workspace, host=host, port=port, device=state.device, max_upload_mb=max_upload_mb)
     except OSError as exc:
         raise EvpError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
+    import signal
+
+    # started as a script's background job, the process inherits SIGINT ignored and Python then never raises
+    # KeyboardInterrupt: Ctrl-C (kill -INT) must still stop the server and remove its folder
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"evp ui: open {server.url} in a browser (Ctrl-C to stop)", flush=True)
     server.serve_forever()
