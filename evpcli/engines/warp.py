@@ -134,6 +134,19 @@ def restore_detail(warped: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, gai
     return np.clip(img + weight[..., None] * detail + 0.5, 0, 255).astype(np.uint8)
 
 
+def _lips_area(shape: tuple[int, int], tracked: np.ndarray, adapted: np.ndarray, box: Box) -> np.ndarray:
+    """(h, w) float32 in [0, 1] over the box: the frame's and the command's lips grown by 0.12 IOD, feathered. The
+    subpixel sharpening leaves them as sampled: sharper lip edges moved dlib's inner lip (carphone's sad render's
+    lip sync 0.76 -> 0.68), and the mouth has its own sources anyway."""
+    iod = float(np.linalg.norm(tracked[45] - tracked[36]))
+    lips = np.zeros(shape, np.uint8)
+    for pts in (tracked[OUTER_LIP], adapted[OUTER_LIP]):
+        cv2.fillPoly(lips, [np.round(pts - [box.x0, box.y0]).astype(np.int32)], 1)
+    grow = max(1, int(round(0.12 * iod)))
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.04 * iod))
+
+
 class WarpRenderer:
     """Re-renders target frames with new landmarks. ``bank``: the target's mouth bank (None or empty: the drawn
     cavity fills opened mouths); ``cfg``: :class:`~evpcli.config.RenderConfig`; ``smile_removed``: how much of the
@@ -218,15 +231,7 @@ class WarpRenderer:
         # Laplacian: 0.58-0.60 of the target's on carphone, 1.0 with Lanczos and 0.89-0.94 with bicubic, measured
         # before encoding); where the maps are the identity every interpolation returns the pixel itself
         warped = cv2.remap(crop, map_x, map_y, interpolation=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-        # the lips are left as sampled by the subpixel sharpening (sharper lip edges moved dlib's inner lip: the lip
-        # sync of carphone's sad render fell from 0.76 to 0.68); the mouth has its own sources anyway
-        iod = float(np.linalg.norm(tracked[45] - tracked[36]))
-        lips = np.zeros(warped.shape[:2], np.uint8)
-        for pts in (tracked[OUTER_LIP], adapted[OUTER_LIP]):
-            cv2.fillPoly(lips, [np.round(pts - [box.x0, box.y0]).astype(np.int32)], 1)
-        grow = max(1, int(round(0.12 * iod)))
-        lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-        spare = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.04 * iod))
+        spare = _lips_area(warped.shape[:2], tracked, adapted, box) if self.cfg.detail_shift > 0 else None
         warped = restore_detail(warped, map_x, map_y, self.cfg.detail_gain, self.cfg.detail_max, self.cfg.detail_shift,
                                 spare)
         return box, warped, ring

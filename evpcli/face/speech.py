@@ -30,10 +30,16 @@ def keep_speech_opening(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarra
     ``neutral`` (T, 68, 2), the neutral command for the same speech, where it is smaller (module docstring)."""
     lm = np.array(landmarks, np.float32, copy=True)
     gap = np.clip(mouth_opening(np.asarray(neutral, np.float64)) - mouth_opening(lm.astype(np.float64)), 0.0, None)
-    gap = gap.astype(np.float32)
-    lm[:, LOWER_INNER_LIP, 1] += gap[:, None]
-    lm[:, LOWER_OUTER_LIP, 1] += gap[:, None]
-    lm[:, CHIN, 1] += gap[:, None] * CHIN_SHARE[None].astype(np.float32)
+    return _open_by(lm, gap)
+
+
+def _open_by(lm: np.ndarray, gap) -> np.ndarray:
+    """``lm`` (..., 68, 2) float32, in place and returned, with its mouth opened by ``gap`` (...) (y down): the lower
+    lip (inner and outer) all the way down, the chin by :data:`CHIN_SHARE`."""
+    gap = np.asarray(gap, np.float32)[..., None]
+    lm[..., LOWER_INNER_LIP, 1] += gap
+    lm[..., LOWER_OUTER_LIP, 1] += gap
+    lm[..., CHIN, 1] += gap * CHIN_SHARE.astype(np.float32)
     return lm
 
 
@@ -44,16 +50,9 @@ a speaking face (:func:`speaking_reference`)."""
 
 def speaking_reference(reference: np.ndarray, opening: float | None = None) -> np.ndarray:
     """``reference`` (68, 2) with its mouth opened to at least ``opening`` IOD (None: :data:`SPEAKING_OPENING`): the
-    lower lip and the chin moved
-    down (as :func:`keep_speech_opening` moves them), nothing else changes; a mouth that is already that open is
-    left as it is."""
+    lower lip and the chin moved down as :func:`keep_speech_opening` moves them, nothing else changes; a mouth that
+    is already that open is left as it is."""
     lm = np.array(reference, np.float32, copy=True)
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     want = SPEAKING_OPENING if opening is None else float(opening)
-    gap = want * iod - float(mouth_opening(lm.astype(np.float64)))
-    if gap <= 0:
-        return lm
-    lm[LOWER_INNER_LIP, 1] += gap
-    lm[LOWER_OUTER_LIP, 1] += gap
-    lm[CHIN, 1] += gap * CHIN_SHARE.astype(np.float32)
-    return lm
+    return _open_by(lm, max(want * iod - float(mouth_opening(lm.astype(np.float64))), 0.0))
