@@ -127,6 +127,47 @@ def test_a_target_that_never_opens_its_mouth_gets_a_drawn_cavity():
     assert dark[0] > dark[2]
 
 
+def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corners():
+    """A large face with no open mouth of its own (the astronaut scaled 2x, her smile closed, an empty bank): the
+    drawn interior is a mouth, not a bright band over a black hole: the wide opening's bottom middle is the tongue's
+    lit red back, the teeth are darker just under the upper lip than lower down, and the corners show the dark
+    corridor beside the teeth, not teeth."""
+    from skimage import data
+
+    from evpcli.engines.mouth import INNER
+    from evpcli.face.landmarks import detect_landmarks
+
+    image = cv2.resize(data.astronaut(), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    lm = detect_landmarks(image).astype(np.float64)
+    shut = open_mouth(lm, -50)
+    bank = MouthBank(crops=np.zeros((0, 4, 4, 3), np.uint8), landmarks=np.zeros((0, 68, 2), np.float32),
+                     shapes=np.zeros((0, 16)), openings=np.zeros(0), lip_colour=np.zeros((0, 3)),
+                     frames=np.zeros(0, np.int64), scale=1.0, noise=0.0,
+                     skin_colour=np.array([220.0, 170.0, 150.0]), lip_mean=np.array([190.0, 110.0, 110.0]))
+    command = open_mouth(shut, 40)
+    r = WarpRenderer(bank)
+    out = r.render(image, shut, command, 1.0).astype(np.float64)
+    assert r.last.mouth_alpha is not None and r.last.bank_entry is None
+    inner = command[INNER]
+    left, right = inner[0], inner[4]
+    mid_x = int(round((left[0] + right[0]) / 2))
+    top_y, bottom_y = inner[2, 1], inner[6, 1]  # the upper and lower inner lip in the middle
+    gap = bottom_y - top_y
+    assert gap > 30
+
+    def at(x, y):
+        return out[int(round(y)) - 1:int(round(y)) + 2, int(round(x)) - 1:int(round(x)) + 2].reshape(-1, 3).mean(0)
+
+    tongue = at(mid_x, bottom_y - 0.12 * gap)
+    deep = at(mid_x, top_y + 0.5 * gap)
+    assert tongue[0] > 1.6 * deep[0] and tongue[0] > tongue[2] + 15  # a lit, red tongue below a dark cavity
+    teeth_h = min(0.32 * gap, 0.14 * (right[0] - left[0]))
+    upper, lower = at(mid_x + 4, top_y + 0.1 * teeth_h), at(mid_x + 4, top_y + 0.6 * teeth_h)
+    assert lower.mean() > 170 and upper.mean() < 0.9 * lower.mean()  # teeth, in the lip's shadow at the top
+    corner = at(left[0] + 0.08 * (right[0] - left[0]), top_y + 0.5 * teeth_h)
+    assert corner.mean() < 0.5 * lower.mean()  # the corridor at the corner, not a tooth
+
+
 def test_still_image_driven_by_a_landmark_sequence_moves_only_the_mouth():
     from skimage import data
 

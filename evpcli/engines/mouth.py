@@ -280,8 +280,9 @@ def _lip_box(landmarks: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -
     return lo, hi
 
 
-def _smoothstep(x: float) -> float:
-    x = min(max(x, 0.0), 1.0)
+def _smoothstep(x):
+    """0 below 0, 1 above 1, smooth between (a number or an array)."""
+    x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
 
 
@@ -479,37 +480,66 @@ class MouthFiller:
         return out.astype(np.float32), scale
 
     def _cavity(self, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """A drawn mouth interior: dark cavity shaded towards its centre, upper teeth in the target's colours."""
+        """A drawn mouth interior, for a target that never shows its own: (h, w, 3) float32 in the crop's pixels.
+
+        Drawn column by column between the commanded upper and lower inner lip (``v`` 0 -> 1) across the mouth (``u``
+        -1 -> 1), in the target's colours: a dark cavity, reddish like the lips and darker deep inside and under the
+        teeth; the tongue's lit back at the bottom when the mouth opens wide; the upper teeth hanging from the upper lip
+        with their biting edge following the smile's arc, in the lip's shadow at the top, darker towards the corners
+        (the mouth's corners show the dark cheeks' corridor, not teeth), faint gaps between the teeth and a greyer
+        biting edge. A flat bright band over a flat black hole read as a cartoon on a large face."""
         w, h = size
         inner = adapted[INNER] - origin
         lip = np.asarray(self.bank.lip_mean, np.float32)
         skin = np.asarray(self.bank.skin_colour, np.float32)
-        dark = lip * 0.22
-        out = np.empty((h, w, 3), np.float32)
-        out[:] = dark
+        light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
         gap = float(np.mean(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
-        width = float(np.linalg.norm(inner[4] - inner[0]))
-        # shading: darker deep inside (an ellipse around the opening's centre)
-        c = inner.mean(0)
+        width = max(float(np.linalg.norm(inner[4] - inner[0])), 1.0)
+        half = 0.5 * width
+        outline = closed_spline(inner)
+        n = len(outline) // 8
+        top, bottom = outline[: 4 * n + 1], np.concatenate([outline[4 * n:], outline[:1]])
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        r = np.sqrt(((xs - c[0]) / max(width * 0.5, 1.0)) ** 2 + ((ys - c[1]) / max(gap * 0.6, 1.0)) ** 2)
-        out *= (0.55 + 0.45 * np.clip(r, 0, 1))[..., None]
+        c = inner[[0, 4]].mean(0)
+        u = np.clip((xs[0] - c[0]) / half, -1.0, 1.0)  # across, per column
+
+        def lip_y(line: np.ndarray) -> np.ndarray:
+            order = np.argsort(line[:, 0])
+            return np.interp(xs[0], line[order, 0], line[order, 1]).astype(np.float32)
+
+        upper, lower = lip_y(top), lip_y(bottom)
+        opening = np.maximum(lower - upper, 1.0)
+        v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
+
+        out = np.empty((h, w, 3), np.float32)
+        out[:] = lip * 0.2 * light
+        # deepest (darkest) in the middle and just under the teeth, a little light from the lips' edges
+        depth = np.clip(np.sqrt(u[None] ** 2 + (2.0 * (v - 0.45)) ** 2), 0, 1)
+        out *= (0.55 + 0.45 * depth)[..., None]
+        if gap > 3.0:  # the tongue's back, lit from the front, at the bottom of a wide opening
+            t_h = 0.45 * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
+            rise = _smoothstep((ys - (lower - t_h)) / np.maximum(0.6 * t_h, 1.0))
+            tongue = rise * (t_h > 0.5) * _smoothstep((gap - 3.0) / 6.0)
+            tongue_colour = lip * light * (0.25 + 0.3 * rise)[..., None]
+            out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
         if gap > 1.5:
-            light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the teeth are as lit as the face
-            teeth_colour = (0.15 * skin + 0.85 * np.array([246.0, 240.0, 228.0], np.float32)) * light
-            teeth_h = min(0.32 * gap, 0.14 * width)
-            outline = closed_spline(inner)
-            n = len(outline) // 8
-            top = outline[n // 3: 4 * n + 1 - n // 3]  # the upper inner lip, from just inside one corner to the other
-            bottom = top[::-1].copy()
-            bottom[:, 1] = np.maximum(bottom[:, 1], np.median(top[:, 1]) + teeth_h)
-            teeth = _polygon_mask((h, w), np.concatenate([top, bottom])).astype(np.float32) / 255
-            teeth = cv2.GaussianBlur(teeth, (3, 3), 0)[..., None] * _smoothstep((gap - 1.5) / 3.0)
-            # lit at the front, in shadow towards the corners and at the biting edge
-            across = np.clip(np.abs(xs - c[0]) / max(width * 0.5, 1.0), 0, 1)
-            down = np.clip((ys - top[:, 1].min()) / max(teeth_h, 1.0), 0, 1)
-            shade = ((1.0 - 0.35 * across ** 2) * (1.0 - 0.15 * down))[..., None]
-            out = out * (1 - teeth) + np.clip(teeth_colour * shade, 0, 255) * teeth
+            teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
+            teeth_h = min(0.32 * gap, 0.14 * width) * (1.0 - 0.3 * u ** 2)  # the biting edge follows the smile's arc
+            t = (ys - upper) / np.maximum(teeth_h, 1.0)  # 0 at the upper lip, 1 at the biting edge
+            soft = max(0.7, 0.008 * width) / np.maximum(teeth_h, 1.0)
+            teeth = np.clip((1.0 - t) / soft + 0.5, 0, 1) * (t > -0.5)
+            teeth *= 1.0 - _smoothstep((np.abs(u) - 0.7) / 0.25)[None]  # the corners' dark corridor
+            teeth *= _smoothstep((gap - 1.5) / 3.0)  # none in a slit
+            shade = (1.0 - 0.45 * _smoothstep((np.abs(u) - 0.2) / 0.6))[None]  # darker towards the corners
+            shade = shade * (0.7 + 0.3 * _smoothstep(t / 0.35))  # the upper lip's shadow at the top
+            shade = shade * (1.0 - 0.15 * _smoothstep((t - 0.75) / 0.25))  # a greyer biting edge
+            sep = np.zeros_like(u)
+            for at in (0.0, 0.34, 0.6):  # the gaps between the incisors and the laterals (of half the width)
+                for sign in ((1.0,) if at == 0.0 else (-1.0, 1.0)):
+                    d = (u - sign * at) * half
+                    sep = np.maximum(sep, np.exp(-0.5 * (d / max(0.6, 0.004 * width)) ** 2))
+            shade = shade * (1.0 - 0.2 * sep[None] * (width > 60.0))  # drawn where a tooth is over ~10 px wide
+            out = out * (1 - teeth[..., None]) + np.clip(teeth_colour * shade[..., None], 0, 255) * teeth[..., None]
         return out
 
     def _without_grin(self, texture: np.ndarray, region: np.ndarray, local: np.ndarray) -> np.ndarray:
