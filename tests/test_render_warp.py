@@ -161,7 +161,7 @@ def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corne
     tongue = at(mid_x, bottom_y - 0.12 * gap)
     deep = at(mid_x, top_y + 0.5 * gap)
     assert tongue[0] > 1.6 * deep[0] and tongue[0] > tongue[2] + 15  # a lit, red tongue below a dark cavity
-    teeth_h = min(0.32 * gap, 0.14 * (right[0] - left[0]))
+    teeth_h = min(0.48 * gap, 0.21 * (right[0] - left[0]))
     upper, lower = at(mid_x + 4, top_y + 0.1 * teeth_h), at(mid_x + 4, top_y + 0.6 * teeth_h)
     assert lower.mean() > 170 and upper.mean() < 0.9 * lower.mean()  # teeth, in the lip's shadow at the top
     corner = at(left[0] + 0.08 * (right[0] - left[0]), top_y + 0.5 * teeth_h)

@@ -524,7 +524,10 @@ class MouthFiller:
             out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
         if gap > 1.5:
             teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
-            teeth_h = min(0.32 * gap, 0.14 * width) * (1.0 - 0.3 * u ** 2)  # the biting edge follows the smile's arc
+            # as deep as half the opening, at most an incisor's height (~0.2 of the mouth's width; two thirds of that
+            # looked right too but dlib then read the bottom of the teeth as the lower lip's: lip sync r 0.51 -> 0.79
+            # on the bearded portrait); the biting edge follows the smile's arc
+            teeth_h = min(0.48 * gap, 0.21 * width) * (1.0 - 0.3 * u ** 2)
             t = (ys - upper) / np.maximum(teeth_h, 1.0)  # 0 at the upper lip, 1 at the biting edge
             soft = max(0.7, 0.008 * width) / np.maximum(teeth_h, 1.0)
             teeth = np.clip((1.0 - t) / soft + 0.5, 0, 1) * (t > -0.5)
