@@ -27,6 +27,7 @@ import numpy as np
 
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
+from evpcli.engines.interior import closed_spline, drawn_interior
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
@@ -120,15 +121,6 @@ def interior_mask(region: np.ndarray, local: np.ndarray, iod: float) -> np.ndarr
             break
         mask = grown
     return mask
-
-
-def closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
-    """Samples of the closed Catmull-Rom curve through ``points`` (N, 2): a rounded lip outline."""
-    p0, p1, p2, p3 = (np.roll(points, s, axis=0) for s in (1, 0, -1, -2))
-    t = (np.arange(per_segment) / per_segment)[:, None, None]
-    curve = 0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
-                   + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3)
-    return curve.transpose(1, 0, 2).reshape(-1, 2)
 
 
 def lip_band_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
@@ -278,12 +270,6 @@ def _lip_box(landmarks: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -
     lo = np.maximum(np.floor(landmarks[OUTER].min(0) - origin).astype(int) - 2, 0)
     hi = np.minimum(np.ceil(landmarks[OUTER].max(0) - origin).astype(int) + 3, list(size))
     return lo, hi
-
-
-def _smoothstep(x):
-    """0 below 0, 1 above 1, smooth between (a number or an array)."""
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
 
 
 _UNSET = object()
@@ -480,70 +466,8 @@ class MouthFiller:
         return out.astype(np.float32), scale
 
     def _cavity(self, adapted: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """A drawn mouth interior, for a target that never shows its own: (h, w, 3) float32 in the crop's pixels.
-
-        Drawn column by column between the commanded upper and lower inner lip (``v`` 0 -> 1) across the mouth (``u``
-        -1 -> 1), in the target's colours: a dark cavity, reddish like the lips and darker deep inside and under the
-        teeth; the tongue's lit back at the bottom when the mouth opens wide; the upper teeth hanging from the upper lip
-        with their biting edge following the smile's arc, in the lip's shadow at the top, darker towards the corners
-        (the mouth's corners show the dark cheeks' corridor, not teeth), faint gaps between the teeth and a greyer
-        biting edge. A flat bright band over a flat black hole read as a cartoon on a large face."""
-        w, h = size
-        inner = adapted[INNER] - origin
-        lip = np.asarray(self.bank.lip_mean, np.float32)
-        skin = np.asarray(self.bank.skin_colour, np.float32)
-        light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
-        gap = float(np.mean(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
-        width = max(float(np.linalg.norm(inner[4] - inner[0])), 1.0)
-        half = 0.5 * width
-        outline = closed_spline(inner)
-        n = len(outline) // 8
-        top, bottom = outline[: 4 * n + 1], np.concatenate([outline[4 * n:], outline[:1]])
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        c = inner[[0, 4]].mean(0)
-        u = np.clip((xs[0] - c[0]) / half, -1.0, 1.0)  # across, per column
-
-        def lip_y(line: np.ndarray) -> np.ndarray:
-            order = np.argsort(line[:, 0])
-            return np.interp(xs[0], line[order, 0], line[order, 1]).astype(np.float32)
-
-        upper, lower = lip_y(top), lip_y(bottom)
-        opening = np.maximum(lower - upper, 1.0)
-        v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
-
-        out = np.empty((h, w, 3), np.float32)
-        out[:] = lip * 0.2 * light
-        # deepest (darkest) in the middle and just under the teeth, a little light from the lips' edges
-        depth = np.clip(np.sqrt(u[None] ** 2 + (2.0 * (v - 0.45)) ** 2), 0, 1)
-        out *= (0.55 + 0.45 * depth)[..., None]
-        if gap > 3.0:  # the tongue's back, lit from the front, at the bottom of a wide opening
-            t_h = 0.45 * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
-            rise = _smoothstep((ys - (lower - t_h)) / np.maximum(0.6 * t_h, 1.0))
-            tongue = rise * (t_h > 0.5) * _smoothstep((gap - 3.0) / 6.0)
-            tongue_colour = lip * light * (0.25 + 0.3 * rise)[..., None]
-            out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
-        if gap > 1.5:
-            teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
-            # as deep as half the opening, at most an incisor's height (~0.2 of the mouth's width; two thirds of that
-            # looked right too but dlib then read the bottom of the teeth as the lower lip's: lip sync r 0.51 -> 0.79
-            # on the bearded portrait); the biting edge follows the smile's arc
-            teeth_h = min(0.48 * gap, 0.21 * width) * (1.0 - 0.3 * u ** 2)
-            t = (ys - upper) / np.maximum(teeth_h, 1.0)  # 0 at the upper lip, 1 at the biting edge
-            soft = max(0.7, 0.008 * width) / np.maximum(teeth_h, 1.0)
-            teeth = np.clip((1.0 - t) / soft + 0.5, 0, 1) * (t > -0.5)
-            teeth *= 1.0 - _smoothstep((np.abs(u) - 0.7) / 0.25)[None]  # the corners' dark corridor
-            teeth *= _smoothstep((gap - 1.5) / 3.0)  # none in a slit
-            shade = (1.0 - 0.45 * _smoothstep((np.abs(u) - 0.2) / 0.6))[None]  # darker towards the corners
-            shade = shade * (0.7 + 0.3 * _smoothstep(t / 0.35))  # the upper lip's shadow at the top
-            shade = shade * (1.0 - 0.15 * _smoothstep((t - 0.75) / 0.25))  # a greyer biting edge
-            sep = np.zeros_like(u)
-            for at in (0.0, 0.34, 0.6):  # the gaps between the incisors and the laterals (of half the width)
-                for sign in ((1.0,) if at == 0.0 else (-1.0, 1.0)):
-                    d = (u - sign * at) * half
-                    sep = np.maximum(sep, np.exp(-0.5 * (d / max(0.6, 0.004 * width)) ** 2))
-            shade = shade * (1.0 - 0.2 * sep[None] * (width > 60.0))  # drawn where a tooth is over ~10 px wide
-            out = out * (1 - teeth[..., None]) + np.clip(teeth_colour * shade[..., None], 0, 255) * teeth[..., None]
-        return out
+        """A drawn mouth interior in the target's colours (:func:`evpcli.engines.interior.drawn_interior`)."""
+        return drawn_interior(adapted[INNER] - origin, size, self.bank.lip_mean, self.bank.skin_colour)
 
     def _without_grin(self, texture: np.ndarray, region: np.ndarray, local: np.ndarray) -> np.ndarray:
         """A source's interior ``texture`` (h, w, 3) float32 with the target's grin taken away by :attr:`unsmile`
