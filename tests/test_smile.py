@@ -55,6 +55,28 @@ def test_an_opened_mouth_without_the_smile_shows_a_relaxed_mouth_not_the_grin(gr
     assert teeth(px) < teeth(half) < teeth(grin_px)
 
 
+def test_a_wide_opening_without_the_smile_has_a_tongue_below_a_dark_cavity(grin):
+    """The undone grin's cavity is the drawn interior's (engines.interior.drawn_cavity): darkest in the middle, the
+    tongue's lit red back low in the opening, not one flat maroon."""
+    from evpcli.engines.mouth import INNER
+
+    image, lm, bank = grin
+    command = open_mouth(lm, 25)
+    out = WarpRenderer(bank, smile_removed=1.0).render(image, lm, command, 1.0).astype(float)
+    inner = command[INNER]
+    x = int(round(inner[[2, 6], 0].mean()))
+    top, bottom = inner[2, 1], inner[6, 1]
+    gap = bottom - top
+
+    def at(f):
+        y = int(round(top + f * gap))
+        return out[y - 1:y + 2, x - 2:x + 3].reshape(-1, 3).mean(0)
+
+    deep, tongue = at(0.5), at(0.88)
+    assert deep.mean() < 40  # the deep inside in shadow
+    assert tongue[0] > 3 * deep[0] and tongue[0] > tongue[2] + 40  # the tongue lit, and red (was 2x: a flat maroon)
+
+
 def test_the_plan_gives_each_frame_its_share_of_the_smile_removed(grin):
     image, lm, bank = grin
     tracked = np.repeat(lm[None], 3, 0)

@@ -21,52 +21,67 @@ def smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
-def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, skin_colour: np.ndarray
-                   ) -> np.ndarray:
-    """A drawn mouth interior, for a target that never shows its own: (h, w, 3) float32 for a box of ``size``
-    (w, h), ``inner`` (8, 2) the commanded inner lip (landmarks 60-67) in its pixels, the target's lips' and skin's
-    mean RGB colours.
-
-    Drawn column by column between the commanded upper and lower inner lip (``v`` 0 -> 1) across the mouth (``u``
-    -1 -> 1), in the target's colours: a dark cavity, reddish like the lips and darker deep inside and under the
-    teeth; the tongue's lit back at the bottom when the mouth opens wide; the upper teeth hanging from the upper lip
-    with their biting edge following the smile's arc, in the lip's shadow at the top, darker towards the corners
-    (the mouth's corners show the dark cheeks' corridor, not teeth), faint gaps between the teeth and a greyer
-    biting edge. A flat bright band over a flat black hole read as a cartoon on a large face."""
+def _columns(inner: np.ndarray, size: tuple[int, int]):
+    """The mouth's frame, column by column: (u (w,) across the mouth, -1 at one inner corner to 1 at the other; the
+    upper and lower inner lip's y (w,); the opening (w,); ys (h, w); the inner-lip width; the mean gap)."""
     w, h = size
     inner = np.asarray(inner, np.float64)
-    lip = np.asarray(lip_colour, np.float32)
-    skin = np.asarray(skin_colour, np.float32)
-    light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
     gap = float(np.mean(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
     width = max(float(np.linalg.norm(inner[4] - inner[0])), 1.0)
-    half = 0.5 * width
     outline = closed_spline(inner)
     n = len(outline) // 8
     top, bottom = outline[: 4 * n + 1], np.concatenate([outline[4 * n:], outline[:1]])
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     c = inner[[0, 4]].mean(0)
-    u = np.clip((xs[0] - c[0]) / half, -1.0, 1.0)  # across, per column
+    u = np.clip((xs[0] - c[0]) / (0.5 * width), -1.0, 1.0)
 
     def lip_y(line: np.ndarray) -> np.ndarray:
         order = np.argsort(line[:, 0])
         return np.interp(xs[0], line[order, 0], line[order, 1]).astype(np.float32)
 
     upper, lower = lip_y(top), lip_y(bottom)
-    opening = np.maximum(lower - upper, 1.0)
-    v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
+    return u, upper, lower, np.maximum(lower - upper, 1.0), ys, width, gap
 
+
+def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, light: float = 1.0) -> np.ndarray:
+    """The inside of an open mouth without its teeth: (h, w, 3) float32 for a box of ``size`` (w, h), ``inner`` (8, 2)
+    the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it),
+    darkest deep inside and just under the upper teeth, a little light from the lips' edges; at the bottom of a wide
+    opening the tongue's back, lit from the front, a softer red rising from the lower lip."""
+    w, h = size
+    lip = np.asarray(lip_colour, np.float32)
+    u, upper, lower, opening, ys, width, gap = _columns(inner, size)
+    v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
     out = np.empty((h, w, 3), np.float32)
-    out[:] = lip * 0.2 * light
-    # deepest (darkest) in the middle and just under the teeth, a little light from the lips' edges
+    red = np.array([1.0, 0.62, 0.62], np.float32)  # a mouth's inside is redder than the lips' rim (pale lips too)
+    out[:] = lip * red * 0.26 * light
     depth = np.clip(np.sqrt(u[None] ** 2 + (2.0 * (v - 0.45)) ** 2), 0, 1)
     out *= (0.55 + 0.45 * depth)[..., None]
-    if gap > 3.0:  # the tongue's back, lit from the front, at the bottom of a wide opening
+    if gap > 3.0:
         t_h = 0.45 * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
         rise = smoothstep((ys - (lower - t_h)) / np.maximum(0.6 * t_h, 1.0))
         tongue = rise * (t_h > 0.5) * smoothstep((gap - 3.0) / 6.0)
-        tongue_colour = lip * light * (0.25 + 0.3 * rise)[..., None]
+        tongue_colour = lip * red * light * (0.35 + 0.3 * rise)[..., None]
         out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
+    return out
+
+
+def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, skin_colour: np.ndarray
+                   ) -> np.ndarray:
+    """A drawn mouth interior, for a target that never shows its own: (h, w, 3) float32 for a box of ``size``
+    (w, h), ``inner`` (8, 2) the commanded inner lip (landmarks 60-67) in its pixels, the target's lips' and skin's
+    mean RGB colours.
+
+    Drawn column by column between the commanded upper and lower inner lip, in the target's colours: the cavity of
+    :func:`drawn_cavity`; the upper teeth hanging from the upper lip with their biting edge following the smile's
+    arc, in the lip's shadow at the top, darker towards the corners (the mouth's corners show the dark cheeks'
+    corridor, not teeth), faint gaps between the teeth and a greyer biting edge. A flat bright band over a flat black
+    hole read as a cartoon on a large face."""
+    skin = np.asarray(skin_colour, np.float32)
+    light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
+    out = drawn_cavity(inner, size, lip_colour, light)
+    u, upper, lower, opening, ys, width, gap = _columns(inner, size)
+    half = 0.5 * width
     if gap > 1.5:
         teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
         # as deep as half the opening, at most an incisor's height (~0.2 of the mouth's width; two thirds of that

@@ -15,8 +15,9 @@ So, in proportion to ``amount`` (how much of the target's own smile the command 
 - :func:`interior_without_grin`: the opened mouth's interior is drawn as a relaxed mouth's: a band of upper teeth
   hanging from under the upper lip's middle (:data:`TEETH_DEPTH` of the inner-lip width deep, its biting edge an
   arc rising to the sides, :data:`TEETH_HALF_WIDTH` wide, in the source's own teeth colour in the lip's shadow
-  :data:`TOOTH_SHADOW`, the incisors' seams drawn faintly) over a dark red cavity (the lips' colour in shadow,
-  darker deep inside, a tongue's lighter red low in the middle). The source's grin is not used as it is: placed on
+  :data:`TOOTH_SHADOW`, the incisors' seams drawn faintly) over the drawn interior's cavity
+  (:func:`evpcli.engines.interior.drawn_cavity`: the lips' colour in shadow, darkest deep inside, the tongue's lit
+  back low in the middle). The source's grin is not used as it is: placed on
   a relaxed mouth its teeth land below the lip, broken by its gaps. The frame's grain is added after, as for
   every source.
 - :func:`soften_folds`: inside a feathered mask over each cheek and along each nasolabial fold (off the face's
@@ -37,6 +38,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from evpcli.engines.interior import drawn_cavity, smoothstep
 from evpcli.face.parts import LEFT_CHEEK, OUTER_LIP, RIGHT_CHEEK
 
 TEETH_DEPTH = 0.09  # how far below the upper inner lip the teeth show, in inner-lip widths (a relaxed mouth's
@@ -58,11 +60,6 @@ LINE_T = 1.2  # from this many times its median over the cheeks
 LINE_SPAN = 0.5  # (none) to this much more than it (all of the grain there)
 LINE_ANGLES = 8
 LINE_WIDTH = 0.7  # px: the lines' width in that average
-
-
-def _smooth(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
 
 
 def _curve(x: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
@@ -105,8 +102,8 @@ def interior_without_grin(texture: np.ndarray, inner: np.ndarray, amount: float,
     # the sides (the dental arch turning away), so the lip's own curve hides them towards the corners
     top = float(np.interp(0.0, np.sort(ix[[0, 1, 2, 3, 4]]), iy[[0, 1, 2, 3, 4]][np.argsort(ix[[0, 1, 2, 3, 4]])]))
     edge = top + depth * (1.0 - 0.5 * np.minimum(across / TEETH_HALF_WIDTH, 1.5) ** 2)
-    teeth = (_smooth((edge - py) / soft + 0.5)
-             * _smooth((TEETH_HALF_WIDTH - across) / 0.2 + 0.5)).astype(np.float32)
+    teeth = (smoothstep((edge - py) / soft + 0.5)
+             * smoothstep((TEETH_HALF_WIDTH - across) / 0.2 + 0.5)).astype(np.float32)
     inside = (below > 0) & (below < gap) & (across < 1)
     # their colour: the source's own teeth (its brightest pixels inside the opening: the frame's light), in the
     # upper lip's shadow, lit at the front and darker towards the corners and the biting edge, the incisors'
@@ -122,15 +119,9 @@ def interior_without_grin(texture: np.ndarray, inner: np.ndarray, amount: float,
         for sign in ((1.0,) if seam == 0.0 else (1.0, -1.0)):
             shade = shade * (1.0 - 0.22 * np.exp(-(((px - sign * seam * width) / line) ** 2)))
     tooth = colour[None, None].astype(np.float32) * shade[..., None].astype(np.float32)
-    # the cavity: the lips' colour in shadow, darker deep inside, with the tongue a lighter red low in the middle
-    # where the mouth is open enough to show it
-    lip = np.asarray(lip_colour, np.float32)
-    depth_in = np.clip(1.0 - np.abs(2.0 * below / gap - 1.0), 0.0, 1.0) * np.clip(1.0 - across, 0.0, 1.0)
-    dark = lip * np.array([0.34, 0.2, 0.2], np.float32)  # a mouth's inside is a deep red in shadow
-    cavity = dark[None, None] * (1.0 - 0.45 * depth_in)[..., None].astype(np.float32)
-    tongue = (_smooth((below / gap - 0.55) / 0.45) * np.exp(-(across / 0.45) ** 2)
-              * _smooth((gap.max() - 2.0 * soft) / (4.0 * soft))).astype(np.float32)
-    cavity = cavity * (1 - 0.5 * tongue[..., None]) + 0.5 * tongue[..., None] * (lip * np.array([0.6, 0.35, 0.35]))
+    # the cavity: the lips' colour in shadow, darker deep inside, the tongue's back low in a wide opening (the drawn
+    # interior's, engines.interior)
+    cavity = drawn_cavity(inner, (w, h), lip_colour)
     relaxed = teeth[..., None] * tooth + (1 - teeth[..., None]) * cavity
     return (texture + amount * (relaxed - texture)).astype(np.float32)
 
