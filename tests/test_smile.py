@@ -77,6 +77,28 @@ def test_a_wide_opening_without_the_smile_has_a_tongue_below_a_dark_cavity(grin)
     assert tongue[0] > 3 * deep[0] and tongue[0] > tongue[2] + 40  # the tongue lit, and red (was 2x: a flat maroon)
 
 
+def test_the_grins_teeth_outside_the_tracked_inner_lip_are_painted_over_when_the_smile_goes(grin):
+    """A command opening the mouth as wide as the grin keeps the frame for the warp, but when the smile is taken away
+    the interior is redrawn only inside the commanded inner lip: what the tracker leaves of the grin outside its inner
+    lip (teeth, their glint) was warped onto the lower lip as white specks at the cavity's edge; it is painted over
+    with the lips."""
+    from evpcli.config import RenderConfig
+    from evpcli.engines.mouth import MouthFiller, _polygon_mask
+    from evpcli.face.landmarks import detect_landmarks
+
+    image = grin[0]
+    lm = detect_landmarks(image).astype(np.float64)  # the tracker's inner lip, as a render sees it
+    bank = build_mouth_bank([image], lm[None], None)
+    command = open_mouth(lm, 14)
+    keep = MouthFiller(bank, RenderConfig())
+    assert keep.prepare_source(image, lm, command, np.zeros(2)) is image  # the smile kept: the frame itself
+    out = WarpRenderer(bank, smile_removed=1.0).render(image, lm, command, 1.0)
+    light = cv2.cvtColor(out, cv2.COLOR_RGB2LAB)[..., 0].astype(float)
+    lower = command[[60, 67, 66, 65, 64]]
+    strip = _polygon_mask(out.shape[:2], np.concatenate([lower + [0, 1], (lower + [0, 4])[::-1]])) > 127
+    assert np.percentile(light[strip], 99) < 215  # no tooth-white below the cavity (was 229; the lips ~170-205)
+
+
 def test_the_plan_gives_each_frame_its_share_of_the_smile_removed(grin):
     image, lm, bank = grin
     tracked = np.repeat(lm[None], 3, 0)

@@ -341,9 +341,11 @@ class MouthFiller:
             return crop
         # the warp maps the tracked inner lip onto the commanded one: an opening at least as wide as the target's
         # needs no painting (a source placed there covers the warped interior; the frame's own is the warp itself)
-        if float(opening_ratio(adapted)) >= 0.9 * float(opening_ratio(tracked)):
-            # (unless the target's smile is taken away: its interior is then redrawn, engines.smile)
-            self._warp_shows_own = self._choice == self.OWN and self.unsmile <= 0.0
+        # Unless the target's smile is taken away: its interior is then redrawn (engines.smile) inside the commanded
+        # inner lip only, and the grin's teeth the tracker leaves outside its inner lip (interior_mask's growth)
+        # would be warped onto the lower lip as white specks at the redrawn cavity's edge: they are painted over.
+        if float(opening_ratio(adapted)) >= 0.9 * float(opening_ratio(tracked)) and self.unsmile <= 0.0:
+            self._warp_shows_own = self._choice == self.OWN
             return crop
         h, w = crop.shape[:2]
         lo, hi = _lip_box(tracked, origin, (w, h))
