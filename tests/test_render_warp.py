@@ -168,6 +168,34 @@ def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corne
     assert corner.mean() < 0.5 * lower.mean()  # the corridor at the corner, not a tooth
 
 
+def test_an_opening_whose_lower_middle_point_sits_high_is_drawn_as_a_u_not_a_w():
+    """The command's lower inner lip middle (66) above its neighbours: the opening's lower edge (the interior's
+    alpha) is still lowest in the middle, not dipping on either side of it."""
+    from skimage import data
+
+    from evpcli.face.landmarks import detect_landmarks
+
+    image = data.astronaut()
+    shut = open_mouth(detect_landmarks(image).astype(np.float64), -50)  # a closed mouth: the interior is drawn
+    bank = MouthBank(crops=np.zeros((0, 4, 4, 3), np.uint8), landmarks=np.zeros((0, 68, 2), np.float32),
+                     shapes=np.zeros((0, 16)), openings=np.zeros(0), lip_colour=np.zeros((0, 3)),
+                     frames=np.zeros(0, np.int64), scale=1.0, noise=0.0,
+                     skin_colour=np.array([220.0, 170.0, 150.0]), lip_mean=np.array([190.0, 110.0, 110.0]))
+    command = open_mouth(shut, 20)
+    command[66, 1] = max(command[65, 1], command[67, 1]) - 2.0
+    r = WarpRenderer(bank)
+    r.render(image, shut, command, 1.0)
+    a, b = r.last.mouth_alpha, r.last.box
+    assert a is not None
+
+    def bottom(x):
+        rows = np.nonzero(a[:, int(round(x)) - b.x0] > 0.5)[0]
+        return rows.max()
+
+    middle = bottom(command[66, 0])
+    assert middle >= bottom(command[65, 0]) and middle >= bottom(command[67, 0])
+
+
 def test_still_image_driven_by_a_landmark_sequence_moves_only_the_mouth():
     from skimage import data
 
