@@ -48,11 +48,15 @@ def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarra
     the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it),
     darkest deep inside and just under the upper teeth, a little light from the lips' edges; at the bottom of a wide
     opening the tongue's back, lit from the front, a softer red rising from the lower lip."""
-    w, h = size
+    return _cavity(_columns(inner, size), lip_colour, light)
+
+
+def _cavity(columns, lip_colour: np.ndarray, light: float) -> np.ndarray:
+    """:func:`drawn_cavity` on the mouth's frame :func:`_columns` has measured."""
     lip = np.asarray(lip_colour, np.float32)
-    u, upper, lower, opening, ys, width, gap = _columns(inner, size)
+    u, upper, lower, opening, ys, width, gap = columns
     v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
-    out = np.empty((h, w, 3), np.float32)
+    out = np.empty(ys.shape + (3,), np.float32)
     red = np.array([1.0, 0.62, 0.62], np.float32)  # a mouth's inside is redder than the lips' rim (pale lips too)
     out[:] = lip * red * 0.26 * light
     depth = np.clip(np.sqrt(u[None] ** 2 + (2.0 * (v - 0.45)) ** 2), 0, 1)
@@ -79,8 +83,9 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
     hole read as a cartoon on a large face."""
     skin = np.asarray(skin_colour, np.float32)
     light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
-    out = drawn_cavity(inner, size, lip_colour, light)
-    u, upper, lower, opening, ys, width, gap = _columns(inner, size)
+    columns = _columns(inner, size)
+    out = _cavity(columns, lip_colour, light)
+    u, upper, lower, opening, ys, width, gap = columns
     half = 0.5 * width
     if gap > 1.5:
         teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
