@@ -78,7 +78,8 @@ def read_face(path: str | Path) -> FaceReading:
     """Track the reference and read its expression (see the module docstring); EvpError (one line, exit 1) for a
     reference with no usable face: none found, lost in most frames, or too small."""
     from evpcli.face.expression import _bases, estimate_expression
-    from evpcli.face.landmarks import DEFAULT_LANDMARKS, TRACKER_GAIN, _detect_boxes, _to_gray, detect_landmarks
+    from evpcli.face.landmarks import (DEFAULT_LANDMARKS, TRACKER_GAIN, _detect_boxes, _to_gray, count_people,
+                                       detect_landmarks)
     from evpcli.face.normalize import normalise
 
     path = Path(path)
@@ -88,7 +89,9 @@ def read_face(path: str | Path) -> FaceReading:
         raise EvpError(f"{path}: an audio file; --emotion-face takes a photo or a video of a face (an emotion clip "
                        "goes to --emotion-audio)")
     frames = _frames(path)
-    faces_seen = len(_detect_boxes(_to_gray(frames[0]), DEFAULT_LANDMARKS))
+    scores: list = []
+    _detect_boxes(_to_gray(frames[0]), DEFAULT_LANDMARKS, scores=scores)
+    faces_seen = count_people(scores)
     shapes = []
     for frame in frames:
         lm = detect_landmarks(frame)  # the largest plausible face, frame by frame

@@ -255,3 +255,19 @@ def test_tracking_keeps_up_with_a_fast_head_turn(carphone_mp4):
             errors.append(np.linalg.norm(fresh - lm, axis=1).mean() / np.linalg.norm(lm[45] - lm[36]))
     assert len(errors) >= 25
     assert max(errors) < 0.15, np.round(errors, 3)
+
+
+def test_only_sure_detections_count_as_other_people():
+    """The astronaut photo was reported as "2 faces": the detector finds a face-like box on her suit's patch at a
+    score of 0.00. A second real face beside her (her mirror image) still counts."""
+    from skimage import data
+
+    img = data.astronaut()
+    scores: list = []
+    boxes = L._detect_boxes(L._to_gray(img), L.DEFAULT_LANDMARKS, scores=scores)
+    assert len(boxes) == len(scores) == 2 and L.count_people(scores) == 1
+    head = img[:300, 80:380]
+    two = np.concatenate([head, head[:, ::-1]], 1)
+    L._detect_boxes(L._to_gray(two), L.DEFAULT_LANDMARKS, scores=scores)
+    assert L.count_people(scores) == 2
+    assert L.count_people([]) == 0

@@ -134,23 +134,41 @@ def _box_area(r) -> int:
     return max(r.right() - r.left(), 0) * max(r.bottom() - r.top(), 0)
 
 
-def _detect_boxes(gray: np.ndarray, cfg: LandmarkConfig, upsample: int | None = None) -> list[tuple[float, float, float, float]]:
+OTHER_FACE_MIN_SCORE = 0.1
+"""A detection besides the largest counts as another person (the "target shows N faces" warning) only when the
+detector's score reaches this. dlib's own threshold is 0; a pattern on the astronaut's suit patch scores 0.00 and
+was reported as a second face, while real second faces in opencv-doc's group pictures score 0.12-2.5."""
+
+
+def _detect_boxes(gray: np.ndarray, cfg: LandmarkConfig, upsample: int | None = None,
+                  scores: list | None = None) -> list[tuple[float, float, float, float]]:
     """Face boxes (left, top, right, bottom) in pixels of ``gray``, largest first. Detection runs on the frame
-    shrunk to ``cfg.detect_max_side`` (fast), and when that finds nothing, to ``cfg.detect_retry_side``."""
+    shrunk to ``cfg.detect_max_side`` (fast), and when that finds nothing, to ``cfg.detect_retry_side``.
+    ``scores``, if given, receives the detector's score of each box, in the same order."""
     import cv2
 
     detector, _ = dlib_models()
     h, w = gray.shape[:2]
-    rects, scale = [], 1.0
+    rects, conf, scale = [], [], 1.0
     for side in (cfg.detect_max_side, cfg.detect_retry_side):  # a small face in a big frame: look again, larger
         scale = min(1.0, side / max(h, w))
         small = gray if scale == 1.0 else cv2.resize(gray, (round(w * scale), round(h * scale)),
                                                      interpolation=cv2.INTER_AREA)
-        rects = detector(np.ascontiguousarray(small), cfg.detect_upsample if upsample is None else upsample)
+        rects, conf, _ = detector.run(np.ascontiguousarray(small), cfg.detect_upsample if upsample is None
+                                      else upsample, 0.0)
         if len(rects) or scale == 1.0:
             break
-    return [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
-            for r in sorted(rects, key=_box_area, reverse=True)]
+    order = sorted(range(len(rects)), key=lambda i: _box_area(rects[i]), reverse=True)
+    if scores is not None:
+        scores[:] = [float(conf[i]) for i in order]
+    return [(rects[i].left() / scale, rects[i].top() / scale, rects[i].right() / scale, rects[i].bottom() / scale)
+            for i in order]
+
+
+def count_people(scores: list) -> int:
+    """How many people a detection's boxes (largest first, with ``scores``) show: the largest, and each other
+    box the detector is sure of (:data:`OTHER_FACE_MIN_SCORE`)."""
+    return 0 if not scores else 1 + sum(s >= OTHER_FACE_MIN_SCORE for s in scores[1:])
 
 
 PREDICT_SIZE = 200.0
@@ -347,9 +365,10 @@ def _measure(frames: np.ndarray, cfg: LandmarkConfig, face: str = "largest", inf
     def from_detection(gray, near) -> tuple[np.ndarray, float, tuple] | None:
         nonlocal n_det
         n_det += 1
-        found = _detect_boxes(gray, cfg)
+        scores: list = []
+        found = _detect_boxes(gray, cfg, scores=scores)
         if "faces_seen" not in info and found:
-            info["faces_seen"] = len(found)
+            info["faces_seen"] = count_people(scores)
         near = near if near is not None else last_box[0]
         if near is not None:  # prefer the face closest to the one we were tracking (the same person)
             c = ((near[0] + near[2]) / 2, (near[1] + near[3]) / 2)
