@@ -1,13 +1,15 @@
 """Surprise's light (issue 23, engines.shading_surprise): the eyes' openings brighter, the open mouth's interior
-darker, drawn from the frame's own pixels in proportion to the code's weight of surprised, nothing at 0."""
+darker, drawn from the frame's own pixels in proportion to the code's weight of surprised, nothing at 0; and fear's:
+the lids and brows brighter."""
 
 import cv2
 import numpy as np
 import pytest
 
 from evpcli.engines.shading import SHADERS, shade
-from evpcli.engines.shading_surprise import EYE_LIGHT, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, shade_surprise
-from evpcli.face.parts import INNER_LIP, LEFT_EYE, RIGHT_EYE
+from evpcli.engines.shading_surprise import (EYE_LIGHT, FEAR_LIDS, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, cheek_light,
+                                             shade_fear, shade_surprise)
+from evpcli.face.parts import BROWS, INNER_LIP, LEFT_EYE, RIGHT_EYE
 from tests.renderdata import shaded
 
 
@@ -128,3 +130,42 @@ def test_surprise_is_the_surprised_emotions_shading(face):
     shade(a, lm, {"surprised": 1.0, "angry": 0.0})
     shade_surprise(b, lm, 1.0)
     assert np.array_equal(a, b) and not np.array_equal(a, image)
+
+
+def test_fear_lifts_shadowed_lids_to_the_cheeks_light_and_nothing_else(face):
+    """Fear read fear on carphone only 0.29 (the smiler's read neutral): its raised brows and lids stretch the lid
+    skin out of the brow's shadow, which the judge reads as fear. Lids in shadow are lit up to the cheeks' level, by
+    at most (1 + FEAR_LIDS) ** amount; lids already as lit as the cheeks (the astronaut's) stay."""
+    image, lm = face
+    assert SHADERS["fear"] is shade_fear
+    lids = np.zeros(image.shape[:2], bool)
+    for brow, eye in ((BROWS[:5], RIGHT_EYE), (BROWS[5:], LEFT_EYE)):
+        lids |= _inside(image.shape[:2], np.concatenate([0.6 * lm[brow] + 0.4 * lm[eye].mean(0), lm[eye[3::-1]]]), 1)
+    assert lids.sum() > 40
+    cheeks = cheek_light(image, lm)
+    assert abs(cheeks - _lum(image, ~lids)) < 15  # the generated face's skin
+    shadowed = image.copy()
+    shadowed[lids] = (shadowed[lids] * 0.75).astype(np.uint8)  # the lids a quarter darker than the skin
+    outs = shaded(shade_fear, shadowed, lm, (0.5, 1.0, 1.5))
+    ratio = lambda a, m=lids: _lum(outs[a], m) / _lum(shadowed, m)  # noqa: E731
+    assert 1.0 < ratio(0.5) < ratio(1.0) <= ratio(1.5)
+    assert 1.12 < ratio(1.0) < 1 + FEAR_LIDS and _lum(outs[1.5], lids) < 1.05 * cheeks  # up to the cheeks, no more
+    lit = image.copy()
+    shade_fear(lit, lm, 1.0)
+    assert _lum(lit, lids) / _lum(image, lids) < 1.1  # (the dark opening blurred into the lid's edge: a little)
+    # the brows' hair (their landmarks' row) is left darker: a lit brow read bleached
+    hair = np.zeros(image.shape[:2], bool)
+    for x, y in np.round(lm[BROWS]).astype(int):
+        hair[y - 1:y + 1, x - 1:x + 2] = True
+    assert ratio(1.0, hair) - 1 < 0.5 * (ratio(1.0) - 1)
+    # the eyes' lower halves, the nose, the mouth and the jaw keep their bytes
+    changed = np.any(outs[1.5] != shadowed, axis=2)
+    assert changed.any() and not changed[int(lm[[40, 41, 46, 47], 1].max()) + 3:].any()
+    for amount in (0.0, -1.0):
+        same = shadowed.copy()
+        shade_fear(same, lm, amount)
+        assert np.array_equal(same, shadowed)
+    a, b = shadowed.copy(), shadowed.copy()
+    shade(a, lm, {"fear": 1.0, "surprised": 0.0})
+    shade_fear(b, lm, 1.0)
+    assert np.array_equal(a, b)

@@ -197,12 +197,13 @@ def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     _shade_box(crop, lm, iod, pts, pad, sadness_shading, amount)
 
 
-from evpcli.engines.shading_surprise import shade_surprise  # noqa: E402  (surprise's light: its own module)
+from evpcli.engines.shading_surprise import shade_fear, shade_surprise  # noqa: E402  (surprise's, fear's light)
 
 SHADERS: dict[str, Callable[[np.ndarray, np.ndarray, float], None]] = {
     "angry": shade_frown,
     "sad": shade_sad,
     "surprised": shade_surprise,
+    "fear": shade_fear,
 }
 """Per emotion, the shading its command draws: ``shader(crop, landmarks, amount)`` in place, nothing at 0."""
 
