@@ -139,3 +139,36 @@ def test_shading_amounts_give_each_shaded_emotion_its_own_weight(face):
     same = image.copy()
     shade(same, lm, {e: 0.0 for e in SHADERS})
     assert np.array_equal(same, image)
+
+
+def test_anger_adds_the_upper_nasolabial_furrows_to_the_frown(face):
+    """The astronaut's angry read neutral (+0.29 / 0.48 over her neutral render): anger's raised upper lip (AU10)
+    deepens the nasolabial fold's upper part, beside the nose, and the judge reads it (+0.52 / 0.88 by hand)."""
+    from evpcli.engines.shading import (ANGRY_FOLD, ANGRY_FOLD_CENTRE, SAD_FOLD_CENTRE, SAD_FOLD_OUT, SHADERS,
+                                        shade_angry)
+
+    image, lm = face
+    assert SHADERS["angry"] is shade_angry
+    iod = np.linalg.norm(lm[45] - lm[36])
+    a = lm[31] - [SAD_FOLD_OUT[0] * iod, 0]
+    b = lm[48] - [SAD_FOLD_OUT[1] * iod, 0]
+    upper = np.round(a + ANGRY_FOLD_CENTRE * (b - a)).astype(int)
+    lower = np.round(a + SAD_FOLD_CENTRE * (b - a) + 0.3 * (b - a)).astype(int)
+    grey = lambda im, p: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[p[1] - 1:p[1] + 2, p[0] - 1:p[0] + 2].mean()  # noqa: E731
+    outs = shaded(shade_angry, image, lm, (0.5, 1.0))
+    r_up, r_low = grey(outs[1.0], upper) / grey(image, upper), grey(outs[1.0], lower) / grey(image, lower)
+    assert 1 - ANGRY_FOLD - 0.1 < r_up < 1 - 0.5 * ANGRY_FOLD  # deepest beside the nose ...
+    assert r_low > r_up + 0.1  # ... not by the mouth's corner (sadness's lower fold)
+    assert grey(outs[0.5], upper) > grey(outs[1.0], upper)
+    # the frown is drawn as before, the lips keep their bytes
+    frown = image.copy()
+    shade_frown(frown, lm, 1.0)
+    eyes = slice(int(lm[17:27, 1].min()) - 5, int(lm[36:48, 1].max()) + 2)
+    assert np.array_equal(outs[1.0][eyes], frown[eyes])
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
+    lips = cv2.erode(lips, np.ones((5, 5), np.uint8)) > 0
+    assert lips.sum() > 50 and np.array_equal(outs[1.0][lips], image[lips])
+    same = image.copy()
+    shade_angry(same, lm, 0.0)
+    assert np.array_equal(same, image)
