@@ -168,6 +168,39 @@ def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corne
     assert corner.mean() < 0.5 * lower.mean()  # the corridor at the corner, not a tooth
 
 
+def test_drawn_teeth_are_separate_teeth_on_a_large_mouth_and_a_plain_band_on_a_small_one():
+    """The bearded portrait's drawn grin was an even cream band ruled by dark lines (a grid, a denture): on a mouth
+    over 60 px wide each upper tooth has its own rounded biting edge (shorter where two meet), the gaps are faint and
+    the laterals a little darker than the central incisors; a small mouth keeps a plain band."""
+    from evpcli.engines.interior import TOOTH_EDGES, drawn_interior
+
+    def mouth(width):
+        t = np.linspace(0, 2 * np.pi, 9)[:-1]
+        inner = np.stack([100 - 0.5 * width * np.cos(t), 60 - 0.25 * width * np.sin(t)], 1)  # 60 left, 64 right
+        img = drawn_interior(inner, (200, 120), np.array([180.0, 100.0, 100.0]), np.array([200.0, 160.0, 140.0]))
+        return img.mean(2), 0.5 * width
+
+    grey, half = mouth(120)
+    lit = grey > 0.75 * grey[40:80, 95:105].max()
+
+    def edge(x):  # the lowest lit row of the teeth in column x
+        rows = np.nonzero(lit[:, int(round(x))])[0]
+        return rows.max() if len(rows) else -1
+
+    # the middles of a central incisor and of a lateral, and where they meet
+    centre, lateral_x, meet = 100 + 0.17 * half, 100 + 0.47 * half, 100 + TOOTH_EDGES[1] * half
+    assert edge(meet) + 1 <= 0.5 * (edge(centre) + edge(lateral_x))  # the biting edge rounded at the teeth's corners
+    y = edge(centre) - 4
+    gap = grey[y, int(round(100))]  # the gap between the central incisors
+    assert 0.8 * grey[y, int(round(centre))] < gap < grey[y, int(round(centre))]  # faint, not a drawn line
+    lateral = grey[y - 2, int(round(lateral_x))]
+    assert lateral < grey[y - 2, int(round(centre))]
+    small, half_s = mouth(40)
+    lit_s = small > 0.75 * small[50:70, 97:103].max()
+    rows = [np.nonzero(lit_s[:, x])[0].max() for x in (100 + int(0.17 * half_s), 100 + int(TOOTH_EDGES[1] * half_s))]
+    assert rows[0] == rows[1]  # no notches on a small mouth
+
+
 def test_an_opening_whose_lower_middle_point_sits_high_is_drawn_as_a_u_not_a_w():
     """The command's lower inner lip middle (66) above its neighbours: the opening's lower edge (the interior's
     alpha) is still lowest in the middle, not dipping on either side of it."""

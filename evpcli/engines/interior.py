@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 
+TOOTH_EDGES = (0.0, 0.34, 0.6)  # where two upper teeth meet, in half the inner lips' width from the middle
+TOOTH_GAP = 0.12  # how much light the gap between two teeth takes (0.2 drew a grid on the bearded portrait's grin)
+TOOTH_NOTCH = 0.07  # how much shorter a tooth is where it meets the next (its rounded corners at the biting edge)
+TOOTH_LATERAL = 0.06  # the laterals and canines a little darker than the central incisors
+
+
 def closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     """Samples of the closed Catmull-Rom curve through ``points`` (N, 2): a rounded lip outline."""
     p0, p1, p2, p3 = (np.roll(points, s, axis=0) for s in (1, 0, -1, -2))
@@ -93,6 +99,16 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
         # looked right too but dlib then read the bottom of the teeth as the lower lip's: lip sync r 0.51 -> 0.79
         # on the bearded portrait); the biting edge follows the smile's arc
         teeth_h = min(0.48 * gap, 0.21 * width) * (1.0 - 0.3 * u ** 2)
+        sep = np.zeros_like(u)
+        notch = np.zeros_like(u)
+        for at in TOOTH_EDGES:  # between the incisors, the laterals and the canines (of half the width)
+            for sign in ((1.0,) if at == 0.0 else (-1.0, 1.0)):
+                d = (u - sign * at) * half
+                sep = np.maximum(sep, np.exp(-0.5 * (d / max(0.6, 0.004 * width)) ** 2))
+                notch = np.maximum(notch, np.exp(-0.5 * (d / max(1.0, 0.018 * width)) ** 2))
+        big = width > 60.0  # a tooth over ~10 px wide: its own edges and shade are drawn
+        if big:  # each tooth's biting edge rounded at its corners: small notches where two teeth meet
+            teeth_h = teeth_h * (1.0 - TOOTH_NOTCH * notch)
         t = (ys - upper) / np.maximum(teeth_h, 1.0)  # 0 at the upper lip, 1 at the biting edge
         soft = max(0.7, 0.008 * width) / np.maximum(teeth_h, 1.0)
         teeth = np.clip((1.0 - t) / soft + 0.5, 0, 1) * (t > -0.5)
@@ -101,11 +117,8 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
         shade = (1.0 - 0.45 * smoothstep((np.abs(u) - 0.2) / 0.6))[None]  # darker towards the corners
         shade = shade * (0.7 + 0.3 * smoothstep(t / 0.35))  # the upper lip's shadow at the top
         shade = shade * (1.0 - 0.15 * smoothstep((t - 0.75) / 0.25))  # a greyer biting edge
-        sep = np.zeros_like(u)
-        for at in (0.0, 0.34, 0.6):  # the gaps between the incisors and the laterals (of half the width)
-            for sign in ((1.0,) if at == 0.0 else (-1.0, 1.0)):
-                d = (u - sign * at) * half
-                sep = np.maximum(sep, np.exp(-0.5 * (d / max(0.6, 0.004 * width)) ** 2))
-        shade = shade * (1.0 - 0.2 * sep[None] * (width > 60.0))  # drawn where a tooth is over ~10 px wide
+        if big:  # the gaps, faint and fading into the lip's shadow at the top; the laterals a little darker
+            shade = shade * (1.0 - TOOTH_GAP * sep[None] * smoothstep(t / 0.5))
+            shade = shade * (1.0 - TOOTH_LATERAL * smoothstep((np.abs(u) - TOOTH_EDGES[1]) / 0.06))[None]
         out = out * (1 - teeth[..., None]) + np.clip(teeth_colour * shade[..., None], 0, 255) * teeth[..., None]
     return out
