@@ -78,6 +78,7 @@ SAD_LIP_FEATHER = 0.03
 ANGRY_FOLD = 0.4  # their depth at amount 1
 ANGRY_FOLD_CENTRE = 0.3  # their darkest point, from the nostril towards the corner (sadness's is nearer the corner)
 ANGRY_FOLD_LIT = 0.15  # the cheek beside them, lit
+ANGRY_LIP_MARGIN = 0.12  # the lips and this much around them (IOD) keep their light (sadness: 0.05)
 ANGRY_FOLD_LENGTH = 1.0  # their length, of the nostril-to-corner span (as sadness's; 0.6, fading before the mouth's
 # corner, kept carphone-closed's lip sync, 0.74 -> 0.80, but lost the judge's gain: the astronaut +0.53 -> +0.27)
 
@@ -202,12 +203,14 @@ def nasolabial_folds(shape: tuple[int, int], lm: np.ndarray, depth: float, centr
     return dark, lit
 
 
-def _lips_keep(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarray:
-    """(h, w) float32: 0 on the lips and :data:`SAD_LIP_MARGIN` around them (feathered), 1 elsewhere: the lips keep
-    their light (a shadow on their corners or their lower edge moves where a viewer, and dlib, sees the mouth)."""
+def _lips_keep(shape: tuple[int, int], lm: np.ndarray, iod: float, margin: float | None = None) -> np.ndarray:
+    """(h, w) float32: 0 on the lips and ``margin`` (IOD; :data:`SAD_LIP_MARGIN`) around them (feathered), 1
+    elsewhere: the lips keep their light (a shadow on their corners or their lower edge moves where a viewer, and
+    dlib, sees the mouth)."""
     lips = lm[OUTER_LIP]
     out = lips - lips.mean(0)
-    out = lips + SAD_LIP_MARGIN * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+    margin = SAD_LIP_MARGIN if margin is None else margin
+    out = lips + margin * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
     return 1.0 - polygon(shape, out, SAD_LIP_FEATHER * iod)
 
 
@@ -216,7 +219,7 @@ def angry_furrow_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) 
     fold's upper part, beside the nose) at ``amount``, the lips kept."""
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     dark, lit = nasolabial_folds(shape, lm, ANGRY_FOLD, ANGRY_FOLD_CENTRE, ANGRY_FOLD_LIT, length=ANGRY_FOLD_LENGTH)
-    keep = _lips_keep(shape, lm, iod)
+    keep = _lips_keep(shape, lm, iod, ANGRY_LIP_MARGIN)
     return (1.0 - amount * (dark - lit) * keep).astype(np.float32)
 
 
