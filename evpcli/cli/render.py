@@ -85,8 +85,8 @@ def render(
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),
     crf: int | None = typer.Option(None, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 "
-                                   "(smallest). Default: 15 from 640x480 up, 12 from 320x240, 10 below (small "
-                                   "frames lose the face's detail first)."),
+                                   "(smallest). Default: 12 from 320x240 up, 10 below (small frames lose the "
+                                   "face's detail first); 15 or more for smaller files."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt) instead of the "
                                       "workspace's newest."),
@@ -194,8 +194,8 @@ def interpolate(
                              "right, N (the N-th from the left, from 0) or x,y (a point of the first frame inside "
                              "the face); that person is followed through the video."),
     crf: int | None = typer.Option(None, help="Video quality: x264's constant rate factor, 0 (lossless) to 51 "
-                                   "(smallest). Default: 15 from 640x480 up, 12 from 320x240, 10 below (small "
-                                   "frames lose the face's detail first)."),
+                                   "(smallest). Default: 12 from 320x240 up, 10 below (small frames lose the "
+                                   "face's detail first); 15 or more for smaller files."),
     preset: str = typer.Option("veryfast", help="Encoder speed: ultrafast .. veryslow (slower: smaller files)."),
     model: Path | None = typer.Option(None, "--model", help="An audio-to-landmark model file (.pt)."),
     landmarks_out: Path | None = typer.Option(None, help="Also write the landmarks (.npz)."),

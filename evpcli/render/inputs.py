@@ -59,15 +59,17 @@ def check_inputs(audio: str | Path, target: str | Path, out: str | Path, emotion
 
 
 def crf_for(width: int, height: int) -> int:
-    """The x264 CRF a render of ``width`` x ``height`` frames gets by default: 15 from 640x480 pixels up, 12 from
-    320x240, 10 below.
+    """The x264 CRF a render of ``width`` x ``height`` frames gets by default: 12 from 320x240 pixels up, 10 below.
 
     A small frame's face is a few dozen pixels wide and its detail lives in the finest scales, which x264 quantises
     first: at CRF 15 carphone (176x144) keeps 0.83 of its face's sharpness (variance of the Laplacian, re-encoded
-    with nothing changed), at CRF 10 0.92, for 530 instead of 250 kb/s; a 512x512 portrait keeps 0.95 at 15 and
-    0.97 at 12 (``python benchmarks/bench_render_real.py --crf N``). Large frames stay at 15 (visually lossless)."""
-    pixels = int(width) * int(height)
-    return 15 if pixels >= 640 * 480 else 12 if pixels >= 320 * 240 else 10
+    with nothing changed), at CRF 10 0.92, for 530 instead of 250 kb/s. Large frames went at 15 until a large
+    photo showed what x264's macroblock tree does to a render: the background, copied unchanged from frame to
+    frame, is referenced by every later frame and gets the bits, while the face, which moves by fractions of a
+    pixel, is quantised harder; a 584x824 portrait's face kept 0.90 of its target's sharpness at 15 (0.93 of its
+    skin), 0.98 at 12 (1.04 of its skin; lossless: 1.05), for 1.6x the bytes (980 kb/s)
+    (``python benchmarks/bench_render_real.py --crf N``)."""
+    return 12 if int(width) * int(height) >= 320 * 240 else 10
 
 
 def check_encoding(crf: int | None, preset: str) -> None:

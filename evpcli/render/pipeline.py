@@ -45,7 +45,7 @@ from evpcli.workspace import Workspace, save_npz
 
 RENDERERS = ("warp", "neural")
 CONTENT_CHUNK = 250  # speech windows (10 s) per content-code batch: progress in seconds of speech, the same codes
-CRF = None  # x264's constant rate factor of the output; None: render.inputs.crf_for the frame size (10-15)
+CRF = None  # x264's constant rate factor of the output; None: render.inputs.crf_for the frame size (10-12)
 PRESET = "veryfast"  # x264's speed/size trade-off
 
 
