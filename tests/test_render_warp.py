@@ -290,6 +290,22 @@ def test_unreliable_frames_pass_through_and_partial_ones_blend(synth):
     assert 0.35 < ratio < 0.65
 
 
+
+def test_a_fade_moves_the_face_back_instead_of_cross_fading_two_faces(synth):
+    """Towards an occlusion the face goes back to its own shape before its pixels fade: a cross-fade of a face moved
+    far (sad's raised brows) showed it twice (a held-out real clip, the frames before a hand: the brows' and eyes'
+    sharpness 0.65 of the target's, 1.01 now). At half the reliability the frame is the halfway command's render."""
+    target, bank, _ = synth
+    frame, lm = target.frames[5], target.landmarks[5]
+    cmd = open_mouth(lm, 14)
+    cmd[17:27, 1] -= 6.0  # the brows raised far
+    halfway = WarpRenderer(bank).render(frame, lm, lm + 0.5 * (cmd - lm), 1.0).astype(float)
+    faded = WarpRenderer(bank).render(frame, lm, cmd, 0.5).astype(float)
+    assert np.abs(faded - halfway).max() <= 1.0
+    quarter = WarpRenderer(bank).render(frame, lm, lm + 0.25 * (cmd - lm), 1.0).astype(float)
+    low = WarpRenderer(bank).render(frame, lm, cmd, 0.25).astype(float)  # below half: the quarter shape, half blended
+    assert np.abs(low - (0.5 * quarter + 0.5 * frame)).max() <= 1.5
+
 def test_bad_input_is_refused(synth):
     target, bank, _ = synth
     r = WarpRenderer(bank)

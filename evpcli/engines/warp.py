@@ -21,7 +21,9 @@ Per frame (:meth:`WarpRenderer.render`):
    shading is drawn in (:mod:`evpcli.engines.shading`).
 5. The result is blended into the frame with a mask that is 0 on and outside the ring and feathered inside it,
    scaled by the frame's reliability (occluded or lost faces pass through, faded in and out). Outside the mask
-   the output is the input frame, byte for byte.
+   the output is the input frame, byte for byte. A fade moves the face back to the target's own landmarks first
+   (command, smile undoing and shading scaled by the reliability) and lowers the blend only below half of it
+   (:data:`FADE_ALPHA`): a plain cross-fade of a far-moved face (sad's raised brows) drew them twice.
 
 The renderer keeps a little state between consecutive frames (the mouth bank entry in use, cross-fades), so
 frames must be rendered in output order; :meth:`WarpRenderer.reset` starts a new sequence.
@@ -43,6 +45,8 @@ from evpcli.face.parts import OUTER_LIP, OUTER_LIP_CORNERS
 from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
 
 __all__ = ["WarpRenderer", "RenderInfo", "MouthBank", "build_mouth_bank", "face_reliability", "analyse_target"]
+
+FADE_ALPHA = 2.0  # the blend's weight is min(1, FADE_ALPHA x reliability): the shape fades first, the pixels last
 
 
 @dataclass
@@ -250,6 +254,10 @@ class WarpRenderer:
         if rel < self.cfg.min_reliability or not (np.isfinite(tracked).all() and np.isfinite(adapted).all()):
             self.mouth.skip()
             return out
+        if rel < 1.0:  # fading towards an occlusion: the face moves back to its own shape, then fades (no ghosts)
+            adapted = tracked + rel * (adapted - tracked)
+            unsmile *= rel
+            shading = {k: a * rel for k, a in shading.items()}
         result = self.warp_crop(frame, tracked, adapted)
         if result is None:
             self.mouth.skip()
@@ -266,7 +274,7 @@ class WarpRenderer:
 
             shade(warped, adapted - origin, shading)
         iod = float(np.linalg.norm(tracked[45] - tracked[36]))
-        alpha = ring_alpha(box, ring, self.cfg.feather * iod) * rel
+        alpha = ring_alpha(box, ring, self.cfg.feather * iod) * min(1.0, FADE_ALPHA * rel)
         crop = out[box.y0:box.y1, box.x0:box.x1]
         # alpha * warped + (1 - alpha) * frame; where alpha is 0 the frame's bytes come back exactly
         crop[...] = cv2.blendLinear(warped, np.ascontiguousarray(crop), alpha, 1.0 - alpha)
