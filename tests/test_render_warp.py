@@ -515,3 +515,32 @@ def test_the_bank_leaves_out_blurred_mouths(carphone):
     rel = np.ones(len(target.frames), np.float32)
     again = choose_bank(crops, target.landmarks, rel, RenderConfig(), bank.scale, bank.noise, bank.skin_colour)
     assert blurred not in again.frames and len(again.frames) == len(idx) - 1
+
+
+
+def _dark_run(column: np.ndarray) -> int:
+    """The longest run of dark pixels (a brow's hair on light skin) down a column (n, 3)."""
+    best = run = 0
+    for dark in column.astype(float).mean(-1) < 60:
+        run = run + 1 if dark else 0
+        best = max(best, run)
+    return best
+
+
+def test_a_raised_brow_moves_its_hair_as_one_band_instead_of_stretching_it(synth):
+    """dlib's brow points run along the brow's upper edge: with no skin point under them a raised brow stretched its
+    hair down towards the lid (sad's brows came out thick and arched on real faces; here 5 px of hair became 8). The
+    band under each brow point moves with it, so the hair keeps its thickness."""
+    target, bank, _ = synth
+    frame, lm = target.frames[5].copy(), target.landmarks[5]
+    thick = int(round(0.08 * np.linalg.norm(lm[45] - lm[36])))
+    for k in (18, 19, 20, 23, 24, 25):  # a dark brow, `thick` px under the brow points
+        x, y = np.round(lm[k]).astype(int)
+        frame[y:y + thick, x - 3:x + 4] = 20
+    room = float(np.mean(lm[[37, 38, 43, 44], 1] - lm[[19, 19, 24, 24], 1]))
+    cmd = lm.copy()
+    cmd[17:27, 1] -= 0.8 * room  # the brows raised far above the eyes
+    out = WarpRenderer(bank).render(frame, lm, cmd, 1.0)
+    for k in (19, 24):
+        rows = slice(int(cmd[k, 1]) - 4, int(lm[k, 1]) + thick + 6)
+        assert abs(_dark_run(out[rows, int(round(cmd[k, 0]))]) - thick) <= 1

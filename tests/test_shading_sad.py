@@ -1,13 +1,13 @@
-"""A commanded sadness's shading (issue 23, engines.shading.shade_sad): the heavy upper lids' shade, the lower
-nasolabial folds and the raised chin's crease, drawn from the frame's own pixels by the code's weight of sad,
-nothing at 0, the lips and everything above the upper lids untouched."""
+"""A commanded sadness's shading (issue 23, engines.shading.shade_sad): the raised inner brows' shadow over the upper
+orbit, the heavy upper lids' shade, the lower nasolabial folds and the raised chin's crease, drawn from the frame's
+own pixels by the code's weight of sad, nothing at 0, the lips and everything above the brows untouched."""
 
 import cv2
 import numpy as np
 import pytest
 
 from evpcli.engines.shading import (MAX_AMOUNT, SAD_CHIN, SAD_CHIN_UP, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_LIT,
-                                    SAD_FOLD_LIT_OUT, SAD_FOLD_OUT, SAD_FOLD_WIDTH, SAD_LID, SHADERS, shade_sad)
+                                    SAD_FOLD_LIT_OUT, SAD_FOLD_OUT, SAD_FOLD_WIDTH, SAD_LID, SAD_ORBIT, SHADERS, shade_sad)
 from tests.renderdata import shaded
 
 
@@ -85,12 +85,17 @@ def test_sadness_darkens_lids_folds_and_chin_by_the_amount_and_nothing_else(face
     shade_sad(big, lm, 10.0)
     shade_sad(capped, lm, MAX_AMOUNT)
     assert np.array_equal(big, capped)
-    # nothing above the upper lids' soft edge (the brows and the forehead keep their bytes), nothing outside the
-    # jaw, and the lips keep their light
+    # the upper orbit under the inner end of each raised brow falls into shadow; under the outer end, none
+    for inner, outer in (([20, 21, 38, 39], [17, 18, 36, 37]), ([22, 23, 42, 43], [25, 26, 44, 45])):
+        p_in, p_out = (np.round(lm[k].mean(0)).astype(int) for k in (inner, outer))
+        assert ratio(1.0, p_in) < min(1 - 0.5 * SAD_ORBIT, 0.9)
+        assert ratio(1.0, p_out) > 0.97
+    # nothing above the brows' soft edge (the forehead keeps its bytes), nothing outside the jaw, and the lips keep
+    # their light
     changed = np.any(outs[2.0] != image, axis=2)
     ys, xs = np.nonzero(changed)
     iod = np.linalg.norm(lm[45] - lm[36])
-    assert ys.min() > lm[[37, 38, 43, 44], 1].min() - 0.1 * iod
+    assert ys.min() > lm[17:27, 1].min() - 0.2 * iod
     assert xs.min() > lm[0:17, 0].min() and xs.max() < lm[0:17, 0].max()
     lips = _mask(image.shape[:2], lm[48:60], erode=2)
     assert lips.sum() > 50 and not changed[lips].any()

@@ -5,7 +5,8 @@ Control points of one frame (all pixels of that frame):
 - the 68 landmarks (tracked -> adapted: they move);
 - *skin points* on the cheeks, chin, jaw-side and forehead, each a blend of landmarks that moves with the same
   blend of their displacements (damped outside the jaw and on the forehead), so the skin bends evenly instead of
-  along the edges of long thin triangles;
+  along the edges of long thin triangles; under each brow (whose landmarks run along the hair's upper edge) a
+  point moves with its brow point, so a raised brow carries its hair instead of stretching it towards the lid;
 - a *ring* of fixed points on an ellipse around the head (beyond the hair line, the ears and below the chin);
   they do not move, so the warp is the identity on and outside the ring.
 
@@ -36,6 +37,13 @@ from evpcli.face.parts import INNER_LIP, OUTER_LIP, OUTER_LIP_CORNERS, STABLE
 
 
 
+BROW_BAND = ((18, (37,)), (19, (37, 38)), (20, (38,)), (23, (43,)), (24, (43, 44)), (25, (44,)))
+"""Each brow point and the upper-lid point(s) below it: a skin point :data:`BROW_BAND_DEPTH` of the way down
+moves as its brow point does, so a raised brow carries its hair as one band (with nothing under the brow points a
+raised brow stretched its hair down to the lid: sad's brows came out thick and arched)."""
+BROW_BAND_DEPTH = 0.35
+
+
 def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict[int, float]]]:
     """Skin control points as rules (position weights, constant offset, displacement weights) over the 68
     landmarks ``lm`` (canonical): position = sum w_k lm_k + offset; displacement = sum v_k d_k. Points between
@@ -63,6 +71,9 @@ def _skin_rules(lm: np.ndarray) -> list[tuple[dict[int, float], np.ndarray, dict
             normal = -normal  # was pushed down with a lowered jaw)
         rules.append(({k: 1.0}, 0.2 * iod * normal, {k: 0.5}))
         rules.append(({k: 1.0}, 0.5 * iod * normal, {k: 0.1}))
+    for k, lid in BROW_BAND:  # under the brow's hair (dlib's points run along its upper edge): the band moves
+        w = {k: 1 - BROW_BAND_DEPTH, **{j: BROW_BAND_DEPTH / len(lid) for j in lid}}  # with its brow point
+        rules.append((w, zero, {k: 1.0}))
     return rules
 
 

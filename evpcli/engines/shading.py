@@ -28,13 +28,17 @@ lower folds drawn on her decoded angry frames read angry +0.58 / 0.96 but happy 
 (a smile deepens the folds too); the fold's darkest point nearer the nose (:data:`ANGRY_FOLD_CENTRE`) kept most of
 it (+0.52 / 0.88) and read better on the smiler (+0.18 -> +0.30) and carphone-photo (+0.08 -> +0.14).
 
-Sadness (:func:`shade_sad`, by the code's weight of sad) the same way: heavy upper lids (:data:`SAD_LID` over the upper
-half of each eye's opening), the lower nasolabial folds (:data:`SAD_FOLD`) and the raised chin's crease
-(:data:`SAD_CHIN`), the lips kept. Shading carphone's decoded sad frames by hand, the judge's top-1 rate 0.12: the
+Sadness (:func:`shade_sad`, by the code's weight of sad) the same way: the raised inner brows' shadow over the upper
+orbit beside the nose (:data:`SAD_ORBIT`), heavy upper lids (:data:`SAD_LID` over the upper half of each eye's
+opening), the lower nasolabial folds (:data:`SAD_FOLD`) and the raised chin's crease (:data:`SAD_CHIN`), the lips
+kept. Shading carphone's decoded sad frames by hand, the judge's top-1 rate 0.12: the
 folds alone 0.52, the crease 0.40, the lids 0.28, all three 0.88; the inner brows' shadow, forehead wrinkles, eye bags
 did little. In the renderer (the crease at 0.3: at 0.5 dlib read it as the lower lip, carphone's lip sync 0.74 ->
 0.54; and below midway to the chin: above it, carphone's frame 60's sad lip sync was 0.47): carphone's rise +0.09
--> +0.33, top-1 0.12 -> 0.76; the astronaut's 0.04 -> 0.72 (no longer reads happy).
+-> +0.33, top-1 0.12 -> 0.76; the astronaut's 0.04 -> 0.72 (no longer reads happy). By eye that sad was a
+caricature (brows' hair stretched thick, dark folds over smiling cheeks); since the brows move their hair as one
+band (:mod:`evpcli.engines.geometry`), the orbit's shadow carries what the judge read in the thick brows, and the
+folds are lighter (0.65 -> 0.45, their lit cheek 0.25 -> 0.12): docs/rendering.md, "Sad without the caricature".
 
 :data:`SHADERS` names, per emotion, the shading its command draws (an emotion absent draws none); :func:`shade`
 draws them all, each by its own amount (:func:`evpcli.render.drive.shading_amounts`: the code's weight of that
@@ -61,11 +65,13 @@ CHROMA = 0.6  # how much more saturated the skin is where the light falls by 1 (
 # sadness (lengths in inter-ocular distances, depths the light taken at amount 1)
 SAD_LID = 0.6  # the heavy upper lids' shade over the upper half of each eye's opening
 SAD_LID_FEATHER = 0.03
-SAD_FOLD = 0.65  # the lower nasolabial folds' depth
+SAD_ORBIT = 0.35  # the raised inner brows' shadow over the upper orbit, by the nose's bridge
+SAD_ORBIT_REACH = 0.6  # how far along the brow (inner end 0, outer 1) it fades out
+SAD_FOLD = 0.45  # the lower nasolabial folds' depth
 SAD_FOLD_OUT = (0.08, 0.06)  # how far outside the nostril's wing and the mouth's corner each fold runs
 SAD_FOLD_CENTRE = 0.6  # its darkest point, from the nostril towards the corner
 SAD_FOLD_WIDTH = 0.035
-SAD_FOLD_LIT = 0.25  # the lit cheek beside each fold (a fold is a crease beside a bulge, not a line drawn on skin)
+SAD_FOLD_LIT = 0.12  # the lit cheek beside each fold (a fold is a crease beside a bulge, not a line drawn on skin)
 SAD_FOLD_LIT_OUT = 2.0  # its centre outside the crease's, in fold widths, and its width (SAD_FOLD_LIT_WIDTH folds')
 SAD_FOLD_LIT_WIDTH = 1.5
 SAD_CHIN = 0.3  # the crease above the raised chin's boss (AU17)
@@ -165,6 +171,18 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         opening = lm[eye].copy()
         opening[[5, 4]] = opening[[1, 2]] + 0.5 * (opening[[5, 4]] - opening[[1, 2]])
         dark = np.maximum(dark, SAD_LID * polygon(shape, opening, SAD_LID_FEATHER * iod))
+    # the inner brows raised (AU1): the upper orbit under each brow's inner end falls into shadow, deepest by the
+    # nose's bridge, fading towards the brow's middle
+    if SAD_ORBIT > 0:
+        ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+        for brow, eye, inner in ((RIGHT_BROW, RIGHT_EYE, -1), (LEFT_BROW, LEFT_EYE, 0)):
+            b, e = lm[brow], lm[eye]
+            upper_lid = e[[3, 2, 1, 0]]
+            band = polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
+            span = b[-1 - inner] - b[inner]
+            along = np.clip(((xs - b[inner][0]) * span[0] + (ys - b[inner][1]) * span[1]) / max(span @ span, 1.0),
+                            0, 1)
+            dark = np.maximum(dark, SAD_ORBIT * band * np.clip(1.0 - along / SAD_ORBIT_REACH, 0.0, 1.0))
     lids = dark.copy()
     # the lower nasolabial folds: deepest nearer the corner (the corners drawn down deepen the fold's lower end)
     dark, lit = nasolabial_folds(shape, lm, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_LIT, dark)
@@ -248,7 +266,8 @@ def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     if face is None:
         return
     lm, iod, amount = face
-    pts = lm[np.concatenate([RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
+    pts = lm[np.concatenate([RIGHT_BROW, LEFT_BROW, RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])
+             if SAD_ORBIT > 0 else np.concatenate([RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
     pad = int(np.ceil((3 * SAD_FOLD_WIDTH + SAD_FOLD_OUT[0] + SAD_CHIN_HALF) * iod)) + 2
     _shade_box(crop, lm, iod, pts, pad, sadness_shading, amount)
 
