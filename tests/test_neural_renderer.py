@@ -110,6 +110,27 @@ def test_render_changes_only_inside_its_mask(synth, data, hybrid):
         NeuralRenderer(RendererGenerator(dataclasses.replace(TINY, hybrid=True)))  # the hybrid needs the warp
 
 
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_a_fade_moves_the_face_back_instead_of_cross_fading_two_faces(synth, data, hybrid):
+    """As the warp's (engines.warp.FADE_ALPHA): towards an occlusion the command moves back to the face's own shape
+    before the pixels fade; a cross-fade of a face moved far (sad's raised brows) drew it twice. At half the
+    reliability the frame is the halfway command's render."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, hybrid=hybrid)
+    r = NeuralRenderer(RendererGenerator(cfg).eval(), cfg, warp=WarpRenderer(data.bank) if hybrid else None)
+    frame, lm = synth.frames[5], synth.landmarks[5]
+    cmd = open_mouth(lm, 10.0)
+    cmd[17:27, 1] -= 5.0  # the brows raised far
+    r.reset()
+    faded = r.render(frame, lm, cmd, 0.5).astype(float)
+    r.reset()
+    halfway = r.render(frame, lm, lm + 0.5 * (cmd - lm), 1.0).astype(float)
+    r.reset()
+    full = r.render(frame, lm, cmd, 1.0).astype(float)
+    assert np.abs(faded - halfway).max() <= 1.0
+    assert np.abs(full - halfway).max() > 10  # the command moves the face: the test can tell the two apart
+
+
 @pytest.mark.parametrize("hybrid", [pytest.param(False, marks=pytest.mark.slow), True])  # the default (hybrid) always
 def test_losses_fall(data, tmp_path, hybrid):
     from evpcli.train.renderer import fit_renderer, unroll

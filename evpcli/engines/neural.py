@@ -9,7 +9,8 @@ Per frame (:meth:`NeuralRenderer.render`):
    landmarks + Canny edges of the target frame outside the face), one distance map per facial part, the
    previous output frames cropped the same way and, for the hybrid, the warp renderer's output.
 3. The generated crop is pasted back by the inverse similarity with a feathered mask covering the face of both
-   the tracked and the adapted landmarks (:func:`paste_mask`), scaled by the frame's reliability; outside the
+   the tracked and the adapted landmarks (:func:`paste_mask`); towards an occlusion the command first moves back
+   to the face's own shape by the frame's reliability and the mask fades below half of it (as the warp's); outside the
    mask the output is the input frame, byte for byte. The hybrid pastes its correction onto the warp output at
    full resolution (the warp output's detail finer than the crop is kept), so a 128 px crop does not blur a
    larger face.
@@ -31,7 +32,7 @@ from evpcli.face.guidance import face_region, guidance_map
 from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
 from evpcli.face.parts import CURVES
 from evpcli.engines.geometry import Box
-from evpcli.engines.warp import RenderInfo, check_frame_inputs
+from evpcli.engines.warp import FADE_ALPHA, RenderInfo, check_frame_inputs
 
 _STABLE = list(STABLE_POINTS)
 TEMPLATE_JAW_WIDTH = float(np.linalg.norm(TEMPLATE[16] - TEMPLATE[0]))
@@ -242,20 +243,23 @@ class NeuralRenderer:
         if self.warp is not None:
             self.warp.reset()
 
-    def generate(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray
+    def generate(self, frame: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, reliability: float = 1.0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """The generated crop (S, S, 3) uint8, the paste mask (S, S), the frame -> crop affine (2, 3) and, for the
-        hybrid, the warp renderer's output frame and its crop."""
+        hybrid, the warp renderer's output frame and its crop. Below full ``reliability`` the face is drawn at the
+        command moved back towards its own shape by it (the warp's fade; the hybrid's warp fades the same way)."""
         cfg = self.cfg
         affine = crop_affine(tracked, cfg)
         crop = crop_image(frame, affine, cfg.size)
-        lm_t, lm_a = apply_transform(tracked, affine), apply_transform(adapted, affine)
+        rel = float(np.clip(reliability, 0.0, 1.0))
+        drawn = adapted if rel >= 1.0 else tracked + rel * (adapted - tracked)
+        lm_t, lm_a = apply_transform(tracked, affine), apply_transform(drawn, affine)
         cond = condition(crop, lm_a, cfg)
         prev = [crop_image(p, affine, cfg.size) for p in self.prev[:cfg.n_prev]] or [crop]
         prev = prev + [prev[-1]] * (cfg.n_prev - len(prev))
         warp = warped = None
         if self.warp is not None:
-            warped = self.warp.render(frame, tracked, adapted, 1.0)
+            warped = self.warp.render(frame, tracked, adapted, rel)
             warp = crop_image(warped, affine, cfg.size)
         x = generator_input(cond, prev, warp, cfg)
         with self._torch.no_grad():
@@ -275,8 +279,11 @@ class NeuralRenderer:
             if self.warp is not None:
                 self.warp.reset()
         else:
-            crop, mask, affine, warp = self.generate(frame, tracked, adapted)
-            out, box, alpha = paste_back(frame, crop, mask * rel, affine, warp if self.keep_detail else None)
+            # fading towards an occlusion: the face moves back to its own shape, then fades (a cross-fade of a
+            # far-moved face drew it twice; engines.warp.FADE_ALPHA)
+            crop, mask, affine, warp = self.generate(frame, tracked, adapted, rel)
+            out, box, alpha = paste_back(frame, crop, mask * min(1.0, FADE_ALPHA * rel), affine,
+                                         warp if self.keep_detail else None)
             self.last = RenderInfo(box=box, alpha=alpha)
         self.prev = [out] + self.prev[:max(self.cfg.n_prev - 1, 0)]
         return out
