@@ -99,8 +99,8 @@ def read_face(path: str | Path) -> FaceReading:
             shapes.append(lm)
     if not shapes:
         if faces_seen:  # the detector saw a face whose 68 points do not fit a face seen from the front
-            raise EvpError(f"{path}: the face in the emotion reference is turned too far from the camera to read its "
-                           "expression; give a photo or a video where it faces the camera")
+            raise EvpError(f"{path}: the face in the emotion reference is turned too far from the camera (or partly "
+                           "hidden) to read its expression; give a photo or a video where it faces the camera")
         raise EvpError(f"{path}: no face found in the emotion reference; give a photo or a video where a face is "
                        "visible and frontal")
     if len(shapes) < MIN_FOUND * len(frames):
