@@ -517,7 +517,6 @@ def test_the_bank_leaves_out_blurred_mouths(carphone):
     assert blurred not in again.frames and len(again.frames) == len(idx) - 1
 
 
-
 def _dark_run(column: np.ndarray) -> int:
     """The longest run of dark pixels (a brow's hair on light skin) down a column (n, 3)."""
     best = run = 0

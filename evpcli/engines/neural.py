@@ -32,7 +32,7 @@ from evpcli.face.guidance import face_region, guidance_map
 from evpcli.face.normalize import STABLE_POINTS, TEMPLATE, apply_transform, invert_transform, similarity_fit
 from evpcli.face.parts import CURVES
 from evpcli.engines.geometry import Box
-from evpcli.engines.warp import FADE_ALPHA, RenderInfo, check_frame_inputs
+from evpcli.engines.warp import RenderInfo, check_frame_inputs, fade_alpha, faded_command
 
 _STABLE = list(STABLE_POINTS)
 TEMPLATE_JAW_WIDTH = float(np.linalg.norm(TEMPLATE[16] - TEMPLATE[0]))
@@ -252,8 +252,7 @@ class NeuralRenderer:
         affine = crop_affine(tracked, cfg)
         crop = crop_image(frame, affine, cfg.size)
         rel = float(np.clip(reliability, 0.0, 1.0))
-        drawn = adapted if rel >= 1.0 else tracked + rel * (adapted - tracked)
-        lm_t, lm_a = apply_transform(tracked, affine), apply_transform(drawn, affine)
+        lm_t, lm_a = apply_transform(tracked, affine), apply_transform(faded_command(tracked, adapted, rel), affine)
         cond = condition(crop, lm_a, cfg)
         prev = [crop_image(p, affine, cfg.size) for p in self.prev[:cfg.n_prev]] or [crop]
         prev = prev + [prev[-1]] * (cfg.n_prev - len(prev))
@@ -279,10 +278,9 @@ class NeuralRenderer:
             if self.warp is not None:
                 self.warp.reset()
         else:
-            # fading towards an occlusion: the face moves back to its own shape, then fades (a cross-fade of a
-            # far-moved face drew it twice; engines.warp.FADE_ALPHA)
+            # fading towards an occlusion: the face moves back to its own shape, then fades (as the warp's)
             crop, mask, affine, warp = self.generate(frame, tracked, adapted, rel)
-            out, box, alpha = paste_back(frame, crop, mask * min(1.0, FADE_ALPHA * rel), affine,
+            out, box, alpha = paste_back(frame, crop, mask * fade_alpha(rel), affine,
                                          warp if self.keep_detail else None)
             self.last = RenderInfo(box=box, alpha=alpha)
         self.prev = [out] + self.prev[:max(self.cfg.n_prev - 1, 0)]

@@ -89,6 +89,22 @@ ANGRY_FOLD_LENGTH = 1.0  # their length, of the nostril-to-corner span (as sadne
 # corner, kept carphone-closed's lip sync, 0.74 -> 0.80, but lost the judge's gain: the astronaut +0.53 -> +0.27)
 
 
+def _under_brows(shape: tuple[int, int], lm: np.ndarray, iod: float, xs: np.ndarray, ys: np.ndarray
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per eye: its brow's points, its eye's points, the (h, w) feathered band between the brow and the upper lid
+    and the (h, w) position along the brow (0 at its inner end, 1 at its outer end; ``xs``, ``ys`` the pixel grid):
+    where a frown's overhang and a raised inner brow's shadow fall."""
+    out = []
+    for brow, eye, inner in ((RIGHT_BROW, RIGHT_EYE, -1), (LEFT_BROW, LEFT_EYE, 0)):
+        b, e = lm[brow], lm[eye]
+        upper_lid = e[[3, 2, 1, 0]]  # traced back (39 to 36, 45 to 42): the polygon closes
+        band = polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
+        span = b[-1 - inner] - b[inner]  # from the inner end to the outer end
+        along = np.clip(((xs - b[inner][0]) * span[0] + (ys - b[inner][1]) * span[1]) / max(span @ span, 1.0), 0, 1)
+        out.append((b, e, band, along))
+    return out
+
+
 def frown_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.ndarray:
     """(h, w) float32: the factor each pixel's light is multiplied by for a frown of ``amount`` (1 where nothing
     changes), for a face whose landmarks (68, 2) are ``lm`` in the image's pixels."""
@@ -96,16 +112,11 @@ def frown_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np.n
     iod = float(np.linalg.norm(lm[45] - lm[36]))
     dark = np.zeros(shape, np.float32)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    for brow, eye, inner in ((RIGHT_BROW, RIGHT_EYE, -1), (LEFT_BROW, LEFT_EYE, 0)):
-        b, e = lm[brow], lm[eye]
+    for b, e, band, along in _under_brows(shape, lm, iod, xs, ys):
         # the brow's overhang: from the brow down to the upper lid, deepest under the brow's inner end (the lowered
         # inner brow overhangs most, beside the nose's bridge), lighter towards the lid and the outer end
-        upper_lid = e[[3, 2, 1, 0]]  # traced back (39 to 36, 45 to 42): the polygon closes
-        band = polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
         top, bottom = float(b[:, 1].mean()), float(e[[1, 2], 1].mean())
         down = np.clip(1.0 - 0.3 * (ys - top) / max(bottom - top, 1.0), 0.7, 1.0)
-        span = b[-1 - inner] - b[inner]  # from the inner end to the outer end
-        along = np.clip(((xs - b[inner][0]) * span[0] + (ys - b[inner][1]) * span[1]) / max(span @ span, 1.0), 0, 1)
         dark = np.maximum(dark, BROW_SHADOW * band * down * (1.0 - 0.4 * along))
         # the lowered lid: the upper half of the opening (the lower lid's points brought halfway up)
         opening = e.copy()
@@ -173,16 +184,9 @@ def sadness_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) -> np
         dark = np.maximum(dark, SAD_LID * polygon(shape, opening, SAD_LID_FEATHER * iod))
     # the inner brows raised (AU1): the upper orbit under each brow's inner end falls into shadow, deepest by the
     # nose's bridge, fading towards the brow's middle
-    if SAD_ORBIT > 0:
-        ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-        for brow, eye, inner in ((RIGHT_BROW, RIGHT_EYE, -1), (LEFT_BROW, LEFT_EYE, 0)):
-            b, e = lm[brow], lm[eye]
-            upper_lid = e[[3, 2, 1, 0]]
-            band = polygon(shape, np.concatenate([b, upper_lid]), FEATHER * iod)
-            span = b[-1 - inner] - b[inner]
-            along = np.clip(((xs - b[inner][0]) * span[0] + (ys - b[inner][1]) * span[1]) / max(span @ span, 1.0),
-                            0, 1)
-            dark = np.maximum(dark, SAD_ORBIT * band * np.clip(1.0 - along / SAD_ORBIT_REACH, 0.0, 1.0))
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    for _, _, band, along in _under_brows(shape, lm, iod, xs, ys):
+        dark = np.maximum(dark, SAD_ORBIT * band * np.clip(1.0 - along / SAD_ORBIT_REACH, 0.0, 1.0))
     lids = dark.copy()
     # the lower nasolabial folds: deepest nearer the corner (the corners drawn down deepen the fold's lower end)
     dark, lit = nasolabial_folds(shape, lm, SAD_FOLD, SAD_FOLD_CENTRE, SAD_FOLD_LIT, dark)
@@ -260,14 +264,13 @@ def shade_angry(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
 def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     """Draw sadness's shading on ``crop`` (h, w, 3) uint8 in place, by ``amount`` >= 0 (at most
     :data:`MAX_AMOUNT`): ``landmarks`` (68, 2) the face as drawn in the crop (its pixels). Only the box around the
-    eyes, the nose, the mouth and the chin changes; at ``amount`` 0, or for a face too small to shade (inter-ocular
+    brows, the eyes, the nose, the mouth and the chin changes; at ``amount`` 0, or for a face too small to shade (inter-ocular
     distance under 8 px), nothing does."""
     face = face_to_shade(landmarks, amount, MAX_AMOUNT)
     if face is None:
         return
     lm, iod, amount = face
-    pts = lm[np.concatenate([RIGHT_BROW, LEFT_BROW, RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])
-             if SAD_ORBIT > 0 else np.concatenate([RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
+    pts = lm[np.concatenate([RIGHT_BROW, LEFT_BROW, RIGHT_EYE, LEFT_EYE, NOSE_BASE, OUTER_LIP, [8]])]
     pad = int(np.ceil((3 * SAD_FOLD_WIDTH + SAD_FOLD_OUT[0] + SAD_CHIN_HALF) * iod)) + 2
     _shade_box(crop, lm, iod, pts, pad, sadness_shading, amount)
 

@@ -49,6 +49,17 @@ __all__ = ["WarpRenderer", "RenderInfo", "MouthBank", "build_mouth_bank", "face_
 FADE_ALPHA = 2.0  # the blend's weight is min(1, FADE_ALPHA x reliability): the shape fades first, the pixels last
 
 
+def faded_command(tracked: np.ndarray, adapted: np.ndarray, reliability: float) -> np.ndarray:
+    """The command a frame of ``reliability`` < 1 draws: moved back towards the face's own landmarks by it (a
+    cross-fade of a far-moved face drew it twice). Shared by the warp and the neural renderer."""
+    return adapted if reliability >= 1.0 else tracked + reliability * (adapted - tracked)
+
+
+def fade_alpha(reliability: float) -> float:
+    """The blend weight of a frame of ``reliability``: full down to half of it, then falling to 0."""
+    return min(1.0, FADE_ALPHA * reliability)
+
+
 @dataclass
 class RenderInfo:
     """What :meth:`WarpRenderer.render` did to the last frame (for tests, metrics and previews).
@@ -255,7 +266,7 @@ class WarpRenderer:
             self.mouth.skip()
             return out
         if rel < 1.0:  # fading towards an occlusion: the face moves back to its own shape, then fades (no ghosts)
-            adapted = tracked + rel * (adapted - tracked)
+            adapted = faded_command(tracked, adapted, rel)
             unsmile *= rel
             shading = {k: a * rel for k, a in shading.items()}
         result = self.warp_crop(frame, tracked, adapted)
@@ -274,7 +285,7 @@ class WarpRenderer:
 
             shade(warped, adapted - origin, shading)
         iod = float(np.linalg.norm(tracked[45] - tracked[36]))
-        alpha = ring_alpha(box, ring, self.cfg.feather * iod) * min(1.0, FADE_ALPHA * rel)
+        alpha = ring_alpha(box, ring, self.cfg.feather * iod) * fade_alpha(rel)
         crop = out[box.y0:box.y1, box.x0:box.x1]
         # alpha * warped + (1 - alpha) * frame; where alpha is 0 the frame's bytes come back exactly
         crop[...] = cv2.blendLinear(warped, np.ascontiguousarray(crop), alpha, 1.0 - alpha)
