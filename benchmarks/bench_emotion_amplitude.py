@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_render_real import dlib_landmarks  # noqa: E402
-from judge import CLASSES, EVP_NAMES, FerJudge  # noqa: E402
+from judge import CLASSES, EVP_NAMES  # noqa: E402
 from real_faces import real_targets  # noqa: E402
 
 EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted", "fear")
@@ -128,16 +128,19 @@ def main(argv: list[str] | None = None) -> int:
                          "change the warp renderer does not make): what a smile's texture costs")
     ap.add_argument("--out", default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--judge", default="fer", help="fer or faceapi (benchmarks/judge_faceapi.py)")
     args = ap.parse_args(argv)
 
     from evpcli.face.expression import estimate_expression
     from evpcli.face.normalize import normalise
     from evpcli.engines.mouth import MouthBank
-    from evpcli.render.pipeline import prepare_target, target_reference
+    from evpcli.render.targets import prepare_target, target_reference
     from evpcli.engines.warp import WarpRenderer
     from evpcli.workspace import Workspace
 
-    judge = FerJudge()
+    from bench_emotion_real import make_judges
+
+    judge = next(iter(make_judges(args.judge).values()))
     tmp = Path(tempfile.mkdtemp(prefix="bench-emotion-amplitude-"))
     out_dir = Path(args.out) if args.out else None
     if out_dir:

@@ -48,12 +48,28 @@ AU_SHOWN = ("corner_raise", "mouth_width", "inner_brow_raise", "outer_brow_raise
             "upper_lip_raise", "jaw_drop")
 
 
-def read_render(judge: FerJudge, video: Path, step: int, near: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """The judge's probabilities and dlib's landmarks of every ``step``-th frame, for the face nearest ``near``
+def make_judges(names: str) -> dict:
+    """``fer`` (the default), ``faceapi`` (``judge_faceapi.py``: face-api.js's expression net, weights from npm), or
+    both, comma-separated; the first is the one the row's main fields report."""
+    judges = {}
+    for name in names.split(","):
+        if name == "fer":
+            judges[name] = FerJudge()
+        elif name == "faceapi":
+            from judge_faceapi import FaceApiJudge
+
+            judges[name] = FaceApiJudge()
+        else:
+            raise SystemExit(f"unknown judge {name!r}: fer or faceapi")
+    return judges
+
+
+def read_render(judges: dict, video: Path, step: int, near: np.ndarray
+                ) -> tuple[dict, np.ndarray, list[np.ndarray]]:
+    """Each judge's probabilities and dlib's landmarks of every ``step``-th frame, for the face nearest ``near``
     (x, y): the astronaut's encoded suit patch reads as a second, larger face."""
     frames = list(media.iter_frames(video, 25.0))[::step]
-    probs = judge.frames(frames, near)
+    probs = {name: judge.frames(frames, near) for name, judge in judges.items()}
     lms = []
     for f in frames:
         lm = dlib_landmarks(f, near=near)
@@ -71,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=3, help="read every N-th rendered frame")
     ap.add_argument("--out", default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--judge", default="fer", help="fer, faceapi, or fer,faceapi (both; the first fills the main "
+                                                     "columns, the others a 'judges' entry per row)")
     args = ap.parse_args(argv)
     import soundfile as sf
 
@@ -78,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     from evpcli.render.pipeline import render
     from evpcli.workspace import Workspace
 
-    judge = FerJudge()
+    judges = make_judges(args.judge)
+    first_judge = next(iter(judges))
     tmp = Path(tempfile.mkdtemp(prefix="bench-emotion-real-"))
     out_dir = Path(args.out) if args.out else tmp
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         target_frames = list(media.iter_frames(path, 25.0))
         first = dlib_landmarks(target_frames[0])
         near = first[27:36].mean(0) if first is not None else None
-        own = judge.frames(target_frames[:: max(1, args.step)], near)
-        own_mean = np.nanmean(own, axis=0)
+        own_means = {n: np.nanmean(j.frames(target_frames[:: max(1, args.step)], near), axis=0)
+                     for n, j in judges.items()}
         reads, sheet = {}, []
         for emo in emotions:
             video = out_dir / f"{name}-{emo}.mp4"
             intensity = 1.0 if emo == "neutral" else args.intensity
             render(ws, speech, path, video, emotion=emo, intensity=intensity)
-            probs, lms, frames = read_render(judge, video, args.step, near)
+            probs, lms, frames = read_render(judges, video, args.step, near)
             reads[emo] = (probs, lms)
             mid = frames[len(frames) // 2]
             lm = lms[len(lms) // 2]
@@ -113,19 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         for emo in emotions:
             probs, lms = reads[emo]
             row = {"target": name, "held_out": name in HELD_OUT, "emotion": emo, "intensity": args.intensity,
-                   "frames_read": int(np.isfinite(probs).all(1).sum()),
-                   "target_itself": CLASSES[int(np.nanargmax(own_mean))],
-                   "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))]}
-            # how much the render still reads as the target's own expression (the astronaut's smile: p(happy))
-            own_k = int(np.nanargmax(own_mean))
-            row["p_target_own"] = round(float(np.nanmean(probs[:, own_k])), 3)
-            cls = EVP_NAMES.get(emo)
-            if cls is not None:
-                k = CLASSES.index(cls)
-                p, p0 = float(np.nanmean(probs[:, k])), float(np.nanmean(neutral_p[:, k]))
-                top = np.nanargmax(np.nan_to_num(probs, nan=-1), axis=1) == k
-                row.update({"p_intended": round(p, 3), "p_neutral_render": round(p0, 3), "rise": round(p - p0, 3),
-                            "top1_rate": round(float(top[np.isfinite(probs).all(1)].mean()), 3)})
+                   **judged(probs[first_judge], neutral_p[first_judge], own_means[first_judge], emo)}
+            if len(judges) > 1:
+                row["judges"] = {n: judged(probs[n], neutral_p[n], own_means[n], emo) for n in judges}
             n = min(len(lms), len(neutral_lm))
             ok = np.isfinite(lms[:n]).all((1, 2)) & np.isfinite(neutral_lm[:n]).all((1, 2))
             if ok.any():
@@ -143,6 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def judged(probs: np.ndarray, neutral_p: np.ndarray, own_mean: np.ndarray, emo: str) -> dict:
+    """One judge's reading of one render: its top class, p(intended), the rise over the neutral render, the top-1
+    rate, and how much it still reads as the target's own expression (the astronaut's smile: p(happy))."""
+    own_k = int(np.nanargmax(own_mean))
+    row = {"frames_read": int(np.isfinite(probs).all(1).sum()), "target_itself": CLASSES[own_k],
+           "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))],
+           "p_target_own": round(float(np.nanmean(probs[:, own_k])), 3)}
+    cls = EVP_NAMES.get(emo)
+    if cls is not None:
+        k = CLASSES.index(cls)
+        p, p0 = float(np.nanmean(probs[:, k])), float(np.nanmean(neutral_p[:, k]))
+        top = np.nanargmax(np.nan_to_num(probs, nan=-1), axis=1) == k
+        row.update({"p_intended": round(p, 3), "p_neutral_render": round(p0, 3), "rise": round(p - p0, 3),
+                    "top1_rate": round(float(top[np.isfinite(probs).all(1)].mean()), 3)})
+    return row
+
+
 def _aligned(lms: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """The render's landmarks brought onto the neutral render's frame by the similarity of the stable points (eye
     corners, nose): the measures compare expressions, not head positions."""
@@ -154,13 +180,17 @@ def _aligned(lms: np.ndarray, neutral: np.ndarray) -> np.ndarray:
 
 def summary(rows: list[dict]) -> str:
     lines = []
-    for held in (False, True):
-        sel = [r for r in rows if r["held_out"] == held and "rise" in r and r["emotion"] != "neutral"]
-        if not sel:
-            continue
-        lines.append(f"{'held-out' if held else 'tuning'} targets: mean rise of p(intended) over the neutral render "
-                     f"{np.mean([r['rise'] for r in sel]):+.3f}, mean top-1 rate {np.mean([r['top1_rate'] for r in sel]):.2f}"
-                     f" ({len(sel)} renders)")
+    names = list(rows[0].get("judges", {None: None})) if rows else []
+    for judge in names:
+        for held in (False, True):
+            sel = [r["judges"][judge] if judge else r for r in rows if r["held_out"] == held
+                   and r["emotion"] != "neutral"]
+            sel = [r for r in sel if "rise" in r]
+            if not sel:
+                continue
+            lines.append(f"{judge + ': ' if judge else ''}{'held-out' if held else 'tuning'} targets: mean rise of "
+                         f"p(intended) over the neutral render {np.mean([r['rise'] for r in sel]):+.3f}, mean top-1 "
+                         f"rate {np.mean([r['top1_rate'] for r in sel]):.2f} ({len(sel)} renders)")
     return "\n".join(lines)
 
 
@@ -172,6 +202,10 @@ def _fmt(row: dict) -> str:
     head += f" judge's top {row['top_class']}"
     if "p_target_own" in row:
         head += f" (p {row['target_itself']} {row['p_target_own']:.2f}, the target's own)"
+    for judge, r in list(row.get("judges", {}).items())[1:]:
+        head += f" | {judge}: top {r['top_class']}"
+        if "rise" in r:
+            head += f" p {r['p_intended']:.2f} (rise {r['rise']:+.2f}) top-1 {r['top1_rate']:.2f}"
     if "au_pct_iod" in row:
         head += " | " + " ".join(f"{k} {v:+.1f}" for k, v in row["au_pct_iod"].items())
     return head
