@@ -1,7 +1,7 @@
 """The emotion a viewer sees on real faces, read by an independent judge (issue 23).
 
     python benchmarks/bench_emotion_real.py [--targets carphone,astronaut,carphone-photo] [--intensity 1]
-                                            [--emotions ...] [--seconds 3] [--out DIR] [--json]
+                                            [--emotions ...] [--seconds 3] [--judge fer,faceapi] [--out DIR] [--json]
 
 Renders every emotion (happy, sad, angry, surprised, disgusted, fear, contempt, neutral) onto real targets with the
 shipped models (or ``--workspace``'s) and the same speech (CMU ARCTIC a0007), then reads every 3rd rendered frame
@@ -12,6 +12,9 @@ probability of the intended class, the rise of that probability over the same ta
 frames where it is the judge's top class, the probability of the class the target itself reads as (the astronaut's
 smile: does a sad render still read happy?), and the geometry. ``contempt`` has no FER class (its rows show the
 judge's top class only). ``--out DIR`` writes one contact sheet per target (a face crop per emotion, at one moment).
+``--judge fer,faceapi`` reads the same frames with a second judge trained on other data, face-api.js's expression
+net (``benchmarks/judge_faceapi.py``; its weights by ``scripts/get_faceapi_judge.sh``): each row gets a ``judges``
+entry per judge, and the summary a line per judge.
 
 Targets (``benchmarks/real_faces.py``): carphone (a real talking face, video), the astronaut (a smiling portrait),
 and, held out of all tuning, carphone's frame 60 as a photo (``carphone-photo``) and a second smiling still
