@@ -119,3 +119,31 @@ def test_faceapi_reads_a_real_smile(faceapi):
     p = faceapi.frame(data.astronaut())
     assert max(p, key=p.get) == "happy" and p["happy"] > 0.9
     assert abs(sum(p.values()) - 1.0) < 1e-4
+
+
+def test_bench_emotion_real_scores_each_judge_against_the_neutral_render():
+    """The benchmark's per-judge reading (bench_emotion_real.judged): rise over the neutral render, top-1 rate over
+    the frames a face was found in, the target's own class."""
+    import numpy as np
+
+    pytest.importorskip("cv2")
+    from bench_emotion_real import judged, summary
+    from judge import CLASSES
+
+    k_sad, k_happy = CLASSES.index("sad"), CLASSES.index("happy")
+    probs = np.full((4, 7), 0.05)
+    probs[:3, k_sad] = 0.7  # three frames read sad, one happy, one without a face
+    probs[3, k_happy] = 0.7
+    probs = np.vstack([probs, np.full((1, 7), np.nan)])
+    neutral = np.full((5, 7), 0.1)
+    own = np.eye(7)[k_happy]  # the target itself reads happy
+    r = judged(probs, neutral, own, "sad")
+    assert r["frames_read"] == 4 and r["top_class"] == "sad" and r["target_itself"] == "happy"
+    assert r["p_intended"] == pytest.approx((3 * 0.7 + 0.05) / 4, abs=1e-3)
+    assert r["rise"] == pytest.approx(r["p_intended"] - 0.1, abs=1e-3)
+    assert r["top1_rate"] == pytest.approx(0.75)
+    assert "rise" not in judged(probs, neutral, own, "contempt")  # no such class: the top class only
+    rows = [{"held_out": False, "emotion": "sad", "judges": {"fer": r, "faceapi": {**r, "rise": 0.5, "top1_rate": 1.0}},
+             **r}]
+    text = summary(rows)
+    assert "fer: tuning" in text and "faceapi: tuning" in text and "+0.500" in text
