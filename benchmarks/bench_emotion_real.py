@@ -159,16 +159,21 @@ def judged(probs: np.ndarray, neutral_p: np.ndarray, own_mean: np.ndarray, emo: 
     """One judge's reading of one render: its top class, p(intended), the rise over the neutral render, the top-1
     rate, and how much it still reads as the target's own expression (the astronaut's smile: p(happy))."""
     own_k = int(np.nanargmax(own_mean))
-    row = {"frames_read": int(np.isfinite(probs).all(1).sum()), "target_itself": CLASSES[own_k],
-           "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))],
-           "p_target_own": round(float(np.nanmean(probs[:, own_k])), 3)}
+    found = np.isfinite(probs).all(1)
+    if not found.any():  # the judge found no face in any frame: the render broke it; it reads as nothing intended
+        row = {"frames_read": 0, "target_itself": CLASSES[own_k], "top_class": "no face", "p_target_own": 0.0}
+    else:
+        row = {"frames_read": int(found.sum()), "target_itself": CLASSES[own_k],
+               "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))],
+               "p_target_own": round(float(np.nanmean(probs[:, own_k])), 3)}
     cls = EVP_NAMES.get(emo)
     if cls is not None:
         k = CLASSES.index(cls)
-        p, p0 = float(np.nanmean(probs[:, k])), float(np.nanmean(neutral_p[:, k]))
+        p = float(np.nanmean(probs[:, k])) if found.any() else 0.0
+        p0 = float(np.nanmean(neutral_p[:, k]))
         top = np.nanargmax(np.nan_to_num(probs, nan=-1), axis=1) == k
         row.update({"p_intended": round(p, 3), "p_neutral_render": round(p0, 3), "rise": round(p - p0, 3),
-                    "top1_rate": round(float(top[np.isfinite(probs).all(1)].mean()), 3)})
+                    "top1_rate": round(float(top[found].mean()), 3) if found.any() else 0.0})
     return row
 
 

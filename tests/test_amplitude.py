@@ -33,11 +33,17 @@ def test_amplify_tops_the_lasting_expression_up_along_its_prototype_and_leaves_t
     ramp = np.linspace(0.0, 2.0, 100)
     out = amplitude.amplify(neutral, neutral, {"fear": ramp})
     np.testing.assert_allclose(amplitude.prototype_coefficient(out - neutral, "fear"), ramp, atol=1e-6)
-    # sad's mouth stays the network's (its corners cost lip sync): the top-up moves only the rest of the face
+    # sad's mouth stays the network's (the opening is the speech's) but for its outer corners, pulled down (AU15)
     out = amplitude.amplify(neutral, neutral, {"sad": 1.0})
     from evpcli.face.parts import MOUTH
 
-    np.testing.assert_array_equal(out[:, MOUTH], neutral[:, MOUTH].astype(np.float32))
+    kept = list(amplitude.MOUTH_KEPT["sad"])
+    assert kept == [48, 54]
+    rest = [k for k in MOUTH if k not in kept]
+    np.testing.assert_array_equal(out[:, rest], neutral[:, rest].astype(np.float32))
+    np.testing.assert_allclose(out[:, kept] - neutral[:, kept], np.broadcast_to(_proto("sad")[kept], (100, 2, 2)),
+                               atol=1e-4)
+    assert _proto("sad")[48, 1] > 5.0  # down, ~9 % IOD
     np.testing.assert_allclose(out[:, 21] - neutral[:, 21], np.broadcast_to(_proto("sad")[21], (100, 2)), atol=1e-4)
     # and what the network already draws of it counts: its brows at 0.4 are topped up to 1, not 1.4
     half = neutral + 0.4 * _proto("sad")

@@ -143,6 +143,9 @@ def test_bench_emotion_real_scores_each_judge_against_the_neutral_render():
     assert r["rise"] == pytest.approx(r["p_intended"] - 0.1, abs=1e-3)
     assert r["top1_rate"] == pytest.approx(0.75)
     assert "rise" not in judged(probs, neutral, own, "contempt")  # no such class: the top class only
+    # a render in which the judge finds no face at all reads as nothing intended (not a crash)
+    broken = judged(np.full((5, 7), np.nan), neutral, own, "sad")
+    assert broken["top_class"] == "no face" and broken["top1_rate"] == 0.0 and broken["rise"] == pytest.approx(-0.1)
     rows = [{"held_out": False, "emotion": "sad", "judges": {"fer": r, "faceapi": {**r, "rise": 0.5, "top1_rate": 1.0}},
              **r}]
     text = summary(rows)

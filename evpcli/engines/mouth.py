@@ -27,6 +27,7 @@ import numpy as np
 
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
+from evpcli.engines.commissure import redraw_commissures
 from evpcli.engines.interior import closed_spline, drawn_interior
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
@@ -510,9 +511,13 @@ class MouthFiller:
     def fill(self, crop: np.ndarray, tracked: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> np.ndarray | None:
         """Composite the mouth interior into ``crop`` (h, w, 3) uint8 (the warped box), in place; landmarks are frame
         pixels, ``origin`` the crop's top-left in the frame (the box :meth:`prepare_source` saw). Returns the
-        interior alpha (h, w) or None when nothing was filled."""
+        interior alpha (h, w) or None when nothing was filled. Where the command moves an outer mouth corner away
+        from its inner corner (:func:`commissure_change`), the corner between them is redrawn
+        (:func:`redraw_commissures`)."""
         try:
-            return self._fill(crop, tracked, adapted, origin)
+            alpha = self._fill(crop, tracked, adapted, origin)
+            redraw_commissures(crop, tracked - origin, adapted - origin)
+            return alpha
         finally:
             self._frame += 1
             self._choice, self._warp_shows_own = _UNSET, False
