@@ -54,9 +54,9 @@ MOUTH_FROM_NETWORK = ("sad",)
 # the inter-ocular distance), the inner lips (the opening) left to the network. The warp stretched the target's own
 # corner between the commanded inner and outer corners into dark dashes; engines.commissure.redraw_commissures draws that
 # corner anew. Measured (bench_emotion_real.py --judge fer,faceapi; bench_render_real.py, 12 sad renders): the FER
-# judge's sad rise on carphone / the astronaut / carphone-photo / the smiler +0.30 / +0.30 / +0.41 / +0.34 -> +0.29 /
-# +0.42 / +0.40 / +0.37, face-api's +0.81 / +0.91 / +0.92 / +0.97 -> +0.68 / +0.89 / +0.92 / +0.99; lip sync 0.785 ->
-# 0.789.
+# judge's sad rise on carphone / the astronaut / carphone-photo / the smiler +0.30 / +0.30 / +0.41 / +0.34 -> +0.30 /
+# +0.40 / +0.42 / +0.37, face-api's +0.81 / +0.91 / +0.92 / +0.97 -> +0.78 / +0.89 / +0.96 / +0.99; lip sync 0.785 ->
+# 0.793 (but the bearded man's, as dlib reads his beard, 0.33 -> 0.07).
 MOUTH_KEPT = {"sad": (48, 54)}
 
 
