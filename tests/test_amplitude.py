@@ -37,7 +37,7 @@ def test_amplify_tops_the_lasting_expression_up_along_its_prototype_and_leaves_t
     out = amplitude.amplify(neutral, neutral, {"sad": 1.0})
     from evpcli.face.parts import MOUTH
 
-    kept = list(amplitude.MOUTH_KEPT["sad"])
+    kept = list(amplitude.MOUTH_FROM_NETWORK["sad"])
     assert kept == [48, 54]
     rest = [k for k in MOUTH if k not in kept]
     np.testing.assert_array_equal(out[:, rest], neutral[:, rest].astype(np.float32))

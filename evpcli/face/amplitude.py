@@ -49,15 +49,14 @@ MAX_COEFFICIENT = 1.6
 # its prototype cost lip sync (dlib's inner-lip opening against the speech, 4 real clips: the astronaut 0.76 -> 0.64,
 # carphone 0.65 -> 0.56; the open mouth's interior comes from the target's own mouths, the astronaut's one grin, and an
 # affine fit cannot bend it into a frown) and bought the judge nothing (carphone's sad rise +0.16 either way).
-MOUTH_FROM_NETWORK = ("sad",)
-# ...but for these points of it, topped up with the rest of the face: sad's outer corners pulled down (AU15, ~9 % of
-# the inter-ocular distance), the inner lips (the opening) left to the network. The warp stretched the target's own
-# corner between the commanded inner and outer corners into dark dashes; engines.commissure.redraw_commissures draws that
-# corner anew. Measured (bench_emotion_real.py --judge fer,faceapi; bench_render_real.py, 12 sad renders): the FER
-# judge's sad rise on carphone / the astronaut / carphone-photo / the smiler +0.30 / +0.30 / +0.41 / +0.34 -> +0.30 /
-# +0.40 / +0.42 / +0.37, face-api's +0.81 / +0.91 / +0.92 / +0.97 -> +0.78 / +0.89 / +0.96 / +0.99; lip sync 0.785 ->
-# 0.793 (but the bearded man's, as dlib reads his beard, 0.33 -> 0.07).
-MOUTH_KEPT = {"sad": (48, 54)}
+# Each maps to the points of its mouth topped up with the rest of the face all the same: sad's outer corners pulled
+# down (AU15, ~9 % of the inter-ocular distance), the inner lips (the opening) left to the network. The warp
+# stretched the target's own corner between the commanded inner and outer corners into dark dashes;
+# engines.commissure.redraw_commissures draws that corner anew. Measured (bench_emotion_real.py --judge fer,faceapi;
+# bench_render_real.py, 12 sad renders): the FER judge's sad rise on carphone / the astronaut / carphone-photo / the
+# smiler +0.30 / +0.30 / +0.41 / +0.34 -> +0.30 / +0.40 / +0.42 / +0.37, face-api's +0.81 / +0.91 / +0.92 / +0.97 ->
+# +0.78 / +0.89 / +0.96 / +0.99; lip sync 0.785 -> 0.793 (but the bearded man's, as dlib reads his beard, 0.33 -> 0.07).
+MOUTH_FROM_NETWORK = {"sad": (48, 54)}
 
 
 @lru_cache(maxsize=1)
@@ -122,8 +121,9 @@ def amplify(expressive: np.ndarray, neutral: np.ndarray, wanted: dict[str, float
     :func:`targets`) of the prototype, the difference is added, with the prototype's whole-face proportions (the
     network's own happy widens the mouth twice as much as it lifts the corners: scaled up as it is, the mouth became a
     wide slot). What the network does besides (the speech's motion, the emotion's effect on it) stays as it is; the
-    emotions of :data:`MOUTH_FROM_NETWORK` keep the network's mouth. No prototype brings the inner lips together
-    (speech opens the mouth in every emotion), so the lips are never pushed through each other."""
+    emotions of :data:`MOUTH_FROM_NETWORK` keep the network's mouth but for the points listed there. No prototype
+    brings the inner lips together (speech opens the mouth in every emotion), so the lips are never pushed through
+    each other."""
     from evpcli.face.parts import MOUTH
 
     names, protos = prototypes()
@@ -134,7 +134,7 @@ def amplify(expressive: np.ndarray, neutral: np.ndarray, wanted: dict[str, float
         a = np.broadcast_to(np.asarray(want, np.float64), (len(e),))
         p = protos[names.index(emotion)].copy()
         if emotion in MOUTH_FROM_NETWORK:  # the rest of the face measured and topped up alone
-            kept = list(MOUTH_KEPT.get(emotion, ()))
+            kept = list(MOUTH_FROM_NETWORK[emotion])
             corners = p[kept].copy()
             p[MOUTH] = 0.0
             p[kept] = corners
