@@ -33,17 +33,21 @@ def test_amplify_tops_the_lasting_expression_up_along_its_prototype_and_leaves_t
     ramp = np.linspace(0.0, 2.0, 100)
     out = amplitude.amplify(neutral, neutral, {"fear": ramp})
     np.testing.assert_allclose(amplitude.prototype_coefficient(out - neutral, "fear"), ramp, atol=1e-6)
-    # sad's mouth stays the network's (the opening is the speech's) but for its outer corners, pulled down (AU15)
+    # sad's mouth stays the network's (the opening is the speech's) but for its corners, pulled down as one (AU15)
     out = amplitude.amplify(neutral, neutral, {"sad": 1.0})
     from evpcli.face.parts import MOUTH
 
     kept = list(amplitude.MOUTH_FROM_NETWORK["sad"])
-    assert kept == [48, 54]
+    assert kept == [48, 54, 60, 64]
     rest = [k for k in MOUTH if k not in kept]
     np.testing.assert_array_equal(out[:, rest], neutral[:, rest].astype(np.float32))
-    np.testing.assert_allclose(out[:, kept] - neutral[:, kept], np.broadcast_to(_proto("sad")[kept], (100, 2, 2)),
+    np.testing.assert_allclose(out[:, kept] - neutral[:, kept], np.broadcast_to(_proto("sad")[kept], (100, 4, 2)),
                                atol=1e-4)
-    assert _proto("sad")[48, 1] > 5.0  # down, ~9 % IOD
+    assert _proto("sad")[48, 1] > 5.0 and _proto("sad")[60, 1] > 5.0  # outer and inner corners down, ~9 % / ~7 % IOD
+    # the corners move together: the redraw of a corner stretched away from its inner one is not needed for sad
+    from evpcli.engines.commissure import COMMISSURE_FROM, commissure_change
+
+    assert commissure_change(neutral[0].astype(np.float64), out[0].astype(np.float64)).max() < COMMISSURE_FROM
     np.testing.assert_allclose(out[:, 21] - neutral[:, 21], np.broadcast_to(_proto("sad")[21], (100, 2)), atol=1e-4)
     # and what the network already draws of it counts: its brows at 0.4 are topped up to 1, not 1.4
     half = neutral + 0.4 * _proto("sad")

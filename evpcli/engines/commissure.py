@@ -1,11 +1,14 @@
 """The mouth's corners redrawn where the command moves an outer lip corner away from its inner one.
 
 The warp maps the target's inner and outer lip corners onto the commanded ones; where the command pulls an outer
-corner (48, 54) away from its inner corner (60, 64), as sad's lowered corners do, the target's own corner between them
-(its dark crease, the lips' parting line, a little of the open mouth) is stretched into a dark wedge or dashes beside
-the commanded corner. :func:`redraw_commissures` paints that band over and draws a thin crease along it instead: a
-corner as one that had that shape. Used by :meth:`evpcli.engines.mouth.MouthFiller.fill` on every drawn frame; speech
-and the emotions other than sad stay under the threshold, so their renders are unchanged.
+corner (48, 54) away from its inner corner (60, 64), as sad's lowered outer corners did, the target's own corner
+between them (its dark crease, the lips' parting line, a little of the open mouth) is stretched into a dark wedge or
+dashes beside the commanded corner. :func:`redraw_commissures` paints that band over and draws a thin crease along
+it instead: a corner as one that had that shape. Used by :meth:`evpcli.engines.mouth.MouthFiller.fill` on every
+drawn frame; speech and every shipped emotion stay under the threshold (since stop 44 sad's inner corners go down
+with the outer ones, ``face.amplitude.MOUTH_FROM_NETWORK``: at most 0.03 IOD on carphone), so it guards commands
+that pull a corner apart (a face reference's, an interpolation's, a stronger stretch) rather than drawing any
+shipped emotion.
 """
 
 from __future__ import annotations

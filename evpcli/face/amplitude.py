@@ -49,14 +49,18 @@ MAX_COEFFICIENT = 1.6
 # its prototype cost lip sync (dlib's inner-lip opening against the speech, 4 real clips: the astronaut 0.76 -> 0.64,
 # carphone 0.65 -> 0.56; the open mouth's interior comes from the target's own mouths, the astronaut's one grin, and an
 # affine fit cannot bend it into a frown) and bought the judge nothing (carphone's sad rise +0.16 either way).
-# Each maps to the points of its mouth topped up with the rest of the face all the same: sad's outer corners pulled
-# down (AU15, ~9 % of the inter-ocular distance), the inner lips (the opening) left to the network. The warp
-# stretched the target's own corner between the commanded inner and outer corners into dark dashes;
-# engines.commissure.redraw_commissures draws that corner anew. Measured (bench_emotion_real.py --judge fer,faceapi;
-# bench_render_real.py, 12 sad renders): the FER judge's sad rise on carphone / the astronaut / carphone-photo / the
-# smiler +0.30 / +0.30 / +0.41 / +0.34 -> +0.30 / +0.40 / +0.42 / +0.37, face-api's +0.81 / +0.91 / +0.92 / +0.97 ->
-# +0.78 / +0.89 / +0.96 / +0.99; lip sync 0.785 -> 0.793 (but the bearded man's, as dlib reads his beard, 0.33 -> 0.07).
-MOUTH_FROM_NETWORK = {"sad": (48, 54)}
+# Each maps to the points of its mouth topped up with the rest of the face all the same: sad's mouth corners pulled
+# down (AU15, ~9 % of the inter-ocular distance outside, ~7 % inside), the opening between them (the inner lips' middle
+# points) left to the network. The corners move as one: with the outer corners (48, 54) alone (stop 43) the warp
+# stretched the target's own corner into a wedge below the inner one (engines.commissure redrew it), the lower lip
+# became a flat pink trapezoid and dlib read the bearded man's mouth as shut (his sad lip sync 0.07); with the inner
+# corners (60, 64) too the opening itself turns down at its ends, a frowning mouth (stop 44). Measured
+# (bench_emotion_real.py --judge fer,faceapi; bench_render_real.py, 18 sad renders of the six README targets x 3
+# real speeches), outer corners only -> both: FER's sad rise / top-1 carphone +0.30 / 0.67 -> +0.34 / 0.69, the
+# astronaut +0.40 / 0.84 -> +0.53 / 0.84, carphone-photo +0.42 -> +0.46, the smiler +0.37 -> +0.41, face-api's
+# +0.78 / +0.89 / +0.96 / +0.99 -> +0.81 / +0.99 / +0.97 / +1.00; lip sync 0.673 -> 0.764 (the bearded man 0.07 ->
+# 0.66, carphone-closed 0.797 -> 0.735, the four tuning targets 0.793 -> 0.799).
+MOUTH_FROM_NETWORK = {"sad": (48, 54, 60, 64)}
 
 
 @lru_cache(maxsize=1)
