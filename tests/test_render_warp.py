@@ -543,3 +543,24 @@ def test_a_raised_brow_moves_its_hair_as_one_band_instead_of_stretching_it(synth
     for k in (19, 24):
         rows = slice(int(cmd[k, 1]) - 4, int(lm[k, 1]) + thick + 6)
         assert abs(_dark_run(out[rows, int(round(cmd[k, 0]))]) - thick) <= 1
+
+
+def test_a_thin_triangles_edge_samples_inside_its_source_not_an_extrapolation():
+    # a sliver (area 2 px, nearly collinear: closing a wide-open mouth squeezes the mouth's corner and the jaw into
+    # one) whose rasterised edge pixels lie far outside it; its source is a fat triangle, so its affine map
+    # extrapolated there reached 20-40 px beyond (on carphone: the dark suit below the jaw, a black speck)
+    import numpy as np
+
+    from evpcli.engines.geometry import Box, pwa_maps
+
+    box = Box(0, 0, 40, 40, 40, 40)
+    dst = np.array([[10.0, 10.0], [20.0, 11.5], [30.0, 13.4]])
+    src = np.array([[10.0, 10.0], [20.0, 22.0], [30.0, 10.0]])
+    mx, my = pwa_maps(box, src, dst, np.array([[0, 1, 2]]))
+    ys, xs = np.mgrid[0:40, 0:40]
+    moved = (np.abs(mx - xs) > 1e-3) | (np.abs(my - ys) > 1e-3)
+    assert moved.any()
+    # every pixel the triangle moved samples its source triangle's box, or just beyond it (a rasterised edge
+    # pixel within the tolerance keeps its exact map), never 20-40 px off (without the clamp: y from -19 to 52)
+    assert mx[moved].min() >= 10.0 - 4 and mx[moved].max() <= 30.0 + 4
+    assert my[moved].min() >= 10.0 - 4 and my[moved].max() <= 22.0 + 4
