@@ -338,7 +338,8 @@ def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) 
     flat = np.abs(np.linalg.det(m)) < 1e-6
     m[flat] = np.eye(3)
     tri_src[flat] = _IDENTITY
-    affine = np.linalg.solve(m, tri_src)  # (M, 3, 2): [x y 1] @ affine = source point
+    inverse = np.linalg.inv(m)  # (M, 3, 3): [x y 1] @ inverse = the point's barycentric coordinates
+    affine = inverse @ tri_src  # (M, 3, 2): [x y 1] @ affine = source point
     affine = np.concatenate([affine, _IDENTITY[None]])
     k = len(triangles)
     ids = np.full((box.gh, box.gw), k, np.int32)
@@ -353,7 +354,7 @@ def pwa_maps(box: Box, src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) 
         if not flat[i]:
             cv2.fillConvexPoly(ids, fixed[i], int(i), lineType=cv2.LINE_8, shift=4)
     xs, ys = box.grid_nodes()
-    _drop_outside(m, ids, xs, ys)
+    _drop_outside(inverse, ids, xs, ys)
     holes = ids == k
     coef = affine.reshape(k + 1, 6).T  # (6, M+1): xx, xy, yx, yy, 1x, 1y
     gx = coef[0].take(ids) * xs + coef[2].take(ids) * ys + coef[4].take(ids)
@@ -411,21 +412,21 @@ def smooth_corners(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, 
 OUTSIDE_TOLERANCE = 0.25  # a grid node this far outside its triangle (barycentric units) is a hole, not its map
 
 
-def _drop_outside(m: np.ndarray, ids: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
+def _drop_outside(inverse: np.ndarray, ids: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
     """Grid nodes the rasteriser gave to a triangle they lie well outside of (a thin triangle's edge pixels: a
     barycentric coordinate under -:data:`OUTSIDE_TOLERANCE`) become holes, filled from their neighbours like a
     sliver's, instead of that triangle's affine map extrapolated, which can reach anything beyond it (carphone's sad
     frames 86-90: the mouth's corner and the jaw, closing a wide-open mouth, made a thin triangle whose edge node
     sampled the dark suit 17 px below, a black speck on the jaw). Nodes inside or just outside (the rasteriser's
-    ordinary edge, under the tolerance) keep their exact map. ``m`` (M, 3, 3): each triangle's rows [x y 1] (flat
-    ones are never drawn); ``ids`` in place (``M`` = no triangle)."""
-    rows, cols = np.nonzero(ids < len(m))
+    ordinary edge, under the tolerance) keep their exact map. ``inverse`` (M, 3, 3): the inverse of each triangle's
+    rows [x y 1] (flat ones are never drawn); ``ids`` in place (``M`` = no triangle)."""
+    rows, cols = np.nonzero(ids < len(inverse))
     if not len(rows):
         return
     p = np.stack([xs[rows, cols], ys[rows, cols], np.ones(len(rows))], -1)  # (N, 3)
-    lam = np.einsum("ni,nij->nj", p, np.linalg.inv(m)[ids[rows, cols]])  # barycentric coordinates
+    lam = np.einsum("ni,nij->nj", p, inverse[ids[rows, cols]])  # barycentric coordinates
     out = lam.min(1) < -OUTSIDE_TOLERANCE
-    ids[rows[out], cols[out]] = len(m)
+    ids[rows[out], cols[out]] = len(inverse)
 
 
 def _fill_holes(box: Box, dst: np.ndarray, holes: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> None:
