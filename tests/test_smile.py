@@ -165,6 +165,27 @@ def test_the_share_removed_follows_the_targets_smile_and_the_commands():
     assert not smile_removed(template, template[None] + p["sad"][None] + speech).any()  # no smile, nothing to undo
 
 
+def test_a_faint_smile_is_undone_in_shape_only():
+    """A faint closed-mouth smile (0.2 of the prototype; the bearded man of benchmarks/real_faces.py reads 0.18) is
+    taken from the reference the network reads, but its texture is not softened: it has no grin's teeth or folds,
+    and the softening would take a moustache with it (render.drive.TEXTURE_SMILE)."""
+    from evpcli.face.amplitude import prototypes
+    from evpcli.face.expression import MIN_SMILE, neutral_reference
+    from evpcli.face.normalize import TEMPLATE
+    from evpcli.render.drive import TEXTURE_SMILE, smile_removed
+
+    names, protos = prototypes()
+    template = np.asarray(TEMPLATE, np.float64)
+    faint = template + 0.2 * protos[names.index("happy")]
+    neutral, reading = neutral_reference(faint)
+    assert MIN_SMILE <= reading.coefficients["happy"] < TEXTURE_SMILE, reading.describe()
+    assert np.abs(neutral - template).max() < 0.5 * np.abs(faint - template).max()  # its shape is taken away
+    sad = template[None] + protos[names.index("sad")][None] + np.zeros((20, 1, 1))
+    assert not smile_removed(faint, sad).any()  # its texture is not
+    broad = template + 0.5 * protos[names.index("happy")]
+    assert smile_removed(broad, sad).min() >= 0.95  # a broader one's is
+
+
 def test_render_undoes_a_smiling_photos_grin_for_sad_and_keeps_it_for_happy(tmp_path, arctic_wav):
     """Through the pipeline (shipped models): the astronaut rendered sad shows few teeth where speech opens her mouth,
     rendered happy her grin's (before, both showed the grin: the judge read her sad render happy 0.95)."""

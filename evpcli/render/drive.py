@@ -268,6 +268,9 @@ def pose_displacement(displacement: np.ndarray, fit, frames: np.ndarray, referen
 
 
 SMILE_FLOOR = 0.25  # a command's happy coefficient under this is no smile (smile_removed)
+TEXTURE_SMILE = 0.3  # a target's own smile fainter than this is undone in its shape only (smile_removed): a faint
+# closed-mouth smile has no grin's teeth or deep folds to take away, and the folds' softening (engines.smile) would
+# take a moustache and beard with them (the bearded man: his neutral render read neutral to face-api either way)
 
 
 def smile_removed(reference: np.ndarray, frontal: np.ndarray, fps: float = FPS) -> np.ndarray:
@@ -280,14 +283,15 @@ def smile_removed(reference: np.ndarray, frontal: np.ndarray, fps: float = FPS) 
     the happy coefficient of its lasting displacement from the target's neutral face, counted from
     :data:`SMILE_FLOOR` (``c' = max(c - floor, 0) / (1 - floor)``); the share removed is ``(s - c') / s``, clipped
     to [0, 1]: 1 for sad, angry, neutral or contempt on a smiling photo, 0 for happy (at least as broad a smile as
-    the target's), 0 everywhere for a target that does not smile."""
+    the target's), 0 everywhere for a target that does not smile or smiles fainter than :data:`TEXTURE_SMILE` (its
+    smile's shape is still taken from the reference the network reads: :func:`drive`)."""
     from evpcli.face.amplitude import lasting, prototype_coefficient
     from evpcli.face.expression import neutral_reference
 
     frontal = np.asarray(frontal, np.float64)
     neutral, reading = neutral_reference(reference)
     own = float(reading.coefficients.get("happy", 0.0))
-    if own <= 0.0 or len(frontal) == 0:
+    if own < TEXTURE_SMILE or len(frontal) == 0:
         return np.zeros(len(frontal), np.float32)
     command = prototype_coefficient(lasting(frontal - np.asarray(neutral, np.float64)[None], fps), "happy")
     # what other emotions project onto the happy prototype (angry's tightened lids, contempt's one-sided corner,
