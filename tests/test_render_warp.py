@@ -168,6 +168,30 @@ def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corne
     assert corner.mean() < 0.5 * lower.mean()  # the corridor at the corner, not a tooth
 
 
+def test_drawn_teeth_keep_their_biting_edge_under_an_arched_lip_and_the_tongue_sits_behind_the_lower_lip():
+    """Teeth are the skull's: under a sad upper lip arched 10 px higher in the middle than at its halves, the drawn
+    teeth's biting edge stays level (they bent with the lip: the bearded man's sad), and show longer where the lip
+    rises. The tongue is darkest just behind the lower lip (tongue and lip were one flat pink plane on his fear)."""
+    from evpcli.engines.interior import drawn_cavity, drawn_interior
+
+    xs = np.array([40, 70, 100, 130, 160, 130, 100, 70], np.float64)
+    arched = np.stack([xs, [60, 46, 40, 46, 60, 84, 86, 84]], 1)  # 60 left corner, 61-63 upper, 64, 65-67 lower
+    lip, skin = np.array([180.0, 100.0, 100.0]), np.array([200.0, 160.0, 140.0])
+
+    def edges(inner):
+        grey = drawn_interior(inner, (200, 120), lip, skin).mean(2)
+        lit = grey > 0.75 * grey[:, 95:105].max()
+        return {x: np.nonzero(lit[:, x])[0].max() for x in (76, 100, 124)}, {
+            x: np.nonzero(lit[:, x])[0].min() for x in (76, 100, 124)}
+
+    low, top = edges(arched)
+    assert top[76] - top[100] >= 4 and top[124] - top[100] >= 4  # the lip arches over the teeth ...
+    assert abs(low[100] - 0.5 * (low[76] + low[124])) <= 1.5  # ... their biting edge does not
+    grey = drawn_cavity(arched, (200, 120), lip).mean(2)
+    bottom = 85  # the lower inner lip's middle
+    assert grey[bottom - 1, 100] < 0.8 * grey[bottom - 8, 100]  # the lower lip's shadow on the tongue
+
+
 def test_drawn_teeth_are_separate_teeth_on_a_large_mouth_and_a_plain_band_on_a_small_one():
     """The bearded portrait's drawn grin was an even cream band ruled by dark lines (a grid, a denture): on a mouth
     over 60 px wide each upper tooth has its own rounded biting edge (shorter where two meet), the gaps are faint and

@@ -7,6 +7,9 @@ import numpy as np
 
 
 TOOTH_EDGES = (0.0, 0.34, 0.6)  # where two upper teeth meet, in half the inner lips' width from the middle
+TONGUE_RIM = 0.1  # the lower lip's shadow on the tongue: darkest at the lip, gone this far (of the opening) inside
+TONGUE_RIM_SHADE = 0.45  # how much light it takes at its darkest
+TEETH_OPENING = 0.6  # the most of a column's opening the drawn upper teeth fill
 TOOTH_GAP = 0.12  # how much light the gap between two teeth takes (0.2 drew a grid on the bearded portrait's grin)
 TOOTH_NOTCH = 0.07  # how much shorter a tooth is where it meets the next (its rounded corners at the biting edge)
 TOOTH_LATERAL = 0.06  # the laterals and canines a little darker than the central incisors
@@ -53,7 +56,8 @@ def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarra
     """The inside of an open mouth without its teeth: (h, w, 3) float32 for a box of ``size`` (w, h), ``inner`` (8, 2)
     the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it),
     darkest deep inside and just under the upper teeth, a little light from the lips' edges; at the bottom of a wide
-    opening the tongue's back, lit from the front, a softer red rising from the lower lip."""
+    opening the tongue's back, lit from the front, a softer red rising from the lower lip, in that lip's shadow just
+    behind it."""
     return _cavity(_columns(inner, size), lip_colour, light)
 
 
@@ -73,6 +77,10 @@ def _cavity(columns, lip_colour: np.ndarray, light: float) -> np.ndarray:
         tongue = rise * (t_h > 0.5) * smoothstep((gap - 3.0) / 6.0)
         tongue_colour = lip * red * light * (0.35 + 0.3 * rise)[..., None]
         out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
+        # the lower lip's inner rim casts a thin shadow on the tongue behind it: without it tongue and lip were one
+        # flat pink plane
+        behind = np.clip((lower - ys) / np.maximum(TONGUE_RIM * opening, 1.0), 0.0, None)
+        out *= (1.0 - TONGUE_RIM_SHADE * tongue * np.exp(-0.5 * behind ** 2))[..., None]
     return out
 
 
@@ -83,9 +91,9 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
     mean RGB colours.
 
     Drawn column by column between the commanded upper and lower inner lip, in the target's colours: the cavity of
-    :func:`drawn_cavity`; the upper teeth hanging from the upper lip with their biting edge following the smile's
-    arc, in the lip's shadow at the top, darker towards the corners (the mouth's corners show the dark cheeks'
-    corridor, not teeth), faint gaps between the teeth and a greyer biting edge. A flat bright band over a flat black
+    :func:`drawn_cavity`; the upper teeth showing under the upper lip, their biting edge a level arc (the skull's,
+    not the lip's), in the lip's shadow at the top, darker towards the corners (the mouth's corners show the dark
+    cheeks' corridor, not teeth), faint gaps between the teeth and a greyer biting edge. A flat bright band over a flat black
     hole read as a cartoon on a large face."""
     skin = np.asarray(skin_colour, np.float32)
     light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
@@ -97,8 +105,18 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
         teeth_colour = (0.2 * skin + 0.8 * np.array([238.0, 230.0, 214.0], np.float32)) * light
         # as deep as half the opening, at most an incisor's height (~0.2 of the mouth's width; two thirds of that
         # looked right too but dlib then read the bottom of the teeth as the lower lip's: lip sync r 0.51 -> 0.79
-        # on the bearded portrait); the biting edge follows the smile's arc
-        teeth_h = min(0.48 * gap, 0.21 * width) * (1.0 - 0.3 * u ** 2)
+        # on the bearded portrait)
+        h0 = min(0.48 * gap, 0.21 * width)
+        # the teeth are the skull's: their biting edge is an arc under a line through the upper lip's highest point
+        # between its halves (u = +-0.5), as tilted as the inner corners (the head's roll), not the lip's own arch (a
+        # sad lip arched over the teeth bent them with it); where the lip falls below that line it hides them (no
+        # tooth shows longer than an incisor: dlib read a longer band's edge as the lower lip), never over
+        # TEETH_OPENING of the opening
+        corners = np.asarray(inner, np.float64)[[0, 4]]
+        tilt = (corners[1, 1] - corners[0, 1]) / max(abs(corners[1, 0] - corners[0, 0]), 1.0)
+        middle = np.abs(u) <= 0.5
+        line = float(np.min((upper - tilt * half * u)[middle])) + tilt * half * u if middle.any() else upper
+        teeth_h = np.clip(line + h0 * (1.0 - 0.3 * u ** 2) - upper, 0.0, TEETH_OPENING * opening)
         sep = np.zeros_like(u)
         notch = np.zeros_like(u)
         for at in TOOTH_EDGES:  # between the incisors, the laterals and the canines (of half the width)
@@ -108,12 +126,13 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
                 notch = np.maximum(notch, np.exp(-0.5 * (d / max(1.0, 0.018 * width)) ** 2))
         big = width > 60.0  # a tooth over ~10 px wide: its own edges and shade are drawn
         if big:  # each tooth's biting edge rounded at its corners: small notches where two teeth meet
-            teeth_h = teeth_h * (1.0 - TOOTH_NOTCH * notch)
+            teeth_h = np.maximum(teeth_h - h0 * TOOTH_NOTCH * notch, 0.0)
         t = (ys - upper) / np.maximum(teeth_h, 1.0)  # 0 at the upper lip, 1 at the biting edge
         soft = max(0.7, 0.008 * width) / np.maximum(teeth_h, 1.0)
         teeth = np.clip((1.0 - t) / soft + 0.5, 0, 1) * (t > -0.5)
         teeth *= 1.0 - smoothstep((np.abs(u) - 0.7) / 0.25)[None]  # the corners' dark corridor
         teeth *= smoothstep((gap - 1.5) / 3.0)  # none in a slit
+        teeth *= smoothstep(teeth_h / 1.5)[None]  # nor where the lip hides them
         shade = (1.0 - 0.45 * smoothstep((np.abs(u) - 0.2) / 0.6))[None]  # darker towards the corners
         shade = shade * (0.7 + 0.3 * smoothstep(t / 0.35))  # the upper lip's shadow at the top
         shade = shade * (1.0 - 0.15 * smoothstep((t - 0.75) / 0.25))  # a greyer biting edge
