@@ -588,3 +588,34 @@ def test_a_thin_triangles_edge_samples_inside_its_source_not_an_extrapolation():
     # pixel within the tolerance keeps its exact map), never 20-40 px off (without the clamp: y from -19 to 52)
     assert mx[moved].min() >= 10.0 - 4 and mx[moved].max() <= 30.0 + 4
     assert my[moved].min() >= 10.0 - 4 and my[moved].max() <= 22.0 + 4
+
+
+def test_a_barely_parted_photo_mouth_opened_wide_shows_a_cavity_not_its_slit_stretched(carphone):
+    """A photo whose lips are barely apart (carphone's frame 78: under open_min, so no bank) has one or two rows of
+    interior; opened wide by the command they were stretched into vertical streaks (mean step across the mouth 14
+    grey levels, FER read them as clenched teeth). The drawn cavity replaces them: smooth across, dark like a mouth.
+    A mouth open in the frame itself still shows its own."""
+    from evpcli.engines.mouth import MouthFiller
+
+    target, _ = carphone
+    cfg = RenderConfig()
+    k = 78
+    frame, lm = target.frames[k], target.landmarks[k]
+    assert 0.5 * cfg.open_min <= opening_ratio(lm) < cfg.open_min
+    bank = build_mouth_bank(iter([frame]), lm[None], np.array([True]))
+    assert not bank.has_open(cfg)
+    r = WarpRenderer(bank, cfg)
+    cmd = open_mouth(lm, 20)
+    out = r.render(frame, lm, cmd, 1.0).astype(np.float32).mean(-1)
+    mask = np.zeros(out.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(cmd[60:68] * 8).astype(np.int32)], 1, shift=3)
+    inside = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    assert inside.sum() >= 30
+    across = np.abs(np.diff(out, axis=1))[inside[:, 1:] & inside[:, :-1]].mean()
+    assert across < 5.0
+    assert out[inside].mean() < 0.4 * frame.mean()
+    # the frame's own open mouth is not replaced, however wide the command
+    opened = int(np.argmax(np.where(target.valid, opening_ratio(target.landmarks), 0)))
+    filler = MouthFiller(bank, cfg)
+    assert filler.slit(target.landmarks[opened], open_mouth(target.landmarks[opened], 30)) == 0.0
+    assert filler.slit(lm, cmd) == 1.0

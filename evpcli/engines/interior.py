@@ -13,6 +13,11 @@ TEETH_OPENING = 0.6  # the most of a column's opening the drawn upper teeth fill
 TOOTH_GAP = 0.12  # how much light the gap between two teeth takes (0.2 drew a grid on the bearded portrait's grin)
 TOOTH_NOTCH = 0.07  # how much shorter a tooth is where it meets the next (its rounded corners at the biting edge)
 TOOTH_LATERAL = 0.06  # the laterals and canines a little darker than the central incisors
+# a barely parted mouth warped open (slit_amount): from SLIT_STRETCH times its own opening the drawn cavity replaces
+# its stretched rows, SLIT_LIGHT times as lit as the closed-mouth drawing (carphone's own open mouths are 0.48 of its
+# skin's lightness, the cavity at the drawing's light 0.21: a hole)
+SLIT_STRETCH = 1.5
+SLIT_LIGHT = 1.8
 
 
 def closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
@@ -84,6 +89,29 @@ def _cavity(columns, lip_colour: np.ndarray, light: float) -> np.ndarray:
     return out
 
 
+def _light(skin_colour: np.ndarray) -> float:
+    """How lit a drawn inside is: as the face."""
+    return float(np.clip(np.mean(skin_colour) / 170.0, 0.6, 1.1))
+
+
+def slit_amount(own: float, commanded: float, open_min: float) -> float:
+    """How much of a target frame's own mouth, warped from its opening ``own`` to ``commanded`` (inner-lip opening
+    over the mouth's width), gives way to the drawn cavity (0-1). A mouth barely parted (under ``open_min``, none at
+    1.5 times it) has one or two rows of interior, which the warp stretches into vertical streaks once the command
+    opens it over :data:`SLIT_STRETCH` times as wide (all of it at twice that): FER read them on carphone's frame 78
+    as clenched teeth, angry. A mouth open in the frame is never replaced."""
+    stretch = commanded / max(own, 1e-3)
+    barely = 1.0 - float(smoothstep((own - open_min) / (0.5 * open_min)))
+    return float(smoothstep((stretch - SLIT_STRETCH) / SLIT_STRETCH)) * barely
+
+
+def slit_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, skin_colour: np.ndarray
+                ) -> np.ndarray:
+    """What replaces a stretched slit (:func:`slit_amount`): :func:`drawn_cavity` without teeth (the slit showed
+    none, and drawn teeth under a frown read as a grin), lit :data:`SLIT_LIGHT` times as the closed-mouth drawing."""
+    return drawn_cavity(inner, size, lip_colour, SLIT_LIGHT * _light(skin_colour))
+
+
 def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, skin_colour: np.ndarray
                    ) -> np.ndarray:
     """A drawn mouth interior, for a target that never shows its own: (h, w, 3) float32 for a box of ``size``
@@ -96,7 +124,7 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
     cheeks' corridor, not teeth), faint gaps between the teeth and a greyer biting edge. A flat bright band over a flat black
     hole read as a cartoon on a large face."""
     skin = np.asarray(skin_colour, np.float32)
-    light = float(np.clip(skin.mean() / 170.0, 0.6, 1.1))  # the inside is as lit as the face
+    light = _light(skin)  # the inside is as lit as the face
     columns = _columns(inner, size)
     out = _cavity(columns, lip_colour, light)
     u, upper, lower, opening, ys, width, gap = columns

@@ -14,7 +14,9 @@ the mouth texture from the target's own frames whose mouth shape matches; so doe
   carried onto the commanded lips piecewise-affinely (its inner-lip outline onto the commanded one), colour-matched
   to the frame's lips, given grain up to the frame's noise level, and composited inside the commanded inner lip.
 - When the target never opens its mouth the bank has nothing to show: a shaded cavity with a band of upper
-  teeth, in colours taken from the target's lips and skin, is drawn instead.
+  teeth, in colours taken from the target's lips and skin, is drawn instead. Where it barely parts them (under
+  ``open_min``, so no bank) and the command opens its mouth well past that, the slit's stretched rows give way to the
+  same cavity without teeth (:meth:`MouthFiller.slit`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
 from evpcli.engines.commissure import redraw_commissures
-from evpcli.engines.interior import closed_spline, drawn_interior
+from evpcli.engines.interior import closed_spline, drawn_interior, slit_amount, slit_cavity
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
@@ -297,8 +299,9 @@ class MouthFiller:
     - after it (:meth:`fill`), where the command opens the mouth, the inside of the commanded inner lip is one
       source carried onto the commanded lips (its inner-lip outline onto theirs): the target frame's own interior when
       its mouth shape is close to the command's (preferred), else the bank entry whose inner-lip shape is
-      closest, or the drawn cavity when the target never opens its mouth. The source changes only while the
-      commanded mouth is nearly closed (or when another is far better): no cross-fade, no ghosts;
+      closest, or the drawn cavity when the target never opens its mouth (or barely: :meth:`slit`). The source
+      changes only while the commanded mouth is nearly closed (or when another is far better): no cross-fade, no
+      ghosts;
     - a command (nearly) shut over a painted-over mouth gets the lips' junction: a line along the commanded inner
       lip a little darker than the lips.
     """
@@ -482,6 +485,11 @@ class MouthFiller:
         """A drawn mouth interior in the target's colours (:func:`evpcli.engines.interior.drawn_interior`)."""
         return drawn_interior(adapted[INNER] - origin, size, self.bank.lip_mean, self.bank.skin_colour)
 
+    def slit(self, tracked: np.ndarray, adapted: np.ndarray) -> float:
+        """How much of the frame's own mouth, warped open by the command, gives way to the drawn cavity (0-1):
+        :func:`~evpcli.engines.interior.slit_amount` of the tracked and commanded openings."""
+        return slit_amount(float(opening_ratio(tracked)), float(opening_ratio(adapted)), self.cfg.open_min)
+
     def _without_grin(self, texture: np.ndarray, region: np.ndarray, local: np.ndarray) -> np.ndarray:
         """A source's interior ``texture`` (h, w, 3) float32 with the target's grin taken away by :attr:`unsmile`
         (:func:`evpcli.engines.smile.interior_without_grin`): ``region`` the warped lips' box it goes into, ``local``
@@ -531,7 +539,8 @@ class MouthFiller:
             if self._painted:
                 self._junction(crop, adapted, origin)
             return None
-        if self._warp_shows_own:  # the warp has drawn the frame's own open mouth where the command wants it
+        slit = self.slit(tracked, adapted) if self._warp_shows_own else 0.0
+        if self._warp_shows_own and slit <= 0.0:  # the warp has drawn the frame's own open mouth where it is wanted
             return None
         adapted = rounded_lower_lip(adapted)
         h, w = crop.shape[:2]
@@ -546,7 +555,13 @@ class MouthFiller:
         if alpha.max() <= 0:
             return None
         k = self._choice
-        if k is not None:
+        if slit > 0.0:  # the warped slit, giving way to the drawn cavity
+            lips = lip_band_colour(region, adapted - sub_origin)
+            cavity = slit_cavity(inner - lo, size, lips if lips is not None else self.bank.lip_mean,
+                                 self.bank.skin_colour)
+            texture = (1.0 - slit) * region + slit * cavity
+            grain = slit * self.bank.noise
+        elif k is not None:
             texture, s = self._place(k, tracked, adapted, sub_origin, size)
             if k != self.OWN:
                 target = lip_band_colour(region, adapted - sub_origin)
