@@ -619,3 +619,18 @@ def test_a_barely_parted_photo_mouth_opened_wide_shows_a_cavity_not_its_slit_str
     filler = MouthFiller(bank, cfg)
     assert filler.slit(target.landmarks[opened], open_mouth(target.landmarks[opened], 30)) == 0.0
     assert filler.slit(lm, cmd) == 1.0
+
+
+def test_the_slits_cavity_comes_in_with_the_stretch_and_only_for_a_barely_parted_mouth():
+    from evpcli.engines.interior import SLIT_STRETCH, slit_amount
+
+    open_min = RenderConfig().open_min
+    own = 0.5 * open_min
+    ramp = [slit_amount(own, s * own, open_min) for s in np.linspace(1.0, 2 * SLIT_STRETCH + 0.5, 12)]
+    assert ramp[0] == 0.0 and ramp[-1] == 1.0
+    assert all(b >= a for a, b in zip(ramp, ramp[1:], strict=False))  # no flicker as the command opens
+    assert slit_amount(own, SLIT_STRETCH * own, open_min) == 0.0
+    # a wider own opening: less of it, none from 1.5 open_min (the frame's own interior has rows to show)
+    wider = [slit_amount(o, 10 * o, open_min) for o in np.linspace(0.5, 1.6, 12) * open_min]
+    assert all(b <= a for a, b in zip(wider, wider[1:], strict=False))
+    assert wider[0] == 1.0 and slit_amount(1.5 * open_min, 20 * open_min, open_min) == 0.0
