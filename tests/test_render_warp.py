@@ -169,7 +169,7 @@ def test_the_drawn_interior_has_a_tongue_teeth_in_the_lips_shadow_and_dark_corne
 
 
 def test_drawn_teeth_keep_their_biting_edge_under_an_arched_lip_and_the_tongue_sits_behind_the_lower_lip():
-    """Teeth are the skull's: under a sad upper lip arched 10 px higher in the middle than at its halves, the drawn
+    """Teeth are the skull's: under a sad upper lip arched 6 px higher in the middle than at its halves, the drawn
     teeth's biting edge stays level (they bent with the lip: the bearded man's sad), and show longer where the lip
     rises. The tongue is darkest just behind the lower lip (tongue and lip were one flat pink plane on his fear)."""
     from evpcli.engines.interior import drawn_cavity, drawn_interior

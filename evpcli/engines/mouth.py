@@ -490,15 +490,19 @@ class MouthFiller:
         :func:`~evpcli.engines.interior.slit_amount` of the tracked and commanded openings."""
         return slit_amount(float(opening_ratio(tracked)), float(opening_ratio(adapted)), self.cfg.open_min)
 
+    def _lips(self, region: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """The lips' colour (3,) around the commanded mouth in ``region`` (:func:`lip_band_colour`; ``local`` the
+        commanded landmarks in its pixels), else the bank's mean."""
+        lips = lip_band_colour(region, local)
+        return lips if lips is not None else self.bank.lip_mean
+
     def _without_grin(self, texture: np.ndarray, region: np.ndarray, local: np.ndarray) -> np.ndarray:
         """A source's interior ``texture`` (h, w, 3) float32 with the target's grin taken away by :attr:`unsmile`
         (:func:`evpcli.engines.smile.interior_without_grin`): ``region`` the warped lips' box it goes into, ``local``
         (68, 2) the commanded landmarks in its pixels."""
         from evpcli.engines.smile import interior_without_grin
 
-        lips = lip_band_colour(region, local)
-        return interior_without_grin(texture, local[INNER], self.unsmile,
-                                     lips if lips is not None else self.bank.lip_mean)
+        return interior_without_grin(texture, local[INNER], self.unsmile, self._lips(region, local))
 
     def _junction(self, crop: np.ndarray, adapted: np.ndarray, origin: np.ndarray) -> None:
         """Where lips that were apart are drawn together: a line along the commanded inner lip, 1 px, 15 % darker than
@@ -556,9 +560,7 @@ class MouthFiller:
             return None
         k = self._choice
         if slit > 0.0:  # the warped slit, giving way to the drawn cavity
-            lips = lip_band_colour(region, adapted - sub_origin)
-            cavity = slit_cavity(inner - lo, size, lips if lips is not None else self.bank.lip_mean,
-                                 self.bank.skin_colour)
+            cavity = slit_cavity(inner - lo, size, self._lips(region, adapted - sub_origin), self.bank.skin_colour)
             texture = (1.0 - slit) * region + slit * cavity
             grain = slit * self.bank.noise
         elif k is not None:
