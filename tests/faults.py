@@ -127,6 +127,14 @@ def check_workspace(root: Path) -> dict:
     conn = sqlite3.connect(root / "index.sqlite", timeout=60)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "artifacts" not in tables:  # killed between creating the index file and its schema: nothing was indexed
+            assert "clips" not in tables or not conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+            conn.close()
+            from evpcli.workspace import Workspace
+
+            assert Workspace(root).artifacts("landmarks") == []  # the next run opens it and writes the schema
+            return counts
         rows = conn.execute("SELECT kind, key, path FROM artifacts").fetchall()
         counts["clips"] = conn.execute("SELECT COUNT(*) FROM clips WHERE status = 'ok'").fetchone()[0]
         bad_clips = conn.execute("SELECT clip_id FROM clips WHERE status = 'ok' AND clip_id NOT IN "
