@@ -55,6 +55,34 @@ def test_amplify_tops_the_lasting_expression_up_along_its_prototype_and_leaves_t
     np.testing.assert_allclose(out[:, 21] - neutral[:, 21], np.broadcast_to(_proto("sad")[21], (100, 2)), atol=1e-4)
 
 
+def test_each_brow_point_reaches_its_share_even_when_the_whole_face_does():
+    """The network's surprise drops the jaw more than its prototype and leaves the outer brows down: the whole face
+    holds 0.9 of the prototype, but without the outer brows' rise (AU2) it is a worried face, not a surprised one."""
+    neutral = _speech()
+    p = _proto("surprised")
+    network = 0.9 * p.copy()
+    network[[17, 18, 25, 26]] = 0.0  # the outer brows left where they were
+    network[4:13] *= 4.0  # the jaw dropped further than the prototype's
+    expressive = neutral + network
+    assert amplitude.prototype_coefficient(network, "surprised") >= 0.9  # nothing to top up over the whole face
+    out = amplitude.amplify(expressive, neutral, {"surprised": 0.9})
+    moved = out - expressive
+    np.testing.assert_allclose(moved[20:80, [17, 26]], np.broadcast_to(0.9 * p[[17, 26]], (60, 2, 2)), atol=0.02)
+    np.testing.assert_allclose(moved[:, 19:25], 0.0, atol=1e-4)  # the inner brows already hold their share
+    np.testing.assert_allclose(moved[:, :17], 0.0, atol=1e-4)  # and nothing but the brows moves
+    np.testing.assert_allclose(moved[:, 27:], 0.0, atol=1e-4)
+    # at --intensity 2 the whole face goes on to 1.3, each brow on its own only to BROW_LIMIT
+    assert amplitude.BROW_LIMIT == 1.0
+    out = amplitude.amplify(expressive, neutral, {"surprised": 1.3})
+    np.testing.assert_allclose((out - neutral)[20:80, [17, 26]], np.broadcast_to(p[[17, 26]], (60, 2, 2)), atol=0.02)
+    # a brow the prototype lowers (sad's outer ends) is left to the whole face
+    p = _proto("sad")
+    network = 1.3 * p.copy()  # the whole face over its share: nothing to top up there
+    network[[17, 26]] = 0.0
+    expressive = neutral + network
+    np.testing.assert_allclose(amplitude.amplify(expressive, neutral, {"sad": 1.2}), expressive, atol=1e-4)
+
+
 def test_no_prototype_brings_the_lips_together():
     names, protos = amplitude.prototypes()
     for name, p in zip(names, protos, strict=True):
