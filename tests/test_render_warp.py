@@ -634,3 +634,44 @@ def test_the_slits_cavity_comes_in_with_the_stretch_and_only_for_a_barely_parted
     wider = [slit_amount(o, 10 * o, open_min) for o in np.linspace(0.5, 1.6, 12) * open_min]
     assert all(b <= a for a, b in zip(wider, wider[1:], strict=False))
     assert wider[0] == 1.0 and slit_amount(1.5 * open_min, 20 * open_min, open_min) == 0.0
+
+
+def test_an_open_photo_mouth_opened_further_splits_open_instead_of_stretching(carphone):
+    """A photo whose mouth is open (carphone's frame 30 alone: its lower teeth show) opened much further by the
+    command: the warp stretched its interior into vertical streaks (mean step across the mouth 9.5 grey levels).
+    Split open like a jaw opens it, the upper half of its interior stays under the upper lip, the lower half (its
+    lower teeth) over the lower lip, and the drawn cavity fills between: smooth across, dark like a mouth."""
+    from evpcli.engines.interior import split_amount
+
+    target, _ = carphone
+    cfg = RenderConfig()
+    k = 30
+    frame, lm = target.frames[k], target.landmarks[k]
+    assert opening_ratio(lm) >= 1.5 * cfg.open_min
+    bank = build_mouth_bank(iter([frame]), lm[None], np.array([True]))
+    cmd = open_mouth(lm, 20)
+    assert split_amount(float(opening_ratio(lm)), float(opening_ratio(cmd)), cfg.open_min) > 0.8  # 2.6 times as open
+    out = WarpRenderer(bank, cfg).render(frame, lm, cmd, 1.0).astype(np.float32).mean(-1)
+    mask = np.zeros(out.shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(cmd[60:68] * 8).astype(np.int32)], 1, shift=3)
+    inside = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+    assert inside.sum() >= 50
+    assert np.abs(np.diff(out, axis=1))[inside[:, 1:] & inside[:, :-1]].mean() < 5.0
+    assert out[inside].mean() < 0.45 * frame.mean()
+    # its lower teeth are still there, just over the lower lip, not stretched up into the opening
+    rows = np.arange(out.shape[0])[:, None]
+    bottom = inside & (rows > cmd[[65, 66, 67], 1].mean() - 4)
+    middle = inside & (np.abs(rows - cmd[[61, 62, 63, 65, 66, 67], 1].mean()) < 3)
+    assert out[bottom].max() > out[middle].mean() + 30
+
+
+def test_the_split_comes_in_with_the_stretch_and_hands_over_from_the_slit():
+    from evpcli.engines.interior import SLIT_STRETCH, slit_amount, split_amount
+
+    open_min = RenderConfig().open_min
+    own = 2.0 * open_min
+    ramp = [split_amount(own, s * own, open_min) for s in np.linspace(1.0, 2 * SLIT_STRETCH + 0.5, 12)]
+    assert ramp[0] == 0.0 and ramp[-1] == 1.0
+    assert all(b >= a for a, b in zip(ramp, ramp[1:], strict=False))
+    for o in np.linspace(0.5, 2.0, 16) * open_min:  # the slit's barely parted mouth, the split's open one: one or other
+        assert slit_amount(o, 10 * o, open_min) + split_amount(o, 10 * o, open_min) == pytest.approx(1.0)

@@ -1,8 +1,11 @@
 """The inside of a mouth drawn for a target that never shows its own (the common portrait: a photo with closed
-lips), in its own colours: see :func:`drawn_interior` and docs/rendering.md ("the drawn interior")."""
+lips), in its own colours: see :func:`drawn_interior` and docs/rendering.md ("the drawn interior"); and what a
+frame's own mouth becomes when the command opens it far past its own opening (:func:`slit_cavity`,
+:func:`split_open`)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -169,3 +172,36 @@ def drawn_interior(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndar
             shade = shade * (1.0 - TOOTH_LATERAL * smoothstep((np.abs(u) - TOOTH_EDGES[1]) / 0.06))[None]
         out = out * (1 - teeth[..., None]) + np.clip(teeth_colour * shade[..., None], 0, 255) * teeth[..., None]
     return out
+
+
+def split_amount(own: float, commanded: float, open_min: float) -> float:
+    """How much of a target frame's own open mouth, warped from its opening ``own`` to ``commanded`` (inner-lip
+    opening over the mouth's width), is split open instead of stretched (0-1): the complement of :func:`slit_amount`'s
+    barely parted mouth, from :data:`SLIT_STRETCH` times its own opening (all of it at twice that)."""
+    stretch = commanded / max(own, 1e-3)
+    opened = float(smoothstep((own - open_min) / (0.5 * open_min)))
+    return float(smoothstep((stretch - SLIT_STRETCH) / SLIT_STRETCH)) * opened
+
+
+def split_open(region: np.ndarray, inner: np.ndarray, ratio: float, cavity: np.ndarray) -> np.ndarray:
+    """A frame's own open mouth opened further the way a jaw opens it, not stretched: ``region`` (h, w, 3) float32 the
+    warp's output, whose own interior it has stretched onto the commanded inner lip ``inner`` (8, 2, its pixels);
+    ``ratio`` the own opening over the commanded one (< 1). Column by column, the upper half of the own interior
+    (the upper teeth) stays at its own height under the upper lip, the lower half (the lower teeth, the tongue) at
+    its own height over the lower lip, and the opening between them is ``cavity`` (h, w, 3): the stretched teeth of
+    the warp were vertical streaks."""
+    h, w = region.shape[:2]
+    u, upper, lower, opening, ys, width, gap = _columns(inner, (w, h))
+    own = opening * float(np.clip(ratio, 0.05, 1.0))  # (w,) the own opening, in the commanded frame
+    d = ys - upper  # down from the upper inner lip
+    e = lower - ys  # up from the lower inner lip
+    v = np.where(d <= e, d / own, 1.0 - e / own)  # where in the own interior (0 top, 1 bottom) to read
+    half = 0.5 * own
+    edge = np.maximum(0.15 * own, 1.0)
+    middle = smoothstep((np.minimum(d, e) - (half - edge)) / (2 * edge))  # 0 in the own halves, 1 between
+    src_y = (upper + np.clip(v, 0.0, 1.0) * opening).astype(np.float32)
+    src_x = np.broadcast_to(np.arange(w, dtype=np.float32)[None], (h, w))
+    moved = cv2.remap(region, np.ascontiguousarray(src_x), np.ascontiguousarray(src_y), cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    m = middle[..., None].astype(np.float32)
+    return moved * (1.0 - m) + cavity * m

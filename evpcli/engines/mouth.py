@@ -16,7 +16,8 @@ the mouth texture from the target's own frames whose mouth shape matches; so doe
 - When the target never opens its mouth the bank has nothing to show: a shaded cavity with a band of upper
   teeth, in colours taken from the target's lips and skin, is drawn instead. Where it barely parts them (under
   ``open_min``, so no bank) and the command opens its mouth well past that, the slit's stretched rows give way to the
-  same cavity without teeth (:meth:`MouthFiller.slit`).
+  same cavity without teeth (:meth:`MouthFiller.slit`); where its own open mouth is opened far past its own, it
+  splits open (:func:`~evpcli.engines.interior.split_open`): its halves stay by their lips, the cavity between.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import numpy as np
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
 from evpcli.engines.commissure import redraw_commissures
-from evpcli.engines.interior import closed_spline, drawn_interior, slit_amount, slit_cavity
+from evpcli.engines.interior import (closed_spline, drawn_interior, slit_amount, slit_cavity, split_amount,
+                                    split_open)
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
@@ -543,8 +545,10 @@ class MouthFiller:
             if self._painted:
                 self._junction(crop, adapted, origin)
             return None
+        own, cmd = float(opening_ratio(tracked)), float(opening_ratio(adapted))
         slit = self.slit(tracked, adapted) if self._warp_shows_own else 0.0
-        if self._warp_shows_own and slit <= 0.0:  # the warp has drawn the frame's own open mouth where it is wanted
+        split = split_amount(own, cmd, self.cfg.open_min) if self._warp_shows_own else 0.0
+        if self._warp_shows_own and slit <= 0.0 and split <= 0.0:  # the warp has drawn the own mouth as wanted
             return None
         adapted = rounded_lower_lip(adapted)
         h, w = crop.shape[:2]
@@ -559,8 +563,10 @@ class MouthFiller:
         if alpha.max() <= 0:
             return None
         k = self._choice
-        if slit > 0.0:  # the warped slit, giving way to the drawn cavity
+        if slit > 0.0 or split > 0.0:  # the warped slit giving way to the drawn cavity, or an open mouth split open
             cavity = slit_cavity(inner - lo, size, self._lips(region, adapted - sub_origin), self.bank.skin_colour)
+            if split > 0.0:
+                cavity, slit = split_open(region, inner - lo, own / max(cmd, 1e-3), cavity), split
             texture = (1.0 - slit) * region + slit * cavity
             grain = slit * self.bank.noise
         elif k is not None:
