@@ -565,10 +565,9 @@ class MouthFiller:
         k = self._choice
         if slit > 0.0 or split > 0.0:  # the warped slit giving way to the drawn cavity, or an open mouth split open
             cavity = slit_cavity(inner - lo, size, self._lips(region, adapted - sub_origin), self.bank.skin_colour)
-            if split > 0.0:
-                cavity, slit = split_open(region, inner - lo, own / max(cmd, 1e-3), cavity), split
-            texture = (1.0 - slit) * region + slit * cavity
-            grain = slit * self.bank.noise
+            opened = split_open(region, inner - lo, own / max(cmd, 1e-3), cavity) if split > 0.0 else cavity
+            texture = region + slit * (cavity - region) + split * (opened - region)  # slit + split <= 1
+            grain = (slit + split) * self.bank.noise
         elif k is not None:
             texture, s = self._place(k, tracked, adapted, sub_origin, size)
             if k != self.OWN:
