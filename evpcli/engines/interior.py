@@ -103,9 +103,19 @@ def slit_amount(own: float, commanded: float, open_min: float) -> float:
     1.5 times it) has one or two rows of interior, which the warp stretches into vertical streaks once the command
     opens it over :data:`SLIT_STRETCH` times as wide (all of it at twice that): FER read them on carphone's frame 78
     as clenched teeth, angry. A mouth open in the frame is never replaced."""
-    stretch = commanded / max(own, 1e-3)
-    barely = 1.0 - float(smoothstep((own - open_min) / (0.5 * open_min)))
-    return float(smoothstep((stretch - SLIT_STRETCH) / SLIT_STRETCH)) * barely
+    return _stretched(own, commanded) * (1.0 - _opened(own, open_min))
+
+
+def _stretched(own: float, commanded: float) -> float:
+    """How far the command stretches a frame's own opening: 0 up to :data:`SLIT_STRETCH` times it, 1 from twice
+    that (what :func:`slit_amount` and :func:`split_amount` share)."""
+    return float(smoothstep((commanded / max(own, 1e-3) - SLIT_STRETCH) / SLIT_STRETCH))
+
+
+def _opened(own: float, open_min: float) -> float:
+    """0 for a mouth barely parted (under ``open_min``), 1 for one open (from 1.5 times it): which of the slit's
+    cavity and the split a stretched mouth gets."""
+    return float(smoothstep((own - open_min) / (0.5 * open_min)))
 
 
 def slit_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, skin_colour: np.ndarray
@@ -178,9 +188,7 @@ def split_amount(own: float, commanded: float, open_min: float) -> float:
     """How much of a target frame's own open mouth, warped from its opening ``own`` to ``commanded`` (inner-lip
     opening over the mouth's width), is split open instead of stretched (0-1): the complement of :func:`slit_amount`'s
     barely parted mouth, from :data:`SLIT_STRETCH` times its own opening (all of it at twice that)."""
-    stretch = commanded / max(own, 1e-3)
-    opened = float(smoothstep((own - open_min) / (0.5 * open_min)))
-    return float(smoothstep((stretch - SLIT_STRETCH) / SLIT_STRETCH)) * opened
+    return _stretched(own, commanded) * _opened(own, open_min)
 
 
 def split_open(region: np.ndarray, inner: np.ndarray, ratio: float, cavity: np.ndarray) -> np.ndarray:

@@ -545,11 +545,12 @@ class MouthFiller:
             if self._painted:
                 self._junction(crop, adapted, origin)
             return None
-        own, cmd = float(opening_ratio(tracked)), float(opening_ratio(adapted))
-        slit = self.slit(tracked, adapted) if self._warp_shows_own else 0.0
-        split = split_amount(own, cmd, self.cfg.open_min) if self._warp_shows_own else 0.0
-        if self._warp_shows_own and slit <= 0.0 and split <= 0.0:  # the warp has drawn the own mouth as wanted
-            return None
+        slit = split = 0.0
+        if self._warp_shows_own:  # the warp has drawn the frame's own mouth: kept, unless stretched far past it
+            own, cmd = float(opening_ratio(tracked)), float(opening_ratio(adapted))
+            slit, split = slit_amount(own, cmd, self.cfg.open_min), split_amount(own, cmd, self.cfg.open_min)
+            if slit <= 0.0 and split <= 0.0:
+                return None
         adapted = rounded_lower_lip(adapted)
         h, w = crop.shape[:2]
         inner = adapted[INNER] - origin
