@@ -355,6 +355,11 @@ class RenderConfig:
     # instead of kinking along the mesh's edges into a line (engines.geometry.smooth_corners; 0 turns it off)
     corner_smooth: float = 0.06
     corner_radius: float = 0.5
+    # ... and on the lids' skin between a raised brow's hair and the upper lid (a Gaussian of brow_smooth IOD, off the
+    # brows and the eyes' openings, where the command raises a brow 0.03-0.08 IOD or more over the frame's), so the
+    # lid's crease and lashes' shadow bend as skin does instead of into zigzags (engines.geometry.smooth_brows; 0 turns
+    # it off)
+    brow_smooth: float = 0.06
     # mouth interior
     bank_size: int = 32  # frames kept in the mouth bank
     bank_candidates: int = 160  # frames whose mouth crops are held while choosing the bank

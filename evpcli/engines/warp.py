@@ -8,8 +8,10 @@ Per frame (:meth:`WarpRenderer.render`):
 2. The crop is warped (piecewise-affine over a fixed triangulation, or a thin-plate spline) by inverse maps
    computed on a coarse grid and upsampled, sampled with a Lanczos kernel (a bilinear one blurs the face). Where a
    strong command would turn a triangle over (a smiling mouth corner lifted past the cheek's skin point), the skin
-   points are pulled along (:func:`~evpcli.engines.geometry.unfold`): no crease. Where the warp stretches the skin,
-   the fine detail the stretch spread out is put back (:func:`restore_detail`).
+   points are pulled along (:func:`~evpcli.engines.geometry.unfold`): no crease. Beside the mouth's corners (a
+   smile) and on the lids' skin under a raised brow the piecewise-affine maps are smoothed (``smooth_corners``,
+   ``smooth_brows``), so creases bend instead of kinking at the mesh's edges. Where the warp stretches the skin, the
+   fine detail the stretch spread out is put back (:func:`restore_detail`).
 3. The mouth (:class:`~evpcli.engines.mouth.MouthFiller`): an open target mouth is painted over with its lips before
    the warp, so closing it brings lip to lip; where the command opens the mouth, the inside of the commanded inner
    lip is one source placed on the commanded lips: the target frame's own interior, or its closest mouth from the
@@ -38,9 +40,10 @@ import cv2
 import numpy as np
 
 from evpcli.config import RenderConfig
-from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_corners,
-                                    tps_maps, triangles_for, unfold)
+from evpcli.engines.geometry import (Box, crop_box, frame_points, make_rig, pwa_maps, ring_alpha, smooth_brows,
+                                    smooth_corners, tps_maps, triangles_for, unfold)
 from evpcli.engines.mouth import MouthBank, MouthFiller
+from evpcli.face.brows import brow_gaps
 from evpcli.face.parts import OUTER_LIP, OUTER_LIP_CORNERS
 from evpcli.engines.target import analyse_target, build_mouth_bank, face_reliability
 
@@ -238,6 +241,11 @@ class WarpRenderer:
             moved = float(np.linalg.norm(adapted[OUTER_LIP_CORNERS] - tracked[OUTER_LIP_CORNERS], axis=1).max())
             map_x, map_y = smooth_corners(map_x, map_y, adapted - [box.x0, box.y0], iod, self.cfg.corner_smooth,
                                           self.cfg.corner_radius, (moved / max(iod, 1e-6) - 0.03) / 0.05)
+            # where the command raises a brow well above the frame's (sad's inner ends, surprise), in proportion from
+            # 0.03 to 0.08 IOD of added height over the lid; a lowered brow (a frown) is left to the exact maps
+            raised = float((brow_gaps(adapted) - brow_gaps(tracked)).max())
+            map_x, map_y = smooth_brows(map_x, map_y, adapted - [box.x0, box.y0], iod, self.cfg.brow_smooth,
+                                        (raised / max(iod, 1e-6) - 0.03) / 0.05)
         else:
             map_x, map_y = tps_maps(box, src, dst)
         crop = self.mouth.prepare_source(frame[box.y0:box.y1, box.x0:box.x1], tracked, adapted,
