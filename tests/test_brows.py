@@ -99,11 +99,10 @@ def test_the_lid_under_a_raised_brow_bends_smoothly_and_nothing_else_moves():
     before, after = kink(mx, lids) + kink(my, lids), kink(sx, lids) + kink(sy, lids)
     assert after < 0.5 * before, (before, after)
     hair = np.round(adapted[BROWS]).astype(int)  # the brows' own points: their hair keeps its shape
-    for a, b in ((mx, sx), (my, sy)):
-        np.testing.assert_allclose(a[hair[:, 1], hair[:, 0]], b[hair[:, 1], hair[:, 0]], atol=0.1)
     below = np.zeros((256, 256), bool)
     below[int(adapted[33, 1]):] = True  # under the nose: far from the brows and the lids
     for a, b in ((mx, sx), (my, sy)):
+        np.testing.assert_allclose(a[hair[:, 1], hair[:, 0]], b[hair[:, 1], hair[:, 0]], atol=0.1)
         np.testing.assert_array_equal(a[below], b[below])
         np.testing.assert_allclose(a[eyes > 0], b[eyes > 0], atol=0.05)  # the lids' margins stay where they were
     still_x, still_y = _maps(TEMPLATE.astype(np.float64))
@@ -115,7 +114,6 @@ def test_the_lid_under_a_raised_brow_bends_smoothly_and_nothing_else_moves():
 def test_the_renderer_draws_a_raised_brows_lid_without_the_meshs_kinks():
     """Through the renderer: horizontal stripes between brow and lid, warped by a raised brow, run smoothly (their
     rows' heights have small second differences along x) with the default brow_smooth, and as zigzags without it."""
-
     from evpcli.config import RenderConfig
     from evpcli.engines.warp import WarpRenderer
 
