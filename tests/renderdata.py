@@ -163,3 +163,17 @@ def shaded(shader, image: np.ndarray, landmarks: np.ndarray, amounts) -> dict:
         shader(out, landmarks, amount)
         outs[amount] = out
     return outs
+
+
+def template_maps(adapted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The warp renderer's piecewise-affine inverse maps (256, 256) moving TEMPLATE (canonical 256 frame) to
+    ``adapted`` (68, 2): its rig, triangulation and unfolded skin points, before any smoothing."""
+    from evpcli.engines.geometry import Box, frame_points, make_rig, pwa_maps, triangles_for, unfold
+    from evpcli.face.normalize import TEMPLATE
+
+    tracked = TEMPLATE.astype(np.float64)
+    rig = make_rig()
+    src, dst, _ = frame_points(rig, tracked, adapted)
+    tri = triangles_for(rig, src)
+    dst = unfold(src, dst, tri, np.arange(68, 68 + rig.n_skin))
+    return pwa_maps(Box(0, 0, 256, 256, 256, 256), src, dst, tri)

@@ -4,6 +4,7 @@ import numpy as np
 
 from evpcli.face.brows import BROW_GAP_FLOOR, brow_gaps, keep_brow_gap
 from evpcli.face.normalize import TEMPLATE
+from tests.renderdata import template_maps
 
 
 def _face(scale=1.0, angle=0.0):
@@ -60,17 +61,6 @@ def _raised_brows(amount: float) -> np.ndarray:
     return lm
 
 
-def _maps(adapted: np.ndarray):
-    from evpcli.engines.geometry import Box, frame_points, make_rig, pwa_maps, triangles_for, unfold
-
-    tracked = TEMPLATE.astype(np.float64)
-    rig = make_rig()
-    src, dst, _ = frame_points(rig, tracked, adapted)
-    tri = triangles_for(rig, src)
-    dst = unfold(src, dst, tri, np.arange(68, 68 + rig.n_skin))
-    return pwa_maps(Box(0, 0, 256, 256, 256, 256), src, dst, tri)
-
-
 def test_the_lid_under_a_raised_brow_bends_smoothly_and_nothing_else_moves():
     """Piecewise-affine maps kink along the mesh's edges: the skin between a raised brow and its lid is cut into
     triangles with maps of their own, and the lid's crease came out as a zigzag. smooth_brows smooths the maps
@@ -82,7 +72,7 @@ def test_the_lid_under_a_raised_brow_bends_smoothly_and_nothing_else_moves():
     from evpcli.face.parts import BROWS, LEFT_EYE, RIGHT_EYE
 
     adapted = _raised_brows(1.0)
-    mx, my = _maps(adapted)
+    mx, my = template_maps(adapted)
     iod = float(np.linalg.norm(adapted[45] - adapted[36]))
     sx, sy = smooth_brows(mx, my, adapted, iod)
 
@@ -105,7 +95,7 @@ def test_the_lid_under_a_raised_brow_bends_smoothly_and_nothing_else_moves():
         np.testing.assert_allclose(a[hair[:, 1], hair[:, 0]], b[hair[:, 1], hair[:, 0]], atol=0.1)
         np.testing.assert_array_equal(a[below], b[below])
         np.testing.assert_allclose(a[eyes > 0], b[eyes > 0], atol=0.05)  # the lids' margins stay where they were
-    still_x, still_y = _maps(TEMPLATE.astype(np.float64))
+    still_x, still_y = template_maps(TEMPLATE.astype(np.float64))
     for a, b in zip((still_x, still_y), smooth_brows(still_x, still_y, TEMPLATE.astype(np.float64), iod), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
     assert smooth_brows(mx, my, adapted, iod, sigma=0.0)[0] is mx
@@ -142,7 +132,7 @@ def test_the_renderer_draws_a_raised_brows_lid_without_the_meshs_kinks():
     assert smooth < 0.5 * plain, (plain, smooth)  # 0.20 -> 0.08 px
 
 
-def test_a_frown_keeps_the_exact_maps():
+def test_a_frown_keeps_the_exacttemplate_maps():
     """Only a raised brow is smoothed (from 0.03 IOD of added height over the lid): a frown lowers the brows onto the
     lids, and its render is byte for byte the one without smooth_brows."""
     from evpcli.config import RenderConfig

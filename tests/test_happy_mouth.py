@@ -109,16 +109,12 @@ def test_the_cheek_beside_a_smiling_corner_bends_smoothly_and_nothing_else_moves
     """Piecewise-affine maps kink along the mesh's edges; beside a mouth corner a smile drags the target's crease
     along such an edge into a straight line with a bend. smooth_corners smooths the maps there only: off the lips,
     within the disc around each corner; the lips and the rest keep the exact maps."""
-    from evpcli.engines.geometry import Box, make_rig, frame_points, pwa_maps, smooth_corners, triangles_for, unfold
+    from evpcli.engines.geometry import smooth_corners
+    from tests.renderdata import template_maps
 
     tracked = TEMPLATE.astype(np.float64)
     adapted = _happy(1.5)
-    rig = make_rig()
-    src, dst, _ = frame_points(rig, tracked, adapted)
-    tri = triangles_for(rig, src)
-    dst = unfold(src, dst, tri, np.arange(68, 68 + rig.n_skin))
-    box = Box(0, 0, 256, 256, 256, 256)
-    mx, my = pwa_maps(box, src, dst, tri)
+    mx, my = template_maps(adapted)
     iod = float(np.linalg.norm(tracked[45] - tracked[36]))
     sx, sy = smooth_corners(mx, my, adapted, iod)
 

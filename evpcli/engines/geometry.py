@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from evpcli.engines.light import box
 from evpcli.face.normalize import TEMPLATE, apply_transform, invert_transform, similarity_fit
 from evpcli.face.parts import BROWS, INNER_LIP, LEFT_EYE, OUTER_LIP, OUTER_LIP_CORNERS, RIGHT_EYE, STABLE
 
@@ -378,17 +379,16 @@ def smooth_corners(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, 
     the exact piecewise-affine maps."""
     if sigma <= 0 or radius <= 0 or iod <= 0 or strength <= 0:
         return map_x, map_y
-    h, w = map_x.shape
     lm = np.asarray(landmarks, np.float64)
     r = radius * iod
     feather = max(1.0, 0.1 * iod)
     pad = int(np.ceil(r + 3 * feather + 3 * sigma * iod)) + 2
-    lo = np.maximum(np.floor(lm[OUTER_LIP_CORNERS].min(0) - pad).astype(int), 0)
-    hi = np.minimum(np.ceil(lm[OUTER_LIP_CORNERS].max(0) + pad).astype(int), [w, h])
-    if (hi - lo < 4).any():
+    window = box(map_x.shape, lm[OUTER_LIP_CORNERS], pad)
+    if window is None:
         return map_x, map_y
-    sub = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-    weight = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.float32)
+    x0, y0, x1, y1 = window
+    lo, sub = np.array([x0, y0]), (slice(y0, y1), slice(x0, x1))
+    weight = np.zeros((y1 - y0, x1 - x0), np.float32)
     for k in OUTER_LIP_CORNERS:
         c = lm[k] - lo
         cv2.circle(weight, (int(round(c[0] * 16)), int(round(c[1] * 16))), int(round(r * 16)), 1.0, -1, cv2.LINE_AA,
@@ -421,17 +421,15 @@ def smooth_brows(map_x: np.ndarray, map_y: np.ndarray, landmarks: np.ndarray, io
     sad's lowered upper lid was drawn less lowered: face-api's sad on carphone +0.76 -> +0.54, +0.64 with it kept)."""
     if sigma <= 0 or iod <= 0 or strength <= 0:
         return map_x, map_y
-    h, w = map_x.shape
     lm = np.asarray(landmarks, np.float64)
     feather = max(1.0, BROW_SMOOTH_FEATHER * iod)
     pad = int(np.ceil(3 * feather + 3 * sigma * iod)) + 2
-    pts = lm[np.concatenate([BROWS, RIGHT_EYE, LEFT_EYE])]
-    lo = np.maximum(np.floor(pts.min(0) - pad).astype(int), 0)
-    hi = np.minimum(np.ceil(pts.max(0) + pad).astype(int), [w, h])
-    if (hi - lo < 4).any():
+    window = box(map_x.shape, lm[np.concatenate([BROWS, RIGHT_EYE, LEFT_EYE])], pad)
+    if window is None:
         return map_x, map_y
-    sub = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
-    area = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.float32)
+    x0, y0, x1, y1 = window
+    lo, sub = np.array([x0, y0]), (slice(y0, y1), slice(x0, x1))
+    area = np.zeros((y1 - y0, x1 - x0), np.float32)
     eyes = np.zeros(area.shape, np.float32)
     for brow, eye in ((BROWS[:5], RIGHT_EYE), (BROWS[5:], LEFT_EYE)):
         top = np.array([lm[k] + BROW_BAND_DEPTH * (lm[list(_LID_UNDER[k])].mean(0) - lm[k]) for k in brow])
