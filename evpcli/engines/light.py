@@ -48,9 +48,11 @@ def polygon(shape: tuple[int, int], pts: np.ndarray, sigma: float) -> np.ndarray
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(0.5, sigma))
 
 
-def relight(region: np.ndarray, factor: np.ndarray, iod: float, chroma: float) -> None:
+def relight(region: np.ndarray, factor: np.ndarray, iod: float, chroma: float | None) -> None:
     """Multiply the coarse light of ``region`` (h, w, 3) uint8 in place by ``factor`` (h, w) (see the module
-    docstring); pixels whose factor is 1 keep their bytes."""
+    docstring); pixels whose factor is 1 keep their bytes. ``chroma`` None: the chroma follows the lightness (CIELAB
+    a*, b* scaled as L*), so a shadow keeps the colour's saturation (a mouth's cavity in shadow: kept chroma at a
+    fifth of the light was a saturated maroon)."""
     changed = np.abs(factor - 1.0) > 1e-3
     if not changed.any():
         return
@@ -58,6 +60,10 @@ def relight(region: np.ndarray, factor: np.ndarray, iod: float, chroma: float) -
     base = cv2.GaussianBlur(img, (0, 0), max(0.7, DETAIL_IOD * iod))
     lab = cv2.cvtColor(np.clip(base * factor[..., None] + (img - base), 0, 255) / 255.0, cv2.COLOR_RGB2Lab)
     own = cv2.cvtColor(img / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 1:] = own[..., 1:] * np.clip(1.0 + chroma * (1.0 - factor), 0.0, None)[..., None]
+    if chroma is None:
+        gain = np.clip(lab[..., 0] / np.maximum(own[..., 0], 1e-3), 0.0, 1.0)
+    else:
+        gain = np.clip(1.0 + chroma * (1.0 - factor), 0.0, None)
+    lab[..., 1:] = own[..., 1:] * gain[..., None]
     shaded = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     region[changed] = shaded[changed]

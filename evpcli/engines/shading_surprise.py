@@ -57,8 +57,9 @@ FEAR_BELOW_BROW = 0.2  # where the lit lid starts: this much of the way from eac
 MAX_AMOUNT = 1.5  # the most any intensity draws (at 1.5 the eyes' whites 1.66x: whites, not lamps)
 EYE_FEATHER = 0.03  # the masks' soft edges, in inter-ocular distances
 MOUTH_FEATHER = 0.04
-CHROMA = 0.3  # chroma change per unit of light lost (the cavity a deeper red, the whites a little less red; at 0.6 the
-# astronaut's open mouth read as lipstick-red)
+CHROMA = 0.3  # the eyes' chroma change per unit of light (the brighter whites a little less red); the mouth's shadow
+# keeps the colour's saturation instead (its chroma falls with its lightness: kept chroma with 0.3 more per unit of light
+# lost drew the dark cavity a saturated maroon, lipstick-red at 0.6)
 
 
 def surprise_light(shape: tuple[int, int], lm: np.ndarray, amount: float, part: str) -> np.ndarray:
@@ -94,13 +95,13 @@ def shade_surprise(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> No
     if face is None:
         return
     lm, iod, amount = face
-    for part, idx, feather in (("eyes", np.concatenate([RIGHT_EYE, LEFT_EYE]), EYE_FEATHER),
-                               ("mouth", INNER_LIP, MOUTH_FEATHER)):
+    for part, idx, feather, chroma in (("eyes", np.concatenate([RIGHT_EYE, LEFT_EYE]), EYE_FEATHER, CHROMA),
+                                       ("mouth", INNER_LIP, MOUTH_FEATHER, None)):
         b = box(crop.shape, lm[idx], int(np.ceil(4 * feather * iod)) + 2)
         if b is None:
             continue
         x0, y0, x1, y1 = b
-        relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, part), iod, CHROMA)
+        relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, part), iod, chroma)
 
 
 def cheek_light(image: np.ndarray, lm: np.ndarray) -> float:
