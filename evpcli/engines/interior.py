@@ -24,10 +24,10 @@ CAVITY_LIGHT = 0.3  # the cavity's light, of the lips' colour (x 0.55 deep insid
 CAVITY_RED = 0.85  # its green and blue, of the lips' (a mouth's inside a little redder than the lips' rim)
 TONGUE_HEIGHT = 0.55  # the tongue's back rises this much of the opening in the middle
 TONGUE_LIGHT = (0.5, 1.0)  # its light, of the lips' colour, where it rises and on its lit back
-TONGUE_RED = 0.95
+TONGUE_RED = 0.95  # its green and blue, of the lips' (nearly the lips' own hue)
 # a barely parted mouth warped open (slit_amount): from SLIT_STRETCH times its own opening the drawn cavity replaces
 # its stretched rows, SLIT_LIGHT times as lit as the closed-mouth drawing (carphone's own open mouths are 0.48 of its
-# skin's lightness, the cavity at the drawing's light 0.21: a hole)
+# skin's lightness, the cavity at the drawing's light 0.21: a hole; measured on the drawing before CAVITY_LIGHT)
 SLIT_STRETCH = 1.5
 SLIT_LIGHT = 1.8
 

@@ -5,7 +5,7 @@ Light falls on the coarse scale of the frame's own pixels: their fine detail (po
 keeps its contrast (a shadow that dimmed it too read as a blur: the face's sharpness fell 1.15 -> 0.89). The factor
 applies to the pixel values (on CIELAB's L* the same factor is a far deeper shadow: the astronaut's eyes became dark
 holes), the skin's own chroma kept and moved by ``chroma`` x the light lost (a gain on RGB greys a shadow; in skin
-it is a deeper, redder tone).
+it is a deeper, redder tone), or, with ``chroma`` None, scaled with the lightness (a mouth's dark cavity).
 """
 
 from __future__ import annotations

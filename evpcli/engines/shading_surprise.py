@@ -17,7 +17,8 @@ chroma kept, as for the frown in :mod:`evpcli.engines.shading`), in feathered ma
 - :data:`EYE_LIGHT`: the upper half of each eye's opening brighter (the white the raised upper lid bares; the whole
   opening brightened moved dlib's fit of the whole face, and the lip sync measured with it fell 0.84 / 0.69 -> 0.68 /
   0.51 on two of carphone's clips);
-- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity), its soft edge fading inwards only
+- :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity; its chroma falls with its lightness,
+  a dark brown, not a maroon), its soft edge fading inwards only
   (a shadow spilling onto the lips moved where dlib reads them), in full from an opening of :data:`MOUTH_OPEN`; a
   closed mouth has none.
 
