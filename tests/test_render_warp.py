@@ -120,7 +120,7 @@ def test_a_target_that_never_opens_its_mouth_gets_a_drawn_cavity():
     assert a is not None and r.last.bank_entry is None
     inner = out[b.y0:b.y1, b.x0:b.x1][a > 0.9].astype(float)
     lum = inner.mean(1)
-    assert np.quantile(lum, 0.3) < 80  # a dark cavity
+    assert np.quantile(lum, 0.25) < 75  # a dark cavity (a quarter of it; its lit tongue fills the U's lower corners)
     assert np.quantile(lum, 0.97) > 150  # with a bright teeth band
     # reddish dark, like the lips, not grey
     dark = inner[lum < np.quantile(lum, 0.3)].mean(0)
@@ -282,6 +282,35 @@ def test_an_opening_whose_lower_middle_point_sits_high_is_drawn_as_a_u_not_a_w()
 
     middle = bottom(command[66, 0])
     assert middle >= bottom(command[65, 0]) and middle >= bottom(command[67, 0])
+    # nor sinking below the middle anywhere between 67 and 65 (the rounded curve through the corners overshot them)
+    xs = np.arange(int(np.ceil(command[67, 0])), int(command[65, 0]) + 1)
+    assert max(bottom(x) for x in xs) <= middle
+
+
+def test_the_openings_outline_is_a_u_through_the_lower_lip_without_overshooting_it():
+    """:func:`mouth_outline` on the astronaut's commanded surprise (frame 30 of a render, 65 and 67 deeper than 66):
+    its lower lip passes no deeper than its lowest point, is level between 67 and 65 (the rounded curve dipped 0.8 px
+    below 65 and rose 1.7 px to 66: a W), and is fuller towards the corners than the straight line a V would draw;
+    the upper lip is the rounded curve's."""
+    from evpcli.engines.interior import closed_spline, mouth_outline
+
+    inner = np.array([[206.3, 147.5], [218.7, 142.5], [223.2, 141.3], [227.8, 142.4], [238.5, 149.2],
+                      [227.4, 163.4], [222.0, 162.5], [216.8, 163.0]])
+    out = mouth_outline(inner)
+    assert out.shape == closed_spline(inner).shape
+    assert np.allclose(out[:17], closed_spline(inner)[:17])
+    lower = np.concatenate([out[16:], out[:1]])
+    assert lower[:, 1].max() <= inner[5:, 1].max() + 1e-6
+    middle = lower[(lower[:, 0] >= inner[7, 0]) & (lower[:, 0] <= inner[5, 0]), 1]
+    assert middle.max() - middle.min() < 0.5
+    order = np.argsort(lower[:, 0])
+    x = 0.5 * (inner[4, 0] + inner[5, 0])  # halfway from corner 64 to 65
+    chord = inner[4, 1] + (inner[5, 1] - inner[4, 1]) * (inner[4, 0] - x) / (inner[4, 0] - inner[5, 0])
+    assert np.interp(x, lower[order, 0], lower[order, 1]) > chord + 0.15 * (inner[5, 1] - inner[4, 1])
+    # points out of order across the mouth (a degenerate command): the rounded curve
+    odd = inner.copy()
+    odd[6, 0] = inner[5, 0] + 1.0
+    assert np.allclose(mouth_outline(odd), closed_spline(odd))
 
 
 def test_still_image_driven_by_a_landmark_sequence_moves_only_the_mouth():

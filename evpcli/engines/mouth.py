@@ -31,8 +31,8 @@ import numpy as np
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
 from evpcli.engines.commissure import redraw_commissures
-from evpcli.engines.interior import (closed_spline, drawn_interior, slit_amount, slit_cavity, split_amount,
-                                    split_open)
+from evpcli.engines.interior import (closed_spline, drawn_interior, mouth_outline, slit_amount, slit_cavity,
+                                    split_amount, split_open)
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
@@ -560,7 +560,7 @@ class MouthFiller:
         sub_origin = origin + lo
         size = (int(hi[0] - lo[0]), int(hi[1] - lo[1]))
         region = crop[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
-        alpha = _polygon_mask((size[1], size[0]), closed_spline(inner - lo)).astype(np.float32) / 255
+        alpha = _polygon_mask((size[1], size[0]), mouth_outline(inner - lo)).astype(np.float32) / 255
         if alpha.max() <= 0:
             return None
         k = self._choice

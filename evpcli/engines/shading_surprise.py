@@ -20,7 +20,9 @@ chroma kept, as for the frown in :mod:`evpcli.engines.shading`), in feathered ma
 - :data:`MOUTH_DARK`: the inner lips' opening darker (the dropped jaw's cavity; its chroma falls with its lightness,
   a dark brown, not a maroon), its soft edge fading inwards only
   (a shadow spilling onto the lips moved where dlib reads them), in full from an opening of :data:`MOUTH_OPEN`; a
-  closed mouth has none.
+  closed mouth has none. It falls from the upper lip: from halfway down the opening the mouth's floor (the tongue,
+  lit from the front, as on carphone's own open frames) is spared :data:`MOUTH_FLOOR` of it at the lower lip (the
+  opening darkened alike was a black hole with a grey-brown band for a tongue on the astronaut and the smiler).
 
 In the renderer (``benchmarks/bench_emotion_real.py``, intensity 1, rise of p(surprise) over the neutral render /
 top-1): carphone +0.32 / 0.52 -> +0.42 / 0.68, the astronaut +0.41 / 0.96 -> +0.55 / 1.00 (her own p(happy)
@@ -47,11 +49,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from evpcli.engines.interior import down_the_opening, mouth_outline, smoothstep
 from evpcli.engines.light import DETAIL_IOD, box, face_to_shade, polygon, relight
 from evpcli.face.parts import BROWS, INNER_LIP, LEFT_EYE, LOWER_INNER_LIP, RIGHT_EYE, UPPER_INNER_LIP
 
 EYE_LIGHT = 0.4  # how much brighter the eyes' upper openings are at amount 1 (1.4 ** amount at others)
 MOUTH_DARK = 0.8  # how much light the open mouth's interior loses at amount 1 (1 - 0.2 ** amount at others)
+MOUTH_FLOOR = 0.4  # how much of that the mouth's floor (the tongue) is spared at the lower lip, from halfway down
 MOUTH_OPEN = 0.03  # the inner lips' opening (IOD) from which the mouth's interior is fully dark: a closed mouth has none
 FEAR_LIDS = 0.45  # the most fear brightens its lids at amount 1 (up to the cheeks' light)
 FEAR_BELOW_BROW = 0.2  # where the lit lid starts: this much of the way from each brow point to its eye's centre
@@ -82,9 +86,11 @@ def surprise_light(shape: tuple[int, int], lm: np.ndarray, amount: float, part: 
     opening = float(np.linalg.norm(lm[LOWER_INNER_LIP] - lm[UPPER_INNER_LIP], axis=1).mean())
     open_ = float(np.clip(opening / (MOUTH_OPEN * iod), 0.0, 1.0))
     # inside the inner lips only (their soft edge fades inwards): a shadow spilling onto the lips' edges moved where
-    # dlib reads them and cost carphone's lip sync (r 0.80 -> 0.68)
-    inside = np.clip(2.0 * polygon(shape, lm[INNER_LIP], MOUTH_FEATHER * iod) - 1.0, 0.0, 1.0)
-    return (1.0 - (1.0 - (1.0 - MOUTH_DARK) ** amount) * open_ * inside).astype(np.float32)
+    # dlib reads them and cost carphone's lip sync (r 0.80 -> 0.68); the opening's outline the drawn cavity's (a U
+    # under the upper lip's rounded curve)
+    inside = np.clip(2.0 * polygon(shape, mouth_outline(lm[INNER_LIP]), MOUTH_FEATHER * iod) - 1.0, 0.0, 1.0)
+    floor = MOUTH_FLOOR * smoothstep((down_the_opening(lm[INNER_LIP], shape[::-1]) - 0.5) / 0.5)
+    return (1.0 - (1.0 - (1.0 - MOUTH_DARK) ** amount) * open_ * inside * (1.0 - floor)).astype(np.float32)
 
 
 def shade_surprise(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
