@@ -2,6 +2,8 @@
 
     python benchmarks/bench_mouth_interior.py FILE[:FRAMES] ...
 
+(exit 1 if a file could not be read: each says why on stderr, the others are still measured)
+
 FILE a video or a photo; FRAMES (optional) a comma-separated list of frame numbers (every 3rd frame otherwise). On
 each frame dlib's 68 points (``evpcli.face.landmarks.detect_landmarks``); frames whose inner lips open less than 0.12
 of the inter-ocular distance are skipped. Inside the inner lip (eroded by 0.02 IOD), the tongue is the lower 40 % of
@@ -75,18 +77,39 @@ def measure(frame: np.ndarray, lm: np.ndarray) -> dict | None:
             "upper_L": np.median(up[:, 0]) / max(np.median(sk[:, 0]), 1e-6)}
 
 
+def _frames(path: str, sel: str) -> dict[int, np.ndarray]:
+    """The frames to read of ``path`` (a photo, or a video's FRAMES or every 3rd): raises ValueError saying why not."""
+    if not Path(path).is_file():
+        raise ValueError("file not found")
+    if path.lower().endswith((".png", ".jpg", ".jpeg")):
+        image = cv2.imread(path)
+        if image is None:
+            raise ValueError("not a readable image")
+        return {0: cv2.cvtColor(image, cv2.COLOR_BGR2RGB)}
+    try:
+        idx = [int(x) for x in sel.split(",")] if sel else None
+    except ValueError:
+        raise ValueError(f"FRAMES must be frame numbers separated by commas, got {sel!r}") from None
+    try:
+        every = list(media.iter_frames(path, 25.0))
+    except Exception as exc:  # evpcli's MediaError: not a video, unreadable
+        raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
+    return {i: every[i] for i in (idx if idx is not None else range(0, len(every), 3)) if 0 <= i < len(every)}
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
+        return 0 if argv else 2
+    failed = 0
     for arg in argv:
         path, _, sel = arg.partition(":")
-        if path.lower().endswith((".png", ".jpg", ".jpeg")):
-            frames = {0: cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)}
-        else:
-            every = list(media.iter_frames(path, 25.0))
-            idx = [int(x) for x in sel.split(",")] if sel else range(0, len(every), 3)
-            frames = {i: every[i] for i in idx if i < len(every)}
+        try:
+            frames = _frames(path, sel)
+        except ValueError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         rows = []
         for f in frames.values():
             lm = detect_landmarks(f)
@@ -101,7 +124,7 @@ def main(argv: list[str]) -> int:
         print(f"{name}: {len(rows)} open frames, tongue {med['tongue_L']:.2f} of the lips' lightness, "
               f"{med['tongue_C']:.2f} of their chroma, hue {med['tongue_hue']:.0f} (lips {med['lips_hue']:.0f}); "
               f"upper half {med['upper_L']:.2f} of the cheeks' lightness")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -41,3 +41,14 @@ def test_the_mouth_measure_reads_back_a_painted_tongue_lips_and_dark_back():
     assert m["tongue_hue"] < m["lips_hue"]  # the painted tongue is the redder
     assert m["upper_L"] < 0.1 * 255 / sk[0]  # the dark back over the cheeks
     assert measure(img, detect_landmarks(image).astype(np.float64)) is None  # her own mouth is not open enough
+
+
+def test_the_mouth_measure_says_which_file_it_could_not_read_and_exits_1(tmp_path, capsys):
+    from bench_mouth_interior import main
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    assert main([str(tmp_path / "missing.mp4"), str(bad), str(tmp_path / "missing.mp4") + ":1,x"]) == 1
+    err = capsys.readouterr().err
+    assert "missing.mp4: file not found" in err and "broken.jpg: not a readable image" in err
+    assert main(["--help"]) == 0 and "FILE[:FRAMES]" in capsys.readouterr().out
