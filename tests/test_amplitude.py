@@ -84,8 +84,8 @@ def test_each_brow_point_reaches_its_share_even_when_the_whole_face_does():
 
 
 def test_angry_tops_its_lids_and_lips_up_to_a_share_of_its_brows():
-    """Anger's brows, nose and jaw go to the wanted coefficient, its lids and lips (36-67) to LIDS_LIPS_SHARE of it:
-    at 1.5 of the prototype all over, the tightened lids and the lowered brows left carphone's eyes slits and the
+    """Anger's brows and nose go to the wanted coefficient, its lids and lips (36-67) to LIDS_LIPS_SHARE of it:
+    at 1.5 of the prototype all over, the tightened lids and the lowered brows left carphone-closed's eyes slits, the
     pressed lips cost lip sync."""
     from evpcli.face.parts import BROWS, EYES, MOUTH
 

@@ -85,7 +85,7 @@ MOUTH_FROM_NETWORK = {"sad": (48, 54, 60, 64)}
 BROW_MIN_PX = 0.5
 BROW_LIMIT = 1.0
 # The lids and the lips (points 36-67) of these emotions are topped up to this share of the wanted coefficient only,
-# the brows, the nose and the jaw to the whole of it. Angry at 1.5 of its prototype all over: its tightened lower lids
+# the rest (the brows, the nose) to the whole of it. Angry at 1.5 of its prototype all over: its tightened lower lids
 # and the lowered brows left carphone's frame 78 looking out of slits (read sad by face-api: 0.09 -> 0.30) and its
 # pressed lips cost lip sync (the astronaut with LibriVox 0.80 -> 0.71); so its lids and lips stay at the 1.2 they had
 # (1.28 at the limit, where 1.3 gave them 1.3) and the brows take the rest.
