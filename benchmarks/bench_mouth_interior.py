@@ -77,8 +77,9 @@ def measure(frame: np.ndarray, lm: np.ndarray) -> dict | None:
             "upper_L": np.median(up[:, 0]) / max(np.median(sk[:, 0]), 1e-6)}
 
 
-def _frames(path: str, sel: str) -> dict[int, np.ndarray]:
-    """The frames to read of ``path`` (a photo, or a video's FRAMES or every 3rd): raises ValueError saying why not."""
+def read_frames(path: str, sel: str = "", step: int = 3) -> dict[int, np.ndarray]:
+    """The frames to read of ``path`` (a photo, or a video's FRAMES, a comma-separated list of frame numbers, or
+    every ``step``-th), by frame number: raises ValueError saying why not."""
     if not Path(path).is_file():
         raise ValueError("file not found")
     if path.lower().endswith((".png", ".jpg", ".jpeg")):
@@ -94,7 +95,7 @@ def _frames(path: str, sel: str) -> dict[int, np.ndarray]:
         every = list(media.iter_frames(path, 25.0))
     except Exception as exc:  # evpcli's MediaError: not a video, unreadable
         raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
-    return {i: every[i] for i in (idx if idx is not None else range(0, len(every), 3)) if 0 <= i < len(every)}
+    return {i: every[i] for i in (idx if idx is not None else range(0, len(every), step)) if 0 <= i < len(every)}
 
 
 def main(argv: list[str]) -> int:
@@ -105,7 +106,7 @@ def main(argv: list[str]) -> int:
     for arg in argv:
         path, _, sel = arg.partition(":")
         try:
-            frames = _frames(path, sel)
+            frames = read_frames(path, sel)
         except ValueError as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             failed += 1
