@@ -157,15 +157,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def judged(probs: np.ndarray, neutral_p: np.ndarray, own_mean: np.ndarray, emo: str) -> dict:
     """One judge's reading of one render: its top class, p(intended), the rise over the neutral render, the top-1
-    rate, and how much it still reads as the target's own expression (the astronaut's smile: p(happy))."""
+    rate, how much it still reads as the target's own expression (the astronaut's smile: p(happy)), and ``probs``
+    (every class's mean probability: what the render reads as instead)."""
     own_k = int(np.nanargmax(own_mean))
     found = np.isfinite(probs).all(1)
     if not found.any():  # the judge found no face in any frame: the render broke it; it reads as nothing intended
         row = {"frames_read": 0, "target_itself": CLASSES[own_k], "top_class": "no face", "p_target_own": 0.0}
     else:
+        mean = np.nanmean(probs[found], axis=0)
         row = {"frames_read": int(found.sum()), "target_itself": CLASSES[own_k],
-               "top_class": CLASSES[int(np.nanargmax(np.nanmean(probs, axis=0)))],
-               "p_target_own": round(float(np.nanmean(probs[:, own_k])), 3)}
+               "top_class": CLASSES[int(np.argmax(mean))],
+               "p_target_own": round(float(mean[own_k]), 3),
+               "probs": {c: round(float(v), 3) for c, v in zip(CLASSES, mean, strict=True)}}
     cls = EVP_NAMES.get(emo)
     if cls is not None:
         k = CLASSES.index(cls)

@@ -139,6 +139,8 @@ def test_bench_emotion_real_scores_each_judge_against_the_neutral_render():
     own = np.eye(7)[k_happy]  # the target itself reads happy
     r = judged(probs, neutral, own, "sad")
     assert r["frames_read"] == 4 and r["top_class"] == "sad" and r["target_itself"] == "happy"
+    assert list(r["probs"]) == list(CLASSES) and r["probs"]["sad"] == pytest.approx(r["p_intended"], abs=1e-3)
+    assert sum(r["probs"].values()) == pytest.approx(1.0, abs=0.01)
     assert r["p_intended"] == pytest.approx((3 * 0.7 + 0.05) / 4, abs=1e-3)
     assert r["rise"] == pytest.approx(r["p_intended"] - 0.1, abs=1e-3)
     assert r["top1_rate"] == pytest.approx(0.75)
