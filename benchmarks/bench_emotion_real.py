@@ -164,7 +164,7 @@ def judged(probs: np.ndarray, neutral_p: np.ndarray, own_mean: np.ndarray, emo: 
     if not found.any():  # the judge found no face in any frame: the render broke it; it reads as nothing intended
         row = {"frames_read": 0, "target_itself": CLASSES[own_k], "top_class": "no face", "p_target_own": 0.0}
     else:
-        mean = np.nanmean(probs[found], axis=0)
+        mean = probs[found].mean(axis=0)
         row = {"frames_read": int(found.sum()), "target_itself": CLASSES[own_k],
                "top_class": CLASSES[int(np.argmax(mean))],
                "p_target_own": round(float(mean[own_k]), 3),

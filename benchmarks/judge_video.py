@@ -2,7 +2,8 @@
 
     python benchmarks/judge_video.py [--judge fer,faceapi] [--step N] [--json] FILE[:FRAMES] ...
 
-(exit 1 if a file could not be read or shows no face: each says why on stderr, the others are still read)
+(exit 1 if a file could not be read or shows no face: each says why on stderr, the others are still read; exit 2
+if a judge's weights are not installed, saying how to get them)
 
 ``bench_emotion_real.py`` renders and reports, per render, the intended class: its rise over the neutral render and
 its top-1 rate. This reads renders made any other way (a variant of the code under test, `evp render` with other
@@ -57,7 +58,7 @@ def read(judges: dict, frames: list[np.ndarray]) -> dict[str, dict] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="e.g. python benchmarks/judge_video.py --judge fer,faceapi angry.mp4 "
                                         "neutral.mp4 photo.jpg")
     ap.add_argument("files", nargs="+", metavar="FILE[:FRAMES]")
@@ -67,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.step < 1:
         ap.error("--step must be 1 or more")
-    judges = make_judges(args.judge)
+    try:
+        judges = make_judges(args.judge)
+    except RuntimeError as exc:  # a judge's weights are not installed: say which and how to get them
+        print(f"judge_video.py: {exc}", file=sys.stderr)
+        return 2
     failed, rows = 0, []
     if not args.json:
         print(f"{'file':32s} {'judge':8s} {'frames':>6s} " + " ".join(f"{c[:7]:>7s}" for c in CLASSES) + "  reads")

