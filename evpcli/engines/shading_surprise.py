@@ -105,13 +105,22 @@ def shade_surprise(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> No
     if face is None:
         return
     lm, iod, amount = face
-    for part, idx, feather, chroma in (("eyes", np.concatenate([RIGHT_EYE, LEFT_EYE]), EYE_FEATHER, CHROMA),
-                                       ("mouth", INNER_LIP, MOUTH_FEATHER, None)):
-        b = box(crop.shape, lm[idx], int(np.ceil(4 * feather * iod)) + 2)
-        if b is None:
-            continue
+    b = box(crop.shape, lm[np.concatenate([RIGHT_EYE, LEFT_EYE])], int(np.ceil(4 * EYE_FEATHER * iod)) + 2)
+    if b is not None:
         x0, y0, x1, y1 = b
-        relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, part), iod, chroma)
+        relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, "eyes"), iod, CHROMA)
+    shade_mouth(crop, lm, iod, amount)
+
+
+def shade_mouth(crop: np.ndarray, lm: np.ndarray, iod: float, amount: float) -> None:
+    """The open mouth's interior darker (:data:`MOUTH_DARK` at ``amount`` 1, its floor spared), in place:
+    ``lm`` (68, 2) the face in the crop's pixels, ``iod`` its inter-ocular distance. Surprise's dropped jaw, and
+    anger's (:func:`evpcli.engines.shading.shade_angry`); a closed mouth is left as it is."""
+    b = box(crop.shape, lm[INNER_LIP], int(np.ceil(4 * MOUTH_FEATHER * iod)) + 2)
+    if b is None:
+        return
+    x0, y0, x1, y1 = b
+    relight(crop[y0:y1, x0:x1], surprise_light((y1 - y0, x1 - x0), lm - [x0, y0], amount, "mouth"), iod, None)
 
 
 def cheek_light(image: np.ndarray, lm: np.ndarray) -> float:
