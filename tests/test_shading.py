@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from evpcli.engines.interior import mouth_outline
 from evpcli.engines.shading import BROW_SHADOW, LID_SHADOW, MAX_AMOUNT, shade_frown
 from evpcli.engines.warp import WarpRenderer
 from tests.renderdata import shaded
@@ -167,7 +168,9 @@ def test_anger_adds_the_upper_nasolabial_furrows_to_the_frown(face):
     assert np.array_equal(outs[1.0][eyes], frown[eyes])
     lips = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
-    lips = cv2.erode(lips, np.ones((5, 5), np.uint8)) > 0
+    opening = np.zeros(image.shape[:2], np.uint8)  # her grin's opening: anger's mouth in shadow (the test below)
+    cv2.fillPoly(opening, [np.round(mouth_outline(lm[60:68])).astype(np.int32)], 1)
+    lips = (cv2.erode(lips, np.ones((3, 3), np.uint8)) > 0) & (cv2.dilate(opening, np.ones((3, 3), np.uint8)) == 0)
     assert lips.sum() > 50 and np.array_equal(outs[1.0][lips], image[lips])
     # ... and a ring around them (the furrows' ends beside the corners moved where dlib reads the lips: carphone's
     # nearly closed frame's lip sync 0.80 -> 0.74 with a ring of 0.05 IOD)
@@ -181,3 +184,33 @@ def test_anger_adds_the_upper_nasolabial_furrows_to_the_frown(face):
     same = image.copy()
     shade_angry(same, lm, 0.0)
     assert np.array_equal(same, image)
+
+
+def test_anger_darkens_an_open_mouths_inside_as_surprise_does_and_leaves_a_closed_one(face):
+    """face-api.js read the angry renders' speaking frames as disgust or surprise (the drawn interior's lit teeth and
+    tongue under a frown: the astronaut's angry, top-1 0.32) and their silent frames, lips together, as angry;
+    anger's open mouth is in shadow, surprise's mouth shadow at ANGRY_MOUTH of the amount (its floor spared)."""
+    from evpcli.engines.shading import ANGRY_MOUTH, shade_angry
+    from evpcli.engines.shading_surprise import shade_mouth
+
+    image, lm = face
+    iod = float(np.linalg.norm(lm[45] - lm[36]))
+    opening = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(mouth_outline(lm[60:68])).astype(np.int32)], 1)
+    inside = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0
+    assert inside.sum() > 30  # her grin is open
+    grey = lambda im: float(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)[inside].mean())  # noqa: E731
+    angry = image.copy()
+    shade_angry(angry, lm, 1.0)
+    assert grey(angry) < 0.75 * grey(image)
+    mouth = image.copy()
+    shade_mouth(mouth, lm, iod, ANGRY_MOUTH * 1.0)
+    # the inside is the mouth's shadow (the furrows beside it move its coarse light by a grey level or two)
+    assert np.abs(angry[inside].astype(int) - mouth[inside]).mean() < 1.0
+    # lips together: nothing inside them changes
+    shut = lm.copy()
+    shut[[65, 66, 67]] = shut[[63, 62, 61]]
+    closed, frown = image.copy(), image.copy()
+    shade_angry(closed, shut, 1.0)
+    shade_mouth(frown, shut, iod, 1.0)
+    assert np.array_equal(frown, image)

@@ -27,6 +27,10 @@ upper part beside the nose. The astronaut's angry read neutral (+0.29 / 0.48 ove
 lower folds drawn on her decoded angry frames read angry +0.58 / 0.96 but happy rose on carphone-photo and the smiler
 (a smile deepens the folds too); the fold's darkest point nearer the nose (:data:`ANGRY_FOLD_CENTRE`) kept most of
 it (+0.52 / 0.88) and read better on the smiler (+0.18 -> +0.30) and carphone-photo (+0.08 -> +0.14).
+Its open mouth is in shadow (surprise's :func:`~evpcli.engines.shading_surprise.shade_mouth` at :data:`ANGRY_MOUTH`
+of the amount): face-api.js read the astronaut's angry render angry in its silent frames and disgust or surprise in
+its speaking ones (the drawn interior's lit teeth and tongue under a frown), face-api's top-1 0.32 -> 0.44, carphone's
+0.38 -> 0.56 (docs/rendering.md, "Anger's open mouth in shadow").
 
 Sadness (:func:`shade_sad`, by the code's weight of sad) the same way: the raised inner brows' shadow over the upper
 orbit beside the nose (:data:`SAD_ORBIT`), heavy upper lids (:data:`SAD_LID` over the upper half of each eye's
@@ -87,6 +91,9 @@ ANGRY_FOLD_LIT = 0.15  # the cheek beside them, lit
 ANGRY_LIP_MARGIN = 0.12  # the lips and this much around them (IOD) keep their light (sadness: 0.05)
 ANGRY_FOLD_LENGTH = 1.0  # their length, of the nostril-to-corner span (as sadness's; 0.6, fading before the mouth's
 # corner, kept carphone-closed's lip sync, 0.74 -> 0.80, but lost the judge's gain: the astronaut +0.53 -> +0.27)
+ANGRY_MOUTH = 1.0  # anger's open mouth in shadow: surprise's mouth shadow (shading_surprise.MOUTH_DARK, its floor
+# spared) at this share of the amount. face-api.js read the angry renders' speaking frames as disgust or surprise and
+# the silent ones (lips together) as angry: the drawn interior's lit teeth and tongue under a frown (stop 54)
 
 
 def _under_brows(shape: tuple[int, int], lm: np.ndarray, iod: float, xs: np.ndarray, ys: np.ndarray
@@ -247,9 +254,9 @@ def angry_furrow_shading(shape: tuple[int, int], lm: np.ndarray, amount: float) 
 
 def shade_angry(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     """Draw anger's shading on ``crop`` (h, w, 3) uint8 in place, by ``amount`` >= 0 (at most :data:`MAX_AMOUNT`):
-    the frown (:func:`shade_frown`) and the upper nasolabial furrows (:func:`angry_furrow_shading`). Only the boxes
-    around the brows and eyes and around the nose and mouth change; at ``amount`` 0, or for a face too small,
-    nothing does."""
+    the frown (:func:`shade_frown`), the upper nasolabial furrows (:func:`angry_furrow_shading`) and the open
+    mouth's shadow (:func:`~evpcli.engines.shading_surprise.shade_mouth`, :data:`ANGRY_MOUTH`). Only the boxes around
+    the brows and eyes and around the nose and mouth change; at ``amount`` 0, or for a face too small, nothing does."""
     shade_frown(crop, landmarks, amount)
     face = face_to_shade(landmarks, amount, MAX_AMOUNT)
     if face is None:
@@ -259,6 +266,7 @@ def shade_angry(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     pad = int(np.ceil((3 * SAD_FOLD_WIDTH * SAD_FOLD_LIT_WIDTH + SAD_FOLD_LIT_OUT * SAD_FOLD_WIDTH
                        + max(SAD_FOLD_OUT)) * iod)) + 2
     _shade_box(crop, lm, iod, pts, pad, angry_furrow_shading, amount)
+    shade_mouth(crop, lm, iod, ANGRY_MOUTH * amount)
 
 
 def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
@@ -275,7 +283,7 @@ def shade_sad(crop: np.ndarray, landmarks: np.ndarray, amount: float) -> None:
     _shade_box(crop, lm, iod, pts, pad, sadness_shading, amount)
 
 
-from evpcli.engines.shading_surprise import shade_fear, shade_surprise  # noqa: E402  (surprise's, fear's light)
+from evpcli.engines.shading_surprise import shade_fear, shade_mouth, shade_surprise  # noqa: E402  (their light)
 
 SHADERS: dict[str, Callable[[np.ndarray, np.ndarray, float], None]] = {
     "angry": shade_angry,
